@@ -1,0 +1,145 @@
+"""The `carebox` command: the Flask CLI bound to the app, plus carebox's own commands."""
+
+from __future__ import annotations
+
+import os
+
+import click
+from flask import Flask
+from flask.cli import FlaskGroup, with_appcontext
+from flask_security import hash_password
+from sqlalchemy import select
+
+from .domain import permissions as perm
+from .extensions import db
+
+
+def _create_app():
+    from . import create_app
+
+    app = create_app()
+    # The CLI, not the factory, makes the folders a SQLite file and uploads live in.
+    os.makedirs(app.instance_path, exist_ok=True)
+    os.makedirs(app.config["UPLOAD_FOLDER"], exist_ok=True)
+    return app
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app)
+def main():
+    """carebox: customer-care back office. Every `flask` command works here too."""
+
+
+@click.command("seed")
+@click.option("--demo", is_flag=True, help="Also add demo staff, a customer and sample tickets.")
+@with_appcontext
+def seed_command(demo: bool):
+    """Load seed/ (departments, routing rules, products, FAQ) idempotently."""
+    from .seed import seed_base, seed_demo
+
+    summary = seed_base()
+    faq = summary["faq"]
+    click.echo(
+        f"departments: {summary['departments']}, products: {summary['products']}, "
+        f"faq: {faq.inserted} inserted, {faq.updated} updated, {faq.unchanged} unchanged"
+    )
+    if demo:
+        logins = seed_demo()
+        click.echo("Demo logins (email / password / role):")
+        for login in logins:
+            dep = f" ({login.department})" if login.department else ""
+            click.echo(f"  {login.email:32} {login.password:20} {login.role}{dep}")
+    db.session.commit()
+
+
+@click.command("seed-bulk")
+@click.option("--tickets", "n_tickets", type=click.IntRange(1, 10_000_000), required=True)
+@click.option("--batch", type=click.IntRange(100, 100_000), default=5000, show_default=True)
+@with_appcontext
+def seed_bulk_command(n_tickets: int, batch: int):
+    """Bulk synthetic customers, orders, tickets, messages and events for benchmarks."""
+    from .bulk import seed_bulk
+
+    stats = seed_bulk(n_tickets, batch=batch, progress=True)
+    click.echo(
+        "inserted "
+        + ", ".join(f"{v:,} {k}" for k, v in stats.counts.items())
+        + f" in {stats.seconds:.1f} s ({stats.rows_per_second:,.0f} rows/s)"
+    )
+
+
+@click.group("staff")
+def staff_group():
+    """Manage staff accounts."""
+
+
+@staff_group.command("create")
+@click.argument("email")
+@click.option("--role", required=True, type=click.Choice(perm.STAFF_ROLES))
+@click.option("--department", "department_code", help="Department code (department admins).")
+@click.option("--name", default="", help="Full name.")
+@click.option("--password", help="Prompted (hidden, twice) when omitted.")
+@with_appcontext
+def staff_create(email, role, department_code, name, password):
+    """Create a staff user with ROLE (and DEPARTMENT for department admins)."""
+    from flask import current_app
+
+    from .models import Department, User
+    from .security_setup import ensure_roles, user_datastore
+
+    try:
+        email = current_app.extensions["security"]._mail_util.validate(email)
+    except ValueError as exc:
+        raise click.UsageError(f"{email!r} is not a valid email address: {exc}") from exc
+    if db.session.scalar(select(User.id).where(User.email == email)):
+        raise click.UsageError(f"A user with email {email} already exists.")
+    department = None
+    if department_code:
+        department = db.session.scalar(
+            select(Department).where(Department.code == department_code.upper()))
+        if department is None:
+            codes = ", ".join(db.session.scalars(select(Department.code).order_by(Department.code)))
+            raise click.UsageError(
+                f"Unknown department {department_code!r}. Known: {codes or 'none (run carebox seed)'}."
+            )
+    if role == perm.ADMIN_DEPARTMENT and department is None:
+        raise click.UsageError("A department admin needs --department CODE.")
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    pw_error = current_app.extensions["security"]._password_util.validate(password, True)[0]
+    if pw_error:
+        raise click.UsageError("Password refused: " + "; ".join(map(str, pw_error)))
+    ensure_roles()
+    user_datastore.create_user(email=email, password=hash_password(password), name=name,
+                               active=True, roles=[role], department=department)
+    db.session.commit()
+    click.echo(f"Created {role} {email}" + (f" in {department.code}" if department else ""))
+
+
+@click.group("faq")
+def faq_group():
+    """Manage the FAQ."""
+
+
+@faq_group.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@with_appcontext
+def faq_import(file):
+    """Upsert FAQ entries from a CSV or YAML FILE (all rows or none)."""
+    from .domain.faq import FaqImportError, import_faq
+
+    try:
+        result = import_faq(file)
+    except FaqImportError as exc:
+        db.session.rollback()
+        for line, message in exc.problems:
+            click.echo(f"{file}:{line}: {message}", err=True)
+        raise click.ClickException(
+            f"{len(exc.problems)} problem(s); nothing was imported.") from exc
+    db.session.commit()
+    click.echo(f"inserted {result.inserted}, updated {result.updated}, "
+               f"unchanged {result.unchanged}")
+
+
+def init_app(app: Flask) -> None:
+    for command in (seed_command, seed_bulk_command, staff_group, faq_group):
+        app.cli.add_command(command)

@@ -1,0 +1,169 @@
+"""Configuration classes. Read when the app is created, never at import."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot run; the message says what to set."""
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+class Config:
+    """Defaults shared by every environment; `from_env` overlays the environment."""
+
+    SECRET_KEY: str | None = None
+    INSTANCE_PATH = str(ROOT / "instance")
+    SQLALCHEMY_DATABASE_URI = ""
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True, "pool_recycle": 280}
+    SQLALCHEMY_TRACK_MODIFICATIONS = False
+    MAX_CONTENT_LENGTH = 6 * 1024 * 1024  # 5 MB attachments plus the form around them
+    ATTACHMENT_MAX_BYTES = 5 * 1024 * 1024
+    UPLOAD_FOLDER = ""  # default: instance/uploads
+
+    # Sessions and cookies
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = True
+    REMEMBER_COOKIE_SECURE = True
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    PERMANENT_SESSION_LIFETIME = 60 * 60 * 12
+
+    # CSRF: on for every form, Flask-Admin's included (STACK.md trap 1).
+    WTF_CSRF_ENABLED = True
+    WTF_CSRF_CHECK_DEFAULT = False  # Flask-Security protects its own endpoints
+    WTF_CSRF_TIME_LIMIT = 60 * 60 * 12
+
+    # Flask-Security-Too
+    SECURITY_PASSWORD_SALT: str | None = None
+    SECURITY_PASSWORD_HASH = "argon2"
+    SECURITY_REGISTERABLE = True
+    SECURITY_REGISTER_URL = "/register"
+    SECURITY_LOGIN_URL = "/login"
+    SECURITY_LOGOUT_URL = "/logout"
+    SECURITY_RESET_URL = "/reset"
+    SECURITY_CHANGE_URL = "/account/password"
+    SECURITY_RECOVERABLE = True
+    SECURITY_CHANGEABLE = True
+    SECURITY_TRACKABLE = True
+    SECURITY_CONFIRMABLE = False
+    SECURITY_SEND_REGISTER_EMAIL = False
+    SECURITY_USE_REGISTER_V2 = True
+    SECURITY_LOGOUT_METHODS = ["POST"]
+    SECURITY_LOGOUT_CSRF = True
+    SECURITY_CSRF_IGNORE_UNAUTH_ENDPOINTS = False
+    SECURITY_EMAIL_VALIDATOR_ARGS = {"check_deliverability": False}
+    SECURITY_POST_LOGIN_VIEW = "/"
+    SECURITY_POST_LOGOUT_VIEW = "/"
+    SECURITY_POST_REGISTER_VIEW = "/"
+    SECURITY_MSG_UNAUTHORIZED = ("You do not have permission to view this resource.", "error")
+    SECURITY_FLASH_MESSAGES = True
+    SECURITY_EMAIL_SENDER = "carebox <no-reply@carebox.example>"
+    SECURITY_USERNAME_ENABLE = False
+    SECURITY_PASSWORD_LENGTH_MIN = 8
+    SECURITY_PASSWORD_CHECK_BREACHED = False
+
+    # Mail (SMTP); unset MAIL_SERVER in development logs mail instead of sending.
+    MAIL_SERVER = ""
+    MAIL_PORT = 25
+    MAIL_USE_TLS = False
+    MAIL_USE_SSL = False
+    MAIL_USERNAME: str | None = None
+    MAIL_PASSWORD: str | None = None
+    MAIL_DEFAULT_SENDER = "carebox <no-reply@carebox.example>"
+    MAIL_TIMEOUT = 10
+
+    # Rate limits (memory by default; redis://… when several processes serve)
+    RATELIMIT_STORAGE_URI = "memory://"
+    RATELIMIT_HEADERS_ENABLED = True
+    RATELIMIT_LOGIN = "10 per minute;100 per day"
+    RATELIMIT_TICKET_FILE = "10 per hour"
+    RATELIMIT_TICKET_REPLY = "30 per 10 minutes"
+
+    # i18n
+    BABEL_DEFAULT_LOCALE = "id"
+    BABEL_DEFAULT_TIMEZONE = "Asia/Jakarta"
+    LANGUAGES = ("id", "en")
+    BABEL_TRANSLATION_DIRECTORIES = str(ROOT / "backoffice" / "translations")
+
+    # Flask-Admin
+    FLASK_ADMIN_SWATCH = "cosmo"
+    FLASK_ADMIN_FLUID_LAYOUT = True
+
+    # carebox
+    CAREBOX_SLA_HOURS: dict = {}
+    CAREBOX_BASE_URL = "http://127.0.0.1:5000"
+    CAREBOX_REPORT_BATCH = 2000
+
+    @classmethod
+    def from_env(cls) -> dict:
+        """Settings the environment overrides (DESIGN.md §5)."""
+        env = os.environ
+        out: dict = {}
+        for key in ("SECRET_KEY", "SECURITY_PASSWORD_SALT", "RATELIMIT_STORAGE_URI",
+                    "BABEL_DEFAULT_LOCALE", "MAIL_SERVER", "MAIL_USERNAME", "MAIL_PASSWORD",
+                    "MAIL_DEFAULT_SENDER", "CAREBOX_BASE_URL", "UPLOAD_FOLDER"):
+            if env.get(key):
+                out[key] = env[key]
+        if env.get("DATABASE_URL"):
+            out["SQLALCHEMY_DATABASE_URI"] = env["DATABASE_URL"]
+        if env.get("MAIL_PORT"):
+            out["MAIL_PORT"] = int(env["MAIL_PORT"])
+        for key in ("MAIL_USE_TLS", "MAIL_USE_SSL", "SESSION_COOKIE_SECURE"):
+            if key in env:
+                out[key] = _env_bool(key, False)
+        if "SESSION_COOKIE_SECURE" in out:
+            out["REMEMBER_COOKIE_SECURE"] = out["SESSION_COOKIE_SECURE"]
+        if env.get("CAREBOX_SLA_HOURS"):
+            out["CAREBOX_SLA_HOURS"] = json.loads(env["CAREBOX_SLA_HOURS"])
+        return out
+
+
+class DevelopmentConfig(Config):
+    DEBUG = False
+    SECRET_KEY = "dev-only-not-secret"  # noqa: S105
+    SECURITY_PASSWORD_SALT = "dev-only-salt"  # noqa: S105
+    # Served over plain http on 127.0.0.1 by `make run`.
+    SESSION_COOKIE_SECURE = False
+    REMEMBER_COOKIE_SECURE = False
+
+
+class TestingConfig(DevelopmentConfig):
+    TESTING = True
+    SECURITY_PASSWORD_HASH = "plaintext"  # fast; the real hash is tested on its own
+    SECURITY_PASSWORD_SCHEMES = ["plaintext", "argon2"]
+    RATELIMIT_ENABLED = False
+    FLASK_ADMIN_RAISE_ON_VIEW_EXCEPTION = True
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {}
+
+
+class ProductionConfig(Config):
+    @classmethod
+    def validate(cls, config) -> None:
+        missing = [k for k in ("SECRET_KEY", "SECURITY_PASSWORD_SALT") if not config.get(k)]
+        if missing:
+            raise ConfigError(
+                "carebox refuses to start in production without "
+                + " and ".join(missing)
+                + ": set them in the environment (long random strings, e.g. "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`)."
+            )
+
+
+CONFIGS = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}

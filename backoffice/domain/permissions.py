@@ -1,0 +1,137 @@
+"""Roles as bundles of permissions, and the queries that scope what a user sees.
+
+Code checks permissions, never role names. `visible_tickets` is the one query
+that scopes tickets for the back office; `can_see_ticket` is its in-memory twin
+(kept next to it so the two cannot drift apart unnoticed: tests compare them).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Select, and_, false, or_, select
+
+from ..models import Order, Ticket, TicketStatus, User
+
+MASTER_ADMIN = "master_admin"
+ADMIN_DEPARTMENT = "admin_department"
+CUSTOMER_SERVICE = "customer_service"
+CUSTOMER = "customer"
+
+STAFF_ROLES = (MASTER_ADMIN, ADMIN_DEPARTMENT, CUSTOMER_SERVICE)
+ALL_ROLES = (*STAFF_ROLES, CUSTOMER)
+
+# Ticket visibility
+TICKETS_ALL = "tickets.read_all"  # every list, Progress included
+TICKETS_DESK = "tickets.read_desk"  # Team, Responded and Finished of every department
+TICKETS_DEPARTMENT = "tickets.read_department"  # Team tickets of one's own department
+# Ticket actions
+TICKET_DISPATCH = "tickets.dispatch"
+TICKET_REPLY = "tickets.reply"
+TICKET_NOTE = "tickets.note"
+TICKET_PRIORITY = "tickets.priority"
+TICKET_ESCALATE = "tickets.escalate"
+TICKET_ASSIGN = "tickets.assign"
+TICKET_FINISH = "tickets.finish"
+TICKET_REOPEN = "tickets.reopen"
+# Other back-office areas
+BACKOFFICE = "backoffice.access"
+REPORTS = "reports.export"
+ADMIN_PEOPLE = "admin.people"  # staff users, departments, routing rules
+ADMIN_CONTENT = "admin.content"  # FAQ, products, announcements
+CUSTOMERS_READ = "customers.read"
+ORDERS_READ = "orders.read"
+ORDERS_UPDATE = "orders.update"
+DASHBOARD_CHARTS = "dashboard.charts"
+# Portal
+PORTAL = "portal.use"  # file tickets, order services, follow own objects
+
+ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
+    MASTER_ADMIN: (
+        BACKOFFICE, TICKETS_ALL, TICKET_DISPATCH, TICKET_REPLY, TICKET_NOTE, TICKET_PRIORITY,
+        TICKET_ESCALATE, TICKET_ASSIGN, TICKET_FINISH, TICKET_REOPEN, REPORTS, ADMIN_PEOPLE,
+        ADMIN_CONTENT, CUSTOMERS_READ, ORDERS_READ, ORDERS_UPDATE, DASHBOARD_CHARTS,
+    ),
+    CUSTOMER_SERVICE: (
+        BACKOFFICE, TICKETS_DESK, TICKET_REPLY, TICKET_NOTE, TICKET_PRIORITY, TICKET_ESCALATE,
+        TICKET_ASSIGN, TICKET_FINISH, TICKET_REOPEN, CUSTOMERS_READ, ORDERS_READ, ORDERS_UPDATE,
+    ),
+    ADMIN_DEPARTMENT: (BACKOFFICE, TICKETS_DEPARTMENT, TICKET_REPLY, TICKET_NOTE),
+    CUSTOMER: (PORTAL,),
+}
+
+ROLE_DESCRIPTIONS = {
+    MASTER_ADMIN: "Master admin: every list, reports, people and content",
+    CUSTOMER_SERVICE: "Customer service: Team, Responded and Finished tickets",
+    ADMIN_DEPARTMENT: "Department admin: Team tickets of their own department",
+    CUSTOMER: "Customer: the portal only",
+}
+
+DESK_STATUSES = (TicketStatus.TEAM, TicketStatus.RESPONDED, TicketStatus.FINISHED)
+
+
+def has(user: User | None, permission: str) -> bool:
+    return bool(user is not None and user.is_authenticated and user.has_permission(permission))
+
+
+def is_staff(user: User | None) -> bool:
+    return has(user, BACKOFFICE)
+
+
+def visible_statuses(user: User | None) -> tuple[TicketStatus, ...]:
+    """The ticket lists this user's menu shows."""
+    if has(user, TICKETS_ALL):
+        return tuple(TicketStatus)
+    if has(user, TICKETS_DESK):
+        return DESK_STATUSES
+    if has(user, TICKETS_DEPARTMENT) and user.department_id is not None:
+        return (TicketStatus.TEAM,)
+    return ()
+
+
+def ticket_scope(user: User | None):
+    """The WHERE clause of the tickets a staff user may see in the back office."""
+    conditions = []
+    if has(user, TICKETS_ALL):
+        return and_(True)
+    if has(user, TICKETS_DESK):
+        conditions.append(Ticket.status.in_(DESK_STATUSES))
+    if has(user, TICKETS_DEPARTMENT) and user.department_id is not None:
+        conditions.append(
+            and_(Ticket.status == TicketStatus.TEAM, Ticket.department_id == user.department_id)
+        )
+    return or_(*conditions) if conditions else false()
+
+
+def visible_tickets(user: User | None) -> Select:
+    """SELECT of the tickets `user` may open in the back office."""
+    return select(Ticket).where(ticket_scope(user))
+
+
+def can_see_ticket(user: User | None, ticket: Ticket) -> bool:
+    """In-memory twin of `ticket_scope` for one loaded ticket."""
+    if has(user, TICKETS_ALL):
+        return True
+    if has(user, TICKETS_DESK) and ticket.status in DESK_STATUSES:
+        return True
+    return bool(
+        has(user, TICKETS_DEPARTMENT)
+        and user.department_id is not None
+        and ticket.status == TicketStatus.TEAM
+        and ticket.department_id == user.department_id
+    )
+
+
+def owns_ticket(user: User | None, ticket: Ticket) -> bool:
+    return has(user, PORTAL) and ticket.customer_id == user.id
+
+
+def customer_tickets(user: User) -> Select:
+    """The portal's scope: a customer's own tickets, whatever other roles they hold."""
+    if not has(user, PORTAL):
+        return select(Ticket).where(false())
+    return select(Ticket).where(Ticket.customer_id == user.id)
+
+
+def customer_orders(user: User) -> Select:
+    if not has(user, PORTAL):
+        return select(Order).where(false())
+    return select(Order).where(Order.customer_id == user.id)

@@ -1,0 +1,448 @@
+"""The ticket lifecycle: the only code that changes a ticket.
+
+Every function checks who may do it, changes the ticket, appends a
+`TicketEvent` and flushes. None of them commits or reads the request: the
+caller (a view, the portal, the CLI) owns the transaction.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import case, select
+from sqlalchemy.orm.exc import StaleDataError
+
+from ..extensions import db
+from ..models import (
+    Department,
+    EventAction,
+    Order,
+    Priority,
+    RoutingRule,
+    Ticket,
+    TicketAttachment,
+    TicketEvent,
+    TicketKind,
+    TicketMessage,
+    TicketStatus,
+    User,
+)
+from ..models.base import utcnow
+from ..models.enums import OPEN_STATUSES
+from . import ConflictError, DomainError, PermissionDenied
+from . import permissions as perm
+
+__all__ = [
+    "TRANSITIONS", "Action", "TicketStatus", "allowed_actions", "assign", "can_transition",
+    "dispatch", "file_ticket", "finish", "post_message", "rate", "reopen", "set_priority",
+]
+
+P, T, R, F = (TicketStatus.PROGRESS, TicketStatus.TEAM, TicketStatus.RESPONDED,
+              TicketStatus.FINISHED)
+
+REOPEN_WINDOW = timedelta(days=7)
+MAX_BODY = 10_000
+MAX_SUBJECT = 200
+# (first response, resolution) in hours; overridden by CAREBOX_SLA_HOURS.
+DEFAULT_SLA_HOURS = {
+    "urgent": (1, 8),
+    "high": (4, 24),
+    "normal": (8, 72),
+    "low": (24, 120),
+}
+
+
+class Action(enum.StrEnum):
+    """What moves a ticket; each is allowed to some actors (see `_may`)."""
+
+    ROUTE = "route"  # a routing rule on filing
+    DISPATCH = "dispatch"  # master admin sends a progress ticket to a department
+    ESCALATE = "escalate"  # staff move a ticket to (another) department
+    STAFF_REPLY = "staff_reply"
+    CUSTOMER_REPLY = "customer_reply"
+    FINISH = "finish"  # staff
+    CLOSE = "close"  # the customer closes their own ticket
+    REOPEN = "reopen"  # staff any time, the customer within REOPEN_WINDOW
+    # Changes that keep the status:
+    NOTE = "note"
+    PRIORITY = "priority"
+    ASSIGN = "assign"
+    RATE = "rate"
+
+
+# The status machine of DESIGN.md §2. A move not listed here is refused.
+TRANSITIONS: dict[tuple[TicketStatus, TicketStatus], frozenset[Action]] = {
+    (P, T): frozenset({Action.ROUTE, Action.DISPATCH}),
+    (P, R): frozenset({Action.STAFF_REPLY}),
+    (P, P): frozenset({Action.CUSTOMER_REPLY}),
+    (T, R): frozenset({Action.STAFF_REPLY}),
+    (T, T): frozenset({Action.ESCALATE, Action.CUSTOMER_REPLY}),
+    (R, T): frozenset({Action.ESCALATE, Action.CUSTOMER_REPLY}),
+    (R, P): frozenset({Action.CUSTOMER_REPLY}),
+    (P, F): frozenset({Action.FINISH, Action.CLOSE}),
+    (T, F): frozenset({Action.FINISH, Action.CLOSE}),
+    (R, F): frozenset({Action.FINISH, Action.CLOSE}),
+    (F, T): frozenset({Action.REOPEN}),
+    (F, P): frozenset({Action.REOPEN}),
+}
+
+STAFF_PERMISSION = {
+    Action.DISPATCH: perm.TICKET_DISPATCH,
+    Action.ESCALATE: perm.TICKET_ESCALATE,
+    Action.STAFF_REPLY: perm.TICKET_REPLY,
+    Action.FINISH: perm.TICKET_FINISH,
+    Action.REOPEN: perm.TICKET_REOPEN,
+    Action.NOTE: perm.TICKET_NOTE,
+    Action.PRIORITY: perm.TICKET_PRIORITY,
+    Action.ASSIGN: perm.TICKET_ASSIGN,
+}
+KEEPS_STATUS = frozenset({Action.NOTE, Action.PRIORITY, Action.ASSIGN, Action.RATE})
+CUSTOMER_ACTIONS = frozenset({Action.CUSTOMER_REPLY, Action.CLOSE, Action.REOPEN, Action.RATE})
+
+
+def _may(actor: User | None, ticket: Ticket, action: Action, now: datetime) -> bool:
+    """Whether `actor` may perform `action` on `ticket`, ignoring its status."""
+    if action is Action.ROUTE:
+        return actor is None
+    if actor is None:
+        return False
+    if perm.owns_ticket(actor, ticket) and action in CUSTOMER_ACTIONS:
+        if action is Action.REOPEN:
+            return ticket.finished_at is not None and now - ticket.finished_at <= REOPEN_WINDOW
+        return True
+    permission = STAFF_PERMISSION.get(action)
+    return bool(
+        permission and perm.has(actor, permission) and perm.can_see_ticket(actor, ticket)
+    )
+
+
+def can_transition(
+    ticket: Ticket, to: TicketStatus, actor: User | None, now: datetime | None = None
+) -> bool:
+    """Whether some action of `actor` may move `ticket` from its status to `to`."""
+    now = now or utcnow()
+    actions = TRANSITIONS.get((ticket.status, to), frozenset())
+    return any(_may(actor, ticket, a, now) for a in actions)
+
+
+def _target(ticket: Ticket, action: Action) -> TicketStatus:
+    """Where `action` takes the ticket from its current status."""
+    s = ticket.status
+    if action in (Action.ROUTE, Action.DISPATCH, Action.ESCALATE):
+        return T
+    if action is Action.STAFF_REPLY:
+        return R
+    if action is Action.CUSTOMER_REPLY:
+        if s is R:
+            return T if ticket.department_id else P
+        return s
+    if action in (Action.FINISH, Action.CLOSE):
+        return F
+    if action is Action.REOPEN:
+        return T if ticket.department_id else P
+    return s
+
+
+def allowed_actions(ticket: Ticket, actor: User | None, now: datetime | None = None) -> set[Action]:
+    """The actions `actor` may take on `ticket` right now (the desk shows these as buttons)."""
+    now = now or utcnow()
+    result = set()
+    for action in Action:
+        if not _may(actor, ticket, action, now):
+            continue
+        if action in (Action.NOTE, Action.ASSIGN):
+            result.add(action)
+        elif action is Action.PRIORITY:
+            if ticket.status in OPEN_STATUSES:
+                result.add(action)
+        elif action is Action.RATE:
+            if ticket.status is F and ticket.rating is None:
+                result.add(action)
+        elif action in TRANSITIONS.get((ticket.status, _target(ticket, action)), ()):
+            result.add(action)
+    return result
+
+
+def _check(ticket: Ticket, actor: User | None, action: Action, expected_version: int | None,
+           now: datetime) -> None:
+    if expected_version is not None and int(expected_version) != ticket.version_id:
+        raise ConflictError(_conflict_message(ticket))
+    if not _may(actor, ticket, action, now):
+        if action is Action.REOPEN and actor is not None and perm.owns_ticket(actor, ticket):
+            raise DomainError(_("A ticket can be reopened only within 7 days of finishing."))
+        raise PermissionDenied(_("You are not allowed to do that on this ticket."))
+
+
+def _conflict_message(ticket: Ticket) -> str:
+    return _(
+        "Ticket %(number)s was changed by someone else while you were working on it. "
+        "Reload the page to see the latest version; nothing of yours was saved.",
+        number=ticket.number,
+    )
+
+
+def _move(ticket: Ticket, actor: User | None, action: Action, event: EventAction, *,
+          note: str = "", rule: RoutingRule | None = None, now: datetime) -> TicketEvent:
+    """Apply `action`'s status change (if any) through TRANSITIONS and record it."""
+    before = ticket.status
+    after = _target(ticket, action)
+    if action not in KEEPS_STATUS and action not in TRANSITIONS.get((before, after), ()):
+        raise DomainError(_("This ticket cannot go from %(a)s to %(b)s.",
+                            a=before.label, b=after.label))
+    ticket.status = after
+    if after is F:
+        ticket.finished_at = now
+    elif before is F:
+        ticket.finished_at = None
+    ev = TicketEvent(
+        ticket=ticket, actor=actor, action=event, from_status=before,
+        to_status=after if after != before else None, rule_id=rule.id if rule else None,
+        note=(note or "")[:500], created_at=now,
+    )
+    db.session.add(ev)
+    return ev
+
+
+def _flush(ticket: Ticket) -> None:
+    try:
+        db.session.flush()
+    except StaleDataError as exc:
+        raise ConflictError(_conflict_message(ticket)) from exc
+
+
+def sla_hours(priority: Priority) -> tuple[int, int]:
+    table = {**DEFAULT_SLA_HOURS, **current_app.config.get("CAREBOX_SLA_HOURS", {})}
+    first, resolve = table[priority.value]
+    return int(first), int(resolve)
+
+
+def _apply_sla(ticket: Ticket) -> None:
+    first, resolve = sla_hours(ticket.priority)
+    ticket.first_response_due = ticket.created_at + timedelta(hours=first)
+    ticket.resolution_due = ticket.created_at + timedelta(hours=resolve)
+
+
+def _clean_text(text: str, limit: int, field: str) -> str:
+    text = (text or "").replace("\x00", "").strip()
+    if not text:
+        raise DomainError(_("%(field)s must not be empty.", field=field))
+    if len(text) > limit:
+        raise DomainError(_("%(field)s is too long (at most %(n)d characters).",
+                            field=field, n=limit))
+    return text
+
+
+def find_route(kind: TicketKind, product_id: int | None) -> RoutingRule | None:
+    """The most specific active rule for a new ticket: kind+product > product > kind."""
+    specificity = case(
+        (RoutingRule.kind.is_not(None) & RoutingRule.product_id.is_not(None), 3),
+        (RoutingRule.product_id.is_not(None), 2),
+        else_=1,
+    )
+    kind_ok = RoutingRule.kind.is_(None) | (RoutingRule.kind == kind)
+    product_ok = RoutingRule.product_id.is_(None)
+    if product_id is not None:
+        product_ok = product_ok | (RoutingRule.product_id == product_id)
+    stmt = (
+        select(RoutingRule)
+        .join(Department, RoutingRule.department_id == Department.id)
+        .where(RoutingRule.active, Department.active, kind_ok, product_ok)
+        .order_by(specificity.desc(), RoutingRule.position, RoutingRule.id)
+        .limit(1)
+    )
+    return db.session.scalars(stmt).first()
+
+
+def file_ticket(
+    customer: User,
+    kind: TicketKind,
+    subject: str,
+    body: str,
+    *,
+    order: Order | None = None,
+    attachments: Sequence[TicketAttachment] = (),
+    now: datetime | None = None,
+) -> Ticket:
+    """File a new ticket for `customer`; a matching routing rule sends it to `team`.
+
+    Guarantees: the ticket has a unique number `CX-<year>-<id>`, SLA due times,
+    the first message and a FILED event (plus ROUTED naming the rule).
+    """
+    now = now or utcnow()
+    if not perm.has(customer, perm.PORTAL):
+        raise PermissionDenied(_("Only customers can file tickets."))
+    if order is not None and order.customer_id != customer.id:
+        raise DomainError(_("That order is not yours."))
+    subject = _clean_text(subject, MAX_SUBJECT, _("Subject"))
+    body = _clean_text(body, MAX_BODY, _("Message"))
+    ticket = Ticket(
+        kind=TicketKind(kind), subject=subject, customer=customer, order=order,
+        status=P, priority=Priority.NORMAL, created_at=now, last_message_at=now,
+    )
+    _apply_sla(ticket)
+    db.session.add(ticket)
+    db.session.flush()  # the id makes the number: unique without a counter to contend on
+    ticket.number = f"CX-{now.year}-{ticket.id:06d}"
+    msg = TicketMessage(ticket=ticket, author=customer, body=body, created_at=now,
+                        attachments=list(attachments))
+    db.session.add(msg)
+    db.session.add(TicketEvent(ticket=ticket, actor=customer, action=EventAction.FILED,
+                               to_status=P, created_at=now))
+    rule = find_route(ticket.kind, order.product_id if order else None)
+    if rule is not None:
+        ticket.department_id = rule.department_id
+        _move(ticket, None, Action.ROUTE, EventAction.ROUTED, rule=rule, now=now,
+              note=str(rule))
+    _flush(ticket)
+    return ticket
+
+
+def post_message(
+    ticket: Ticket,
+    author: User,
+    body: str,
+    *,
+    internal: bool = False,
+    expected_version: int | None = None,
+    attachments: Sequence[TicketAttachment] = (),
+    now: datetime | None = None,
+) -> TicketMessage:
+    """Add a public reply or an internal note, moving the status as DESIGN §2 says.
+
+    A staff reply moves progress/team to responded and sets the first response
+    time; a customer reply moves responded back to team (progress without a
+    department). Internal notes never change the status and are staff-only.
+    """
+    now = now or utcnow()
+    is_customer = perm.owns_ticket(author, ticket) and not internal
+    if internal:
+        action, event = Action.NOTE, EventAction.NOTE
+    elif is_customer:
+        action, event = Action.CUSTOMER_REPLY, EventAction.CUSTOMER_REPLIED
+    else:
+        action, event = Action.STAFF_REPLY, EventAction.REPLIED
+    _check(ticket, author, action, expected_version, now)
+    if ticket.status is F and action is not Action.NOTE:
+        raise DomainError(_("This ticket is finished. Reopen it to continue the conversation."))
+    body = _clean_text(body, MAX_BODY, _("Message"))
+    msg = TicketMessage(ticket=ticket, author=author, body=body, internal=internal,
+                        from_staff=not is_customer, created_at=now,
+                        attachments=list(attachments))
+    db.session.add(msg)
+    _move(ticket, author, action, event, now=now)
+    # Notes bump the ticket's version too: a stale desk must not miss one.
+    ticket.updated_at = now
+    if action is not Action.NOTE:
+        ticket.last_message_at = now
+        if action is Action.STAFF_REPLY and ticket.first_response_at is None:
+            ticket.first_response_at = now
+    _flush(ticket)
+    return msg
+
+
+def dispatch(
+    ticket: Ticket,
+    department: Department,
+    actor: User,
+    *,
+    note: str = "",
+    expected_version: int | None = None,
+    now: datetime | None = None,
+) -> TicketEvent:
+    """Send a ticket to `department`: dispatch from progress, escalate from team/responded."""
+    now = now or utcnow()
+    action = Action.DISPATCH if ticket.status is P else Action.ESCALATE
+    _check(ticket, actor, action, expected_version, now)
+    if ticket.status is F:
+        raise DomainError(_("A finished ticket cannot be dispatched; reopen it first."))
+    if not department.active:
+        raise DomainError(_("That department is not active."))
+    if ticket.status is T and ticket.department_id == department.id:
+        raise DomainError(_("The ticket is already with %(d)s.", d=str(department)))
+    ticket.department = department
+    event = EventAction.DISPATCHED if action is Action.DISPATCH else EventAction.ESCALATED
+    ev = _move(ticket, actor, action, event, note=note or department.code, now=now)
+    _flush(ticket)
+    return ev
+
+
+def set_priority(ticket: Ticket, priority: Priority, actor: User, *,
+                 expected_version: int | None = None, now: datetime | None = None) -> None:
+    """Change the priority of an open ticket; its SLA due times follow."""
+    now = now or utcnow()
+    _check(ticket, actor, Action.PRIORITY, expected_version, now)
+    if ticket.status is F:
+        raise DomainError(_("A finished ticket's priority cannot change."))
+    priority = Priority(priority)
+    if priority is ticket.priority:
+        return
+    old = ticket.priority
+    ticket.priority = priority
+    _apply_sla(ticket)
+    _move(ticket, actor, Action.PRIORITY, EventAction.PRIORITY, now=now,
+          note=f"{old.value} → {priority.value}")
+    _flush(ticket)
+
+
+def assign(ticket: Ticket, assignee: User | None, actor: User, *,
+           expected_version: int | None = None, now: datetime | None = None) -> None:
+    """Assign the ticket to a staff member (or nobody)."""
+    now = now or utcnow()
+    _check(ticket, actor, Action.ASSIGN, expected_version, now)
+    if assignee is not None and not (assignee.active and perm.is_staff(assignee)):
+        raise DomainError(_("Tickets can only be assigned to active staff."))
+    ticket.assignee = assignee
+    _move(ticket, actor, Action.ASSIGN, EventAction.ASSIGNED, now=now,
+          note=assignee.email if assignee else "")
+    _flush(ticket)
+
+
+def finish(ticket: Ticket, actor: User, *, note: str = "",
+           expected_version: int | None = None, now: datetime | None = None) -> None:
+    """Finish an open ticket (staff), or close it (its customer)."""
+    now = now or utcnow()
+    action = Action.CLOSE if perm.owns_ticket(actor, ticket) else Action.FINISH
+    _check(ticket, actor, action, expected_version, now)
+    if ticket.status is F:
+        raise DomainError(_("This ticket is already finished."))
+    _move(ticket, actor, action, EventAction.FINISHED, note=note, now=now)
+    _flush(ticket)
+
+
+def reopen(ticket: Ticket, actor: User, *, note: str = "",
+           expected_version: int | None = None, now: datetime | None = None) -> None:
+    """Reopen a finished ticket: staff any time, its customer within 7 days."""
+    now = now or utcnow()
+    if ticket.status is not F:
+        raise DomainError(_("Only a finished ticket can be reopened."))
+    _check(ticket, actor, Action.REOPEN, expected_version, now)
+    ticket.reopen_count += 1
+    _move(ticket, actor, Action.REOPEN, EventAction.REOPENED, note=note, now=now)
+    _flush(ticket)
+
+
+def rate(ticket: Ticket, actor: User, score: int, comment: str = "", *,
+         now: datetime | None = None) -> None:
+    """The customer rates a finished ticket once, 1 to 5, with an optional comment."""
+    now = now or utcnow()
+    _check(ticket, actor, Action.RATE, None, now)
+    if ticket.status is not F:
+        raise DomainError(_("Only a finished ticket can be rated."))
+    if ticket.rating is not None:
+        raise DomainError(_("This ticket has already been rated."))
+    try:
+        score = int(score)
+    except (TypeError, ValueError):
+        score = 0
+    if not 1 <= score <= 5:
+        raise DomainError(_("A rating is a whole number from 1 to 5."))
+    comment = (comment or "").replace("\x00", "").strip()
+    if len(comment) > 2000:
+        raise DomainError(_("The comment is too long (at most %(n)d characters).", n=2000))
+    ticket.rating, ticket.rating_comment, ticket.rated_at = score, comment or None, now
+    _move(ticket, actor, Action.RATE, EventAction.RATED, note=str(score), now=now)
+    _flush(ticket)

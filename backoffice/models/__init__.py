@@ -1,0 +1,50 @@
+"""All models, imported here so Alembic and the app see one metadata."""
+
+from .announcement import Announcement
+from .catalog import Product
+from .department import Department, RoutingRule
+from .enums import (
+    AnnouncementKind,
+    Badge,
+    EventAction,
+    OrderStatus,
+    OutboxStatus,
+    Priority,
+    ProductKind,
+    TicketKind,
+    TicketStatus,
+)
+from .faq import FaqCategory, FaqEntry
+from .order import Order, OrderEvent
+from .outbox import OutboxEmail
+from .ticket import Ticket, TicketAttachment, TicketEvent, TicketMessage
+from .user import CustomerProfile, Role, User, roles_users
+
+__all__ = [
+    "Announcement",
+    "AnnouncementKind",
+    "Badge",
+    "CustomerProfile",
+    "Department",
+    "EventAction",
+    "FaqCategory",
+    "FaqEntry",
+    "Order",
+    "OrderEvent",
+    "OrderStatus",
+    "OutboxEmail",
+    "OutboxStatus",
+    "Priority",
+    "Product",
+    "ProductKind",
+    "Role",
+    "RoutingRule",
+    "Ticket",
+    "TicketAttachment",
+    "TicketEvent",
+    "TicketKind",
+    "TicketMessage",
+    "TicketStatus",
+    "User",
+    "roles_users",
+]

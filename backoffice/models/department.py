@@ -1,0 +1,54 @@
+"""Departments and the routing rules that send new tickets to them."""
+
+from __future__ import annotations
+
+from sqlalchemy import CheckConstraint, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from .base import enum_column
+from .enums import TicketKind
+
+
+class Department(db.Model):
+    __tablename__ = "department"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(20), unique=True)
+    name_id: Mapped[str] = mapped_column(String(120))
+    name_en: Mapped[str] = mapped_column(String(120))
+    email: Mapped[str | None]
+    active: Mapped[bool] = mapped_column(default=True)
+
+    def __str__(self) -> str:
+        from flask_babel import get_locale
+
+        loc = get_locale()
+        return self.name_en if loc and loc.language == "en" else self.name_id
+
+
+class RoutingRule(db.Model):
+    """A department is the default for a ticket kind, a product, or both.
+
+    The most specific active rule wins: kind and product > product > kind;
+    ties go to the lower `position`.
+    """
+
+    __tablename__ = "routing_rule"
+    __table_args__ = (
+        CheckConstraint("kind IS NOT NULL OR product_id IS NOT NULL", name="matches_something"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    department_id: Mapped[int] = mapped_column(ForeignKey("department.id", ondelete="CASCADE"))
+    kind: Mapped[TicketKind | None] = mapped_column(enum_column(TicketKind, "routing_kind"))
+    product_id: Mapped[int | None] = mapped_column(ForeignKey("product.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(default=100)
+    active: Mapped[bool] = mapped_column(default=True)
+
+    department: Mapped[Department] = relationship()
+    product: Mapped[Product | None] = relationship()  # noqa: F821
+
+    def __str__(self) -> str:
+        parts = [p for p in (self.kind and self.kind.value, self.product and self.product.code) if p]
+        return f"{' + '.join(parts)} → {self.department.code}"

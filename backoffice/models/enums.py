@@ -1,0 +1,172 @@
+"""Every state a column can hold. Stored as their values (see `enum_column`)."""
+
+import enum
+
+from flask_babel import lazy_gettext as _l
+
+
+class LabelledEnum(str, enum.Enum):
+    @property
+    def label(self) -> str:
+        return str(self._labels()[self])
+
+    @classmethod
+    def _labels(cls) -> dict:
+        raise NotImplementedError
+
+    @classmethod
+    def choices(cls) -> list[tuple[str, str]]:
+        return [(m.value, m.label) for m in cls]
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class TicketStatus(LabelledEnum):
+    PROGRESS = "progress"
+    TEAM = "team"
+    RESPONDED = "responded"
+    FINISHED = "finished"
+
+    @classmethod
+    def _labels(cls):
+        return {
+            cls.PROGRESS: _l("Progress Ticket"),
+            cls.TEAM: _l("Ticket in team handling"),
+            cls.RESPONDED: _l("Ticket Response"),
+            cls.FINISHED: _l("Ticket Finish"),
+        }
+
+
+OPEN_STATUSES = (TicketStatus.PROGRESS, TicketStatus.TEAM, TicketStatus.RESPONDED)
+
+
+class TicketKind(LabelledEnum):
+    COMPLAINT = "complaint"
+    CRITICISM = "criticism"
+    SUGGESTION = "suggestion"
+    QUESTION = "question"
+
+    @classmethod
+    def _labels(cls):
+        return {
+            cls.COMPLAINT: _l("Complaint"),
+            cls.CRITICISM: _l("Criticism"),
+            cls.SUGGESTION: _l("Suggestion"),
+            cls.QUESTION: _l("Question"),
+        }
+
+
+class Priority(LabelledEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+    @classmethod
+    def _labels(cls):
+        return {
+            cls.LOW: _l("Low"),
+            cls.NORMAL: _l("Normal"),
+            cls.HIGH: _l("High"),
+            cls.URGENT: _l("Urgent"),
+        }
+
+
+class EventAction(LabelledEnum):
+    FILED = "filed"
+    ROUTED = "routed"
+    DISPATCHED = "dispatched"
+    ESCALATED = "escalated"
+    REPLIED = "replied"
+    CUSTOMER_REPLIED = "customer_replied"
+    NOTE = "note"
+    PRIORITY = "priority"
+    ASSIGNED = "assigned"
+    FINISHED = "finished"
+    REOPENED = "reopened"
+    RATED = "rated"
+
+    @classmethod
+    def _labels(cls):
+        return {
+            cls.FILED: _l("Filed"),
+            cls.ROUTED: _l("Routed by rule"),
+            cls.DISPATCHED: _l("Dispatched"),
+            cls.ESCALATED: _l("Escalated"),
+            cls.REPLIED: _l("Staff replied"),
+            cls.CUSTOMER_REPLIED: _l("Customer replied"),
+            cls.NOTE: _l("Internal note"),
+            cls.PRIORITY: _l("Priority changed"),
+            cls.ASSIGNED: _l("Assigned"),
+            cls.FINISHED: _l("Finished"),
+            cls.REOPENED: _l("Reopened"),
+            cls.RATED: _l("Rated"),
+        }
+
+
+class ProductKind(LabelledEnum):
+    SERVICE = "service"
+    PRODUCT = "product"
+
+    @classmethod
+    def _labels(cls):
+        return {cls.SERVICE: _l("Service"), cls.PRODUCT: _l("Product")}
+
+
+class Badge(LabelledEnum):
+    NONE = "none"
+    NEW = "new"
+    IMPROVED = "improved"
+
+    @classmethod
+    def _labels(cls):
+        return {cls.NONE: _l("None"), cls.NEW: _l("New"), cls.IMPROVED: _l("Improved")}
+
+
+class OrderStatus(LabelledEnum):
+    PLACED = "placed"
+    PICKED_UP = "picked_up"
+    IN_TRANSIT = "in_transit"
+    DELIVERED = "delivered"
+    CANCELLED = "cancelled"
+
+    @classmethod
+    def _labels(cls):
+        return {
+            cls.PLACED: _l("Placed"),
+            cls.PICKED_UP: _l("Picked up"),
+            cls.IN_TRANSIT: _l("In transit"),
+            cls.DELIVERED: _l("Delivered"),
+            cls.CANCELLED: _l("Cancelled"),
+        }
+
+
+class OutboxStatus(LabelledEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+    @classmethod
+    def _labels(cls):
+        return {
+            cls.PENDING: _l("Pending"),
+            cls.SENDING: _l("Sending"),
+            cls.SENT: _l("Sent"),
+            cls.FAILED: _l("Failed"),
+        }
+
+
+class AnnouncementKind(LabelledEnum):
+    NEW_PRODUCT = "new_product"
+    IMPROVED_PRODUCT = "improved_product"
+    NEWS = "news"
+
+    @classmethod
+    def _labels(cls):
+        return {
+            cls.NEW_PRODUCT: _l("New product"),
+            cls.IMPROVED_PRODUCT: _l("Improved product"),
+            cls.NEWS: _l("General news"),
+        }

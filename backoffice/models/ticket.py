@@ -1,0 +1,178 @@
+"""Tickets, their messages, attachments and audit events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    and_,
+    or_,
+)
+from sqlalchemy.ext.hybrid import hybrid_method
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from .base import enum_column, utcnow
+from .department import Department
+from .enums import EventAction, Priority, TicketKind, TicketStatus
+from .order import Order
+from .user import User
+
+
+class Ticket(db.Model):
+    __tablename__ = "ticket"
+    __table_args__ = (
+        CheckConstraint(
+            "(status = 'finished') = (finished_at IS NOT NULL)", name="finished_has_time"
+        ),
+        CheckConstraint("rating IS NULL OR (rating BETWEEN 1 AND 5)", name="rating_range"),
+        CheckConstraint(
+            "status <> 'team' OR department_id IS NOT NULL", name="team_has_department"
+        ),
+        # The list pages: one status (and maybe a department), newest first.
+        Index("ix_ticket_status_dept_created", "status", "department_id", "created_at"),
+        Index("ix_ticket_status_created", "status", "created_at"),
+        Index("ix_ticket_customer_created", "customer_id", "created_at"),
+        Index("ix_ticket_created", "created_at"),
+        Index("ix_ticket_assignee_status", "assignee_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Set right after the insert from the id (see domain.tickets.file_ticket).
+    number: Mapped[str | None] = mapped_column(String(20), unique=True)
+    kind: Mapped[TicketKind] = mapped_column(enum_column(TicketKind, "ticket_kind"))
+    status: Mapped[TicketStatus] = mapped_column(
+        enum_column(TicketStatus, "ticket_status"), default=TicketStatus.PROGRESS
+    )
+    priority: Mapped[Priority] = mapped_column(
+        enum_column(Priority, "ticket_priority"), default=Priority.NORMAL
+    )
+    subject: Mapped[str] = mapped_column(String(200))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
+    order_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customer_order.id", ondelete="SET NULL"), index=True
+    )
+    department_id: Mapped[int | None] = mapped_column(
+        ForeignKey("department.id", ondelete="SET NULL")
+    )
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    last_message_at: Mapped[datetime] = mapped_column(default=utcnow)
+    first_response_due: Mapped[datetime]
+    resolution_due: Mapped[datetime]
+    first_response_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    reopen_count: Mapped[int] = mapped_column(default=0)
+    rating: Mapped[int | None]
+    rating_comment: Mapped[str | None] = mapped_column(Text)
+    rated_at: Mapped[datetime | None]
+    version_id: Mapped[int] = mapped_column(default=1)
+
+    __mapper_args__ = {"version_id_col": version_id}
+
+    customer: Mapped[User] = relationship(foreign_keys=[customer_id])
+    assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id])
+    department: Mapped[Department | None] = relationship()
+    order: Mapped[Order | None] = relationship()
+    messages: Mapped[list[TicketMessage]] = relationship(
+        back_populates="ticket", order_by="TicketMessage.id", cascade="all, delete-orphan",
+        lazy="raise_on_sql",
+    )
+    events: Mapped[list[TicketEvent]] = relationship(
+        back_populates="ticket", order_by="TicketEvent.id", cascade="all, delete-orphan",
+        lazy="raise_on_sql",
+    )
+
+    @hybrid_method
+    def sla_breached(self, now: datetime) -> bool:
+        """First response or resolution came (or is still missing) after its due time."""
+        first = (self.first_response_at or now) > self.first_response_due
+        resolved = (self.finished_at or now) > self.resolution_due
+        return first or resolved
+
+    @sla_breached.expression
+    def sla_breached(cls, now: datetime):
+        return or_(
+            and_(cls.first_response_at.is_(None), cls.first_response_due < now),
+            cls.first_response_at > cls.first_response_due,
+            and_(cls.finished_at.is_(None), cls.resolution_due < now),
+            cls.finished_at > cls.resolution_due,
+        )
+
+    def __str__(self) -> str:
+        return self.number or f"#{self.id}"
+
+
+class TicketMessage(db.Model):
+    __tablename__ = "ticket_message"
+    __table_args__ = (
+        Index("ix_message_ticket_id", "ticket_id", "id"),
+        CheckConstraint("NOT internal OR from_staff", name="notes_are_staff"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("ticket.id", ondelete="CASCADE"))
+    author_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user.id", ondelete="SET NULL"), index=True
+    )
+    from_staff: Mapped[bool] = mapped_column(default=False)
+    internal: Mapped[bool] = mapped_column(default=False)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    ticket: Mapped[Ticket] = relationship(back_populates="messages")
+    author: Mapped[User | None] = relationship()
+    attachments: Mapped[list[TicketAttachment]] = relationship(
+        back_populates="message", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+
+class TicketAttachment(db.Model):
+    """A file stored outside the static folder, served only after an authorization check."""
+
+    __tablename__ = "ticket_attachment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("ticket_message.id", ondelete="CASCADE"), index=True
+    )
+    filename: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(50))
+    size: Mapped[int] = mapped_column(BigInteger)
+    storage_key: Mapped[str] = mapped_column(String(100), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    message: Mapped[TicketMessage] = relationship(back_populates="attachments")
+
+
+class TicketEvent(db.Model):
+    """Audit row: who did what to a ticket and when, written with the change itself."""
+
+    __tablename__ = "ticket_event"
+    __table_args__ = (Index("ix_event_ticket_id", "ticket_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("ticket.id", ondelete="CASCADE"))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+    action: Mapped[EventAction] = mapped_column(enum_column(EventAction, "event_action"))
+    from_status: Mapped[TicketStatus | None] = mapped_column(
+        enum_column(TicketStatus, "event_from_status")
+    )
+    to_status: Mapped[TicketStatus | None] = mapped_column(
+        enum_column(TicketStatus, "event_to_status")
+    )
+    rule_id: Mapped[int | None] = mapped_column(
+        ForeignKey("routing_rule.id", ondelete="SET NULL")
+    )
+    note: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    ticket: Mapped[Ticket] = relationship(back_populates="events")
+    actor: Mapped[User | None] = relationship()

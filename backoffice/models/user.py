@@ -1,0 +1,94 @@
+"""Users and roles (Flask-Security-Too) and the customer profile."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from flask_security import AsaList, RoleMixin, UserMixin
+from sqlalchemy import Column, ForeignKey, Numeric, String, Table
+from sqlalchemy.ext.mutable import MutableList
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from .base import utcnow
+
+roles_users = Table(
+    "roles_users",
+    db.metadata,
+    Column("user_id", ForeignKey("user.id", ondelete="CASCADE"), primary_key=True),
+    Column("role_id", ForeignKey("role.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Role(db.Model, RoleMixin):
+    __tablename__ = "role"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    description: Mapped[str | None]
+    # Flask-Security reads `permissions` as a list; stored comma-separated.
+    permissions = mapped_column(MutableList.as_mutable(AsaList()), nullable=True)
+    update_datetime: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class User(db.Model, UserMixin):
+    __tablename__ = "user"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(255), unique=True)
+    password: Mapped[str | None]
+    active: Mapped[bool] = mapped_column(default=True)
+    fs_uniquifier: Mapped[str] = mapped_column(String(64), unique=True)
+    confirmed_at: Mapped[datetime | None]
+    last_login_at: Mapped[datetime | None]
+    current_login_at: Mapped[datetime | None]
+    last_login_ip: Mapped[str | None] = mapped_column(String(64))
+    current_login_ip: Mapped[str | None] = mapped_column(String(64))
+    login_count: Mapped[int | None]
+
+    name: Mapped[str] = mapped_column(String(120), default="")
+    phone: Mapped[str | None] = mapped_column(String(32))
+    locale: Mapped[str] = mapped_column(String(5), default="id")
+    department_id: Mapped[int | None] = mapped_column(
+        ForeignKey("department.id", ondelete="SET NULL"), index=True
+    )
+    marketing_consent: Mapped[bool] = mapped_column(default=False)
+    consent_changed_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    update_datetime: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    roles: Mapped[list[Role]] = relationship(secondary=roles_users, lazy="selectin")
+    department: Mapped[Department | None] = relationship()  # noqa: F821
+    profile: Mapped[CustomerProfile | None] = relationship(
+        back_populates="user", uselist=False, cascade="all, delete-orphan"
+    )
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.email
+
+    def __str__(self) -> str:
+        return f"{self.name} <{self.email}>" if self.name else self.email
+
+
+class CustomerProfile(db.Model):
+    """Loyalty figures of one customer, recomputed by `carebox loyalty refresh`."""
+
+    __tablename__ = "customer_profile"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("user.id", ondelete="CASCADE"), primary_key=True
+    )
+    segment: Mapped[str] = mapped_column(String(20), default="new", index=True)
+    recency_days: Mapped[int | None]
+    frequency: Mapped[int] = mapped_column(default=0)
+    monetary: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=0)
+    complaint_rate: Mapped[Decimal] = mapped_column(Numeric(5, 4), default=0)
+    avg_rating: Mapped[Decimal | None] = mapped_column(Numeric(3, 2))
+    refreshed_at: Mapped[datetime | None]
+
+    user: Mapped[User] = relationship(back_populates="profile")

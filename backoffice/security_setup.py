@@ -1,0 +1,58 @@
+"""Flask-Security-Too: the datastore, the register form and the customer role."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask_babel import lazy_gettext as _l
+from flask_security import RegisterFormV2, SQLAlchemyUserDatastore, user_registered
+from wtforms import BooleanField, StringField
+from wtforms.validators import DataRequired, Length, Optional, Regexp
+
+from .domain import permissions as perm
+from .extensions import db, security
+from .models import Role, User
+
+user_datastore = SQLAlchemyUserDatastore(db, User, Role)
+
+
+class CareboxRegisterForm(RegisterFormV2):
+    """Registration: name and phone besides email/password; consent is opt-in.
+
+    Only these fields are read: a posted `roles` or `department` is ignored.
+    """
+
+    name = StringField(_l("Full name"), validators=[DataRequired(), Length(max=120)])
+    phone = StringField(
+        _l("Phone"),
+        validators=[
+            Optional(),
+            Length(max=32),
+            Regexp(r"^\+?[0-9 ()-]{6,32}$", message=_l("Enter a valid phone number.")),
+        ],
+    )
+    marketing_consent = BooleanField(
+        _l("Send me news about new and improved products"), default=False
+    )
+
+
+def _give_customer_role(sender, user, **extra):
+    user_datastore.add_role_to_user(user, perm.CUSTOMER)
+
+
+def init_app(app: Flask) -> None:
+    security.init_app(app, user_datastore, register_form=CareboxRegisterForm)
+    user_registered.connect(_give_customer_role, app)
+
+
+def ensure_roles() -> dict[str, Role]:
+    """Create or update the four roles with their permission bundles (idempotent)."""
+    roles = {}
+    for name, permissions in perm.ROLE_PERMISSIONS.items():
+        role = user_datastore.find_or_create_role(
+            name, description=perm.ROLE_DESCRIPTIONS[name], permissions=list(permissions)
+        )
+        if sorted(role.permissions or []) != sorted(permissions):
+            role.permissions = list(permissions)
+        roles[name] = role
+    db.session.flush()
+    return roles

@@ -1,0 +1,167 @@
+"""Idempotent loading of `seed/` (departments, routing rules, products, FAQ) and demo data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import yaml
+from flask_security import hash_password
+from sqlalchemy import select
+
+from .config import ROOT
+from .domain import permissions as perm
+from .domain import tickets
+from .domain.faq import import_faq
+from .domain.orders import place_order
+from .extensions import db
+from .models import (
+    Badge,
+    Department,
+    Order,
+    Priority,
+    Product,
+    ProductKind,
+    RoutingRule,
+    Ticket,
+    TicketKind,
+    User,
+)
+from .security_setup import ensure_roles, user_datastore
+
+SEED_DIR = ROOT / "seed"
+
+
+@dataclass(frozen=True)
+class DemoLogin:
+    email: str
+    password: str
+    role: str
+    department: str | None = None
+
+
+DEMO_LOGINS = (
+    DemoLogin("master@carebox.example", "master-demo-2026", perm.MASTER_ADMIN),
+    DemoLogin("cs@carebox.example", "cs-demo-2026", perm.CUSTOMER_SERVICE),
+    DemoLogin("ops.admin@carebox.example", "ops-demo-2026", perm.ADMIN_DEPARTMENT, "OPS"),
+    DemoLogin("claims.admin@carebox.example", "claims-demo-2026", perm.ADMIN_DEPARTMENT,
+              "CLAIMS"),
+    DemoLogin("customer@carebox.example", "customer-demo-2026", perm.CUSTOMER),
+)
+
+
+def _load(name: str):
+    return yaml.safe_load((SEED_DIR / name).read_text(encoding="utf-8"))
+
+
+def seed_departments() -> dict[str, Department]:
+    """Upsert departments by code."""
+    existing = {d.code: d for d in db.session.scalars(select(Department))}
+    for row in _load("departments.yaml"):
+        dep = existing.get(row["code"]) or Department(code=row["code"])
+        dep.name_id, dep.name_en = row["name_id"], row["name_en"]
+        dep.email = row.get("email")
+        db.session.add(dep)
+        existing[dep.code] = dep
+    db.session.flush()
+    return existing
+
+
+def seed_products() -> dict[str, Product]:
+    """Upsert products and services by code."""
+    existing = {p.code: p for p in db.session.scalars(select(Product))}
+    for row in _load("products.yaml"):
+        product = existing.get(row["code"]) or Product(code=row["code"])
+        product.kind = ProductKind(row["kind"])
+        product.badge = Badge(row.get("badge") or "none")
+        for key in ("name_id", "name_en", "description_id", "description_en", "eta_days",
+                    "badge_note_id", "badge_note_en"):
+            setattr(product, key, (row.get(key) or "").strip())
+        for key in ("base_price", "price_per_kg", "min_weight_kg", "max_weight_kg"):
+            setattr(product, key, Decimal(str(row[key])))
+        product.position = int(row.get("position", 100))
+        db.session.add(product)
+        existing[product.code] = product
+    db.session.flush()
+    return existing
+
+
+def seed_routing_rules(departments: dict[str, Department], products: dict[str, Product]) -> None:
+    """Create the routes of departments.yaml that do not exist yet (kept if edited later)."""
+    have = {(r.department_id, r.kind, r.product_id) for r in db.session.scalars(select(RoutingRule))}
+    for row in _load("departments.yaml"):
+        dep = departments[row["code"]]
+        routes = row.get("routes") or {}
+        wanted = [(TicketKind(k), None) for k in routes.get("kinds") or []]
+        wanted += [(None, products[c].id) for c in routes.get("products") or []]
+        for kind, product_id in wanted:
+            if (dep.id, kind, product_id) not in have:
+                db.session.add(RoutingRule(department=dep, kind=kind, product_id=product_id))
+                have.add((dep.id, kind, product_id))
+    db.session.flush()
+
+
+def seed_base() -> dict:
+    """Roles, departments, routing rules, products and FAQ. Running it twice changes nothing."""
+    ensure_roles()
+    departments = seed_departments()
+    products = seed_products()
+    seed_routing_rules(departments, products)
+    faq = import_faq(SEED_DIR / "faq.yaml")
+    return {"departments": len(departments), "products": len(products), "faq": faq}
+
+
+def ensure_user(email: str, password: str, role: str, *, name: str = "",
+                department: Department | None = None) -> User:
+    user = user_datastore.find_user(email=email)
+    if user is None:
+        user = user_datastore.create_user(
+            email=email, password=hash_password(password), name=name, active=True,
+            roles=[role], department=department,
+        )
+        db.session.flush()
+    return user
+
+
+def seed_demo() -> tuple[DemoLogin, ...]:
+    """Demo staff and a demo customer with orders and tickets in every status."""
+    departments = {d.code: d for d in db.session.scalars(select(Department))}
+    users = {}
+    for login in DEMO_LOGINS:
+        name = login.email.split("@")[0].replace(".", " ").title()
+        users[login.email] = ensure_user(
+            login.email, login.password, login.role, name=f"Demo {name}",
+            department=departments.get(login.department) if login.department else None,
+        )
+    customer = users["customer@carebox.example"]
+    customer.name, customer.phone = "Siti Rahayu", "+62 812 5555 0101"
+    master = users["master@carebox.example"]
+    cs = users["cs@carebox.example"]
+    if db.session.scalar(select(Ticket.id).where(Ticket.customer_id == customer.id).limit(1)):
+        return DEMO_LOGINS
+    products = {p.code: p for p in db.session.scalars(select(Product))}
+    reg = place_order(customer, products["REG"], origin="Jakarta Selatan",
+                      destination="Bandung", weight_kg=Decimal("2.5"),
+                      receiver_name="Budi Santoso", receiver_phone="+62 811 000 111")
+    sameday = place_order(customer, products["SAMEDAY"], origin="Jakarta Pusat",
+                          destination="Jakarta Barat", weight_kg=Decimal("1"),
+                          receiver_name="Dewi", receiver_phone="+62 811 000 222")
+    t1 = tickets.file_ticket(customer, TicketKind.COMPLAINT, "Paket belum sampai",
+                             "Paket saya sudah 5 hari belum sampai di Bandung.", order=reg)
+    tickets.dispatch(t1, departments["OPS"], master)
+    tickets.set_priority(t1, Priority.HIGH, cs)
+    tickets.post_message(t1, cs, "Catatan: cek gudang Bandung.", internal=True)
+    tickets.post_message(t1, cs, "Mohon maaf, paket Anda sedang kami lacak di gudang Bandung.")
+    tickets.file_ticket(customer, TicketKind.COMPLAINT, "Kurir terlambat",
+                        "Pengiriman same-day datang malam hari.", order=sameday)
+    tickets.file_ticket(customer, TicketKind.CRITICISM, "Aplikasi lambat",
+                        "Halaman lacak paket sering lambat dibuka.")
+    t4 = tickets.file_ticket(customer, TicketKind.QUESTION, "Jam operasional gerai",
+                             "Gerai di Depok buka sampai jam berapa?")
+    tickets.post_message(t4, cs, "Gerai Depok buka setiap hari pukul 08.00-21.00.")
+    tickets.finish(t4, cs)
+    db.session.flush()
+    return DEMO_LOGINS
+
+

@@ -1,0 +1,145 @@
+"""Request-wide behaviour: security headers, error pages, the language switch."""
+
+from __future__ import annotations
+
+import secrets
+
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from .extensions import db
+from .i18n import LANG_COOKIE, supported
+
+bp = Blueprint("web", __name__)
+
+
+def csp_nonce() -> str:
+    if "csp_nonce" not in g:
+        g.csp_nonce = secrets.token_urlsafe(16)
+    return g.csp_nonce
+
+
+def safe_next(target: str | None, fallback: str = "/") -> str:
+    """Only same-site relative paths: an open redirect is a phishing tool."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return fallback
+
+
+@bp.route("/lang/<code>", methods=["POST"])
+def set_language(code: str):
+    """Switch language (remembered in a cookie and, when signed in, on the account)."""
+    target = safe_next(request.form.get("next") or _referrer_path())
+    if code not in supported():
+        return redirect(target)
+    if current_user.is_authenticated:
+        current_user.locale = code
+        db.session.commit()
+    resp = redirect(target)
+    resp.set_cookie(LANG_COOKIE, code, max_age=60 * 60 * 24 * 365, samesite="Lax",
+                    secure=current_app.config["SESSION_COOKIE_SECURE"], httponly=True)
+    return resp
+
+
+def _referrer_path() -> str | None:
+    ref = request.referrer
+    if not ref:
+        return None
+    host = request.host_url.rstrip("/")
+    return ref[len(host):] if ref.startswith(host) else None
+
+
+def _security_headers(resp):
+    nonce = g.get("csp_nonce") or csp_nonce()
+    resp.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; "
+        f"script-src 'self' 'nonce-{nonce}'; "
+        # Flask-Admin's widgets set style attributes; styles cannot run code.
+        "style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; "
+        "frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'",
+    )
+    resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+    resp.headers.setdefault("X-Frame-Options", "DENY")
+    resp.headers.setdefault("Referrer-Policy", "same-origin")
+    resp.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+    if request.is_secure:
+        resp.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    return resp
+
+
+def _wants_json() -> bool:
+    accept = request.accept_mimetypes
+    return accept["application/json"] > accept["text/html"]
+
+
+def _error_page(code: int, title: str, message: str):
+    if _wants_json():
+        return {"error": title, "message": message}, code
+    return render_template("error.html", code=code, title=title, message=message), code
+
+
+def _handle_http(exc: HTTPException):
+    titles = {
+        400: _("Bad request"),
+        403: _("Access denied"),
+        404: _("Not found"),
+        405: _("Method not allowed"),
+        413: _("File too large"),
+        429: _("Too many requests"),
+    }
+    messages = {
+        403: _("You do not have permission to open this page."),
+        404: _("The page you asked for does not exist or is not yours."),
+        413: _("The upload is larger than allowed (at most 5 MB)."),
+        429: _("You are doing that too often. Please wait a moment and try again."),
+    }
+    title = titles.get(exc.code, exc.name)
+    return _error_page(exc.code or 500, title, messages.get(exc.code, title))
+
+
+def _handle_csrf(exc: CSRFError):
+    return _error_page(
+        400, _("Form expired"),
+        _("The form expired or was sent from elsewhere. Go back, reload the page and try again."),
+    )
+
+
+def _handle_unexpected(exc: Exception):
+    db.session.rollback()
+    current_app.logger.exception("Unhandled error on %s %s", request.method, request.path)
+    return _error_page(500, _("Something went wrong"),
+                       _("We could not finish your request. Nothing was changed; please try again."))
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+    app.after_request(_security_headers)
+    app.register_error_handler(CSRFError, _handle_csrf)
+    app.register_error_handler(HTTPException, _handle_http)
+    if not app.testing:
+        app.register_error_handler(Exception, _handle_unexpected)
+
+    @app.context_processor
+    def _globals():
+        loc = get_locale()
+        return {
+            "csp_nonce": csp_nonce,
+            "current_lang": loc.language if loc else "id",
+            "languages": supported(),
+            "lang_url": lambda code: url_for("web.set_language", code=code),
+        }
