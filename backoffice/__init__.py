@@ -18,8 +18,10 @@ def create_app(config: dict | str | None = None) -> Flask:
     `CAREBOX_ENV`, and `production` is the default: secrets are then required.
     """
     overrides = config if isinstance(config, dict) else {}
-    env = (config if isinstance(config, str) else None) or overrides.get("ENV_NAME") or (
-        os.environ.get("CAREBOX_ENV", "production")
+    env = (
+        (config if isinstance(config, str) else None)
+        or overrides.get("ENV_NAME")
+        or (os.environ.get("CAREBOX_ENV", "production"))
     )
     if env not in CONFIGS:
         raise ConfigError(f"CAREBOX_ENV must be one of {', '.join(CONFIGS)}, not {env!r}.")

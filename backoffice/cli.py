@@ -95,12 +95,12 @@ def staff_create(email, role, department_code, name, password):
     department = None
     if department_code:
         department = db.session.scalar(
-            select(Department).where(Department.code == department_code.upper()))
+            select(Department).where(Department.code == department_code.upper())
+        )
         if department is None:
             codes = ", ".join(db.session.scalars(select(Department.code).order_by(Department.code)))
-            raise click.UsageError(
-                f"Unknown department {department_code!r}. Known: {codes or 'none (run carebox seed)'}."
-            )
+            known = codes or "none (run carebox seed)"
+            raise click.UsageError(f"Unknown department {department_code!r}. Known: {known}.")
     if role == perm.ADMIN_DEPARTMENT and department is None:
         raise click.UsageError("A department admin needs --department CODE.")
     if password is None:
@@ -109,8 +109,14 @@ def staff_create(email, role, department_code, name, password):
     if pw_error:
         raise click.UsageError("Password refused: " + "; ".join(map(str, pw_error)))
     ensure_roles()
-    user_datastore.create_user(email=email, password=hash_password(password), name=name,
-                               active=True, roles=[role], department=department)
+    user_datastore.create_user(
+        email=email,
+        password=hash_password(password),
+        name=name,
+        active=True,
+        roles=[role],
+        department=department,
+    )
     db.session.commit()
     click.echo(f"Created {role} {email}" + (f" in {department.code}" if department else ""))
 
@@ -134,10 +140,12 @@ def faq_import(file):
         for line, message in exc.problems:
             click.echo(f"{file}:{line}: {message}", err=True)
         raise click.ClickException(
-            f"{len(exc.problems)} problem(s); nothing was imported.") from exc
+            f"{len(exc.problems)} problem(s); nothing was imported."
+        ) from exc
     db.session.commit()
-    click.echo(f"inserted {result.inserted}, updated {result.updated}, "
-               f"unchanged {result.unchanged}")
+    click.echo(
+        f"inserted {result.inserted}, updated {result.updated}, unchanged {result.unchanged}"
+    )
 
 
 def init_app(app: Flask) -> None:

@@ -48,7 +48,7 @@ class Config:
 
     # Flask-Security-Too
     SECURITY_PASSWORD_SALT: str | None = None
-    SECURITY_PASSWORD_HASH = "argon2"
+    SECURITY_PASSWORD_HASH = "argon2"  # noqa: S105
     SECURITY_REGISTERABLE = True
     SECURITY_REGISTER_URL = "/register"
     SECURITY_LOGIN_URL = "/login"
@@ -112,9 +112,18 @@ class Config:
         """Settings the environment overrides (DESIGN.md §5)."""
         env = os.environ
         out: dict = {}
-        for key in ("SECRET_KEY", "SECURITY_PASSWORD_SALT", "RATELIMIT_STORAGE_URI",
-                    "BABEL_DEFAULT_LOCALE", "MAIL_SERVER", "MAIL_USERNAME", "MAIL_PASSWORD",
-                    "MAIL_DEFAULT_SENDER", "CAREBOX_BASE_URL", "UPLOAD_FOLDER"):
+        for key in (
+            "SECRET_KEY",
+            "SECURITY_PASSWORD_SALT",
+            "RATELIMIT_STORAGE_URI",
+            "BABEL_DEFAULT_LOCALE",
+            "MAIL_SERVER",
+            "MAIL_USERNAME",
+            "MAIL_PASSWORD",
+            "MAIL_DEFAULT_SENDER",
+            "CAREBOX_BASE_URL",
+            "UPLOAD_FOLDER",
+        ):
             if env.get(key):
                 out[key] = env[key]
         if env.get("DATABASE_URL"):
@@ -142,7 +151,7 @@ class DevelopmentConfig(Config):
 
 class TestingConfig(DevelopmentConfig):
     TESTING = True
-    SECURITY_PASSWORD_HASH = "plaintext"  # fast; the real hash is tested on its own
+    SECURITY_PASSWORD_HASH = "plaintext"  # noqa: S105 (fast; argon2 is tested on its own)
     SECURITY_PASSWORD_SCHEMES = ["plaintext", "argon2"]
     RATELIMIT_ENABLED = False
     FLASK_ADMIN_RAISE_ON_VIEW_EXCEPTION = True

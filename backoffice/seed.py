@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 
 import yaml
 from flask_security import hash_password
@@ -19,7 +18,6 @@ from .extensions import db
 from .models import (
     Badge,
     Department,
-    Order,
     Priority,
     Product,
     ProductKind,
@@ -45,8 +43,7 @@ DEMO_LOGINS = (
     DemoLogin("master@carebox.example", "master-demo-2026", perm.MASTER_ADMIN),
     DemoLogin("cs@carebox.example", "cs-demo-2026", perm.CUSTOMER_SERVICE),
     DemoLogin("ops.admin@carebox.example", "ops-demo-2026", perm.ADMIN_DEPARTMENT, "OPS"),
-    DemoLogin("claims.admin@carebox.example", "claims-demo-2026", perm.ADMIN_DEPARTMENT,
-              "CLAIMS"),
+    DemoLogin("claims.admin@carebox.example", "claims-demo-2026", perm.ADMIN_DEPARTMENT, "CLAIMS"),
     DemoLogin("customer@carebox.example", "customer-demo-2026", perm.CUSTOMER),
 )
 
@@ -75,8 +72,15 @@ def seed_products() -> dict[str, Product]:
         product = existing.get(row["code"]) or Product(code=row["code"])
         product.kind = ProductKind(row["kind"])
         product.badge = Badge(row.get("badge") or "none")
-        for key in ("name_id", "name_en", "description_id", "description_en", "eta_days",
-                    "badge_note_id", "badge_note_en"):
+        for key in (
+            "name_id",
+            "name_en",
+            "description_id",
+            "description_en",
+            "eta_days",
+            "badge_note_id",
+            "badge_note_en",
+        ):
             setattr(product, key, (row.get(key) or "").strip())
         for key in ("base_price", "price_per_kg", "min_weight_kg", "max_weight_kg"):
             setattr(product, key, Decimal(str(row[key])))
@@ -89,7 +93,9 @@ def seed_products() -> dict[str, Product]:
 
 def seed_routing_rules(departments: dict[str, Department], products: dict[str, Product]) -> None:
     """Create the routes of departments.yaml that do not exist yet (kept if edited later)."""
-    have = {(r.department_id, r.kind, r.product_id) for r in db.session.scalars(select(RoutingRule))}
+    have = {
+        (r.department_id, r.kind, r.product_id) for r in db.session.scalars(select(RoutingRule))
+    }
     for row in _load("departments.yaml"):
         dep = departments[row["code"]]
         routes = row.get("routes") or {}
@@ -112,13 +118,18 @@ def seed_base() -> dict:
     return {"departments": len(departments), "products": len(products), "faq": faq}
 
 
-def ensure_user(email: str, password: str, role: str, *, name: str = "",
-                department: Department | None = None) -> User:
+def ensure_user(
+    email: str, password: str, role: str, *, name: str = "", department: Department | None = None
+) -> User:
     user = user_datastore.find_user(email=email)
     if user is None:
         user = user_datastore.create_user(
-            email=email, password=hash_password(password), name=name, active=True,
-            roles=[role], department=department,
+            email=email,
+            password=hash_password(password),
+            name=name,
+            active=True,
+            roles=[role],
+            department=department,
         )
         db.session.flush()
     return user
@@ -131,7 +142,10 @@ def seed_demo() -> tuple[DemoLogin, ...]:
     for login in DEMO_LOGINS:
         name = login.email.split("@")[0].replace(".", " ").title()
         users[login.email] = ensure_user(
-            login.email, login.password, login.role, name=f"Demo {name}",
+            login.email,
+            login.password,
+            login.role,
+            name=f"Demo {name}",
             department=departments.get(login.department) if login.department else None,
         )
     customer = users["customer@carebox.example"]
@@ -141,27 +155,55 @@ def seed_demo() -> tuple[DemoLogin, ...]:
     if db.session.scalar(select(Ticket.id).where(Ticket.customer_id == customer.id).limit(1)):
         return DEMO_LOGINS
     products = {p.code: p for p in db.session.scalars(select(Product))}
-    reg = place_order(customer, products["REG"], origin="Jakarta Selatan",
-                      destination="Bandung", weight_kg=Decimal("2.5"),
-                      receiver_name="Budi Santoso", receiver_phone="+62 811 000 111")
-    sameday = place_order(customer, products["SAMEDAY"], origin="Jakarta Pusat",
-                          destination="Jakarta Barat", weight_kg=Decimal("1"),
-                          receiver_name="Dewi", receiver_phone="+62 811 000 222")
-    t1 = tickets.file_ticket(customer, TicketKind.COMPLAINT, "Paket belum sampai",
-                             "Paket saya sudah 5 hari belum sampai di Bandung.", order=reg)
+    reg = place_order(
+        customer,
+        products["REG"],
+        origin="Jakarta Selatan",
+        destination="Bandung",
+        weight_kg=Decimal("2.5"),
+        receiver_name="Budi Santoso",
+        receiver_phone="+62 811 000 111",
+    )
+    sameday = place_order(
+        customer,
+        products["SAMEDAY"],
+        origin="Jakarta Pusat",
+        destination="Jakarta Barat",
+        weight_kg=Decimal("1"),
+        receiver_name="Dewi",
+        receiver_phone="+62 811 000 222",
+    )
+    t1 = tickets.file_ticket(
+        customer,
+        TicketKind.COMPLAINT,
+        "Paket belum sampai",
+        "Paket saya sudah 5 hari belum sampai di Bandung.",
+        order=reg,
+    )
     tickets.dispatch(t1, departments["OPS"], master)
     tickets.set_priority(t1, Priority.HIGH, cs)
     tickets.post_message(t1, cs, "Catatan: cek gudang Bandung.", internal=True)
     tickets.post_message(t1, cs, "Mohon maaf, paket Anda sedang kami lacak di gudang Bandung.")
-    tickets.file_ticket(customer, TicketKind.COMPLAINT, "Kurir terlambat",
-                        "Pengiriman same-day datang malam hari.", order=sameday)
-    tickets.file_ticket(customer, TicketKind.CRITICISM, "Aplikasi lambat",
-                        "Halaman lacak paket sering lambat dibuka.")
-    t4 = tickets.file_ticket(customer, TicketKind.QUESTION, "Jam operasional gerai",
-                             "Gerai di Depok buka sampai jam berapa?")
+    tickets.file_ticket(
+        customer,
+        TicketKind.COMPLAINT,
+        "Kurir terlambat",
+        "Pengiriman same-day datang malam hari.",
+        order=sameday,
+    )
+    tickets.file_ticket(
+        customer,
+        TicketKind.CRITICISM,
+        "Aplikasi lambat",
+        "Halaman lacak paket sering lambat dibuka.",
+    )
+    t4 = tickets.file_ticket(
+        customer,
+        TicketKind.QUESTION,
+        "Jam operasional gerai",
+        "Gerai di Depok buka sampai jam berapa?",
+    )
     tickets.post_message(t4, cs, "Gerai Depok buka setiap hari pukul 08.00-21.00.")
     tickets.finish(t4, cs)
     db.session.flush()
     return DEMO_LOGINS
-
-

@@ -49,8 +49,14 @@ def set_language(code: str):
         current_user.locale = code
         db.session.commit()
     resp = redirect(target)
-    resp.set_cookie(LANG_COOKIE, code, max_age=60 * 60 * 24 * 365, samesite="Lax",
-                    secure=current_app.config["SESSION_COOKIE_SECURE"], httponly=True)
+    resp.set_cookie(
+        LANG_COOKIE,
+        code,
+        max_age=60 * 60 * 24 * 365,
+        samesite="Lax",
+        secure=current_app.config["SESSION_COOKIE_SECURE"],
+        httponly=True,
+    )
     return resp
 
 
@@ -59,7 +65,7 @@ def _referrer_path() -> str | None:
     if not ref:
         return None
     host = request.host_url.rstrip("/")
-    return ref[len(host):] if ref.startswith(host) else None
+    return ref[len(host) :] if ref.startswith(host) else None
 
 
 def _security_headers(resp):
@@ -114,7 +120,8 @@ def _handle_http(exc: HTTPException):
 
 def _handle_csrf(exc: CSRFError):
     return _error_page(
-        400, _("Form expired"),
+        400,
+        _("Form expired"),
         _("The form expired or was sent from elsewhere. Go back, reload the page and try again."),
     )
 
@@ -122,8 +129,11 @@ def _handle_csrf(exc: CSRFError):
 def _handle_unexpected(exc: Exception):
     db.session.rollback()
     current_app.logger.exception("Unhandled error on %s %s", request.method, request.path)
-    return _error_page(500, _("Something went wrong"),
-                       _("We could not finish your request. Nothing was changed; please try again."))
+    return _error_page(
+        500,
+        _("Something went wrong"),
+        _("We could not finish your request. Nothing was changed; please try again."),
+    )
 
 
 def init_app(app: Flask) -> None:

@@ -21,10 +21,25 @@ from ..extensions import db
 from ..models import FaqCategory, FaqEntry
 
 KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,79}$")
-CSV_COLUMNS = ("key", "category", "question_id", "answer_id", "question_en", "answer_en",
-               "published", "position")
-ENTRY_FIELDS = ("category_id", "question_id", "answer_id", "question_en", "answer_en",
-                "published", "position")
+CSV_COLUMNS = (
+    "key",
+    "category",
+    "question_id",
+    "answer_id",
+    "question_en",
+    "answer_en",
+    "published",
+    "position",
+)
+ENTRY_FIELDS = (
+    "category_id",
+    "question_id",
+    "answer_id",
+    "question_en",
+    "answer_en",
+    "published",
+    "position",
+)
 TRUE = {"1", "true", "yes", "y", "ya", "on"}
 FALSE = {"0", "false", "no", "n", "tidak", "off"}
 LIMITS = {"question_id": 300, "question_en": 300, "answer_id": 10_000, "answer_en": 10_000}
@@ -159,8 +174,12 @@ def import_faq(path: str | Path) -> ImportResult:
             continue
         cat_code = str(row.get("category") or "").strip()
         if cat_code not in categories:
-            problems.append((line, f"unknown category {cat_code!r} (known: "
-                             + ", ".join(sorted(categories)) + ")"))
+            problems.append(
+                (
+                    line,
+                    f"unknown category {cat_code!r} (known: " + ", ".join(sorted(categories)) + ")",
+                )
+            )
         values = {
             "question_id": _text(row, "question_id", True, problems, line),
             "answer_id": _text(row, "answer_id", True, problems, line),
@@ -174,8 +193,14 @@ def import_faq(path: str | Path) -> ImportResult:
         db.session.rollback()
         raise FaqImportError(sorted(problems))
 
-    existing = {e.key: e for e in db.session.scalars(
-        select(FaqEntry).where(FaqEntry.key.in_(list(parsed))))} if parsed else {}
+    existing = (
+        {
+            e.key: e
+            for e in db.session.scalars(select(FaqEntry).where(FaqEntry.key.in_(list(parsed))))
+        }
+        if parsed
+        else {}
+    )
     for cat in categories.values():
         db.session.add(cat)
     db.session.flush()

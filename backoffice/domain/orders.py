@@ -29,8 +29,9 @@ def _required(value: str, limit: int, label: str) -> str:
     if not value:
         raise DomainError(_("%(field)s must not be empty.", field=label))
     if len(value) > limit:
-        raise DomainError(_("%(field)s is too long (at most %(n)d characters).",
-                            field=label, n=limit))
+        raise DomainError(
+            _("%(field)s is too long (at most %(n)d characters).", field=label, n=limit)
+        )
     return value
 
 
@@ -57,18 +58,26 @@ def place_order(
     except (InvalidOperation, ValueError) as exc:
         raise DomainError(_("Weight must be a number of kilograms.")) from exc
     if not weight.is_finite() or not product.min_weight_kg <= weight <= product.max_weight_kg:
-        raise DomainError(_("Weight for %(name)s must be between %(lo)s and %(hi)s kg.",
-                            name=product.name_id, lo=product.min_weight_kg,
-                            hi=product.max_weight_kg))
+        raise DomainError(
+            _(
+                "Weight for %(name)s must be between %(lo)s and %(hi)s kg.",
+                name=product.name_id,
+                lo=product.min_weight_kg,
+                hi=product.max_weight_kg,
+            )
+        )
     order = Order(
-        customer=customer, product=product,
+        customer=customer,
+        product=product,
         origin=_required(origin, MAX_ADDRESS, _("Origin")),
         destination=_required(destination, MAX_ADDRESS, _("Destination")),
-        weight_kg=weight, price=product.price_for(weight),
+        weight_kg=weight,
+        price=product.price_for(weight),
         receiver_name=(receiver_name or "").strip()[:120],
         receiver_phone=(receiver_phone or "").strip()[:32],
         notes=(notes or "").replace("\x00", "").strip()[:2000],
-        status=S.PLACED, created_at=now,
+        status=S.PLACED,
+        created_at=now,
     )
     db.session.add(order)
     db.session.flush()
@@ -82,18 +91,26 @@ def can_change_status(order: Order, to: OrderStatus, actor: User | None) -> bool
     return perm.has(actor, perm.ORDERS_UPDATE) and to in ORDER_TRANSITIONS[order.status]
 
 
-def change_status(order: Order, to: OrderStatus, actor: User, *, note: str = "",
-                  now: datetime | None = None) -> OrderEvent:
+def change_status(
+    order: Order, to: OrderStatus, actor: User, *, note: str = "", now: datetime | None = None
+) -> OrderEvent:
     """Move an order along ORDER_TRANSITIONS (staff with orders.update only)."""
     now = now or utcnow()
     to = OrderStatus(to)
     if not perm.has(actor, perm.ORDERS_UPDATE):
         raise PermissionDenied(_("You are not allowed to change orders."))
     if to not in ORDER_TRANSITIONS[order.status]:
-        raise DomainError(_("An order cannot go from %(a)s to %(b)s.",
-                            a=order.status.label, b=to.label))
-    event = OrderEvent(order=order, actor=actor, from_status=order.status, to_status=to,
-                       note=(note or "").strip()[:500], created_at=now)
+        raise DomainError(
+            _("An order cannot go from %(a)s to %(b)s.", a=order.status.label, b=to.label)
+        )
+    event = OrderEvent(
+        order=order,
+        actor=actor,
+        from_status=order.status,
+        to_status=to,
+        note=(note or "").strip()[:500],
+        created_at=now,
+    )
     order.status = to
     db.session.add(event)
     db.session.flush()

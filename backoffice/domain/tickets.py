@@ -37,12 +37,27 @@ from . import ConflictError, DomainError, PermissionDenied
 from . import permissions as perm
 
 __all__ = [
-    "TRANSITIONS", "Action", "TicketStatus", "allowed_actions", "assign", "can_transition",
-    "dispatch", "file_ticket", "finish", "post_message", "rate", "reopen", "set_priority",
+    "TRANSITIONS",
+    "Action",
+    "TicketStatus",
+    "allowed_actions",
+    "assign",
+    "can_transition",
+    "dispatch",
+    "file_ticket",
+    "finish",
+    "post_message",
+    "rate",
+    "reopen",
+    "set_priority",
 ]
 
-P, T, R, F = (TicketStatus.PROGRESS, TicketStatus.TEAM, TicketStatus.RESPONDED,
-              TicketStatus.FINISHED)
+P, T, R, F = (
+    TicketStatus.PROGRESS,
+    TicketStatus.TEAM,
+    TicketStatus.RESPONDED,
+    TicketStatus.FINISHED,
+)
 
 REOPEN_WINDOW = timedelta(days=7)
 MAX_BODY = 10_000
@@ -115,9 +130,7 @@ def _may(actor: User | None, ticket: Ticket, action: Action, now: datetime) -> b
             return ticket.finished_at is not None and now - ticket.finished_at <= REOPEN_WINDOW
         return True
     permission = STAFF_PERMISSION.get(action)
-    return bool(
-        permission and perm.has(actor, permission) and perm.can_see_ticket(actor, ticket)
-    )
+    return bool(permission and perm.has(actor, permission) and perm.can_see_ticket(actor, ticket))
 
 
 def can_transition(
@@ -167,8 +180,9 @@ def allowed_actions(ticket: Ticket, actor: User | None, now: datetime | None = N
     return result
 
 
-def _check(ticket: Ticket, actor: User | None, action: Action, expected_version: int | None,
-           now: datetime) -> None:
+def _check(
+    ticket: Ticket, actor: User | None, action: Action, expected_version: int | None, now: datetime
+) -> None:
     if expected_version is not None and int(expected_version) != ticket.version_id:
         raise ConflictError(_conflict_message(ticket))
     if not _may(actor, ticket, action, now):
@@ -185,23 +199,37 @@ def _conflict_message(ticket: Ticket) -> str:
     )
 
 
-def _move(ticket: Ticket, actor: User | None, action: Action, event: EventAction, *,
-          note: str = "", rule: RoutingRule | None = None, now: datetime) -> TicketEvent:
+def _move(
+    ticket: Ticket,
+    actor: User | None,
+    action: Action,
+    event: EventAction,
+    *,
+    note: str = "",
+    rule: RoutingRule | None = None,
+    now: datetime,
+) -> TicketEvent:
     """Apply `action`'s status change (if any) through TRANSITIONS and record it."""
     before = ticket.status
     after = _target(ticket, action)
     if action not in KEEPS_STATUS and action not in TRANSITIONS.get((before, after), ()):
-        raise DomainError(_("This ticket cannot go from %(a)s to %(b)s.",
-                            a=before.label, b=after.label))
+        raise DomainError(
+            _("This ticket cannot go from %(a)s to %(b)s.", a=before.label, b=after.label)
+        )
     ticket.status = after
     if after is F:
         ticket.finished_at = now
     elif before is F:
         ticket.finished_at = None
     ev = TicketEvent(
-        ticket=ticket, actor=actor, action=event, from_status=before,
-        to_status=after if after != before else None, rule_id=rule.id if rule else None,
-        note=(note or "")[:500], created_at=now,
+        ticket=ticket,
+        actor=actor,
+        action=event,
+        from_status=before,
+        to_status=after if after != before else None,
+        rule_id=rule.id if rule else None,
+        note=(note or "")[:500],
+        created_at=now,
     )
     db.session.add(ev)
     return ev
@@ -231,8 +259,9 @@ def _clean_text(text: str, limit: int, field: str) -> str:
     if not text:
         raise DomainError(_("%(field)s must not be empty.", field=field))
     if len(text) > limit:
-        raise DomainError(_("%(field)s is too long (at most %(n)d characters).",
-                            field=field, n=limit))
+        raise DomainError(
+            _("%(field)s is too long (at most %(n)d characters).", field=field, n=limit)
+        )
     return text
 
 
@@ -280,23 +309,32 @@ def file_ticket(
     subject = _clean_text(subject, MAX_SUBJECT, _("Subject"))
     body = _clean_text(body, MAX_BODY, _("Message"))
     ticket = Ticket(
-        kind=TicketKind(kind), subject=subject, customer=customer, order=order,
-        status=P, priority=Priority.NORMAL, created_at=now, last_message_at=now,
+        kind=TicketKind(kind),
+        subject=subject,
+        customer=customer,
+        order=order,
+        status=P,
+        priority=Priority.NORMAL,
+        created_at=now,
+        last_message_at=now,
     )
     _apply_sla(ticket)
     db.session.add(ticket)
     db.session.flush()  # the id makes the number: unique without a counter to contend on
     ticket.number = f"CX-{now.year}-{ticket.id:06d}"
-    msg = TicketMessage(ticket=ticket, author=customer, body=body, created_at=now,
-                        attachments=list(attachments))
+    msg = TicketMessage(
+        ticket=ticket, author=customer, body=body, created_at=now, attachments=list(attachments)
+    )
     db.session.add(msg)
-    db.session.add(TicketEvent(ticket=ticket, actor=customer, action=EventAction.FILED,
-                               to_status=P, created_at=now))
+    db.session.add(
+        TicketEvent(
+            ticket=ticket, actor=customer, action=EventAction.FILED, to_status=P, created_at=now
+        )
+    )
     rule = find_route(ticket.kind, order.product_id if order else None)
     if rule is not None:
         ticket.department_id = rule.department_id
-        _move(ticket, None, Action.ROUTE, EventAction.ROUTED, rule=rule, now=now,
-              note=str(rule))
+        _move(ticket, None, Action.ROUTE, EventAction.ROUTED, rule=rule, now=now, note=str(rule))
     _flush(ticket)
     return ticket
 
@@ -329,9 +367,15 @@ def post_message(
     if ticket.status is F and action is not Action.NOTE:
         raise DomainError(_("This ticket is finished. Reopen it to continue the conversation."))
     body = _clean_text(body, MAX_BODY, _("Message"))
-    msg = TicketMessage(ticket=ticket, author=author, body=body, internal=internal,
-                        from_staff=not is_customer, created_at=now,
-                        attachments=list(attachments))
+    msg = TicketMessage(
+        ticket=ticket,
+        author=author,
+        body=body,
+        internal=internal,
+        from_staff=not is_customer,
+        created_at=now,
+        attachments=list(attachments),
+    )
     db.session.add(msg)
     _move(ticket, author, action, event, now=now)
     # Notes bump the ticket's version too: a stale desk must not miss one.
@@ -370,8 +414,14 @@ def dispatch(
     return ev
 
 
-def set_priority(ticket: Ticket, priority: Priority, actor: User, *,
-                 expected_version: int | None = None, now: datetime | None = None) -> None:
+def set_priority(
+    ticket: Ticket,
+    priority: Priority,
+    actor: User,
+    *,
+    expected_version: int | None = None,
+    now: datetime | None = None,
+) -> None:
     """Change the priority of an open ticket; its SLA due times follow."""
     now = now or utcnow()
     _check(ticket, actor, Action.PRIORITY, expected_version, now)
@@ -383,26 +433,50 @@ def set_priority(ticket: Ticket, priority: Priority, actor: User, *,
     old = ticket.priority
     ticket.priority = priority
     _apply_sla(ticket)
-    _move(ticket, actor, Action.PRIORITY, EventAction.PRIORITY, now=now,
-          note=f"{old.value} → {priority.value}")
+    _move(
+        ticket,
+        actor,
+        Action.PRIORITY,
+        EventAction.PRIORITY,
+        now=now,
+        note=f"{old.value} → {priority.value}",
+    )
     _flush(ticket)
 
 
-def assign(ticket: Ticket, assignee: User | None, actor: User, *,
-           expected_version: int | None = None, now: datetime | None = None) -> None:
+def assign(
+    ticket: Ticket,
+    assignee: User | None,
+    actor: User,
+    *,
+    expected_version: int | None = None,
+    now: datetime | None = None,
+) -> None:
     """Assign the ticket to a staff member (or nobody)."""
     now = now or utcnow()
     _check(ticket, actor, Action.ASSIGN, expected_version, now)
     if assignee is not None and not (assignee.active and perm.is_staff(assignee)):
         raise DomainError(_("Tickets can only be assigned to active staff."))
     ticket.assignee = assignee
-    _move(ticket, actor, Action.ASSIGN, EventAction.ASSIGNED, now=now,
-          note=assignee.email if assignee else "")
+    _move(
+        ticket,
+        actor,
+        Action.ASSIGN,
+        EventAction.ASSIGNED,
+        now=now,
+        note=assignee.email if assignee else "",
+    )
     _flush(ticket)
 
 
-def finish(ticket: Ticket, actor: User, *, note: str = "",
-           expected_version: int | None = None, now: datetime | None = None) -> None:
+def finish(
+    ticket: Ticket,
+    actor: User,
+    *,
+    note: str = "",
+    expected_version: int | None = None,
+    now: datetime | None = None,
+) -> None:
     """Finish an open ticket (staff), or close it (its customer)."""
     now = now or utcnow()
     action = Action.CLOSE if perm.owns_ticket(actor, ticket) else Action.FINISH
@@ -413,8 +487,14 @@ def finish(ticket: Ticket, actor: User, *, note: str = "",
     _flush(ticket)
 
 
-def reopen(ticket: Ticket, actor: User, *, note: str = "",
-           expected_version: int | None = None, now: datetime | None = None) -> None:
+def reopen(
+    ticket: Ticket,
+    actor: User,
+    *,
+    note: str = "",
+    expected_version: int | None = None,
+    now: datetime | None = None,
+) -> None:
     """Reopen a finished ticket: staff any time, its customer within 7 days."""
     now = now or utcnow()
     if ticket.status is not F:
@@ -425,8 +505,9 @@ def reopen(ticket: Ticket, actor: User, *, note: str = "",
     _flush(ticket)
 
 
-def rate(ticket: Ticket, actor: User, score: int, comment: str = "", *,
-         now: datetime | None = None) -> None:
+def rate(
+    ticket: Ticket, actor: User, score: int, comment: str = "", *, now: datetime | None = None
+) -> None:
     """The customer rates a finished ticket once, 1 to 5, with an optional comment."""
     now = now or utcnow()
     _check(ticket, actor, Action.RATE, None, now)

@@ -50,5 +50,7 @@ class RoutingRule(db.Model):
     product: Mapped[Product | None] = relationship()  # noqa: F821
 
     def __str__(self) -> str:
-        parts = [p for p in (self.kind and self.kind.value, self.product and self.product.code) if p]
+        parts = [
+            p for p in (self.kind and self.kind.value, self.product and self.product.code) if p
+        ]
         return f"{' + '.join(parts)} → {self.department.code}"

@@ -5,7 +5,7 @@ import enum
 from flask_babel import lazy_gettext as _l
 
 
-class LabelledEnum(str, enum.Enum):
+class LabelledEnum(enum.StrEnum):
     @property
     def label(self) -> str:
         return str(self._labels()[self])

@@ -58,9 +58,9 @@ class Ticket(db.Model):
     order_id: Mapped[int | None] = mapped_column(
         ForeignKey("customer_order.id", ondelete="SET NULL"), index=True
     )
-    department_id: Mapped[int | None] = mapped_column(
-        ForeignKey("department.id", ondelete="SET NULL")
-    )
+    # RESTRICT: departments are deactivated, never deleted under their tickets
+    # (and MariaDB refuses a CHECK on a column with ON DELETE SET NULL).
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"))
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -82,11 +82,15 @@ class Ticket(db.Model):
     department: Mapped[Department | None] = relationship()
     order: Mapped[Order | None] = relationship()
     messages: Mapped[list[TicketMessage]] = relationship(
-        back_populates="ticket", order_by="TicketMessage.id", cascade="all, delete-orphan",
+        back_populates="ticket",
+        order_by="TicketMessage.id",
+        cascade="all, delete-orphan",
         lazy="raise_on_sql",
     )
     events: Mapped[list[TicketEvent]] = relationship(
-        back_populates="ticket", order_by="TicketEvent.id", cascade="all, delete-orphan",
+        back_populates="ticket",
+        order_by="TicketEvent.id",
+        cascade="all, delete-orphan",
         lazy="raise_on_sql",
     )
 
@@ -168,9 +172,7 @@ class TicketEvent(db.Model):
     to_status: Mapped[TicketStatus | None] = mapped_column(
         enum_column(TicketStatus, "event_to_status")
     )
-    rule_id: Mapped[int | None] = mapped_column(
-        ForeignKey("routing_rule.id", ondelete="SET NULL")
-    )
+    rule_id: Mapped[int | None] = mapped_column(ForeignKey("routing_rule.id", ondelete="SET NULL"))
     note: Mapped[str] = mapped_column(String(500), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -16,8 +16,9 @@ def init_admin(app: Flask) -> Admin:
         name="carebox",
         url="/admin",
         index_view=HomeView(url="/admin", name="Home"),
-        theme=Bootstrap4Theme(swatch=app.config["FLASK_ADMIN_SWATCH"],
-                              fluid=app.config["FLASK_ADMIN_FLUID_LAYOUT"]),
+        theme=Bootstrap4Theme(
+            swatch=app.config["FLASK_ADMIN_SWATCH"], fluid=app.config["FLASK_ADMIN_FLUID_LAYOUT"]
+        ),
         csp_nonce_generator=csp_nonce,
     )
     return admin

@@ -258,7 +258,7 @@ def upgrade():
     sa.CheckConstraint('rating IS NULL OR (rating BETWEEN 1 AND 5)', name=op.f('ck_ticket_rating_range')),
     sa.ForeignKeyConstraint(['assignee_id'], ['user.id'], name=op.f('fk_ticket_assignee_id_user'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['customer_id'], ['user.id'], name=op.f('fk_ticket_customer_id_user'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['department_id'], ['department.id'], name=op.f('fk_ticket_department_id_department'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['department_id'], ['department.id'], name=op.f('fk_ticket_department_id_department')),
     sa.ForeignKeyConstraint(['order_id'], ['customer_order.id'], name=op.f('fk_ticket_order_id_customer_order'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_ticket')),
     sa.UniqueConstraint('number', name=op.f('uq_ticket_number'))

@@ -1,0 +1,80 @@
+# carebox — the two commands are `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PORT   ?= 5000
+TRANSLATIONS := backoffice/translations
+export CAREBOX_ENV ?= development
+
+.PHONY: run test test-fast test-browser install install-test lint format translations \
+        extract-messages update-messages migration upgrade seed screenshots bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+## Serve the app on SQLite with demo data at http://127.0.0.1:$(PORT)
+run: install translations
+	$(BIN)/carebox db upgrade
+	$(BIN)/carebox seed --demo
+	@echo "carebox: http://127.0.0.1:$(PORT)/  (back office: http://127.0.0.1:$(PORT)/admin/)"
+	$(BIN)/carebox run --host 127.0.0.1 --port $(PORT)
+
+## Lint, then the whole suite (HTTP tests in parallel, then the browser tests)
+test: install-test translations lint
+	$(BIN)/pytest -n 2 -m "not browser" $(PYTEST_ARGS)
+	$(BIN)/pytest -m browser $(PYTEST_ARGS)
+
+test-fast: install-test translations
+	$(BIN)/pytest -n 2 -m "not browser" -x $(PYTEST_ARGS)
+
+test-browser: install-test translations
+	$(BIN)/pytest -m browser $(PYTEST_ARGS)
+
+lint: install-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install-test
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+## Translations: extract strings, merge them into the catalogues, compile them
+extract-messages: install
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -k ngettext:1,2 -o $(TRANSLATIONS)/messages.pot .
+
+update-messages: extract-messages
+	$(BIN)/pybabel update -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) --no-fuzzy-matching
+
+translations: install
+	$(BIN)/pybabel compile -q -d $(TRANSLATIONS) --use-fuzzy 2>/dev/null || $(BIN)/pybabel compile -q -d $(TRANSLATIONS)
+
+## Database: `make migration m="what changed"`, `make upgrade`, `make seed`
+migration: install
+	$(BIN)/carebox db migrate -m "$(m)"
+
+upgrade: install
+	$(BIN)/carebox db upgrade
+
+seed: upgrade
+	$(BIN)/carebox seed --demo
+
+screenshots: install-test translations
+	$(BIN)/pytest -m browser tests/browser/test_screenshots.py --screenshots
+
+bench: install-test
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .ruff_cache

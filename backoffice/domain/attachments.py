@@ -1,0 +1,93 @@
+"""Ticket attachments: type checked by content, stored outside the static folder.
+
+Files live under UPLOAD_FOLDER with a random name; the database row keeps the
+original name. They are only ever sent by `send`, after the caller checked
+that the user may see the ticket.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import unicodedata
+from pathlib import Path
+from typing import BinaryIO
+
+from flask import current_app, send_file
+from flask_babel import gettext as _
+
+from ..models import TicketAttachment
+from . import DomainError
+
+# Content signatures: the file's own bytes decide its type, never its name.
+SIGNATURES = (
+    (b"\xff\xd8\xff", "image/jpeg", ".jpg"),
+    (b"\x89PNG\r\n\x1a\n", "image/png", ".png"),
+    (b"%PDF-", "application/pdf", ".pdf"),
+)
+
+
+def sniff(head: bytes) -> tuple[str, str] | None:
+    for magic, content_type, ext in SIGNATURES:
+        if head.startswith(magic):
+            return content_type, ext
+    return None
+
+
+def _safe_name(name: str, ext: str) -> str:
+    name = unicodedata.normalize("NFKC", os.path.basename(name or "")).strip()
+    name = re.sub(r"[^\w.\- ]+", "_", name)[:150].strip("._ ") or "attachment"
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    return f"{stem}{ext}"
+
+
+def _folder() -> Path:
+    folder = Path(current_app.config["UPLOAD_FOLDER"])
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def store(stream: BinaryIO, filename: str) -> TicketAttachment:
+    """Check and store an upload; returns an unsaved TicketAttachment for the lifecycle.
+
+    Raises DomainError for an empty, oversized or disallowed file (JPEG, PNG, PDF only).
+    """
+    limit = current_app.config["ATTACHMENT_MAX_BYTES"]
+    data = stream.read(limit + 1)
+    if not data:
+        raise DomainError(_("The attached file is empty."))
+    if len(data) > limit:
+        raise DomainError(_("The attached file is larger than %(mb)d MB.", mb=limit // 2**20))
+    kind = sniff(data[:16])
+    if kind is None:
+        raise DomainError(_("Only JPEG, PNG and PDF files can be attached."))
+    content_type, ext = kind
+    key = secrets.token_hex(16) + ext
+    (_folder() / key).write_bytes(data)
+    return TicketAttachment(
+        filename=_safe_name(filename, ext),
+        content_type=content_type,
+        size=len(data),
+        storage_key=key,
+    )
+
+
+def send(attachment: TicketAttachment):
+    """The file as a response: images inline, PDFs as a download; never sniffed as HTML."""
+    path = _folder() / attachment.storage_key
+    if not path.is_file():
+        from flask import abort
+
+        abort(404)
+    resp = send_file(
+        path,
+        mimetype=attachment.content_type,
+        as_attachment=attachment.content_type == "application/pdf",
+        download_name=attachment.filename,
+        max_age=0,
+        conditional=True,
+    )
+    resp.headers["Cache-Control"] = "private, no-store"
+    resp.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return resp
