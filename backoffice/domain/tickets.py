@@ -8,6 +8,7 @@ caller (a view, the portal, the CLI) owns the transaction.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -139,7 +140,7 @@ def can_transition(
     """Whether some action of `actor` may move `ticket` from its status to `to`."""
     now = now or utcnow()
     actions = TRANSITIONS.get((ticket.status, to), frozenset())
-    return any(_may(actor, ticket, a, now) for a in actions)
+    return any(_target(ticket, a) is to and _may(actor, ticket, a, now) for a in actions)
 
 
 def _target(ticket: Ticket, action: Action) -> TicketStatus:
@@ -236,10 +237,23 @@ def _move(
 
 
 def _flush(ticket: Ticket) -> None:
+    message = _conflict_message(ticket)  # a failed flush leaves the ticket unreadable
     try:
         db.session.flush()
     except StaleDataError as exc:
-        raise ConflictError(_conflict_message(ticket)) from exc
+        raise ConflictError(message) from exc
+
+
+def _operation(fn):
+    """Run a lifecycle operation without autoflush, so the only flush is the final one,
+    where a concurrent change surfaces as a ConflictError."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with db.session.no_autoflush:
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 def sla_hours(priority: Priority) -> tuple[int, int]:
@@ -286,6 +300,7 @@ def find_route(kind: TicketKind, product_id: int | None) -> RoutingRule | None:
     return db.session.scalars(stmt).first()
 
 
+@_operation
 def file_ticket(
     customer: User,
     kind: TicketKind,
@@ -339,6 +354,7 @@ def file_ticket(
     return ticket
 
 
+@_operation
 def post_message(
     ticket: Ticket,
     author: User,
@@ -388,6 +404,7 @@ def post_message(
     return msg
 
 
+@_operation
 def dispatch(
     ticket: Ticket,
     department: Department,
@@ -414,6 +431,7 @@ def dispatch(
     return ev
 
 
+@_operation
 def set_priority(
     ticket: Ticket,
     priority: Priority,
@@ -444,6 +462,7 @@ def set_priority(
     _flush(ticket)
 
 
+@_operation
 def assign(
     ticket: Ticket,
     assignee: User | None,
@@ -469,6 +488,7 @@ def assign(
     _flush(ticket)
 
 
+@_operation
 def finish(
     ticket: Ticket,
     actor: User,
@@ -487,6 +507,7 @@ def finish(
     _flush(ticket)
 
 
+@_operation
 def reopen(
     ticket: Ticket,
     actor: User,
@@ -505,6 +526,7 @@ def reopen(
     _flush(ticket)
 
 
+@_operation
 def rate(
     ticket: Ticket, actor: User, score: int, comment: str = "", *, now: datetime | None = None
 ) -> None:
