@@ -10,12 +10,15 @@ import os
 import re
 import uuid
 
+import flask_babel
 import pytest
 import sqlalchemy as sa
+from flask import g
 from jinja2 import StrictUndefined
 
 from backoffice import create_app
 from backoffice.extensions import db as _db
+from backoffice.extensions import limiter
 
 from .factories import Factories
 
@@ -61,6 +64,14 @@ def app(database_url, tmp_path_factory):
         }
     )
     app.jinja_env.undefined = StrictUndefined
+
+    @app.before_request
+    def _fresh_globals():
+        # Tests hold an app context open (the `db` fixture), and Flask reuses it for
+        # requests, so `g` (the signed-in user, the CSP nonce, the cached locale) would
+        # leak from one request to the next. In production every request gets its own.
+        g.__dict__.clear()
+        flask_babel.refresh()
     with app.app_context():
         _db.create_all()
     yield app
@@ -93,6 +104,14 @@ def db(app):
         _db.session.rollback()
         _db.session.remove()
         _wipe()
+
+
+@pytest.fixture(autouse=True)
+def _limiter_back_to_testing():
+    """An app built inside a test with RATELIMIT_ENABLED re-binds the shared `limiter`
+    (extensions.py) and would leave limits on for every later test of the worker."""
+    yield
+    limiter.enabled = False  # TestingConfig.RATELIMIT_ENABLED
 
 
 @pytest.fixture
