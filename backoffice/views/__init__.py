@@ -1,24 +1,73 @@
-"""The back office: Flask-Admin, built per app so test apps never share views."""
+"""The back office: Flask-Admin, built per app so test apps never share views.
+
+The menu each role sees is DESIGN §1: Flask-Admin leaves out every view whose
+`is_accessible` is false, and the same check refuses the view's URLs.
+"""
 
 from __future__ import annotations
 
 from flask import Flask
 from flask_admin import Admin
 from flask_admin.theme import Bootstrap4Theme
+from flask_babel import lazy_gettext as _l
 
+from ..extensions import db
+from ..models import Announcement, Department, FaqCategory, FaqEntry, Product, RoutingRule, User
 from ..web import csp_nonce
-from .base import HomeView
+from . import formatting
+from .admin_people import PEOPLE, DepartmentView, RoutingRuleView, StaffUserView
+from .content import CONTENT, AnnouncementView, FaqCategoryView, FaqEntryView, ProductView
+from .customers import CustomerView
+from .dashboard import HomeView
+from .desk import TicketDeskView
+from .orders import OrderView
+from .reports import ReportView
+from .tickets import LISTS, TicketListView
+
+TICKETS = _l("Tickets")
 
 
 def init_admin(app: Flask) -> Admin:
+    translations = str(app.config.get("BABEL_TRANSLATION_DIRECTORIES", "")).split(";")[0]
     admin = Admin(
         app,
         name="carebox",
         url="/admin",
-        index_view=HomeView(url="/admin", name="Home"),
+        index_view=HomeView(url="/admin", name=_l("Home")),
         theme=Bootstrap4Theme(
             swatch=app.config["FLASK_ADMIN_SWATCH"], fluid=app.config["FLASK_ADMIN_FLUID_LAYOUT"]
         ),
         csp_nonce_generator=csp_nonce,
+        # Flask-Admin's own words come from an `admin` catalogue in this folder
+        # (backoffice/translations/id/LC_MESSAGES/admin.mo) when one exists.
+        translations_path=translations or None,
     )
+    for status, name, endpoint, url in LISTS:
+        admin.add_view(
+            TicketListView(status, name=name, endpoint=endpoint, url=url, category=TICKETS)
+        )
+    admin.add_views(
+        TicketDeskView(name=_l("Ticket"), endpoint="ticket_desk", url="/admin/tickets/desk"),
+        ReportView(name=_l("Reports"), endpoint="reports", url="/admin/reports"),
+        StaffUserView(User, db, name=_l("Staff users"), endpoint="staff", category=PEOPLE),
+        DepartmentView(
+            Department, db, name=_l("Departments"), endpoint="departments", category=PEOPLE
+        ),
+        RoutingRuleView(
+            RoutingRule, db, name=_l("Routing rules"), endpoint="routing_rules", category=PEOPLE
+        ),
+        FaqCategoryView(
+            FaqCategory, db, name=_l("FAQ categories"), endpoint="faq_categories", category=CONTENT
+        ),
+        FaqEntryView(FaqEntry, db, name=_l("FAQ entries"), endpoint="faq", category=CONTENT),
+        ProductView(
+            Product, db, name=_l("Products and services"), endpoint="products", category=CONTENT
+        ),
+        AnnouncementView(
+            Announcement, db, name=_l("Announcements"), endpoint="announcements", category=CONTENT
+        ),
+        CustomerView(User, db, name=_l("Customers"), endpoint="customers"),
+        OrderView(name=_l("Orders"), endpoint="orders"),
+    )
+    formatting.register(app)
     return admin

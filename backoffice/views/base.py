@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
-from flask import abort, redirect, request, url_for
-from flask_admin import AdminIndexView, expose
+from flask import abort, flash, redirect, request, url_for
+from flask_admin.contrib.sqla import ModelView
+from flask_babel import gettext as _
 from flask_login import current_user
+from flask_wtf import FlaskForm
+from sqlalchemy.exc import IntegrityError
+from wtforms import SelectField
 
+from ..domain import DomainError
 from ..domain import permissions as perm
+from .fields import ModelConverter
+
+try:
+    from wtforms import SelectChoice
+except ImportError:  # WTForms before 3.3 takes (value, label) tuples
+    SelectChoice = None
+
+
+def to_choices(pairs) -> list:
+    """(value, label) pairs as WTForms wants them: SelectChoice since 3.3
+    (tuples are deprecated there), tuples before."""
+    pairs = list(pairs)
+    return [SelectChoice(v, lbl) for v, lbl in pairs] if SelectChoice else pairs
 
 
 class StaffAccessMixin:
@@ -33,7 +51,138 @@ class StaffAccessMixin:
         return redirect(url_for("security.login", next=request.full_path))
 
 
-class HomeView(StaffAccessMixin, AdminIndexView):
-    @expose("/")
-    def index(self):
-        return self.render("admin/home.html")
+class EnumSelectField(SelectField):
+    """A select of a LabelledEnum: translated labels, the member as data.
+
+    Flask-Admin's own Enum converter coerces members by *name*, while carebox
+    stores values, so an edit form would preselect nothing.
+    """
+
+    def __init__(self, label=None, validators=None, enum=None, allow_blank=False, **kwargs):
+        self.enum = enum
+        kwargs.pop("coerce", None)
+        kwargs.pop("choices", None)
+        super().__init__(label, validators, coerce=self._coerce, choices=self._choices, **kwargs)
+        self.allow_blank = allow_blank
+
+    def _coerce(self, value):
+        if value in (None, "", "None"):
+            return None
+        return self.enum(value)
+
+    def _choices(self):
+        blank = [("", "—")] if self.allow_blank else []
+        return to_choices(blank + [(m.value, m.label) for m in self.enum])
+
+
+def enum_label(view, context, model, name):
+    """Column formatter: an enum column shown by its translated label."""
+    value = getattr(model, name)
+    return value.label if value is not None else ""
+
+
+class SecureModelView(StaffAccessMixin, ModelView):
+    """A Flask-Admin ModelView that is safe by default.
+
+    Guarantees:
+    - every form (create, edit, delete, actions) carries and checks a CSRF
+      token (STACK.md trap 1);
+    - `scope()` narrows the list, its count, `get_one` (details, edit, delete,
+      ajax) and the actions, which all read `get_query` (trap 2);
+    - an operation the view does not offer answers 404 instead of Flask-Admin's
+      silent redirect; export is off (reports stream their own, trap 5);
+    - a DomainError or a broken unique/foreign key becomes a flashed message.
+    """
+
+    form_base_class = FlaskForm
+    model_form_converter = ModelConverter
+    can_create = False
+    can_edit = False
+    can_delete = False
+    can_view_details = False
+    can_export = False
+    page_size = 25
+    can_set_page_size = True
+    page_size_options = (25, 50, 100)
+
+    def scope(self):
+        """The WHERE clause of the rows this user may reach here; None means all rows."""
+        return None
+
+    def get_query(self):
+        query = super().get_query()
+        clause = self.scope()
+        return query if clause is None else query.filter(clause)
+
+    def get_count_query(self):
+        query = super().get_count_query()
+        clause = self.scope()
+        return query if clause is None else query.filter(clause)
+
+    def get_one(self, id):
+        """The row with this primary key inside `scope()`, else 404 (never another's row)."""
+        try:
+            pk = int(id)
+        except (TypeError, ValueError):
+            abort(404)
+        obj = self.get_query().filter(self.model.id == pk).one_or_none()
+        if obj is None:
+            abort(404)
+        return obj
+
+    def scoped_ids(self, ids):
+        """The rows of an action's posted ids that are inside `scope()`."""
+        wanted = []
+        for raw in ids:
+            try:
+                wanted.append(int(raw))
+            except (TypeError, ValueError):
+                continue
+        if not wanted:
+            return []
+        return self.get_query().filter(self.model.id.in_(wanted)).all()
+
+    def _get_filter_groups(self):
+        """Flask-Admin computes filter options once at start-up; a filter with
+        `load_options()` (e.g. departments) gets fresh ones on every request."""
+        groups = super()._get_filter_groups()
+        for items in (groups or {}).values():
+            for item in items:
+                flt = self._filters[item["index"]]
+                if hasattr(flt, "load_options"):
+                    item["options"] = [(k, str(v)) for k, v in flt.load_options()]
+        return groups
+
+    _OFFERED = {
+        "create_view": "can_create",
+        "edit_view": "can_edit",
+        "delete_view": "can_delete",
+        "details_view": "can_view_details",
+        "export": "can_export",
+    }
+
+    def _handle_view(self, name, **kwargs):
+        response = super()._handle_view(name, **kwargs)
+        if response is not None:
+            return response
+        flag = self._OFFERED.get(name)
+        if flag and not getattr(self, flag):
+            abort(404)
+        if name == "ajax_update" and not self.column_editable_list:
+            abort(404)
+        return None
+
+    def handle_view_exception(self, exc: Exception) -> bool:
+        if isinstance(exc, DomainError):
+            flash(str(exc), "error")
+            return True
+        if isinstance(exc, IntegrityError):
+            flash(
+                _(
+                    "This change conflicts with existing data: a code or e-mail "
+                    "address is already used, or the record is still referenced."
+                ),
+                "error",
+            )
+            return True
+        return super().handle_view_exception(exc)

@@ -1,0 +1,28 @@
+/* carebox back office: behaviour that Flask-Admin's templates put in inline
+   handlers, which the Content-Security-Policy blocks. No inline script anywhere. */
+(function () {
+  "use strict";
+
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest("[data-admin-action]");
+    if (!link) { return; }
+    event.preventDefault();
+    if (window.modelActions) {
+      window.modelActions.execute(link.getAttribute("data-admin-action"));
+    }
+  });
+
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var message = form.getAttribute && form.getAttribute("data-confirm");
+    if (message && !window.confirm(message)) {
+      event.preventDefault();
+    }
+  });
+
+  /* Links that only stop a dropdown from navigating. */
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest("a[href='#'][data-toggle]");
+    if (link) { event.preventDefault(); }
+  });
+})();

@@ -1,0 +1,68 @@
+/* The ticket desk: new messages appear without reloading.
+   Polls the desk's JSON endpoint with If-None-Match; the server answers 304
+   while the ticket's version is unchanged. Message HTML comes from the server,
+   already escaped by Jinja, so it is inserted as is. */
+(function () {
+  "use strict";
+  var desk = document.getElementById("desk");
+  if (!desk || !window.fetch) { return; }
+
+  var pollUrl = desk.getAttribute("data-poll-url");
+  var state = desk.getAttribute("data-state");
+  var lastId = parseInt(desk.getAttribute("data-last-id"), 10) || 0;
+  var etag = null;
+  var stopped = false;
+  var conversation = document.getElementById("conversation");
+  var banner = document.getElementById("desk-changed");
+  var INTERVAL = 10000;
+
+  function scrollDown() { conversation.scrollTop = conversation.scrollHeight; }
+
+  function setVersion(version) {
+    var fields = document.querySelectorAll("input[name='expected_version']");
+    for (var i = 0; i < fields.length; i++) { fields[i].value = version; }
+  }
+
+  function apply(data) {
+    data.messages.forEach(function (m) {
+      if (!document.getElementById("msg-" + m.id)) {
+        conversation.insertAdjacentHTML("beforeend", m.html);
+      }
+    });
+    if (data.messages.length) { scrollDown(); }
+    lastId = data.last_id;
+    if (data.state === state) {
+      /* Only messages changed, and they are now on screen: the forms may
+         act on the new version without a reload. */
+      setVersion(data.version);
+    } else {
+      banner.classList.add("show");
+      stopped = true;
+    }
+  }
+
+  function poll() {
+    if (stopped) { return; }
+    if (document.hidden) { window.setTimeout(poll, INTERVAL); return; }
+    var headers = { "Accept": "application/json" };
+    if (etag) { headers["If-None-Match"] = etag; }
+    fetch(pollUrl + "?after=" + lastId, { headers: headers, cache: "no-store", credentials: "same-origin" })
+      .then(function (resp) {
+        if (resp.status === 304) { return null; }
+        if (resp.status === 404 || resp.status === 403) {
+          banner.classList.add("show");
+          stopped = true;
+          return null;
+        }
+        if (!resp.ok) { return null; }
+        etag = resp.headers.get("ETag");
+        return resp.json();
+      })
+      .then(function (data) { if (data) { apply(data); } })
+      .catch(function () { /* offline for a moment: try again later */ })
+      .then(function () { window.setTimeout(poll, INTERVAL); });
+  }
+
+  scrollDown();
+  window.setTimeout(poll, INTERVAL);
+})();

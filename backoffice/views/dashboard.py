@@ -1,0 +1,238 @@
+"""The back-office home: what each role has on its plate, and the master admin's charts.
+
+Charts are drawn on the server as SVG (no chart library, no CDN); every figure
+is also in a plain table for screen readers and tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from flask import url_for
+from flask_admin import AdminIndexView, expose
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import func, select
+
+from ..domain import permissions as perm
+from ..extensions import db
+from ..models import Department, Ticket, TicketKind, TicketStatus
+from ..models.base import utcnow
+from ..models.enums import OPEN_STATUSES
+from .base import StaffAccessMixin
+from .sqlhelpers import (
+    day_key,
+    first_response_seconds,
+    local_day,
+    local_today,
+    medians,
+    offset_minutes,
+    resolution_seconds,
+    sla_breached,
+    utc_bounds,
+)
+from .tickets import LIST_ENDPOINTS, SlaFilter
+
+CHART_DAYS = 30
+MY_TICKETS_SHOWN = 10
+
+
+# --- figures -----------------------------------------------------------------
+
+
+def list_figures(user, now) -> list[dict]:
+    """One row per list the user sees: its count and, for open lists, SLA breaches."""
+    statuses = perm.visible_statuses(user)
+    if not statuses:
+        return []
+    scope = perm.ticket_scope(user)
+    counts = dict(
+        db.session.execute(
+            select(Ticket.status, func.count())
+            .where(scope, Ticket.status.in_(statuses))
+            .group_by(Ticket.status)
+        ).all()
+    )
+    breached = dict(
+        db.session.execute(
+            select(Ticket.status, func.count())
+            .where(scope, Ticket.status.in_(statuses), sla_breached(now))
+            .group_by(Ticket.status)
+        ).all()
+    )
+    return [
+        {
+            "status": status,
+            "count": counts.get(status, 0),
+            "breached": breached.get(status, 0),
+            "open": status in OPEN_STATUSES,
+            "endpoint": LIST_ENDPOINTS[status],
+        }
+        for status in statuses
+    ]
+
+
+def my_open_tickets(user) -> tuple[int, list[Ticket]]:
+    where = (
+        perm.ticket_scope(user),
+        Ticket.assignee_id == user.id,
+        Ticket.status.in_(OPEN_STATUSES),
+    )
+    count = db.session.scalar(select(func.count()).select_from(Ticket).where(*where))
+    rows = db.session.scalars(
+        select(Ticket)
+        .where(*where)
+        .order_by(Ticket.resolution_due, Ticket.id)
+        .limit(MY_TICKETS_SHOWN)
+    )
+    return count, list(rows)
+
+
+@dataclass
+class Chart:
+    """A stacked bar chart of counts per day, with its SVG geometry precomputed."""
+
+    title: str
+    days: list[date]
+    series: list[tuple[str, list[int]]] = field(default_factory=list)
+    width: int = 640
+    height: int = 180
+    pad: int = 24
+
+    @property
+    def totals(self) -> list[int]:
+        return [sum(values[i] for _label, values in self.series) for i in range(len(self.days))]
+
+    @property
+    def bars(self) -> list[dict]:
+        top = max(self.totals or [0]) or 1
+        slot = (self.width - self.pad) / max(len(self.days), 1)
+        plot = self.height - self.pad
+        bars = []
+        for i, day in enumerate(self.days):
+            y = plot
+            for colour, (label, values) in enumerate(self.series):
+                if not values[i]:
+                    continue
+                h = plot * values[i] / top
+                y -= h
+                bars.append(
+                    {
+                        "x": round(self.pad + i * slot + 1, 1),
+                        "y": round(y, 1),
+                        "w": round(max(slot - 2, 1), 1),
+                        "h": round(h, 1),
+                        "css": f"c{colour % 10}",
+                        "title": f"{day.isoformat()} · {label}: {values[i]}",
+                    }
+                )
+        return bars
+
+    @property
+    def ticks(self) -> list[dict]:
+        slot = (self.width - self.pad) / max(len(self.days), 1)
+        return [
+            {"x": round(self.pad + i * slot, 1), "label": d.strftime("%d/%m")}
+            for i, d in enumerate(self.days)
+            if i % 5 == 0
+        ]
+
+    @property
+    def peak(self) -> int:
+        return max(self.totals or [0])
+
+
+def _per_day(group, window, day, days) -> dict:
+    rows = db.session.execute(
+        select(day, group, func.count()).where(window).group_by(day, group)
+    ).all()
+    index = {d.isoformat(): i for i, d in enumerate(days)}
+    out: dict = {}
+    for raw_day, key, n in rows:
+        i = index.get(day_key(raw_day))
+        if i is not None:
+            out.setdefault(key, [0] * len(days))[i] += n
+    return out
+
+
+def master_figures(today: date | None = None) -> dict:
+    """Tickets created in the last 30 local days: per day by status, kind and department;
+    median first-response and resolution times; average rating."""
+    today = today or local_today()
+    days = [today - timedelta(days=CHART_DAYS - 1 - i) for i in range(CHART_DAYS)]
+    start, end = utc_bounds(days[0], days[-1])
+    window = (Ticket.created_at >= start) & (Ticket.created_at < end)
+    day = local_day(Ticket.created_at, offset_minutes())
+
+    by_status = _per_day(Ticket.status, window, day, days)
+    by_kind = _per_day(Ticket.kind, window, day, days)
+    by_dept = _per_day(Ticket.department_id, window, day, days)
+    departments = {d.id: d for d in db.session.scalars(select(Department))}
+
+    def dept_label(dept_id):
+        return departments[dept_id].code if dept_id in departments else _("Not dispatched")
+
+    charts = [
+        Chart(
+            _("Tickets per day by status"),
+            days,
+            [(s.label, by_status[s]) for s in TicketStatus if s in by_status],
+        ),
+        Chart(
+            _("Tickets per day by kind"),
+            days,
+            [(k.label, by_kind[k]) for k in TicketKind if k in by_kind],
+        ),
+        Chart(
+            _("Tickets per day by department"),
+            days,
+            [
+                (dept_label(k), v)
+                for k, v in sorted(by_dept.items(), key=lambda kv: dept_label(kv[0]))
+            ],
+        ),
+    ]
+    rating, rated = db.session.execute(
+        select(func.avg(Ticket.rating), func.count(Ticket.rating)).where(window)
+    ).one()
+    total = db.session.scalar(select(func.count()).select_from(Ticket).where(window))
+    return {
+        "charts": charts,
+        "days": days,
+        "total": total,
+        "median_first_response": medians(first_response_seconds(), window).get(()),
+        "median_resolution": medians(resolution_seconds(), window).get(()),
+        "average_rating": float(rating) if rating is not None else None,
+        "rated": rated,
+    }
+
+
+# --- the view ------------------------------------------------------------------
+
+
+class HomeView(StaffAccessMixin, AdminIndexView):
+    """/admin/: counts of the user's lists, SLA breaches, their open tickets; charts for master."""
+
+    @expose("/")
+    def index(self):
+        now = utcnow()
+        lists = list_figures(current_user, now)
+        for row in lists:
+            row["url"] = url_for(f"{row['endpoint']}.index_view")
+            row["breached_url"] = self._breached_url(row["endpoint"])
+        my_count, my_tickets = my_open_tickets(current_user)
+        context = {
+            "lists": lists,
+            "breached_total": sum(r["breached"] for r in lists if r["open"]),
+            "my_count": my_count,
+            "my_tickets": my_tickets,
+            "master": None,
+        }
+        if perm.has(current_user, perm.DASHBOARD_CHARTS):
+            context["master"] = master_figures()
+        return self.render("admin/home.html", **context)
+
+    def _breached_url(self, endpoint: str) -> str:
+        view = next(v for v in self.admin._views if v.endpoint == endpoint)
+        return url_for(f"{endpoint}.index_view", **{view.filter_arg(SlaFilter): "1"})

@@ -1,0 +1,412 @@
+"""The ticket desk: one ticket's conversation, timeline, context and actions.
+
+Every change goes through `domain.tickets`; this module only checks that the
+ticket is inside the user's scope, passes the version the page showed, commits
+on success and rolls back on a DomainError. A stale page (ConflictError) is
+answered 409 with the page redrawn around the user's unsent text.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import (
+    abort,
+    current_app,
+    flash,
+    get_template_attribute,
+    jsonify,
+    redirect,
+    request,
+    url_for,
+)
+from flask_admin import BaseView, expose
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload, selectinload
+
+from ..domain import ConflictError, DomainError, PermissionDenied
+from ..domain import attachments as files
+from ..domain import permissions as perm
+from ..domain import tickets as lifecycle
+from ..domain.tickets import Action
+from ..extensions import db
+from ..models import (
+    Department,
+    Order,
+    Priority,
+    Ticket,
+    TicketAttachment,
+    TicketEvent,
+    TicketMessage,
+)
+from ..models.base import utcnow
+from .base import StaffAccessMixin, to_choices
+from .desk_forms import INTERNAL, PUBLIC, ActionForm, DispatchForm, PriorityForm, ReplyForm
+from .sqlhelpers import sla_due
+from .tickets import LIST_ENDPOINTS
+
+SHOWN_MESSAGES = 300  # a longer conversation shows its latest messages
+SHOWN_EVENTS = 200
+POLL_BATCH = 50
+
+
+def state_key(ticket: Ticket) -> str:
+    """What the action buttons depend on; new messages alone do not change it."""
+    parts = (ticket.status.value, ticket.priority.value, ticket.department_id, ticket.assignee_id)
+    return "|".join(str(p) for p in parts)
+
+
+class TicketDeskView(StaffAccessMixin, BaseView):
+    """/admin/tickets/desk/<number>/ and its POST actions, poll and attachments."""
+
+    def is_visible(self) -> bool:
+        return False  # reached from the lists, not the menu
+
+    def is_accessible(self) -> bool:
+        return super().is_accessible() and bool(perm.visible_statuses(current_user))
+
+    # --- loading -------------------------------------------------------------
+
+    def _ticket(self, number: str) -> Ticket:
+        """The ticket by number inside the user's scope (`visible_tickets`), else 404."""
+        stmt = (
+            perm.visible_tickets(current_user)
+            .where(Ticket.number == number)
+            .options(
+                joinedload(Ticket.customer),
+                joinedload(Ticket.assignee),
+                joinedload(Ticket.department),
+                joinedload(Ticket.order).joinedload(Order.product),
+            )
+        )
+        ticket = db.session.scalars(stmt).unique().first()
+        if ticket is None:
+            abort(404)
+        return ticket
+
+    def _messages(self, ticket: Ticket, after: int = 0, limit: int = SHOWN_MESSAGES):
+        stmt = (
+            select(TicketMessage)
+            .where(TicketMessage.ticket_id == ticket.id, TicketMessage.id > after)
+            .options(joinedload(TicketMessage.author), selectinload(TicketMessage.attachments))
+        )
+        if after:
+            return list(db.session.scalars(stmt.order_by(TicketMessage.id).limit(limit)))
+        rows = db.session.scalars(stmt.order_by(TicketMessage.id.desc()).limit(limit))
+        return list(reversed(list(rows)))
+
+    def _customer_summary(self, ticket: Ticket) -> dict:
+        customer = ticket.customer
+        summary = {"customer": customer, "segment": None, "orders": None, "order_count": None}
+        if customer.profile is not None:
+            summary["segment"] = customer.profile.segment
+        if perm.has(current_user, perm.ORDERS_READ) or perm.has(current_user, perm.CUSTOMERS_READ):
+            summary["order_count"] = db.session.scalar(
+                select(func.count()).select_from(Order).where(Order.customer_id == customer.id)
+            )
+            summary["orders"] = list(
+                db.session.scalars(
+                    select(Order)
+                    .where(Order.customer_id == customer.id)
+                    .order_by(Order.created_at.desc(), Order.id.desc())
+                    .limit(5)
+                )
+            )
+        # Earlier tickets: only those this user may open anyway.
+        summary["tickets"] = list(
+            db.session.scalars(
+                perm.visible_tickets(current_user)
+                .where(Ticket.customer_id == customer.id, Ticket.id != ticket.id)
+                .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+                .limit(5)
+            )
+        )
+        summary["ticket_count"] = db.session.scalar(
+            select(func.count())
+            .select_from(Ticket)
+            .where(
+                perm.ticket_scope(current_user),
+                Ticket.customer_id == customer.id,
+                Ticket.id != ticket.id,
+            )
+        )
+        return summary
+
+    def _forms(self, ticket: Ticket, allowed: set, **given):
+        version = {"expected_version": ticket.version_id}
+        forms = {
+            "reply": given.get("reply") or ReplyForm(formdata=None, **version),
+            "dispatch": given.get("dispatch") or DispatchForm(formdata=None, **version),
+            "priority": given.get("priority")
+            or PriorityForm(formdata=None, priority=ticket.priority.value, **version),
+            "action": ActionForm(formdata=None, **version),
+        }
+        for form in forms.values():
+            # A redrawn form keeps its text but must post the version now shown.
+            form.expected_version.data = ticket.version_id
+        reply = forms["reply"]
+        choices = []
+        if Action.STAFF_REPLY in allowed:
+            choices.append((PUBLIC, _("Public reply")))
+        if Action.NOTE in allowed:
+            choices.append((INTERNAL, _("Internal note")))
+        reply.visibility.choices = to_choices(choices)
+        if reply.visibility.data not in {value for value, _label in choices} and choices:
+            reply.visibility.data = choices[0][0]
+        departments = db.session.scalars(
+            select(Department).where(Department.active).order_by(Department.code)
+        )
+        forms["dispatch"].department.choices = to_choices(
+            [(d.id, f"{d.code} — {d}") for d in departments if d.id != ticket.department_id]
+        )
+        return forms
+
+    def _render(self, ticket: Ticket, status: int = 200, conflict: str | None = None, **forms):
+        allowed = lifecycle.allowed_actions(ticket, current_user)
+        events = list(
+            reversed(
+                list(
+                    db.session.scalars(
+                        select(TicketEvent)
+                        .where(TicketEvent.ticket_id == ticket.id)
+                        .options(joinedload(TicketEvent.actor))
+                        .order_by(TicketEvent.id.desc())
+                        .limit(SHOWN_EVENTS)
+                    )
+                )
+            )
+        )
+        messages = self._messages(ticket)
+        html = self.render(
+            "admin/tickets/desk.html",
+            ticket=ticket,
+            messages=messages,
+            events=events,
+            allowed=allowed,
+            Action=Action,
+            forms=self._forms(ticket, allowed, **forms),
+            summary=self._customer_summary(ticket),
+            conflict=conflict,
+            sla_due=sla_due(ticket),
+            breached=ticket.sla_breached(utcnow()),
+            state=state_key(ticket),
+            last_id=messages[-1].id if messages else 0,
+            can_orders=perm.has(current_user, perm.ORDERS_READ),
+            can_customers=perm.has(current_user, perm.CUSTOMERS_READ),
+            list_endpoint=LIST_ENDPOINTS[ticket.status],
+            priorities=list(Priority),
+        )
+        return html, status
+
+    # --- pages ---------------------------------------------------------------
+
+    @expose("/")
+    def index(self):
+        """Open a ticket by its number (the home page's search box)."""
+        number = (request.args.get("number") or "").strip().upper()
+        if number:
+            found = db.session.scalar(
+                perm.visible_tickets(current_user).where(Ticket.number == number)
+            )
+            if found is not None:
+                return redirect(url_for(".desk", number=found.number))
+            flash(_("No ticket %(number)s in your lists.", number=number), "warning")
+        return redirect(url_for("admin.index"))
+
+    @expose("/<number>/")
+    def desk(self, number: str):
+        return self._render(self._ticket(number))
+
+    # --- actions -------------------------------------------------------------
+
+    def _perform(self, number: str, form_cls, work, done: str, *, keep: str | None = None):
+        """Validate `form_cls`, run `work(ticket, form)`, commit, and answer.
+
+        Invalid form (CSRF included): 400 with the form's errors. Conflict: 409,
+        text kept. Not allowed: 403. Other DomainError: flashed; the reply form
+        is redrawn with its text (422), other actions redirect back.
+        """
+        ticket = self._ticket(number)
+        form = form_cls()
+        if form_cls is DispatchForm:
+            form.department.choices = to_choices(
+                (d.id, d.code) for d in db.session.scalars(select(Department))
+            )
+        if form_cls is ReplyForm:
+            form.visibility.choices = to_choices([(PUBLIC, PUBLIC), (INTERNAL, INTERNAL)])
+        given = {keep: form} if keep else {}
+        if not form.validate_on_submit():
+            for field, errors in form.errors.items():
+                for error in errors:
+                    label = getattr(form, field).label.text if field != "csrf_token" else ""
+                    flash(f"{label}: {error}" if label else error, "error")
+            return self._render(ticket, 400, **given)
+        before = ticket.status
+        stored = []
+        try:
+            work(ticket, form, stored)
+            db.session.commit()
+        except PermissionDenied:
+            self._discard(stored)
+            db.session.rollback()
+            abort(403)
+        except ConflictError as exc:
+            self._discard(stored)
+            db.session.rollback()
+            return self._render(self._ticket(number), 409, conflict=str(exc), **given)
+        except DomainError as exc:
+            self._discard(stored)
+            db.session.rollback()
+            flash(str(exc), "error")
+            if keep:
+                return self._render(self._ticket(number), 422, **given)
+            return redirect(url_for(".desk", number=number))
+        flash(done, "success")
+        if perm.can_see_ticket(current_user, ticket):
+            return redirect(url_for(".desk", number=number))
+        flash(
+            _(
+                "Ticket %(number)s is now in %(status)s and has left your lists.",
+                number=number,
+                status=ticket.status.label,
+            ),
+            "info",
+        )
+        endpoint = LIST_ENDPOINTS[before]
+        return redirect(url_for(f"{endpoint}.index_view"))
+
+    @staticmethod
+    def _discard(stored: list[TicketAttachment]) -> None:
+        """Remove files stored for a change that was rolled back."""
+        folder = Path(current_app.config["UPLOAD_FOLDER"])
+        for attachment in stored:
+            (folder / attachment.storage_key).unlink(missing_ok=True)
+
+    @expose("/<number>/reply", methods=["POST"])
+    def reply(self, number: str):
+        def work(ticket, form, stored):
+            upload = form.attachment.data
+            if upload is not None and getattr(upload, "filename", ""):
+                stored.append(files.store(upload.stream, upload.filename))
+            lifecycle.post_message(
+                ticket,
+                current_user,
+                form.body.data,
+                internal=form.visibility.data == INTERNAL,
+                expected_version=form.expected_version.data,
+                attachments=stored,
+            )
+
+        internal = request.form.get("visibility") == INTERNAL
+        done = _("Internal note added.") if internal else _("Reply sent to the customer.")
+        return self._perform(number, ReplyForm, work, done, keep="reply")
+
+    @expose("/<number>/dispatch", methods=["POST"])
+    def dispatch(self, number: str):
+        def work(ticket, form, stored):
+            department = db.session.get(Department, form.department.data)
+            if department is None:
+                raise DomainError(_("Choose a department."))
+            lifecycle.dispatch(
+                ticket,
+                department,
+                current_user,
+                note=form.note.data or "",
+                expected_version=form.expected_version.data,
+            )
+
+        return self._perform(number, DispatchForm, work, _("Ticket sent to the department."))
+
+    @expose("/<number>/priority", methods=["POST"])
+    def priority(self, number: str):
+        def work(ticket, form, stored):
+            lifecycle.set_priority(
+                ticket,
+                Priority(form.priority.data),
+                current_user,
+                expected_version=form.expected_version.data,
+            )
+
+        return self._perform(number, PriorityForm, work, _("Priority changed."))
+
+    @expose("/<number>/assign", methods=["POST"])
+    def assign(self, number: str):
+        def work(ticket, form, stored):
+            target = current_user if form.assignee.data != "none" else None
+            lifecycle.assign(
+                ticket, target, current_user, expected_version=form.expected_version.data
+            )
+
+        return self._perform(number, ActionForm, work, _("Assignment changed."))
+
+    @expose("/<number>/finish", methods=["POST"])
+    def finish(self, number: str):
+        def work(ticket, form, stored):
+            lifecycle.finish(
+                ticket,
+                current_user,
+                note=form.note.data or "",
+                expected_version=form.expected_version.data,
+            )
+
+        return self._perform(number, ActionForm, work, _("Ticket finished."))
+
+    @expose("/<number>/reopen", methods=["POST"])
+    def reopen(self, number: str):
+        def work(ticket, form, stored):
+            lifecycle.reopen(
+                ticket,
+                current_user,
+                note=form.note.data or "",
+                expected_version=form.expected_version.data,
+            )
+
+        return self._perform(number, ActionForm, work, _("Ticket reopened."))
+
+    # --- live updates and files ----------------------------------------------
+
+    @expose("/<number>/poll")
+    def poll(self, number: str):
+        """New messages after `?after=<id>` as JSON; 304 while the ticket is unchanged.
+
+        The ETag is the ticket's id and version (every message, note and action
+        bumps the version) plus `after`, so an idle desk costs one indexed
+        lookup and an empty answer.
+        """
+        ticket = self._ticket(number)
+        after = max(request.args.get("after", default=0, type=int), 0)
+        etag = f"t{ticket.id}-v{ticket.version_id}-a{after}"
+        if request.if_none_match.contains(etag):
+            resp = current_app.response_class(status=304)
+        else:
+            render = get_template_attribute("admin/tickets/_macros.html", "message")
+            messages = self._messages(ticket, after=after, limit=POLL_BATCH)
+            resp = jsonify(
+                {
+                    "number": ticket.number,
+                    "version": ticket.version_id,
+                    "state": state_key(ticket),
+                    "status": ticket.status.value,
+                    "status_label": ticket.status.label,
+                    "last_id": messages[-1].id if messages else after,
+                    "messages": [{"id": m.id, "html": str(render(m, ticket))} for m in messages],
+                }
+            )
+        resp.set_etag(etag)
+        resp.headers["Cache-Control"] = "private, no-cache"
+        return resp
+
+    @expose("/<number>/attachments/<int:attachment_id>")
+    def attachment(self, number: str, attachment_id: int):
+        """A file of this ticket, after the same scope check as the desk itself."""
+        ticket = self._ticket(number)
+        found = db.session.scalar(
+            select(TicketAttachment)
+            .join(TicketMessage, TicketAttachment.message_id == TicketMessage.id)
+            .where(TicketAttachment.id == attachment_id, TicketMessage.ticket_id == ticket.id)
+        )
+        if found is None or not perm.can_see_ticket(current_user, ticket):
+            abort(404)
+        return files.send(found)

@@ -1,0 +1,53 @@
+"""The desk's forms. Each carries a CSRF token and the ticket version the user saw."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
+from wtforms import HiddenField, IntegerField, RadioField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, InputRequired, Length, Optional
+from wtforms.widgets import HiddenInput
+
+from ..domain.tickets import MAX_BODY
+from ..models import Priority
+from .base import to_choices
+
+PUBLIC, INTERNAL = "public", "internal"
+
+
+class VersionedForm(FlaskForm):
+    """Optimistic locking (STACK.md trap 8): the version the page showed, checked on save."""
+
+    expected_version = IntegerField(validators=[InputRequired()], widget=HiddenInput())
+
+
+class ReplyForm(VersionedForm):
+    body = TextAreaField(_l("Message"), validators=[DataRequired(), Length(max=MAX_BODY)])
+    visibility = RadioField(
+        _l("Send as"),
+        choices=to_choices([(PUBLIC, _l("Public reply")), (INTERNAL, _l("Internal note"))]),
+        default=PUBLIC,
+        validators=[InputRequired()],
+    )
+    attachment = FileField(_l("Attachment (JPEG, PNG or PDF, at most 5 MB)"))
+
+
+class DispatchForm(VersionedForm):
+    department = SelectField(_l("Department"), coerce=int, validators=[InputRequired()])
+    note = StringField(_l("Note"), validators=[Optional(), Length(max=400)])
+
+
+class PriorityForm(VersionedForm):
+    priority = SelectField(
+        _l("Priority"),
+        choices=lambda: to_choices((p.value, p.label) for p in Priority),
+        validators=[InputRequired()],
+    )
+
+
+class ActionForm(VersionedForm):
+    """Assign to me, finish, reopen: nothing but the version and an optional note."""
+
+    note = StringField(_l("Note"), validators=[Optional(), Length(max=400)])
+    assignee = HiddenField()

@@ -1,0 +1,41 @@
+"""How the back office shows times, durations and money (local time, the user's language)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from flask_babel import format_datetime, format_decimal, format_timedelta
+
+
+def datetime_text(value: datetime | None) -> str:
+    """A stored UTC time in the company's zone, sortable and short: 2026-03-01 14:05."""
+    if value is None:
+        return "—"
+    return format_datetime(value, "yyyy-MM-dd HH:mm")
+
+
+def duration_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    return format_timedelta(timedelta(seconds=seconds), granularity="minute", threshold=1.1)
+
+
+def hours_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    return format_decimal(round(seconds / 3600, 1), format="#,##0.0")
+
+
+def money_text(value: Decimal | None) -> str:
+    if value is None:
+        return "—"
+    return format_decimal(value, format="#,##0.00")
+
+
+def register(app) -> None:
+    """Jinja filters for the admin templates."""
+    app.add_template_filter(datetime_text, "admin_dt")
+    app.add_template_filter(duration_text, "admin_duration")
+    app.add_template_filter(hours_text, "admin_hours")
+    app.add_template_filter(money_text, "admin_money")

@@ -1,0 +1,210 @@
+"""Portable SQL for the lists, the dashboard and the reports (SQLite and MariaDB alike).
+
+Timestamps are stored as naive UTC. Days and months are the company's local
+ones (BABEL_DEFAULT_TIMEZONE, Asia/Jakarta): the database shifts each
+timestamp by the zone's current UTC offset before cutting it into days. The
+zone has no daylight saving time, so one offset is exact; for a zone with DST
+the figures around a switch would be off by an hour.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from sqlalchemy import Float, Integer, String, and_, func, or_, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
+
+from ..models import Ticket, TicketStatus
+
+# --- time zone -------------------------------------------------------------
+
+
+def local_zone() -> ZoneInfo:
+    return ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"])
+
+
+def offset_minutes() -> int:
+    offset = datetime.now(local_zone()).utcoffset() or timedelta()
+    return int(offset.total_seconds() // 60)
+
+
+def local_today() -> date:
+    return datetime.now(local_zone()).date()
+
+
+def to_local(value: datetime | None) -> datetime | None:
+    """A stored (naive UTC) timestamp as naive local time, for exports."""
+    if value is None:
+        return None
+    return (value + timedelta(minutes=offset_minutes())).replace(microsecond=0)
+
+
+def utc_bounds(first: date, last: date) -> tuple[datetime, datetime]:
+    """[start, end) in naive UTC covering the local days `first`..`last` inclusive."""
+    shift = timedelta(minutes=offset_minutes())
+    start = datetime.combine(first, time.min) - shift
+    end = datetime.combine(last + timedelta(days=1), time.min) - shift
+    return start, end
+
+
+# --- portable functions ----------------------------------------------------
+
+
+class seconds_between(FunctionElement):  # noqa: N801 (reads like the SQL function it is)
+    """Seconds from the first timestamp to the second."""
+
+    type = Float()
+    name = "seconds_between"
+    inherit_cache = True
+
+
+@compiles(seconds_between, "sqlite")
+def _seconds_sqlite(element, compiler, **kw):
+    start, end = (compiler.process(c, **kw) for c in element.clauses.clauses)
+    return f"((julianday({end}) - julianday({start})) * 86400.0)"
+
+
+@compiles(seconds_between, "mysql")
+@compiles(seconds_between, "mariadb")
+def _seconds_mysql(element, compiler, **kw):
+    start, end = (compiler.process(c, **kw) for c in element.clauses.clauses)
+    return f"TIMESTAMPDIFF(SECOND, {start}, {end})"
+
+
+@compiles(seconds_between)
+def _seconds_default(element, compiler, **kw):
+    start, end = (compiler.process(c, **kw) for c in element.clauses.clauses)
+    return f"EXTRACT(EPOCH FROM ({end} - {start}))"
+
+
+class local_day(FunctionElement):  # noqa: N801
+    """The local calendar day of a UTC timestamp, as 'YYYY-MM-DD' (or a DATE)."""
+
+    type = String()
+    name = "local_day"
+    inherit_cache = False  # `minutes` is not part of the cache key: compile every time
+
+    def __init__(self, column, minutes: int):
+        self.minutes = int(minutes)
+        super().__init__(column)
+
+
+@compiles(local_day, "sqlite")
+def _day_sqlite(element, compiler, **kw):
+    col = compiler.process(element.clauses.clauses[0], **kw)
+    return f"date({col}, '{element.minutes:+d} minutes')"
+
+
+@compiles(local_day, "mysql")
+@compiles(local_day, "mariadb")
+def _day_mysql(element, compiler, **kw):
+    col = compiler.process(element.clauses.clauses[0], **kw)
+    return f"DATE(DATE_ADD({col}, INTERVAL {element.minutes:d} MINUTE))"
+
+
+class local_month(FunctionElement):  # noqa: N801
+    """The local month of a UTC timestamp as an integer YYYYMM."""
+
+    type = Integer()
+    name = "local_month"
+    inherit_cache = False  # `minutes` is not part of the cache key: compile every time
+
+    def __init__(self, column, minutes: int):
+        self.minutes = int(minutes)
+        super().__init__(column)
+
+
+@compiles(local_month, "sqlite")
+def _month_sqlite(element, compiler, **kw):
+    col = compiler.process(element.clauses.clauses[0], **kw)
+    return f"CAST(strftime('%Y%m', {col}, '{element.minutes:+d} minutes') AS INTEGER)"
+
+
+@compiles(local_month, "mysql")
+@compiles(local_month, "mariadb")
+def _month_mysql(element, compiler, **kw):
+    col = compiler.process(element.clauses.clauses[0], **kw)
+    return f"EXTRACT(YEAR_MONTH FROM DATE_ADD({col}, INTERVAL {element.minutes:d} MINUTE))"
+
+
+def day_key(value) -> str:
+    """'YYYY-MM-DD' whether the driver returned a string or a date."""
+    return str(value)[:10]
+
+
+# --- SLA -------------------------------------------------------------------
+
+
+def sla_breached(now: datetime):
+    return Ticket.sla_breached(now)
+
+
+def sla_kept(now: datetime):
+    """The exact complement of `sla_breached`, written without NULL traps.
+
+    NOT(sla_breached) would drop rows where a comparison with a missing time
+    yields NULL, so the complement is spelled out term by term.
+    """
+    first_ok = or_(
+        and_(Ticket.first_response_at.is_(None), Ticket.first_response_due >= now),
+        Ticket.first_response_at <= Ticket.first_response_due,
+    )
+    resolution_ok = or_(
+        and_(Ticket.finished_at.is_(None), Ticket.resolution_due >= now),
+        Ticket.finished_at <= Ticket.resolution_due,
+    )
+    return and_(first_ok, resolution_ok)
+
+
+def sla_due(ticket: Ticket) -> datetime:
+    """The due time that matters now: first response until answered, then resolution."""
+    if ticket.first_response_at is None and ticket.status is not TicketStatus.FINISHED:
+        return ticket.first_response_due
+    return ticket.resolution_due
+
+
+# --- medians ---------------------------------------------------------------
+
+
+def first_response_seconds():
+    return seconds_between(Ticket.created_at, Ticket.first_response_at)
+
+
+def resolution_seconds():
+    return seconds_between(Ticket.created_at, Ticket.finished_at)
+
+
+def medians(value, where, groups=()) -> dict[tuple, float]:
+    """Median of `value` per group, computed in the database with window functions.
+
+    ROW_NUMBER and COUNT over the same partition find the middle row (odd
+    count) or the two middle rows (even count), whose values are averaged.
+    `2*rn IN (cnt, cnt+1, cnt+2)` picks exactly those rows without integer
+    division, which SQLite and MariaDB spell differently. Returns
+    {group tuple: median}; the key is () without groups.
+    """
+    groups = list(groups)
+    partition = groups or None
+    inner = (
+        select(
+            *[g.label(f"g{i}") for i, g in enumerate(groups)],
+            value.label("v"),
+            func.row_number().over(partition_by=partition, order_by=value).label("rn"),
+            func.count().over(partition_by=partition).label("cnt"),
+        )
+        .where(where, value.is_not(None))
+        .subquery()
+    )
+    keys = [inner.c[f"g{i}"] for i in range(len(groups))]
+    stmt = select(*keys, func.avg(inner.c.v)).where(
+        (inner.c.rn * 2).in_([inner.c.cnt, inner.c.cnt + 1, inner.c.cnt + 2])
+    )
+    if keys:
+        stmt = stmt.group_by(*keys)
+    from ..extensions import db
+
+    rows = db.session.execute(stmt)
+    return {tuple(row[:-1]): float(row[-1]) for row in rows if row[-1] is not None}

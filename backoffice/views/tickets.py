@@ -1,0 +1,252 @@
+"""The four ticket lists of DESIGN §1/§5: Progress, Team, Responded, Finished.
+
+One view class, registered once per status with its own endpoint and URL.
+Every row shown, counted, opened or acted on passes through
+`permissions.ticket_scope`, plus the list's own status.
+"""
+
+from __future__ import annotations
+
+from flask import flash, redirect, request, url_for
+from flask_admin import expose
+from flask_admin.actions import action
+from flask_admin.contrib.sqla.filters import FilterLike
+from flask_babel import format_timedelta, ngettext
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from markupsafe import Markup, escape
+from sqlalchemy import and_, case
+from sqlalchemy.orm import joinedload
+
+from ..domain import ConflictError, DomainError
+from ..domain import permissions as perm
+from ..domain import tickets as lifecycle
+from ..extensions import db
+from ..models import Priority, Ticket, TicketKind, TicketStatus
+from ..models.base import utcnow
+from .base import SecureModelView
+from .filters import DepartmentFilter, EnumFilter, LocalDateBetween, SlaFilter
+from .formatting import datetime_text
+from .sqlhelpers import sla_due
+
+# --- filters and column formatters ------------------------------------------
+
+
+def ticket_filters() -> list:
+    """Fresh filter objects: Flask-Admin binds each filter to the view it is given to."""
+    return [
+        EnumFilter(Ticket.kind, _l("Kind"), TicketKind),
+        EnumFilter(Ticket.priority, _l("Priority"), Priority),
+        DepartmentFilter(Ticket.department_id, _l("Department")),
+        LocalDateBetween(Ticket.created_at, _l("Created")),
+        SlaFilter(Ticket.resolution_due, _l("SLA breached")),
+        FilterLike("order.number", _l("Order number")),
+    ]
+
+
+# --- column formatters ---------------------------------------------------------
+
+
+def desk_url(ticket: Ticket) -> str:
+    return url_for("ticket_desk.desk", number=ticket.number)
+
+
+def _number(view, context, model, name):
+    return Markup('<a href="{}">{}</a>').format(desk_url(model), model.number)
+
+
+def _subject(view, context, model, name):
+    text = model.subject if len(model.subject) <= 80 else model.subject[:79] + "…"
+    return text
+
+
+def _person(view, context, model, name):
+    user = getattr(model, name)
+    return user.display_name if user else ""
+
+
+def _priority(view, context, model, name):
+    css = {
+        Priority.URGENT: "badge-danger",
+        Priority.HIGH: "badge-warning",
+        Priority.NORMAL: "badge-secondary",
+        Priority.LOW: "badge-light",
+    }[model.priority]
+    return Markup('<span class="badge {}">{}</span>').format(css, model.priority.label)
+
+
+def _age(view, context, model, name):
+    return format_timedelta(utcnow() - model.created_at, granularity="minute")
+
+
+def sla_marker(ticket: Ticket) -> Markup:
+    """The SLA due time, with a visible marker (and text for screen readers) when breached."""
+    due = escape(datetime_text(sla_due(ticket)))
+    if ticket.sla_breached(utcnow()):
+        return Markup('<span class="sla-breached" title="{t}">⚠ {d} <b>{t}</b></span>').format(
+            d=due, t=_("SLA breached")
+        )
+    return Markup("<span>{}</span>").format(due)
+
+
+def _sla(view, context, model, name):
+    return sla_marker(model)
+
+
+def _datetime(view, context, model, name):
+    return datetime_text(getattr(model, name))
+
+
+PRIORITY_RANK = case(
+    {Priority.URGENT: 4, Priority.HIGH: 3, Priority.NORMAL: 2, Priority.LOW: 1},
+    value=Ticket.priority,
+)
+
+
+class TicketListView(SecureModelView):
+    """One status's list; `status` is given at registration."""
+
+    list_template = "admin/tickets/list.html"
+    can_view_details = True  # the details page is the desk (see details_view)
+    column_auto_select_related = False  # the eager loads are in get_query
+    column_list = [
+        "number",
+        "kind",
+        "subject",
+        "customer",
+        "order",
+        "department",
+        "priority",
+        "age",
+        "sla_due",
+        "last_message_at",
+        "assignee",
+    ]
+    column_labels = {
+        "number": _l("Number"),
+        "kind": _l("Kind"),
+        "subject": _l("Subject"),
+        "customer": _l("Customer"),
+        "order": _l("Order"),
+        "department": _l("Department"),
+        "priority": _l("Priority"),
+        "age": _l("Age"),
+        "sla_due": _l("SLA due"),
+        "last_message_at": _l("Last message"),
+        "assignee": _l("Assignee"),
+        "customer.name": _l("Customer name"),
+        "customer.email": _l("Customer e-mail"),
+    }
+    column_formatters = {
+        "number": _number,
+        "kind": lambda v, c, m, n: m.kind.label,
+        "subject": _subject,
+        "customer": _person,
+        "assignee": _person,
+        "order": lambda v, c, m, n: m.order.number if m.order else "",
+        "department": lambda v, c, m, n: str(m.department) if m.department else "",
+        "priority": _priority,
+        "age": _age,
+        "sla_due": _sla,
+        "last_message_at": _datetime,
+    }
+    column_sortable_list = [
+        "number",
+        "kind",
+        ("priority", PRIORITY_RANK),
+        ("age", "created_at"),
+        ("sla_due", "resolution_due"),
+        "last_message_at",
+    ]
+    column_searchable_list = ["number", "subject", "customer.name", "customer.email"]
+    column_default_sort = [("created_at", True), ("id", True)]
+
+    def __init__(self, status: TicketStatus, **kwargs):
+        self.status = TicketStatus(status)
+        self.column_filters = ticket_filters()
+        super().__init__(Ticket, db, **kwargs)
+
+    def is_accessible(self) -> bool:
+        return super().is_accessible() and self.status in perm.visible_statuses(current_user)
+
+    def scope(self):
+        return and_(Ticket.status == self.status, perm.ticket_scope(current_user))
+
+    def get_query(self):
+        """Scoped rows with everything the columns show loaded eagerly (no N+1)."""
+        return (
+            super()
+            .get_query()
+            .options(
+                joinedload(Ticket.customer),
+                joinedload(Ticket.assignee),
+                joinedload(Ticket.department),
+                joinedload(Ticket.order),
+            )
+        )
+
+    def filter_arg(self, filter_class) -> str:
+        """The query-string name of this view's filter of `filter_class` (for links)."""
+        for index, flt in enumerate(self._filters):
+            if isinstance(flt, filter_class):
+                return f"flt0_{self.get_filter_arg(index, flt)}"
+        raise LookupError(filter_class)
+
+    def search_placeholder(self):
+        return _("Number, subject, customer name or e-mail")
+
+    def render(self, template, **kwargs):
+        kwargs.setdefault("ticket_status", self.status)
+        kwargs.setdefault("can_report", perm.has(current_user, perm.REPORTS))
+        return super().render(template, **kwargs)
+
+    @expose("/details/")
+    def details_view(self):
+        """A row's details are its desk; an id outside the list's scope is a 404."""
+        ticket = self.get_one(request.args.get("id"))
+        return redirect(desk_url(ticket))
+
+    def is_action_allowed(self, name: str) -> bool:
+        if name == "assign_to_me":
+            return perm.has(current_user, perm.TICKET_ASSIGN)
+        return super().is_action_allowed(name)
+
+    @action("assign_to_me", _l("Assign to me"), _l("Assign the selected tickets to yourself?"))
+    def action_assign_to_me(self, ids):
+        """Assign the selected tickets in scope to the current user, through the lifecycle."""
+        done, refused = 0, []
+        for ticket in self.scoped_ids(ids):
+            try:
+                lifecycle.assign(ticket, current_user, current_user)
+            except ConflictError as exc:
+                # Someone changed a ticket meanwhile: keep nothing of this batch.
+                db.session.rollback()
+                flash(str(exc), "error")
+                return None
+            except DomainError as exc:  # refused before anything changed
+                refused.append(f"{ticket.number}: {exc}")
+            else:
+                done += 1
+        db.session.commit()
+        if done:
+            flash(
+                ngettext(
+                    "%(num)d ticket assigned to you.", "%(num)d tickets assigned to you.", done
+                ),
+                "success",
+            )
+        for message in refused:
+            flash(message, "error")
+        if not done and not refused:
+            flash(_("None of the selected tickets is in this list any more."), "warning")
+        return None
+
+
+LISTS = (
+    (TicketStatus.PROGRESS, _l("Progress"), "tickets_progress", "/admin/tickets/progress"),
+    (TicketStatus.TEAM, _l("Team"), "tickets_team", "/admin/tickets/team"),
+    (TicketStatus.RESPONDED, _l("Responded"), "tickets_responded", "/admin/tickets/responded"),
+    (TicketStatus.FINISHED, _l("Finished"), "tickets_finished", "/admin/tickets/finished"),
+)
+LIST_ENDPOINTS = {status: endpoint for status, _name, endpoint, _url in LISTS}

@@ -1,0 +1,94 @@
+"""Shared helpers of the back-office tests (tests/test_admin_*.py)."""
+
+from __future__ import annotations
+
+import io
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import event
+
+from backoffice.domain import attachments, tickets
+from backoffice.models import Order, Ticket, TicketAttachment, User
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+@dataclass
+class World:
+    """Tickets in every list, in two departments, with attachments and an order."""
+
+    customer: User
+    order: Order
+    progress: Ticket
+    team_ops: Ticket
+    team_claims: Ticket
+    responded: Ticket
+    finished: Ticket
+    att_ops: TicketAttachment
+    att_claims: TicketAttachment
+    att_progress: TicketAttachment
+    staff: User  # a customer-service account, for the people screens
+
+
+def attach(ticket: Ticket, author: User, body: str = "Lihat lampiran") -> TicketAttachment:
+    stored = attachments.store(io.BytesIO(PNG), "foto.png")
+    tickets.post_message(ticket, author, body, attachments=[stored])
+    return stored
+
+
+def build_world(make, db) -> World:
+    customer = make.user()
+    order = make.order(customer=customer)
+    progress = make.ticket("progress", customer=customer, order=order)
+    team_ops = make.ticket("team", customer=customer, department="OPS")
+    team_claims = make.ticket("team", department="CLAIMS")
+    responded = make.ticket("responded", department="OPS")
+    finished = make.ticket("finished", department="OPS")
+    att_ops = attach(team_ops, team_ops.customer)
+    att_claims = attach(team_claims, team_claims.customer)
+    att_progress = attach(progress, progress.customer)
+    staff = make.user("customer_service")
+    db.session.commit()
+    return World(
+        customer,
+        order,
+        progress,
+        team_ops,
+        team_claims,
+        responded,
+        finished,
+        att_ops,
+        att_claims,
+        att_progress,
+        staff,
+    )
+
+
+@contextmanager
+def counting_queries(engine):
+    """Collect every SQL statement sent while the block runs."""
+    statements: list[str] = []
+
+    def before(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", before)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+
+
+ROW_RE = re.compile(r'<a href="/admin/tickets/desk/([A-Z0-9-]+)/">')
+
+
+def listed_numbers(html: str) -> set[str]:
+    """Ticket numbers linked from a list page's rows."""
+    return set(ROW_RE.findall(html))
+
+
+def flashes(html: str) -> str:
+    """The text of the flashed alerts on a page (for assertions on messages)."""
+    return " ".join(re.findall(r'class="alert[^"]*"[^>]*>(.*?)</div>', html, re.S))
