@@ -218,9 +218,12 @@ def _move(
             _("This ticket cannot go from %(a)s to %(b)s.", a=before.label, b=after.label)
         )
     ticket.status = after
-    if after is F:
+    # Only a move into or out of `finished` touches finished_at: a note, an
+    # assignment or a rating on a finished ticket must not restart the clock
+    # (resolution times and the 7-day reopen window are measured from it).
+    if after is F and before is not F:
         ticket.finished_at = now
-    elif before is F:
+    elif before is F and after is not F:
         ticket.finished_at = None
     ev = TicketEvent(
         ticket=ticket,

@@ -14,12 +14,12 @@ from flask_security import hash_password
 from flask_security.mail_util import EmailValidateException
 from sqlalchemy import func, inspect, or_, select
 from wtforms import PasswordField, SelectField
-from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from ..domain import permissions as perm
 from ..extensions import db
 from ..models import Department, Role, TicketKind, User
-from .base import EnumSelectField, SecureModelView, enum_label, to_choices
+from .base import EnumSelectField, Pattern, SecureModelView, enum_label, to_choices
 from .formatting import datetime_text
 
 PEOPLE = _l("People")
@@ -84,7 +84,16 @@ class StaffUserView(SecureModelView):
     column_searchable_list = ["email", "name"]
     column_filters = ["active"]
     column_default_sort = ("email", False)
-    form_columns = ["email", "name", "phone", "roles", "department", "locale", "active"]
+    form_columns = [
+        "email",
+        "name",
+        "phone",
+        "roles",
+        "department",
+        "locale",
+        "active",
+        "new_password",
+    ]
     form_extra_fields = {
         "new_password": PasswordField(
             _l("Password"),
@@ -115,15 +124,18 @@ class StaffUserView(SecureModelView):
     def on_model_change(self, form, model, is_created):
         """Checks every save: unique e-mail, a staff role, a department where one is
         needed, a password for a new account, and nobody locking themselves out."""
+        if is_created:
+            model.fs_uniquifier = uuid.uuid4().hex
         try:
             model.email = current_app.extensions["security"]._mail_util.validate(form.email.data)
         except EmailValidateException as exc:
             raise ValidationError(str(exc)) from exc
-        clash = db.session.scalar(
-            select(User.id).where(
-                func.lower(User.email) == model.email.lower(), User.id != model.id
+        with db.session.no_autoflush:  # the new row is not complete yet
+            clash = db.session.scalar(
+                select(User.id).where(
+                    func.lower(User.email) == model.email.lower(), User.id != model.id
+                )
             )
-        )
         if clash is not None:
             raise ValidationError(_("Another account already uses %(email)s.", email=model.email))
         if not model.roles:
@@ -141,8 +153,6 @@ class StaffUserView(SecureModelView):
                 raise ValidationError(_("You cannot deactivate your own account."))
             if not any(_grants(r, perm.ADMIN_PEOPLE) for r in model.roles):
                 raise ValidationError(_("You cannot remove your own master admin role."))
-        if is_created:
-            model.fs_uniquifier = uuid.uuid4().hex
         if password:
             model.password = hash_password(password)
         if not is_created and model.id != current_user.id:
@@ -187,7 +197,7 @@ class DepartmentView(SecureModelView):
         "code": {
             "validators": [
                 DataRequired(),
-                Regexp(r"^[A-Z0-9_]{2,20}$", message=_l("2-20 capital letters, digits or _.")),
+                Pattern(r"^[A-Z0-9_]{2,20}$", message=_l("2-20 capital letters, digits or _.")),
             ]
         },
         "name_id": {"validators": [DataRequired(), Length(max=120)]},

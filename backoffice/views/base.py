@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import copy
+
 from flask import abort, flash, redirect, request, url_for
 from flask_admin.contrib.sqla import ModelView
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from flask_wtf.form import _Auto
 from sqlalchemy.exc import IntegrityError
 from wtforms import SelectField
+from wtforms.validators import Regexp, ValidationError
 
 from ..domain import DomainError
 from ..domain import permissions as perm
@@ -75,10 +79,53 @@ class EnumSelectField(SelectField):
         return to_choices(blank + [(m.value, m.label) for m in self.enum])
 
 
+class Pattern(Regexp):
+    """Regexp whose (lazy) message reaches the page.
+
+    Flask-Admin shows a field error only if it is a `str`; a lazy_gettext
+    message would fail that test and the user would see no reason at all.
+    """
+
+    def __call__(self, form, field):
+        try:
+            super().__call__(form, field)
+        except ValidationError as exc:
+            raise ValidationError(str(exc)) from None
+
+
 def enum_label(view, context, model, name):
     """Column formatter: an enum column shown by its translated label."""
     value = getattr(model, name)
     return value.label if value is not None else ""
+
+
+class AdminForm(FlaskForm):
+    """Flask-WTF's form (CSRF token checked) that remembers the edited object.
+
+    Flask-Admin's own BaseForm keeps it as `_obj`, and its Unique validator
+    needs it to let a row keep its own value; FlaskForm alone would make every
+    unchanged unique field "Already exists." on edit.
+    """
+
+    def __init__(self, formdata=_Auto, obj=None, **kwargs):
+        self._obj = obj
+        super().__init__(formdata=formdata, obj=obj, **kwargs)
+
+
+def _guard_widgets(form):
+    """Give every widget an `input_type`.
+
+    Flask-Admin's lib.html compares `field.widget.input_type` without an
+    `is defined` guard when a field shows an error or a description; a
+    textarea or select has none, which a strict Jinja environment (the test
+    suite's) refuses. A per-form copy of the widget keeps the classes untouched.
+    """
+    for field in form:
+        if not hasattr(field.widget, "input_type"):
+            widget = copy.copy(field.widget)
+            widget.input_type = None
+            field.widget = widget
+    return form
 
 
 class SecureModelView(StaffAccessMixin, ModelView):
@@ -94,7 +141,7 @@ class SecureModelView(StaffAccessMixin, ModelView):
     - a DomainError or a broken unique/foreign key becomes a flashed message.
     """
 
-    form_base_class = FlaskForm
+    form_base_class = AdminForm
     model_form_converter = ModelConverter
     can_create = False
     can_edit = False
@@ -171,6 +218,12 @@ class SecureModelView(StaffAccessMixin, ModelView):
         if name == "ajax_update" and not self.column_editable_list:
             abort(404)
         return None
+
+    def create_form(self, obj=None):
+        return _guard_widgets(super().create_form(obj))
+
+    def edit_form(self, obj=None):
+        return _guard_widgets(super().edit_form(obj))
 
     def handle_view_exception(self, exc: Exception) -> bool:
         if isinstance(exc, DomainError):

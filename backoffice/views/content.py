@@ -11,14 +11,14 @@ from flask_admin.actions import action
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
-from wtforms.validators import DataRequired, Length, NumberRange, Regexp, ValidationError
+from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
 
 from ..domain import permissions as perm
 from ..domain.faq import KEY_RE
 from ..extensions import db
 from ..models import Announcement, AnnouncementKind, Badge, ProductKind
 from ..models.base import utcnow
-from .base import EnumSelectField, SecureModelView, enum_label
+from .base import EnumSelectField, Pattern, SecureModelView, enum_label
 from .formatting import datetime_text, money_text
 
 CONTENT = _l("Content")
@@ -73,7 +73,7 @@ class FaqCategoryView(ContentView):
         "code": {
             "validators": [
                 DataRequired(),
-                Regexp(r"^[a-z0-9_]{1,40}$", message=_l("1-40 of a-z, 0-9 and _.")),
+                Pattern(r"^[a-z0-9_]{1,40}$", message=_l("1-40 of a-z, 0-9 and _.")),
             ]
         },
         "name_id": {"validators": [DataRequired(), Length(max=120)]},
@@ -125,19 +125,20 @@ class FaqEntryView(PublishActionsMixin, ContentView):
         "key": {
             "validators": [
                 DataRequired(),
-                Regexp(KEY_RE.pattern, message=_l("1-80 of a-z, 0-9, '-', '_' and '.'.")),
+                Pattern(KEY_RE.pattern, message=_l("1-80 of a-z, 0-9, '-', '_' and '.'.")),
             ]
         },
         "question_id": {"validators": [DataRequired(), Length(max=300)]},
         "answer_id": {"validators": [DataRequired(), Length(max=10_000)]},
-        "question_en": {"validators": [Length(max=300)]},
-        "answer_en": {"validators": [Length(max=10_000)]},
+        "question_en": {"validators": [Optional(), Length(max=300)]},
+        "answer_en": {"validators": [Optional(), Length(max=10_000)]},
     }
 
     def on_model_change(self, form, model, is_created):
-        """English falls back to Indonesian, as the FAQ import does."""
-        model.question_en = model.question_en or ""
-        model.answer_en = model.answer_en or ""
+        """An empty English text takes the Indonesian one: the portal shows
+        `*_en` as it is to English readers."""
+        model.question_en = model.question_en or model.question_id
+        model.answer_en = model.answer_en or model.answer_id
 
 
 class ProductView(ContentView):
@@ -176,7 +177,7 @@ class ProductView(ContentView):
         "code": {
             "validators": [
                 DataRequired(),
-                Regexp(r"^[A-Z0-9_]{2,20}$", message=_l("2-20 capital letters, digits or _.")),
+                Pattern(r"^[A-Z0-9_]{2,20}$", message=_l("2-20 capital letters, digits or _.")),
             ]
         },
         "kind": {"enum": ProductKind, "label": _l("Kind")},
@@ -215,8 +216,8 @@ class AnnouncementView(PublishActionsMixin, ContentView):
         "kind": {"enum": AnnouncementKind, "label": _l("Kind")},
         "title_id": {"validators": [DataRequired(), Length(max=200)]},
         "body_id": {"validators": [DataRequired(), Length(max=20_000)]},
-        "title_en": {"validators": [Length(max=200)]},
-        "body_en": {"validators": [Length(max=20_000)]},
+        "title_en": {"validators": [Optional(), Length(max=200)]},
+        "body_en": {"validators": [Optional(), Length(max=20_000)]},
     }
 
     def on_model_change(self, form, model: Announcement, is_created):

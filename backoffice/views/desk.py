@@ -146,6 +146,7 @@ class TicketDeskView(StaffAccessMixin, BaseView):
         for form in forms.values():
             # A redrawn form keeps its text but must post the version now shown.
             form.expected_version.data = ticket.version_id
+            form.expected_version.raw_data = [str(ticket.version_id)]
         reply = forms["reply"]
         choices = []
         if Action.STAFF_REPLY in allowed:

@@ -40,6 +40,8 @@ class ModelConverter(AdminModelConverter):
     """Flask-Admin's converter, with the fields above for relations."""
 
     def _model_select_field(self, prop, multiple, remote_model, **kwargs):
+        if not multiple:
+            kwargs.setdefault("blank_text", "—")
         field = super()._model_select_field(prop, multiple, remote_model, **kwargs)
         if isinstance(field.field_class, type):
             swap = {

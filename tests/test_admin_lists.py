@@ -1,0 +1,222 @@
+"""The four ticket lists: scoping per role, menus, filters, search, sorting, query count."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+
+from backoffice.domain import permissions as perm
+from backoffice.domain import tickets
+from backoffice.models import Priority, Ticket, TicketKind
+from backoffice.models.base import utcnow
+
+from .admin_support import build_world, counting_queries, flashes, listed_numbers
+
+MENU_LINKS = {
+    "/admin/tickets/progress/",
+    "/admin/tickets/team/",
+    "/admin/tickets/responded/",
+    "/admin/tickets/finished/",
+    "/admin/reports/",
+    "/admin/staff/",
+    "/admin/departments/",
+    "/admin/routing_rules/",
+    "/admin/faq_categories/",
+    "/admin/faq/",
+    "/admin/products/",
+    "/admin/announcements/",
+    "/admin/customers/",
+    "/admin/orders/",
+}
+EXPECTED_MENU = {
+    perm.MASTER_ADMIN: MENU_LINKS,
+    perm.CUSTOMER_SERVICE: {
+        "/admin/tickets/team/",
+        "/admin/tickets/responded/",
+        "/admin/tickets/finished/",
+        "/admin/customers/",
+        "/admin/orders/",
+    },
+    perm.ADMIN_DEPARTMENT: {"/admin/tickets/team/"},
+}
+
+
+def _menu(html: str) -> set[str]:
+    nav = html.split('id="admin-navbar-collapse"', 1)[1].split("</nav>", 1)[0]
+    return set(re.findall(r'href="(/admin/[a-z_/]+/)"', nav)) & MENU_LINKS
+
+
+@pytest.mark.parametrize("role", sorted(EXPECTED_MENU))
+def test_menu_shows_exactly_the_lists_of_the_role(role, login_as):
+    b, _user = login_as(role)
+    html = b.get("/admin/").get_data(as_text=True)
+    assert _menu(html) == EXPECTED_MENU[role]
+
+
+def test_department_admin_without_department_has_no_lists(login_as, db):
+    b, user = login_as(perm.ADMIN_DEPARTMENT)
+    user.department = None
+    db.session.commit()
+    assert _menu(b.get("/admin/").get_data(as_text=True)) == set()
+    assert b.get("/admin/tickets/team/").status_code == 403
+    assert b.get("/admin/").status_code == 200
+
+
+def test_lists_are_scoped_per_role(login_as, make, db):
+    w = build_world(make, db)
+    everything = {
+        "progress": {w.progress.number},
+        "team": {w.team_ops.number, w.team_claims.number},
+        "responded": {w.responded.number},
+        "finished": {w.finished.number},
+    }
+    master, _ = login_as(perm.MASTER_ADMIN)
+    for name, numbers in everything.items():
+        assert listed_numbers(master.get(f"/admin/tickets/{name}/").get_data(as_text=True)) == (
+            numbers
+        )
+    cs, _ = login_as(perm.CUSTOMER_SERVICE)
+    for name in ("team", "responded", "finished"):
+        html = cs.get(f"/admin/tickets/{name}/").get_data(as_text=True)
+        assert listed_numbers(html) == everything[name]
+    dept, _ = login_as(perm.ADMIN_DEPARTMENT, department="OPS")
+    html = dept.get("/admin/tickets/team/").get_data(as_text=True)
+    assert listed_numbers(html) == {w.team_ops.number}
+    assert "List (1)" in html  # the count query is scoped as well
+    claims, _ = login_as(perm.ADMIN_DEPARTMENT, department="CLAIMS")
+    html = claims.get("/admin/tickets/team/").get_data(as_text=True)
+    assert listed_numbers(html) == {w.team_claims.number}
+
+
+def test_list_columns_and_sla_marker(login_as, make, db):
+    old = utcnow() - timedelta(days=5)
+    late = make.ticket("team", subject="<b>Paket hilang</b>", now=old)  # no reply for 5 days
+    fresh = make.ticket("team")
+    db.session.commit()
+    b, _ = login_as(perm.CUSTOMER_SERVICE)
+    html = b.get("/admin/tickets/team/").get_data(as_text=True)
+    assert "&lt;b&gt;Paket hilang&lt;/b&gt;" in html and "<b>Paket hilang" not in html
+    rows = html.split("<tr")
+    late_row = next(r for r in rows if late.number in r)
+    fresh_row = next(r for r in rows if fresh.number in r)
+    assert "sla-breached" in late_row and "SLA breached" in late_row
+    assert "sla-breached" not in fresh_row
+    for header in ("Number", "Kind", "Subject", "Customer", "Order", "Department", "Priority"):
+        assert header in html
+    for header in ("Age", "SLA due", "Last message", "Assignee"):
+        assert header in html
+
+
+def test_filters_search_and_sort(app, login_as, make, db):
+    w = build_world(make, db)
+    urgent = make.ticket("team", kind=TicketKind.COMPLAINT, department="OPS")
+    tickets.set_priority(urgent, Priority.URGENT, make._master())
+    late = make.ticket("team", department="OPS", now=utcnow() - timedelta(days=4))
+    db.session.commit()
+    view = next(v for v in app.extensions["admin"][0]._views if v.endpoint == "tickets_team")
+    # ticket_filters(): kind, priority, department, created, SLA breached, order number
+    kind, prio, dept, created, sla, order_flt = (
+        f"flt0_{view.get_filter_arg(i, f)}" for i, f in enumerate(view._filters)
+    )
+    b, _ = login_as(perm.MASTER_ADMIN)
+
+    def numbers(query: str) -> set[str]:
+        resp = b.get(f"/admin/tickets/team/?{query}")
+        assert resp.status_code == 200
+        return listed_numbers(resp.get_data(as_text=True))
+
+    everyone = {w.team_ops.number, w.team_claims.number, urgent.number, late.number}
+    assert numbers("") == everyone
+    assert numbers(f"{kind}=complaint") == {urgent.number}
+    assert numbers(f"{prio}=urgent") == {urgent.number}
+    claims_id = make.department("CLAIMS").id
+    assert numbers(f"{dept}={claims_id}") == {w.team_claims.number}
+    assert numbers(f"{sla}=1") == {late.number}
+    assert numbers(f"{sla}=0") == everyone - {late.number}
+    today = (utcnow() + timedelta(hours=7)).date()
+    start = today - timedelta(days=1)
+    assert numbers(f"{created}={start} to {today}") == everyone - {late.number}
+    # An invalid filter value is refused with a message, not sent to the database.
+    html = b.get(f"/admin/tickets/team/?{kind}=nonsense").get_data(as_text=True)
+    assert "Invalid Filter Value" in flashes(html) or "nonsense" in flashes(html)
+    # Order number filter and search (number, subject, customer name or e-mail).
+    order = make.order(customer=w.team_ops.customer)
+    with_order = make.ticket("team", customer=order.customer, order=order)
+    db.session.commit()
+    assert numbers(f"{order_flt}={order.number}") == {with_order.number}
+    assert numbers(f"search={w.team_claims.number}") == {w.team_claims.number}
+    assert numbers(f"search={w.team_claims.customer.email}") == {w.team_claims.number}
+    name_part = w.team_claims.customer.name.split()[-1]
+    assert w.team_claims.number in numbers(f"search={name_part}")
+    assert numbers(f"search={urgent.subject.replace(' ', '+')}") == {urgent.number}
+    # Newest first by default; page sizes are offered.
+    html = b.get("/admin/tickets/team/").get_data(as_text=True)
+    order_seen = re.findall(r'desk/([A-Z0-9-]+)/"', html)
+    assert order_seen[0] == with_order.number and order_seen[-1] == late.number
+    assert "page_size=50" in html and "page_size=100" in html
+
+
+def test_list_costs_a_constant_number_of_queries(app, login_as, make, db):
+    b, _ = login_as(perm.MASTER_ADMIN)
+
+    def cost() -> int:
+        with counting_queries(db.engine) as statements:
+            resp = b.get("/admin/tickets/team/?page_size=50")
+        assert resp.status_code == 200
+        return len(statements)
+
+    def add(n: int) -> None:
+        """n Team tickets, each with its own customer, order, department and assignee."""
+        for i in range(n):
+            customer = make.user()
+            order = make.order(customer=customer)
+            dept = "OPS" if i % 2 else "CLAIMS"
+            t = make.ticket("team", customer=customer, order=order, department=dept)
+            tickets.assign(t, make.user(perm.CUSTOMER_SERVICE), make._master())
+        db.session.commit()
+
+    add(2)
+    few = cost()
+    add(25)
+    many = cost()
+    html = b.get("/admin/tickets/team/?page_size=50").get_data(as_text=True)
+    assert len(listed_numbers(html)) == 27
+    assert many == few, (few, many)
+
+
+def test_assign_to_me_action_stays_inside_the_list(login_as, make, db):
+    w = build_world(make, db)
+    b, user = login_as(perm.CUSTOMER_SERVICE)
+    resp = b.post(
+        "/admin/tickets/team/action/",
+        {"action": "assign_to_me", "rowid": [str(w.team_ops.id), str(w.progress.id)]},
+        form_url="/admin/tickets/team/",
+    )
+    assert resp.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Ticket, w.team_ops.id).assignee_id == user.id
+    assert db.session.get(Ticket, w.progress.id).assignee_id is None  # not in the Team list
+    # Without a CSRF token the action does nothing.
+    resp = b.client.post(
+        "/admin/tickets/team/action/",
+        data={"action": "assign_to_me", "rowid": str(w.team_claims.id)},
+    )
+    assert resp.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Ticket, w.team_claims.id).assignee_id is None
+
+
+def test_department_admin_cannot_use_the_assign_action(login_as, make, db):
+    w = build_world(make, db)
+    b, _ = login_as(perm.ADMIN_DEPARTMENT, department="OPS")
+    html = b.get("/admin/tickets/team/").get_data(as_text=True)
+    assert "assign_to_me" not in html
+    b.post(
+        "/admin/tickets/team/action/",
+        {"action": "assign_to_me", "rowid": str(w.team_ops.id)},
+        form_url="/admin/tickets/team/",
+    )
+    db.session.expire_all()
+    assert db.session.get(Ticket, w.team_ops.id).assignee_id is None

@@ -1,0 +1,179 @@
+"""Reports: CSV streamed in batches, XLSX capped, formula cells neutralised, no notes."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+
+import openpyxl
+import pytest
+
+from backoffice.domain import permissions as perm
+from backoffice.domain import tickets
+from backoffice.models import TicketKind
+from backoffice.models.base import utcnow
+from backoffice.views.reports import neutralise
+
+from .admin_support import counting_queries
+
+HEADER = [
+    "Number",
+    "Subject",
+    "Created",
+    "First response",
+    "Finished",
+    "Kind",
+    "Status",
+    "Department",
+    "Priority",
+    "First response (hours)",
+    "Resolution (hours)",
+    "SLA breached",
+    "Rating",
+]
+
+
+def read_csv(resp) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(resp.get_data().decode("utf-8-sig"))))
+
+
+@pytest.fixture
+def report_data(make, db):
+    """Three tickets with known times, an injection attempt and an internal note."""
+    now = utcnow().replace(microsecond=0)
+    master = make._master()
+    a = make.ticket(
+        "progress", subject='=HYPERLINK("http://evil","klik")', now=now - timedelta(hours=30)
+    )
+    tickets.dispatch(a, make.department("OPS"), master, now=now - timedelta(hours=29))
+    tickets.post_message(
+        a, master, "Rahasia internal: nomor rekening", internal=True, now=now - timedelta(hours=29)
+    )
+    tickets.post_message(a, master, "Sudah kami cek.", now=now - timedelta(hours=28))  # 2 h
+    tickets.finish(a, master, now=now - timedelta(hours=6))  # 24 h
+    tickets.rate(a, a.customer, 4, now=now - timedelta(hours=5))
+    b = make.ticket(
+        "team", kind=TicketKind.COMPLAINT, subject="-Paket rusak", now=now - timedelta(hours=3)
+    )
+    c = make.ticket("progress", subject="@tanya", kind=TicketKind.QUESTION)  # routed to CS
+    db.session.commit()
+    return {"a": a, "b": b, "c": c}
+
+
+def test_neutralise():
+    for cell in ("=1+1", "+62811", "-5", "@SUM(A1)", "\tx", "\rx"):
+        assert neutralise(cell) == "'" + cell
+    assert neutralise("Paket") == "Paket"
+    assert neutralise(5) == 5 and neutralise(None) is None
+
+
+def test_csv_export_contents(login_as, report_data):
+    b, _ = login_as(perm.MASTER_ADMIN)
+    resp = b.get("/admin/reports/tickets.csv")
+    assert resp.status_code == 200 and resp.mimetype == "text/csv"
+    assert resp.is_streamed
+    assert "attachment;" in resp.headers["Content-Disposition"]
+    rows = read_csv(resp)
+    assert rows[0] == HEADER
+    by_number = {r[0]: dict(zip(HEADER, r, strict=True)) for r in rows[1:]}
+    a, bt, c = (report_data[k] for k in "abc")
+    assert set(by_number) == {a.number, bt.number, c.number}
+    ra = by_number[a.number]
+    assert ra["Subject"] == '\'=HYPERLINK("http://evil","klik")'
+    assert (ra["Kind"], ra["Status"], ra["Department"], ra["Priority"]) == (
+        "criticism",
+        "finished",
+        "OPS",
+        "normal",
+    )
+    assert (ra["First response (hours)"], ra["Resolution (hours)"]) == ("2.0", "24.0")
+    assert ra["SLA breached"] == "no" and ra["Rating"] == "4"
+    assert ra["Created"] and ra["First response"] and ra["Finished"]
+    assert by_number[bt.number]["Subject"] == "'-Paket rusak"
+    assert by_number[c.number]["Subject"] == "'@tanya"
+    assert by_number[c.number]["Department"] == "CS"  # routed by the question rule
+    text = resp.get_data(as_text=True)
+    assert "Rahasia internal" not in text and "Sudah kami cek" not in text
+
+
+def test_csv_reads_rows_in_batches(app, db, login_as, report_data, make):
+    for _ in range(4):
+        make.ticket("team")
+    db.session.commit()
+    b, _ = login_as(perm.MASTER_ADMIN)
+    app.config["CAREBOX_REPORT_BATCH"] = 2
+    try:
+        with counting_queries(db.engine) as statements:
+            rows = read_csv(b.get("/admin/reports/tickets.csv"))
+    finally:
+        app.config["CAREBOX_REPORT_BATCH"] = 2000
+    assert len(rows) == 1 + 7
+    batches = [s for s in statements if "ticket.id >" in s and "LIMIT" in s.upper()]
+    assert len(batches) == 5  # 2 + 2 + 2 + 1 rows, then an empty batch ends it
+
+
+def test_csv_filters(login_as, report_data, make):
+    a, bt, c = (report_data[k] for k in "abc")
+    b, _ = login_as(perm.MASTER_ADMIN)
+
+    def numbers(query: str) -> set[str]:
+        resp = b.get(f"/admin/reports/tickets.csv?{query}")
+        assert resp.status_code == 200
+        return {r[0] for r in read_csv(resp)[1:]}
+
+    assert numbers("status=finished") == {a.number}
+    assert numbers("status=team&status=finished") == {a.number, bt.number, c.number}
+    assert numbers("kind=complaint") == {bt.number}
+    assert numbers(f"department={make.department('OPS').id}") == {a.number, bt.number}
+    assert numbers("sla=1") == set()
+    assert numbers("sla=0") == {a.number, bt.number, c.number}
+    assert numbers("q=tanya") == {c.number}
+    assert numbers(f"q={a.customer.email}") == {a.number}
+    tomorrow = (utcnow() + timedelta(days=2)).date()
+    assert numbers(f"date_from={tomorrow}&date_to={tomorrow}") == set()
+    resp = b.get("/admin/reports/tickets.csv?date_from=2026-02-01&date_to=2026-01-01")
+    assert resp.status_code == 400
+    resp = b.get("/admin/reports/tickets.csv?status=bogus")
+    assert resp.status_code == 400
+
+
+def test_xlsx_export_and_cap(app, login_as, report_data):
+    b, _ = login_as(perm.MASTER_ADMIN)
+    resp = b.get("/admin/reports/tickets.xlsx")
+    assert resp.status_code == 200
+    assert resp.mimetype.endswith("spreadsheetml.sheet")
+    sheet = openpyxl.load_workbook(io.BytesIO(resp.get_data()), read_only=True).active
+    rows = [list(r) for r in sheet.iter_rows(values_only=True)]
+    assert rows[0] == HEADER and len(rows) == 4
+    subjects = {r[1] for r in rows[1:]}
+    assert '\'=HYPERLINK("http://evil","klik")' in subjects
+    assert all(not str(s).startswith(("=", "-", "@", "+")) for s in subjects)
+    assert "X-Carebox-Truncated" not in resp.headers
+
+    app.config["CAREBOX_REPORT_XLSX_MAX_ROWS"] = 2
+    try:
+        resp = b.get("/admin/reports/tickets.xlsx")
+    finally:
+        del app.config["CAREBOX_REPORT_XLSX_MAX_ROWS"]
+    assert resp.headers["X-Carebox-Truncated"] == "2"
+    sheet = openpyxl.load_workbook(io.BytesIO(resp.get_data()), read_only=True).active
+    rows = [list(r) for r in sheet.iter_rows(values_only=True)]
+    assert len(rows) == 1 + 2 + 1 and "use the CSV export" in rows[-1][0]
+
+
+def test_summary_by_department_kind_and_month(login_as, report_data, make):
+    a = report_data["a"]
+    b, _ = login_as(perm.MASTER_ADMIN)
+    page = b.get("/admin/reports/").get_data(as_text=True)
+    assert "3 tickets match." in page
+    assert 'id="summary"' in page
+    rows = read_csv(b.get("/admin/reports/summary.csv"))
+    assert rows[0][:4] == ["Month", "Department", "Kind", "Tickets"]
+    by_key = {(r[1], r[2]): r for r in rows[1:]}
+    month = (a.created_at + timedelta(hours=7)).strftime("%Y-%m")
+    ops_criticism = by_key[("OPS", "criticism")]
+    assert ops_criticism[0] == month
+    assert ops_criticism[3:] == ["1", "0", "2.0", "24.0", "4.0"]
+    assert by_key[("OPS", "complaint")][3:6] == ["1", "0", ""]
+    assert by_key[("CS", "question")][3] == "1"
