@@ -1,0 +1,34 @@
+"""Shared bench helpers: an app on DATABASE_URL, timing with medians."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+
+from backoffice import create_app
+
+
+def bench_app():
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        raise SystemExit("Set DATABASE_URL to a database filled by `carebox seed-bulk`.")
+    return create_app({"ENV_NAME": "development", "SQLALCHEMY_DATABASE_URI": url})
+
+
+def timed(fn, runs: int = 15, warmup: int = 2) -> float:
+    """Median wall time of `fn()` in milliseconds."""
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1000)
+    return statistics.median(samples)
+
+
+def report(rows: list[tuple[str, float, float]]) -> None:
+    print(f"{'case':44} {'carebox ms':>11} {'raw SQL ms':>11} {'ratio':>7}")
+    for name, ours, raw in rows:
+        print(f"{name:44} {ours:11.2f} {raw:11.2f} {ours / raw if raw else float('nan'):7.2f}")
