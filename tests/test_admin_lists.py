@@ -220,3 +220,17 @@ def test_department_admin_cannot_use_the_assign_action(login_as, make, db):
     )
     db.session.expire_all()
     assert db.session.get(Ticket, w.team_ops.id).assignee_id is None
+
+
+def test_age_and_sla_columns_sort(login_as, make, db):
+    old = make.ticket("team", now=utcnow() - timedelta(days=3))
+    new = make.ticket("team")
+    db.session.commit()
+    b, _ = login_as(perm.CUSTOMER_SERVICE)
+    html = b.get("/admin/tickets/team/").get_data(as_text=True)
+    age_sort = re.search(r'href="([^"]*sort=(\d+)[^"]*)"[^>]*>\s*Age', html)
+    assert age_sort is not None, "the Age column is sortable"
+    page = b.get(age_sort.group(1).replace("&amp;", "&")).get_data(as_text=True)
+    seen = re.findall(r'desk/([A-Z0-9-]+)/"', page)
+    assert seen.index(old.number) < seen.index(new.number)  # oldest first
+    assert re.search(r"sort=\d+[^\"]*\"[^>]*>\s*SLA due", html)

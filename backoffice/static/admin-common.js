@@ -20,9 +20,9 @@
     }
   });
 
-  /* Links that only stop a dropdown from navigating. */
+  /* Links that only open a dropdown or add a filter: never navigate. */
   document.addEventListener("click", function (event) {
-    var link = event.target.closest("a[href='#'][data-toggle]");
+    var link = event.target.closest("a[href='#']");
     if (link) { event.preventDefault(); }
   });
 })();

@@ -23,8 +23,8 @@ from flask import (
 from flask_admin import BaseView, expose
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import func, select
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from ..domain import ConflictError, DomainError, PermissionDenied
 from ..domain import attachments as files
@@ -38,24 +38,16 @@ from ..models import (
     Priority,
     Ticket,
     TicketAttachment,
-    TicketEvent,
     TicketMessage,
 )
 from ..models.base import utcnow
 from .base import StaffAccessMixin, to_choices
+from .desk_context import customer_summary, load_events, load_messages, state_key
 from .desk_forms import INTERNAL, PUBLIC, ActionForm, DispatchForm, PriorityForm, ReplyForm
 from .sqlhelpers import sla_due
 from .tickets import LIST_ENDPOINTS
 
-SHOWN_MESSAGES = 300  # a longer conversation shows its latest messages
-SHOWN_EVENTS = 200
 POLL_BATCH = 50
-
-
-def state_key(ticket: Ticket) -> str:
-    """What the action buttons depend on; new messages alone do not change it."""
-    parts = (ticket.status.value, ticket.priority.value, ticket.department_id, ticket.assignee_id)
-    return "|".join(str(p) for p in parts)
 
 
 class TicketDeskView(StaffAccessMixin, BaseView):
@@ -85,54 +77,6 @@ class TicketDeskView(StaffAccessMixin, BaseView):
         if ticket is None:
             abort(404)
         return ticket
-
-    def _messages(self, ticket: Ticket, after: int = 0, limit: int = SHOWN_MESSAGES):
-        stmt = (
-            select(TicketMessage)
-            .where(TicketMessage.ticket_id == ticket.id, TicketMessage.id > after)
-            .options(joinedload(TicketMessage.author), selectinload(TicketMessage.attachments))
-        )
-        if after:
-            return list(db.session.scalars(stmt.order_by(TicketMessage.id).limit(limit)))
-        rows = db.session.scalars(stmt.order_by(TicketMessage.id.desc()).limit(limit))
-        return list(reversed(list(rows)))
-
-    def _customer_summary(self, ticket: Ticket) -> dict:
-        customer = ticket.customer
-        summary = {"customer": customer, "segment": None, "orders": None, "order_count": None}
-        if customer.profile is not None:
-            summary["segment"] = customer.profile.segment
-        if perm.has(current_user, perm.ORDERS_READ) or perm.has(current_user, perm.CUSTOMERS_READ):
-            summary["order_count"] = db.session.scalar(
-                select(func.count()).select_from(Order).where(Order.customer_id == customer.id)
-            )
-            summary["orders"] = list(
-                db.session.scalars(
-                    select(Order)
-                    .where(Order.customer_id == customer.id)
-                    .order_by(Order.created_at.desc(), Order.id.desc())
-                    .limit(5)
-                )
-            )
-        # Earlier tickets: only those this user may open anyway.
-        summary["tickets"] = list(
-            db.session.scalars(
-                perm.visible_tickets(current_user)
-                .where(Ticket.customer_id == customer.id, Ticket.id != ticket.id)
-                .order_by(Ticket.created_at.desc(), Ticket.id.desc())
-                .limit(5)
-            )
-        )
-        summary["ticket_count"] = db.session.scalar(
-            select(func.count())
-            .select_from(Ticket)
-            .where(
-                perm.ticket_scope(current_user),
-                Ticket.customer_id == customer.id,
-                Ticket.id != ticket.id,
-            )
-        )
-        return summary
 
     def _forms(self, ticket: Ticket, allowed: set, **given):
         version = {"expected_version": ticket.version_id}
@@ -166,20 +110,8 @@ class TicketDeskView(StaffAccessMixin, BaseView):
 
     def _render(self, ticket: Ticket, status: int = 200, conflict: str | None = None, **forms):
         allowed = lifecycle.allowed_actions(ticket, current_user)
-        events = list(
-            reversed(
-                list(
-                    db.session.scalars(
-                        select(TicketEvent)
-                        .where(TicketEvent.ticket_id == ticket.id)
-                        .options(joinedload(TicketEvent.actor))
-                        .order_by(TicketEvent.id.desc())
-                        .limit(SHOWN_EVENTS)
-                    )
-                )
-            )
-        )
-        messages = self._messages(ticket)
+        events = load_events(ticket)
+        messages = load_messages(ticket)
         html = self.render(
             "admin/tickets/desk.html",
             ticket=ticket,
@@ -188,7 +120,7 @@ class TicketDeskView(StaffAccessMixin, BaseView):
             allowed=allowed,
             Action=Action,
             forms=self._forms(ticket, allowed, **forms),
-            summary=self._customer_summary(ticket),
+            summary=customer_summary(ticket, current_user),
             conflict=conflict,
             sla_due=sla_due(ticket),
             breached=ticket.sla_breached(utcnow()),
@@ -383,7 +315,7 @@ class TicketDeskView(StaffAccessMixin, BaseView):
             resp = current_app.response_class(status=304)
         else:
             render = get_template_attribute("admin/tickets/_macros.html", "message")
-            messages = self._messages(ticket, after=after, limit=POLL_BATCH)
+            messages = load_messages(ticket, after=after, limit=POLL_BATCH)
             resp = jsonify(
                 {
                     "number": ticket.number,

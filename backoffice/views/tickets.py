@@ -170,6 +170,15 @@ class TicketListView(SecureModelView):
     def is_accessible(self) -> bool:
         return super().is_accessible() and self.status in perm.visible_statuses(current_user)
 
+    def get_sortable_columns(self):
+        """Flask-Admin files an aliased column of the same table under the column's
+        own name ("created_at"); put it back under the list column it sorts ("age")."""
+        columns = super().get_sortable_columns()
+        for entry in self.column_sortable_list:
+            if isinstance(entry, tuple) and isinstance(entry[1], str) and entry[1] in columns:
+                columns[entry[0]] = columns.pop(entry[1])
+        return columns
+
     def scope(self):
         return and_(Ticket.status == self.status, perm.ticket_scope(current_user))
 

@@ -1,0 +1,84 @@
+"""What the desk shows around a ticket: its messages, its timeline, its customer."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload, selectinload
+
+from ..domain import permissions as perm
+from ..extensions import db
+from ..models import Order, Ticket, TicketEvent, TicketMessage
+
+SHOWN_MESSAGES = 300  # a longer conversation shows its latest messages
+SHOWN_EVENTS = 200
+
+
+def state_key(ticket: Ticket) -> str:
+    """What the action buttons depend on; new messages alone do not change it."""
+    parts = (ticket.status.value, ticket.priority.value, ticket.department_id, ticket.assignee_id)
+    return "|".join(str(p) for p in parts)
+
+
+def load_events(ticket: Ticket, limit: int = SHOWN_EVENTS) -> list[TicketEvent]:
+    """The latest `limit` events, oldest first, with their actors."""
+    rows = db.session.scalars(
+        select(TicketEvent)
+        .where(TicketEvent.ticket_id == ticket.id)
+        .options(joinedload(TicketEvent.actor))
+        .order_by(TicketEvent.id.desc())
+        .limit(limit)
+    )
+    return list(reversed(list(rows)))
+
+
+def load_messages(ticket: Ticket, after: int = 0, limit: int = SHOWN_MESSAGES) -> list:
+    """Messages after `after` (oldest first), or the latest `limit` of the conversation."""
+    stmt = (
+        select(TicketMessage)
+        .where(TicketMessage.ticket_id == ticket.id, TicketMessage.id > after)
+        .options(joinedload(TicketMessage.author), selectinload(TicketMessage.attachments))
+    )
+    if after:
+        return list(db.session.scalars(stmt.order_by(TicketMessage.id).limit(limit)))
+    rows = db.session.scalars(stmt.order_by(TicketMessage.id.desc()).limit(limit))
+    return list(reversed(list(rows)))
+
+
+def customer_summary(ticket: Ticket, user) -> dict:
+    """The customer beside the conversation: contact, loyalty segment, orders (for
+    roles that read orders or customers) and earlier tickets inside the user's scope."""
+    customer = ticket.customer
+    summary = {"customer": customer, "segment": None, "orders": None, "order_count": None}
+    if customer.profile is not None:
+        summary["segment"] = customer.profile.segment
+    if perm.has(user, perm.ORDERS_READ) or perm.has(user, perm.CUSTOMERS_READ):
+        summary["order_count"] = db.session.scalar(
+            select(func.count()).select_from(Order).where(Order.customer_id == customer.id)
+        )
+        summary["orders"] = list(
+            db.session.scalars(
+                select(Order)
+                .where(Order.customer_id == customer.id)
+                .order_by(Order.created_at.desc(), Order.id.desc())
+                .limit(5)
+            )
+        )
+    # Earlier tickets: only those this user may open anyway.
+    summary["tickets"] = list(
+        db.session.scalars(
+            perm.visible_tickets(user)
+            .where(Ticket.customer_id == customer.id, Ticket.id != ticket.id)
+            .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+            .limit(5)
+        )
+    )
+    summary["ticket_count"] = db.session.scalar(
+        select(func.count())
+        .select_from(Ticket)
+        .where(
+            perm.ticket_scope(user),
+            Ticket.customer_id == customer.id,
+            Ticket.id != ticket.id,
+        )
+    )
+    return summary
