@@ -148,6 +148,46 @@ def faq_import(file):
     )
 
 
+@click.group("outbox")
+def outbox_group():
+    """The email outbox."""
+
+
+@outbox_group.command("send")
+@click.option("--loop", is_flag=True, help="Keep sending until SIGTERM or Ctrl-C.")
+@click.option("--batch", type=click.IntRange(1, 10_000), help="Rows claimed at a time.")
+@click.option("--interval", type=click.FloatRange(0.1, 3600), help="Seconds between idle polls.")
+@with_appcontext
+def outbox_send(loop: bool, batch: int | None, interval: float | None):
+    """Deliver queued email once (one batch), or keep delivering with --loop."""
+    import signal
+    import threading
+
+    from .mailer import run_loop, send_pending
+
+    if not loop:
+        click.echo(str(send_pending(batch)))
+        return
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    click.echo("outbox: sending; stop with Ctrl-C or SIGTERM")
+    try:
+        total = run_loop(batch, interval, stop, on_report=lambda r: click.echo(str(r)))
+    except KeyboardInterrupt:
+        stop.set()
+        click.echo("outbox: interrupted")
+        return
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    click.echo(f"outbox: stopped; {total}")
+
+
 def init_app(app: Flask) -> None:
-    for command in (seed_command, seed_bulk_command, staff_group, faq_group):
+    for command in (
+        seed_command,
+        seed_bulk_command,
+        staff_group,
+        faq_group,
+        outbox_group,
+    ):
         app.cli.add_command(command)

@@ -107,6 +107,14 @@ class Config:
     CAREBOX_SLA_HOURS: dict = {}
     CAREBOX_BASE_URL = "http://127.0.0.1:5000"
     CAREBOX_REPORT_BATCH = 2000
+    # Email outbox worker (backoffice/mailer.py); see DEFAULT_OUTBOX there for each key.
+    CAREBOX_OUTBOX: dict = {}
+    # Signed links in emails: how long an unsubscribe / rating link stays valid (days).
+    CAREBOX_UNSUBSCRIBE_LINK_DAYS = 180
+    CAREBOX_RATING_LINK_DAYS = 30
+    # Loyalty segment thresholds (backoffice/domain/loyalty.py documents each rule);
+    # keys given here override DEFAULT_THRESHOLDS there.
+    CAREBOX_LOYALTY: dict = {}
 
     @classmethod
     def from_env(cls) -> dict:
@@ -136,6 +144,11 @@ class Config:
                 out[key] = _env_bool(key, False)
         if "SESSION_COOKIE_SECURE" in out:
             out["REMEMBER_COOKIE_SECURE"] = out["SESSION_COOKIE_SECURE"]
+        if env.get("MAIL_TIMEOUT"):
+            out["MAIL_TIMEOUT"] = float(env["MAIL_TIMEOUT"])
+        for key in ("CAREBOX_OUTBOX", "CAREBOX_LOYALTY"):
+            if env.get(key):
+                out[key] = json.loads(env[key])
         if env.get("CAREBOX_SLA_HOURS"):
             out["CAREBOX_SLA_HOURS"] = json.loads(env["CAREBOX_SLA_HOURS"])
         return out

@@ -1,6 +1,7 @@
 """All models, imported here so Alembic and the app see one metadata."""
 
 from .announcement import Announcement
+from .announcement_send import AnnouncementSend
 from .catalog import Product
 from .department import Department, RoutingRule
 from .enums import (
@@ -22,6 +23,7 @@ from .user import CustomerProfile, Role, User, roles_users
 
 __all__ = [
     "Announcement",
+    "AnnouncementSend",
     "AnnouncementKind",
     "Badge",
     "CustomerProfile",

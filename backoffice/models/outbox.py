@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
@@ -13,8 +13,19 @@ from .enums import OutboxStatus
 
 
 class OutboxEmail(db.Model):
+    """One email to deliver. `backoffice.mailer` claims, sends and records it.
+
+    While a worker holds a row it is `sending` with a `claim_token`, and
+    `next_attempt_at` is the claim's deadline: a row whose worker died becomes
+    due again then, so one index serves both "pending and due" and "stale claim".
+    """
+
     __tablename__ = "outbox_email"
-    __table_args__ = (Index("ix_outbox_status_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_status_due", "status", "next_attempt_at"),
+        CheckConstraint("status <> 'sent' OR sent_at IS NOT NULL", name="sent_has_time"),
+        CheckConstraint("status <> 'sending' OR claim_token IS NOT NULL", name="sending_claimed"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     recipient: Mapped[str] = mapped_column(String(255))
@@ -30,3 +41,12 @@ class OutboxEmail(db.Model):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
+    # Added by the outbox worker (issue 5):
+    sender: Mapped[str | None] = mapped_column(String(255))
+    message_id: Mapped[str | None] = mapped_column(String(255))
+    headers: Mapped[str | None] = mapped_column(Text)  # JSON object of extra headers
+    claim_token: Mapped[str | None] = mapped_column(String(32), index=True)
+    claimed_at: Mapped[datetime | None]
+    announcement_send_id: Mapped[int | None] = mapped_column(
+        ForeignKey("announcement_send.id", ondelete="SET NULL"), index=True
+    )
