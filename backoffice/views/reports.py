@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask import Response, current_app, request, stream_with_context
 from flask_admin import BaseView, expose
@@ -36,7 +36,6 @@ from .sqlhelpers import (
     offset_minutes,
     resolution_seconds,
     sla_breached,
-    to_local,
 )
 
 XLSX_MAX_ROWS = 100_000
@@ -90,6 +89,11 @@ def export_rows(conditions, now: datetime, batch: int):
         case((sla_breached(now), 1), else_=0),
         Ticket.rating,
     )
+    shift = timedelta(minutes=offset_minutes())  # once, not per cell
+
+    def local(value):
+        return None if value is None else (value + shift).replace(microsecond=0)
+
     last_id = 0
     while True:
         stmt = (
@@ -106,9 +110,9 @@ def export_rows(conditions, now: datetime, batch: int):
             yield [
                 r.number,
                 neutralise(r.subject),
-                to_local(r.created_at),
-                to_local(r.first_response_at),
-                to_local(r.finished_at),
+                local(r.created_at),
+                local(r.first_response_at),
+                local(r.finished_at),
                 r.kind.value,
                 r.status.value,
                 neutralise(r.code or ""),
@@ -125,7 +129,7 @@ def _csv_cell(value):
     if value is None:
         return ""
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
+        return value.isoformat(sep=" ")
     return value
 
 

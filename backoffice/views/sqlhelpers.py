@@ -35,13 +35,6 @@ def local_today() -> date:
     return datetime.now(local_zone()).date()
 
 
-def to_local(value: datetime | None) -> datetime | None:
-    """A stored (naive UTC) timestamp as naive local time, for exports."""
-    if value is None:
-        return None
-    return (value + timedelta(minutes=offset_minutes())).replace(microsecond=0)
-
-
 def utc_bounds(first: date, last: date) -> tuple[datetime, datetime]:
     """[start, end) in naive UTC covering the local days `first`..`last` inclusive."""
     shift = timedelta(minutes=offset_minutes())
