@@ -182,6 +182,24 @@ def outbox_send(loop: bool, batch: int | None, interval: float | None):
     click.echo(f"outbox: stopped; {total}")
 
 
+@click.group("loyalty")
+def loyalty_group():
+    """Loyalty figures and segments of customers."""
+
+
+@loyalty_group.command("refresh")
+@click.option("--batch", type=click.IntRange(100, 1_000_000), help="Customer ids per statement.")
+@with_appcontext
+def loyalty_refresh(batch: int | None):
+    """Recompute every customer's recency, frequency, value, complaints, rating and segment."""
+    from .domain.loyalty import refresh_all
+
+    report = refresh_all(batch=batch)
+    for segment, count in report.segments.items():
+        click.echo(f"  {segment:16} {count:>9,}")
+    click.echo(f"{report.customers:,} customers refreshed in {report.seconds:.2f} s")
+
+
 def init_app(app: Flask) -> None:
     for command in (
         seed_command,
@@ -189,5 +207,6 @@ def init_app(app: Flask) -> None:
         staff_group,
         faq_group,
         outbox_group,
+        loyalty_group,
     ):
         app.cli.add_command(command)

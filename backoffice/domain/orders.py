@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 from ..extensions import db
 from ..models import Order, OrderEvent, OrderStatus, Product, ProductKind, User
 from ..models.base import utcnow
-from . import DomainError, PermissionDenied
+from . import DomainError, PermissionDenied, loyalty, notifications
 from . import permissions as perm
 
 S = OrderStatus
@@ -84,6 +84,7 @@ def place_order(
     order.number = f"ORD-{now.year}-{order.id:06d}"
     db.session.add(OrderEvent(order=order, actor=customer, to_status=S.PLACED, created_at=now))
     db.session.flush()
+    loyalty.refresh_customer(customer.id, now=now)
     return order
 
 
@@ -114,4 +115,5 @@ def change_status(
     order.status = to
     db.session.add(event)
     db.session.flush()
+    notifications.order_status_changed(order, event)
     return event

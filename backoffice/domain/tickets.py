@@ -34,7 +34,7 @@ from ..models import (
 )
 from ..models.base import utcnow
 from ..models.enums import OPEN_STATUSES
-from . import ConflictError, DomainError, PermissionDenied
+from . import ConflictError, DomainError, PermissionDenied, notifications
 from . import permissions as perm
 
 __all__ = [
@@ -354,6 +354,7 @@ def file_ticket(
         ticket.department_id = rule.department_id
         _move(ticket, None, Action.ROUTE, EventAction.ROUTED, rule=rule, now=now, note=str(rule))
     _flush(ticket)
+    notifications.ticket_filed(ticket)
     return ticket
 
 
@@ -404,6 +405,7 @@ def post_message(
         if action is Action.STAFF_REPLY and ticket.first_response_at is None:
             ticket.first_response_at = now
     _flush(ticket)
+    notifications.message_posted(msg)
     return msg
 
 
@@ -431,6 +433,7 @@ def dispatch(
     event = EventAction.DISPATCHED if action is Action.DISPATCH else EventAction.ESCALATED
     ev = _move(ticket, actor, action, event, note=note or department.code, now=now)
     _flush(ticket)
+    notifications.ticket_reached_department(ticket, actor)
     return ev
 
 
@@ -508,6 +511,7 @@ def finish(
         raise DomainError(_("This ticket is already finished."))
     _move(ticket, actor, action, EventAction.FINISHED, note=note, now=now)
     _flush(ticket)
+    notifications.ticket_finished(ticket, actor)
 
 
 @_operation

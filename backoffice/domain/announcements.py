@@ -1,0 +1,323 @@
+"""Announcements: choosing an audience, emailing it through the outbox, unsubscribing.
+
+Only customers who consented to marketing email (`marketing_consent`) and
+whose account is active are ever counted or emailed. Every announcement email
+carries a one-click unsubscribe link (and `List-Unsubscribe` headers, RFC
+8058): a signed, expiring token that clears the consent without a login.
+
+The back office calls:
+- `Audience.all_customers()`, `Audience.in_segment(segment)`,
+  `Audience.ordered_service(product_id)` (or `Audience.parse(kind, value)` from
+  a form) to describe who is targeted;
+- `audience_count(audience)` for the count shown before sending;
+- `send_announcement(announcement, audience, actor)` to queue the emails;
+- `send_log(announcement_id=None)` for the log (targeted / sent / failed /
+  unsubscribed per send);
+- `publish(announcement, actor)` / `unpublish(...)` for the portal home.
+None of them commits: the view does.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask import current_app, render_template
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from markupsafe import escape
+from sqlalchemy import Select, exists, func, select, update
+
+from ..extensions import db
+from ..models import (
+    Announcement,
+    AnnouncementSend,
+    CustomerProfile,
+    Order,
+    OrderStatus,
+    Product,
+    Role,
+    User,
+)
+from ..models.base import utcnow
+from . import DomainError, PermissionDenied
+from . import permissions as perm
+from .links import TokenState, absolute_url, sign, verify
+from .loyalty import Segment
+from .outbox import ANNOUNCEMENT, enqueue_many, outbox_row
+
+UNSUBSCRIBE_PURPOSE = "unsubscribe"
+_PLACEHOLDER = "__CAREBOX_UNSUBSCRIBE_URL__"
+CHUNK = 1000
+
+
+class AudienceKind(enum.StrEnum):
+    ALL = "all"  # every consenting customer
+    SEGMENT = "segment"  # consenting customers of one loyalty segment
+    SERVICE = "service"  # consenting customers who ordered one service (not cancelled)
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Who an announcement is for. Build it with the class methods."""
+
+    kind: AudienceKind
+    segment: Segment | None = None
+    product_id: int | None = None
+
+    @classmethod
+    def all_customers(cls) -> Audience:
+        return cls(AudienceKind.ALL)
+
+    @classmethod
+    def in_segment(cls, segment: Segment | str) -> Audience:
+        return cls(AudienceKind.SEGMENT, segment=Segment(segment))
+
+    @classmethod
+    def ordered_service(cls, product_id: int) -> Audience:
+        return cls(AudienceKind.SERVICE, product_id=int(product_id))
+
+    @classmethod
+    def parse(cls, kind: str, value: str | None = None) -> Audience:
+        """From a form's (kind, value); raises DomainError on anything unknown."""
+        try:
+            kind = AudienceKind(kind)
+            if kind is AudienceKind.SEGMENT:
+                return cls.in_segment(value or "")
+            if kind is AudienceKind.SERVICE:
+                return cls.ordered_service(int(value or ""))
+        except ValueError as exc:
+            raise DomainError(_("Choose a valid audience.")) from exc
+        return cls.all_customers()
+
+    @property
+    def value(self) -> str | None:
+        if self.kind is AudienceKind.SEGMENT:
+            return self.segment.value
+        if self.kind is AudienceKind.SERVICE:
+            return str(self.product_id)
+        return None
+
+    def describe(self) -> str:
+        """A label in the current language, e.g. "Segment: Loyal"."""
+        if self.kind is AudienceKind.SEGMENT:
+            return _("Consenting customers in segment: %(segment)s", segment=self.segment.label)
+        if self.kind is AudienceKind.SERVICE:
+            product = db.session.get(Product, self.product_id)
+            name = f"{product.code} — {product.name_en}" if product else f"#{self.product_id}"
+            return _("Consenting customers who ordered: %(service)s", service=name)
+        return _("All consenting customers")
+
+
+def _customer_roles() -> list[str]:
+    return [r for r, ps in perm.ROLE_PERMISSIONS.items() if perm.PORTAL in ps]
+
+
+def recipients(audience: Audience, columns=None) -> Select:
+    """SELECT of the audience's users: active customers with marketing consent only."""
+    stmt = select(*(columns or (User,))).where(
+        User.active,
+        User.marketing_consent,
+        User.roles.any(Role.name.in_(_customer_roles())),
+    )
+    if audience.kind is AudienceKind.SEGMENT:
+        if audience.segment is Segment.NEW:
+            # Customers without a profile yet registered since the last refresh: new.
+            stmt = stmt.outerjoin(CustomerProfile, CustomerProfile.user_id == User.id).where(
+                (CustomerProfile.segment == Segment.NEW.value) | CustomerProfile.user_id.is_(None)
+            )
+        else:
+            stmt = stmt.join(CustomerProfile, CustomerProfile.user_id == User.id).where(
+                CustomerProfile.segment == audience.segment.value
+            )
+    elif audience.kind is AudienceKind.SERVICE:
+        stmt = stmt.where(
+            exists().where(
+                Order.customer_id == User.id,
+                Order.product_id == audience.product_id,
+                Order.status != OrderStatus.CANCELLED,
+            )
+        )
+    return stmt
+
+
+def audience_count(audience: Audience) -> int:
+    """How many emails `send_announcement` would queue for `audience` right now."""
+    return db.session.scalar(
+        select(func.count()).select_from(recipients(audience, (User.id,)).subquery())
+    )
+
+
+def unsubscribe_token(user_id: int, send_id: int | None = None) -> str:
+    """The signed one-click unsubscribe token of a user (counted against `send_id`)."""
+    return sign(UNSUBSCRIBE_PURPOSE, {"u": int(user_id), "s": send_id})
+
+
+def unsubscribe_url(user_id: int, send_id: int | None = None) -> str:
+    return absolute_url(f"/email/unsubscribe/{unsubscribe_token(user_id, send_id)}")
+
+
+def _render(announcement: Announcement, lang: str) -> tuple[str, str, str]:
+    with force_locale(lang):
+        product = announcement.product
+        title = announcement.localized("title", lang)
+        ctx = {
+            "lang": lang,
+            "subject": title,
+            "title": title,
+            "body": announcement.localized("body", lang),
+            "kind_label": announcement.kind.label,
+            "product_name": product.localized("name", lang) if product else "",
+            "products_url": absolute_url("/products"),
+            "unsubscribe_url": _PLACEHOLDER,
+        }
+        text = render_template("email/announcement.txt", **ctx)
+        html = render_template("email/announcement.html", **ctx)
+    return title, text, html
+
+
+def _recipient_batches(audience: Audience) -> Iterator[list]:
+    """The audience in id order, CHUNK rows at a time (keyset: no open cursor while inserting)."""
+    columns = (User.id, User.email, User.name, User.locale)
+    last = 0
+    while True:
+        rows = db.session.execute(
+            recipients(audience, columns).where(User.id > last).order_by(User.id).limit(CHUNK)
+        ).all()
+        if not rows:
+            return
+        yield rows
+        last = rows[-1].id
+
+
+def send_announcement(
+    announcement: Announcement, audience: Audience, actor: User, *, now: datetime | None = None
+) -> AnnouncementSend:
+    """Queue one email per consenting recipient of `audience`, and log the send.
+
+    Guarantees: only active, consenting customers; each email in the
+    recipient's language with their own unsubscribe link and List-Unsubscribe
+    headers; the outbox rows and the AnnouncementSend row (targeted = rows
+    queued) are in the caller's transaction. Only users allowed to manage
+    content (the master admin) may send.
+    """
+    now = now or utcnow()
+    if not perm.has(actor, perm.ADMIN_CONTENT):
+        raise PermissionDenied(_("You are not allowed to send announcements."))
+    if not (announcement.title_id or "").strip() or not (announcement.body_id or "").strip():
+        raise DomainError(_("An announcement needs a title and a text before it is sent."))
+    service = audience.kind is AudienceKind.SERVICE
+    if service and db.session.get(Product, audience.product_id) is None:
+        raise DomainError(_("Choose a valid audience."))
+    log = AnnouncementSend(
+        announcement=announcement,
+        audience_kind=audience.kind.value,
+        audience_value=audience.value,
+        audience_label=str(audience.describe())[:255],
+        actor=actor,
+        created_at=now,
+    )
+    db.session.add(log)
+    db.session.flush()
+    languages = tuple(current_app.config["LANGUAGES"])
+    default = current_app.config["BABEL_DEFAULT_LOCALE"]
+    rendered = {lang: _render(announcement, lang) for lang in languages}
+
+    def rows():
+        for batch in _recipient_batches(audience):
+            for user in batch:
+                subject, text, html = rendered[user.locale if user.locale in languages else default]
+                url = unsubscribe_url(user.id, log.id)
+                yield outbox_row(
+                    (user.name, user.email) if user.name else user.email,
+                    subject,
+                    text.replace(_PLACEHOLDER, url),
+                    html.replace(_PLACEHOLDER, str(escape(url))),
+                    category=ANNOUNCEMENT,
+                    headers={
+                        "List-Unsubscribe": f"<{url}>",
+                        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+                    },
+                    announcement_send_id=log.id,
+                    now=now,
+                )
+
+    log.targeted = enqueue_many(rows(), chunk=CHUNK)
+    db.session.flush()
+    return log
+
+
+def send_log(announcement_id: int | None = None) -> Select:
+    """SELECT of AnnouncementSend rows, newest first (of one announcement, if given)."""
+    stmt = select(AnnouncementSend).order_by(
+        AnnouncementSend.created_at.desc(), AnnouncementSend.id.desc()
+    )
+    if announcement_id is not None:
+        stmt = stmt.where(AnnouncementSend.announcement_id == announcement_id)
+    return stmt
+
+
+def publish(announcement: Announcement, actor: User, *, now: datetime | None = None) -> None:
+    """Show the announcement on the portal home (content managers only)."""
+    if not perm.has(actor, perm.ADMIN_CONTENT):
+        raise PermissionDenied(_("You are not allowed to publish announcements."))
+    if not announcement.published:
+        announcement.published = True
+        announcement.published_at = now or utcnow()
+    db.session.flush()
+
+
+def unpublish(announcement: Announcement, actor: User) -> None:
+    """Take the announcement off the portal home (content managers only)."""
+    if not perm.has(actor, perm.ADMIN_CONTENT):
+        raise PermissionDenied(_("You are not allowed to publish announcements."))
+    announcement.published = False
+    db.session.flush()
+
+
+class UnsubscribeOutcome(enum.StrEnum):
+    UNSUBSCRIBED = "unsubscribed"
+    ALREADY = "already"  # consent was already off: nothing changed
+    EXPIRED = "expired"
+    INVALID = "invalid"
+
+
+def unsubscribe(token: str, *, now: datetime | None = None) -> UnsubscribeOutcome:
+    """Clear the marketing consent the token names; a bad or expired token changes nothing.
+
+    Guarantees: the consent is cleared at most once (a conditional UPDATE), and
+    only that first clearing counts as `unsubscribed` on the send it came from.
+    Flushes, never commits.
+    """
+    now = now or utcnow()
+    days = current_app.config["CAREBOX_UNSUBSCRIBE_LINK_DAYS"]
+    checked = verify(UNSUBSCRIBE_PURPOSE, token, days)
+    if checked.state is TokenState.EXPIRED:
+        return UnsubscribeOutcome.EXPIRED
+    try:
+        user_id = int(checked.payload["u"])
+        send_id = checked.payload.get("s")
+        send_id = int(send_id) if send_id is not None else None
+    except (KeyError, TypeError, ValueError):
+        return UnsubscribeOutcome.INVALID
+    if db.session.get(User, user_id) is None:
+        return UnsubscribeOutcome.INVALID
+    db.session.flush()
+    changed = db.session.execute(
+        update(User)
+        .where(User.id == user_id, User.marketing_consent)
+        .values(marketing_consent=False, consent_changed_at=now)
+        .execution_options(synchronize_session="fetch")
+    ).rowcount
+    if not changed:
+        return UnsubscribeOutcome.ALREADY
+    if send_id is not None:
+        db.session.execute(
+            update(AnnouncementSend)
+            .where(AnnouncementSend.id == send_id)
+            .values(unsubscribed=AnnouncementSend.unsubscribed + 1)
+            .execution_options(synchronize_session=False)
+        )
+    return UnsubscribeOutcome.UNSUBSCRIBED

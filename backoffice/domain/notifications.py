@@ -1,0 +1,226 @@
+"""Transactional email about tickets and orders, queued in the outbox.
+
+Each function is called by the lifecycle code (`domain.tickets`,
+`domain.orders`) right after the change it reports, so the email rows are
+part of the same transaction: committed with the change, or not at all.
+
+Every email is rendered in its recipient's language (`user.locale`), as plain
+text and as autoescaped HTML (`templates/email/`): user-written values such as
+subjects and replies are escaped there. Internal notes never reach a template:
+`message_posted` ignores them before rendering anything.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+
+from flask import current_app, render_template
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import Order, OrderEvent, Role, Ticket, TicketMessage, TicketStatus, User
+from ..models.base import utcnow
+from . import DomainError
+from . import permissions as perm
+from .links import TokenState, absolute_url, sign, verify
+from .outbox import enqueue
+
+RATING_PURPOSE = "rate"
+
+
+def _lang(user: User) -> str:
+    langs = current_app.config["LANGUAGES"]
+    return user.locale if user.locale in langs else current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+def send_to(user: User, template: str, subject: Callable[[], str], **context) -> None:
+    """Render `email/<template>.txt/.html` in `user`'s language and queue it for them.
+
+    `subject` is called under the recipient's locale, so its gettext is theirs.
+    """
+    lang = _lang(user)
+    with force_locale(lang):
+        title = str(subject())
+        ctx = {"recipient": user, "subject": title, "lang": lang, **context}
+        text = render_template(f"email/{template}.txt", **ctx)
+        html = render_template(f"email/{template}.html", **ctx)
+    enqueue((user.name, user.email) if user.name else user.email, title, text, html)
+
+
+def _ticket_url(ticket: Ticket) -> str:
+    return absolute_url(f"/tickets/{ticket.number}")
+
+
+def _customer(ticket: Ticket) -> User | None:
+    customer = ticket.customer
+    return customer if customer is not None and customer.active else None
+
+
+def ticket_filed(ticket: Ticket) -> None:
+    """The customer hears that their ticket arrived (number and link).
+
+    A ticket that a routing rule sent straight to a department also tells
+    that department's admins.
+    """
+    customer = _customer(ticket)
+    if customer is not None:
+        send_to(
+            customer,
+            "ticket_filed",
+            lambda: _("[%(number)s] We received your ticket", number=ticket.number),
+            ticket=ticket,
+            ticket_url=_ticket_url(ticket),
+        )
+    if ticket.status is TicketStatus.TEAM:
+        ticket_reached_department(ticket)
+
+
+def message_posted(message: TicketMessage) -> None:
+    """A staff member's public reply is emailed to the customer; nothing else is.
+
+    Internal notes and the customer's own messages return before any rendering.
+    """
+    if message.internal or not message.from_staff:
+        return
+    ticket = message.ticket
+    customer = _customer(ticket)
+    if customer is None:
+        return
+    send_to(
+        customer,
+        "staff_reply",
+        lambda: _("[%(number)s] New reply to your ticket", number=ticket.number),
+        ticket=ticket,
+        message=message,
+        ticket_url=_ticket_url(ticket),
+    )
+
+
+def rating_token(ticket: Ticket, score: int) -> str:
+    """A signed one-click token rating `ticket` with `score` on behalf of its customer."""
+    return sign(RATING_PURPOSE, {"t": ticket.id, "c": ticket.customer_id, "s": int(score)})
+
+
+def ticket_finished(ticket: Ticket, actor: User | None = None) -> None:
+    """The customer hears that staff finished their ticket, with one-click rating links.
+
+    A customer who closes their own ticket is not emailed about it.
+    """
+    customer = _customer(ticket)
+    if customer is None or (actor is not None and actor.id == customer.id):
+        return
+    rating_urls = []
+    if ticket.rating is None:
+        rating_urls = [
+            (score, absolute_url(f"/email/rate/{rating_token(ticket, score)}"))
+            for score in range(1, 6)
+        ]
+    send_to(
+        customer,
+        "ticket_finished",
+        lambda: _("[%(number)s] Your ticket is finished", number=ticket.number),
+        ticket=ticket,
+        rating_urls=rating_urls,
+        ticket_url=_ticket_url(ticket),
+    )
+
+
+def department_admins(department_id: int) -> list[User]:
+    """Active users who see the Team list of exactly this department (its admins)."""
+    roles = [r for r, ps in perm.ROLE_PERMISSIONS.items() if perm.TICKETS_DEPARTMENT in ps]
+    stmt = (
+        select(User)
+        .where(
+            User.active,
+            User.department_id == department_id,
+            User.roles.any(Role.name.in_(roles)),
+        )
+        .order_by(User.id)
+    )
+    return list(db.session.scalars(stmt))
+
+
+def ticket_reached_department(ticket: Ticket, actor: User | None = None) -> None:
+    """The admins of the ticket's department hear it arrived (dispatch, escalation, route).
+
+    The actor who moved it there is not told about their own move.
+    """
+    if ticket.department_id is None:
+        return
+    department = ticket.department
+    link = absolute_url(f"/admin/tickets/team/?search={ticket.number}")
+    for admin in department_admins(ticket.department_id):
+        if actor is not None and admin.id == actor.id:
+            continue
+        name = department.name_en if _lang(admin) == "en" else department.name_id
+        send_to(
+            admin,
+            "department_ticket",
+            lambda: _("[%(number)s] New ticket for your department", number=ticket.number),
+            ticket=ticket,
+            department_name=name,
+            admin_url=link,
+        )
+
+
+def order_status_changed(order: Order, event: OrderEvent | None = None) -> None:
+    """The customer hears their order's new status (the staff's note is not included)."""
+    customer = order.customer
+    if customer is None or not customer.active:
+        return
+    send_to(
+        customer,
+        "order_status",
+        lambda: _(
+            "[%(number)s] Your order is now: %(status)s",
+            number=order.number,
+            status=order.status.label,
+        ),
+        order=order,
+        order_url=absolute_url(f"/orders/{order.number}"),
+    )
+
+
+class RatingOutcome(enum.StrEnum):
+    RATED = "rated"
+    ALREADY_RATED = "already_rated"
+    NOT_FINISHED = "not_finished"
+    EXPIRED = "expired"
+    INVALID = "invalid"
+
+
+def rate_from_token(token: str, now=None) -> tuple[RatingOutcome, Ticket | None, int | None]:
+    """Apply a one-click rating link: rate the ticket if the token is valid and unused.
+
+    A tampered or expired token, a token for another customer, or a ticket
+    that is rated already or no longer finished changes nothing. Flushes,
+    never commits.
+    """
+    from . import tickets  # tickets imports this module
+
+    checked = verify(RATING_PURPOSE, token, current_app.config["CAREBOX_RATING_LINK_DAYS"])
+    if checked.state is TokenState.EXPIRED:
+        return RatingOutcome.EXPIRED, None, None
+    payload = checked.payload
+    try:
+        ticket_id, customer_id, score = int(payload["t"]), int(payload["c"]), int(payload["s"])
+    except (KeyError, TypeError, ValueError):
+        return RatingOutcome.INVALID, None, None
+    ticket = db.session.get(Ticket, ticket_id)
+    if ticket is None or ticket.customer_id != customer_id or not 1 <= score <= 5:
+        return RatingOutcome.INVALID, None, None
+    customer = ticket.customer
+    if customer is None or not customer.active:
+        return RatingOutcome.INVALID, None, None
+    if ticket.rating is not None:
+        return RatingOutcome.ALREADY_RATED, ticket, ticket.rating
+    if ticket.status is not TicketStatus.FINISHED:
+        return RatingOutcome.NOT_FINISHED, ticket, None
+    try:
+        tickets.rate(ticket, customer, score, now=now or utcnow())
+    except DomainError:
+        return RatingOutcome.NOT_FINISHED, ticket, None
+    return RatingOutcome.RATED, ticket, score

@@ -1,0 +1,250 @@
+"""Announcements: audiences, consent, sending through the outbox, one-click unsubscribe."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from itsdangerous.timed import TimestampSigner
+from sqlalchemy import select
+
+from backoffice import mailer
+from backoffice.domain import PermissionDenied, announcements
+from backoffice.domain import permissions as perm
+from backoffice.domain.announcements import Audience, UnsubscribeOutcome
+from backoffice.models import (
+    Announcement,
+    AnnouncementKind,
+    CustomerProfile,
+    OrderStatus,
+    OutboxEmail,
+    User,
+)
+
+from .smtp_server import html_of, running_smtp, text_of
+
+BASE = "http://127.0.0.1:5000"
+
+
+@pytest.fixture
+def smtp(app, monkeypatch):
+    yield from running_smtp(app, monkeypatch)
+
+
+@pytest.fixture
+def people(db, make):
+    """Customers covering every targeting rule, plus people who must never be targeted."""
+
+    def customer(email, *, consent=True, segment=None, locale="id", **fields):
+        user = make.user(email=email, marketing_consent=consent, locale=locale, **fields)
+        if segment:
+            db.session.add(CustomerProfile(user_id=user.id, segment=segment))
+        return user
+
+    p = {
+        "loyal_reg": customer("loyal@example.com", segment="loyal", locale="en"),
+        "new_sameday": customer("new@example.com"),  # its order makes it "new"
+        "lost_cancelled": customer("lost@example.com", segment="lost"),
+        "no_profile": customer("fresh@example.com"),  # not refreshed yet: counts as new
+        "no_consent": customer("nope@example.com", consent=False, segment="loyal"),
+        "inactive": customer("gone@example.com", segment="loyal"),
+        "staff": make.user(perm.CUSTOMER_SERVICE, email="cs@example.com", marketing_consent=True),
+        "master": make.user(perm.MASTER_ADMIN, email="boss@example.com"),
+    }
+    make.order(p["loyal_reg"], product="REG")
+    make.order(p["new_sameday"], product="SAMEDAY")
+    make.order(p["lost_cancelled"], product="REG").status = OrderStatus.CANCELLED
+    make.order(p["no_consent"], product="REG")
+    make.order(p["inactive"], product="REG")
+    p["inactive"].active = False
+    # Placing orders refreshed profiles; put the crafted segments back.
+    for key, segment in (("loyal_reg", "loyal"), ("lost_cancelled", "lost")):
+        db.session.get(CustomerProfile, p[key].id).segment = segment
+    db.session.commit()
+    return p
+
+
+@pytest.fixture
+def announcement(db, make):
+    ann = Announcement(
+        kind=AnnouncementKind.NEW_PRODUCT,
+        title_id="Layanan baru: Kargo <Kilat>",
+        body_id='Kirim barang besar & berat.\nHarga "spesial" minggu ini.',
+        title_en="New service: <Express> Cargo",
+        body_en="Ship big & heavy items.",
+        product=make.product("REG"),
+    )
+    db.session.add(ann)
+    db.session.commit()
+    return ann
+
+
+def emails(rows) -> list[str]:
+    return sorted(r.recipient.split("<")[-1].rstrip(">") for r in rows)
+
+
+def test_audience_counts_of_each_targeting_choice(db, people, make):
+    assert announcements.audience_count(Audience.all_customers()) == 4
+    assert announcements.audience_count(Audience.in_segment("loyal")) == 1
+    assert announcements.audience_count(Audience.in_segment("new")) == 2  # profile or none yet
+    assert announcements.audience_count(Audience.in_segment("lost")) == 1
+    assert announcements.audience_count(Audience.in_segment("at_risk")) == 0
+    reg = make.product("REG").id
+    assert announcements.audience_count(Audience.ordered_service(reg)) == 1  # cancelled: no
+    sameday = make.product("SAMEDAY").id
+    assert announcements.audience_count(Audience.parse("service", str(sameday))) == 1
+    got = db.session.scalars(announcements.recipients(Audience.all_customers())).all()
+    assert {u.email for u in got} == {
+        "loyal@example.com",
+        "new@example.com",
+        "lost@example.com",
+        "fresh@example.com",
+    }
+
+
+def test_audience_parse_refuses_unknown_choices():
+    for kind, value in (("segment", "vip"), ("service", "abc"), ("everyone", None)):
+        with pytest.raises(announcements.DomainError):
+            Audience.parse(kind, value)
+
+
+def test_only_content_managers_may_send(db, people, announcement):
+    with pytest.raises(PermissionDenied):
+        announcements.send_announcement(announcement, Audience.all_customers(), people["staff"])
+
+
+def test_send_queues_one_email_per_consenting_recipient(db, people, announcement, smtp):
+    log = announcements.send_announcement(announcement, Audience.all_customers(), people["master"])
+    db.session.commit()
+    assert log.targeted == 4 and log.actor_id == people["master"].id
+    assert log.audience_kind == "all" and log.audience_label == "All consenting customers"
+    rows = db.session.scalars(
+        select(OutboxEmail).where(OutboxEmail.announcement_send_id == log.id)
+    ).all()
+    assert emails(rows) == [
+        "fresh@example.com",
+        "lost@example.com",
+        "loyal@example.com",
+        "new@example.com",
+    ]
+    assert {r.category for r in rows} == {"announcement"}
+    while mailer.send_pending().claimed:
+        pass
+    messages = smtp.messages
+    assert len(messages) == 4
+    [english] = smtp.to("loyal@example.com")
+    assert english["Subject"] == "New service: <Express> Cargo"
+    assert "Ship big &amp; heavy items." in html_of(english)
+    assert "&lt;Express&gt;" in html_of(english)
+    [indonesian] = smtp.to("new@example.com")
+    assert indonesian["Subject"] == "Layanan baru: Kargo <Kilat>"
+    assert 'Harga "spesial" minggu ini.' in text_of(indonesian)
+    assert "Harga &#34;spesial&#34; minggu ini." in html_of(indonesian)
+    for message in messages:
+        header = message["List-Unsubscribe"]
+        assert header.startswith(f"<{BASE}/email/unsubscribe/")
+        url = header[1:-1]
+        assert url in text_of(message) and f'href="{url}"' in html_of(message)
+        assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    db.session.commit()  # a new snapshot: the worker counted on its own connection
+    assert (log.sent, log.failed, log.unsubscribed, log.pending) == (4, 0, 0, 0)
+
+
+def test_send_log_counts_failures_and_unsubscribes(db, people, announcement, smtp, client):
+    smtp.handler.refuse.add("lost@example.com")
+    log = announcements.send_announcement(
+        announcement, Audience.in_segment("lost"), people["master"]
+    )
+    other = announcements.send_announcement(
+        announcement, Audience.in_segment("loyal"), people["master"]
+    )
+    db.session.commit()
+    while mailer.send_pending().claimed:
+        pass
+    [msg] = smtp.to("loyal@example.com")
+    resp = client.get(msg["List-Unsubscribe"][1:-1].removeprefix(BASE))
+    assert resp.status_code == 200
+    db.session.commit()
+    assert (log.targeted, log.sent, log.failed, log.unsubscribed) == (1, 0, 1, 0)
+    assert (other.targeted, other.sent, other.failed, other.unsubscribed) == (1, 1, 0, 1)
+    newest_first = db.session.scalars(announcements.send_log(announcement.id)).all()
+    assert [s.id for s in newest_first] == [other.id, log.id]
+    assert "loyal" in other.audience_label.lower()
+
+
+def test_unsubscribe_link_clears_consent_once(db, people, client):
+    user = people["loyal_reg"]
+    token = announcements.unsubscribe_token(user.id)
+    resp = client.get(f"/email/unsubscribe/{token}")
+    assert resp.status_code == 200
+    assert "You are unsubscribed" in resp.get_data(as_text=True)
+    db.session.expire_all()
+    assert user.marketing_consent is False and user.consent_changed_at is not None
+    again = client.get(f"/email/unsubscribe/{token}")
+    assert again.status_code == 200 and "already" in again.get_data(as_text=True)
+    assert announcements.audience_count(Audience.all_customers()) == 3
+
+
+def test_one_click_post_from_a_mail_client_needs_no_csrf(db, people, client):
+    user = people["new_sameday"]
+    token = announcements.unsubscribe_token(user.id)
+    resp = client.post(f"/email/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"})
+    assert resp.status_code == 200
+    db.session.expire_all()
+    assert user.marketing_consent is False
+
+
+def test_tampered_or_expired_unsubscribe_changes_nothing(db, people, client, monkeypatch):
+    user = people["no_profile"]
+    token = announcements.unsubscribe_token(user.id)
+    payload, stamp, signature = token.split(".")
+    other = announcements.unsubscribe_token(people["loyal_reg"].id).split(".")[0]
+    for bad in (
+        f"{payload}.{stamp}.{signature[:-3]}xyz",  # signature tampered
+        f"{other}.{stamp}.{signature}",  # payload swapped to someone else
+        "not-a-token",
+    ):
+        resp = client.get(f"/email/unsubscribe/{bad}")
+        assert resp.status_code == 400 and "not valid" in resp.get_data(as_text=True)
+    real_now = time.time()
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: int(real_now - 181 * 86400))
+    expired = announcements.unsubscribe_token(user.id)
+    monkeypatch.undo()
+    resp = client.get(f"/email/unsubscribe/{expired}")
+    assert resp.status_code == 400 and "expired" in resp.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(User, user.id).marketing_consent is True
+    assert db.session.get(User, people["loyal_reg"].id).marketing_consent is True
+
+
+def test_unsubscribe_outcomes_in_the_domain(db, people):
+    user = people["lost_cancelled"]
+    token = announcements.unsubscribe_token(user.id)
+    assert announcements.unsubscribe(token) is UnsubscribeOutcome.UNSUBSCRIBED
+    assert announcements.unsubscribe(token) is UnsubscribeOutcome.ALREADY
+    assert announcements.unsubscribe("x.y.z") is UnsubscribeOutcome.INVALID
+    ghost = announcements.unsubscribe_token(999_999)
+    assert announcements.unsubscribe(ghost) is UnsubscribeOutcome.INVALID
+
+
+def test_publish_is_for_content_managers(db, people, announcement):
+    with pytest.raises(PermissionDenied):
+        announcements.publish(announcement, people["staff"])
+    announcements.publish(announcement, people["master"])
+    assert announcement.published and announcement.published_at is not None
+    announcements.unpublish(announcement, people["master"])
+    assert not announcement.published
+
+
+def test_send_refuses_an_empty_announcement(db, people):
+    empty = Announcement(title_id=" ", body_id="")
+    db.session.add(empty)
+    with pytest.raises(announcements.DomainError):
+        announcements.send_announcement(empty, Audience.all_customers(), people["master"])
+
+
+def test_headers_are_stored_as_json(db, people, announcement):
+    announcements.send_announcement(announcement, Audience.in_segment("loyal"), people["master"])
+    row = db.session.scalars(select(OutboxEmail)).one()
+    assert set(json.loads(row.headers)) == {"List-Unsubscribe", "List-Unsubscribe-Post"}
