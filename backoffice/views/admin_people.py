@@ -19,7 +19,8 @@ from wtforms.validators import DataRequired, Length, Optional, ValidationError
 from ..domain import permissions as perm
 from ..extensions import db
 from ..models import Department, Role, TicketKind, User
-from .base import EnumSelectField, Pattern, SecureModelView, enum_label, to_choices
+from .base import SecureModelView, enum_label
+from .fields import EnumSelectField, Pattern, to_choices
 from .formatting import datetime_text
 
 PEOPLE = _l("People")

@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-import copy
-
 from flask import abort, flash, redirect, request, url_for
 from flask_admin.contrib.sqla import ModelView
 from flask_babel import gettext as _
 from flask_login import current_user
-from flask_wtf import FlaskForm
-from flask_wtf.form import _Auto
 from sqlalchemy.exc import IntegrityError
-from wtforms import SelectField
-from wtforms.validators import Regexp, ValidationError
 
 from ..domain import DomainError
 from ..domain import permissions as perm
-from .fields import ModelConverter
-
-try:
-    from wtforms import SelectChoice
-except ImportError:  # WTForms before 3.3 takes (value, label) tuples
-    SelectChoice = None
-
-
-def to_choices(pairs) -> list:
-    """(value, label) pairs as WTForms wants them: SelectChoice since 3.3
-    (tuples are deprecated there), tuples before."""
-    pairs = list(pairs)
-    return [SelectChoice(v, lbl) for v, lbl in pairs] if SelectChoice else pairs
+from .fields import AdminForm, ModelConverter, guard_widgets
 
 
 class StaffAccessMixin:
@@ -55,77 +37,10 @@ class StaffAccessMixin:
         return redirect(url_for("security.login", next=request.full_path))
 
 
-class EnumSelectField(SelectField):
-    """A select of a LabelledEnum: translated labels, the member as data.
-
-    Flask-Admin's own Enum converter coerces members by *name*, while carebox
-    stores values, so an edit form would preselect nothing.
-    """
-
-    def __init__(self, label=None, validators=None, enum=None, allow_blank=False, **kwargs):
-        self.enum = enum
-        kwargs.pop("coerce", None)
-        kwargs.pop("choices", None)
-        super().__init__(label, validators, coerce=self._coerce, choices=self._choices, **kwargs)
-        self.allow_blank = allow_blank
-
-    def _coerce(self, value):
-        if value in (None, "", "None"):
-            return None
-        return self.enum(value)
-
-    def _choices(self):
-        blank = [("", "—")] if self.allow_blank else []
-        return to_choices(blank + [(m.value, m.label) for m in self.enum])
-
-
-class Pattern(Regexp):
-    """Regexp whose (lazy) message reaches the page.
-
-    Flask-Admin shows a field error only if it is a `str`; a lazy_gettext
-    message would fail that test and the user would see no reason at all.
-    """
-
-    def __call__(self, form, field):
-        try:
-            super().__call__(form, field)
-        except ValidationError as exc:
-            raise ValidationError(str(exc)) from None
-
-
 def enum_label(view, context, model, name):
     """Column formatter: an enum column shown by its translated label."""
     value = getattr(model, name)
     return value.label if value is not None else ""
-
-
-class AdminForm(FlaskForm):
-    """Flask-WTF's form (CSRF token checked) that remembers the edited object.
-
-    Flask-Admin's own BaseForm keeps it as `_obj`, and its Unique validator
-    needs it to let a row keep its own value; FlaskForm alone would make every
-    unchanged unique field "Already exists." on edit.
-    """
-
-    def __init__(self, formdata=_Auto, obj=None, **kwargs):
-        self._obj = obj
-        super().__init__(formdata=formdata, obj=obj, **kwargs)
-
-
-def _guard_widgets(form):
-    """Give every widget an `input_type`.
-
-    Flask-Admin's lib.html compares `field.widget.input_type` without an
-    `is defined` guard when a field shows an error or a description; a
-    textarea or select has none, which a strict Jinja environment (the test
-    suite's) refuses. A per-form copy of the widget keeps the classes untouched.
-    """
-    for field in form:
-        if not hasattr(field.widget, "input_type"):
-            widget = copy.copy(field.widget)
-            widget.input_type = None
-            field.widget = widget
-    return form
 
 
 class SecureModelView(StaffAccessMixin, ModelView):
@@ -220,10 +135,10 @@ class SecureModelView(StaffAccessMixin, ModelView):
         return None
 
     def create_form(self, obj=None):
-        return _guard_widgets(super().create_form(obj))
+        return guard_widgets(super().create_form(obj))
 
     def edit_form(self, obj=None):
-        return _guard_widgets(super().edit_form(obj))
+        return guard_widgets(super().edit_form(obj))
 
     def handle_view_exception(self, exc: Exception) -> bool:
         if isinstance(exc, DomainError):

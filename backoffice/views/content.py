@@ -18,7 +18,8 @@ from ..domain.faq import KEY_RE
 from ..extensions import db
 from ..models import Announcement, AnnouncementKind, Badge, ProductKind
 from ..models.base import utcnow
-from .base import EnumSelectField, Pattern, SecureModelView, enum_label
+from .base import SecureModelView, enum_label
+from .fields import EnumSelectField, Pattern
 from .formatting import datetime_text, money_text
 
 CONTENT = _l("Content")

@@ -41,9 +41,10 @@ from ..models import (
     TicketMessage,
 )
 from ..models.base import utcnow
-from .base import StaffAccessMixin, to_choices
+from .base import StaffAccessMixin
 from .desk_context import customer_summary, load_events, load_messages, state_key
 from .desk_forms import INTERNAL, PUBLIC, ActionForm, DispatchForm, PriorityForm, ReplyForm
+from .fields import to_choices
 from .sqlhelpers import sla_due
 from .tickets import LIST_ENDPOINTS
 

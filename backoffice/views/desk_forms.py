@@ -11,7 +11,7 @@ from wtforms.widgets import HiddenInput
 
 from ..domain.tickets import MAX_BODY
 from ..models import Priority
-from .base import to_choices
+from .fields import to_choices
 
 PUBLIC, INTERNAL = "public", "internal"
 

@@ -1,20 +1,104 @@
-"""Flask-Admin's relation fields, made to speak WTForms 3.3.
+"""Form pieces of the back office, and the fixes that make Flask-Admin 2.2 fit WTForms 3.3.
 
 Flask-Admin 2.2's QuerySelectField yields plain tuples from `iter_choices`,
 which WTForms 3.3 deprecates (a DeprecationWarning on every form render, an
-error under the test suite's filterwarnings). These subclasses yield
+error under the test suite's filterwarnings). The subclasses below yield
 `Choice` objects; the converter hands them out for every relation.
 """
 
 from __future__ import annotations
 
+import copy
+
 from flask_admin.contrib.sqla import fields as sqla_fields
 from flask_admin.contrib.sqla.form import AdminModelConverter
+from flask_wtf import FlaskForm
+from flask_wtf.form import _Auto
+from wtforms import SelectField
+from wtforms.validators import Regexp, ValidationError
 
 try:
     from wtforms.fields.choices import Choice
 except ImportError:  # WTForms before 3.3: tuples are the format
     Choice = None
+try:
+    from wtforms import SelectChoice
+except ImportError:  # WTForms before 3.3 takes (value, label) tuples
+    SelectChoice = None
+
+
+def to_choices(pairs) -> list:
+    """(value, label) pairs as WTForms wants them: SelectChoice since 3.3
+    (tuples are deprecated there), tuples before."""
+    pairs = list(pairs)
+    return [SelectChoice(v, lbl) for v, lbl in pairs] if SelectChoice else pairs
+
+
+class EnumSelectField(SelectField):
+    """A select of a LabelledEnum: translated labels, the member as data.
+
+    Flask-Admin's own Enum converter coerces members by *name*, while carebox
+    stores values, so an edit form would preselect nothing.
+    """
+
+    def __init__(self, label=None, validators=None, enum=None, allow_blank=False, **kwargs):
+        self.enum = enum
+        kwargs.pop("coerce", None)
+        kwargs.pop("choices", None)
+        super().__init__(label, validators, coerce=self._coerce, choices=self._choices, **kwargs)
+        self.allow_blank = allow_blank
+
+    def _coerce(self, value):
+        if value in (None, "", "None"):
+            return None
+        return self.enum(value)
+
+    def _choices(self):
+        blank = [("", "—")] if self.allow_blank else []
+        return to_choices(blank + [(m.value, m.label) for m in self.enum])
+
+
+class Pattern(Regexp):
+    """Regexp whose (lazy) message reaches the page.
+
+    Flask-Admin shows a field error only if it is a `str`; a lazy_gettext
+    message would fail that test and the user would see no reason at all.
+    """
+
+    def __call__(self, form, field):
+        try:
+            super().__call__(form, field)
+        except ValidationError as exc:
+            raise ValidationError(str(exc)) from None
+
+
+class AdminForm(FlaskForm):
+    """Flask-WTF's form (CSRF token checked) that remembers the edited object.
+
+    Flask-Admin's own BaseForm keeps it as `_obj`, and its Unique validator
+    needs it to let a row keep its own value; FlaskForm alone would make every
+    unchanged unique field "Already exists." on edit.
+    """
+
+    def __init__(self, formdata=_Auto, obj=None, **kwargs):
+        self._obj = obj
+        super().__init__(formdata=formdata, obj=obj, **kwargs)
+
+
+def guard_widgets(form):
+    """Give every widget an `input_type`.
+
+    Flask-Admin's lib.html compares `field.widget.input_type` without an
+    `is defined` guard when a field shows an error or a description; a
+    textarea or select has none, which a strict Jinja environment (the test
+    suite's) refuses. A per-form copy of the widget keeps the classes untouched.
+    """
+    for field in form:
+        if not hasattr(field.widget, "input_type"):
+            widget = copy.copy(field.widget)
+            widget.input_type = None
+            field.widget = widget
+    return form
 
 
 def _as_choices(items):

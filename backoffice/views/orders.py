@@ -24,7 +24,8 @@ from ..domain import orders as order_rules
 from ..domain import permissions as perm
 from ..extensions import db
 from ..models import Order, OrderEvent, OrderStatus, Ticket
-from .base import SecureModelView, enum_label, to_choices
+from .base import SecureModelView, enum_label
+from .fields import to_choices
 from .filters import EnumFilter, LocalDateBetween
 from .formatting import datetime_text, money_text
 

@@ -17,7 +17,7 @@ from wtforms.validators import InputRequired, Length, Optional, ValidationError
 from ..extensions import db
 from ..models import Department, Order, Priority, Ticket, TicketKind, TicketStatus, User
 from ..models.base import utcnow
-from .base import to_choices
+from .fields import to_choices
 from .sqlhelpers import local_today, sla_breached, sla_kept, utc_bounds
 
 MAX_RANGE_DAYS = 3 * 366
