@@ -39,6 +39,7 @@ from ..models import (
     Ticket,
     TicketAttachment,
     TicketMessage,
+    TicketStatus,
 )
 from ..models.base import utcnow
 from .base import StaffAccessMixin
@@ -104,8 +105,10 @@ class TicketDeskView(StaffAccessMixin, BaseView):
         departments = db.session.scalars(
             select(Department).where(Department.active).order_by(Department.code)
         )
+        # A Team ticket is already with its department; a responded one may go back to it.
+        current = ticket.department_id if ticket.status is TicketStatus.TEAM else None
         forms["dispatch"].department.choices = to_choices(
-            [(d.id, f"{d.code} — {d}") for d in departments if d.id != ticket.department_id]
+            [(d.id, f"{d.code} — {d}") for d in departments if d.id != current]
         )
         return forms
 
