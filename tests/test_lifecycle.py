@@ -33,6 +33,7 @@ EXPECTED = {
     (T, R): {"master", "cs", "dept_own"},
     (T, T): {"master", "cs", "owner"},
     (T, F): {"master", "cs", "owner"},
+    (R, R): {"master", "cs"},
     (R, T): {"master", "cs", "owner"},
     (R, F): {"master", "cs", "owner"},
     (F, T): {"master", "cs", "owner"},

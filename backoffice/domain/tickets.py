@@ -97,6 +97,7 @@ TRANSITIONS: dict[tuple[TicketStatus, TicketStatus], frozenset[Action]] = {
     (P, P): frozenset({Action.CUSTOMER_REPLY}),
     (T, R): frozenset({Action.STAFF_REPLY}),
     (T, T): frozenset({Action.ESCALATE, Action.CUSTOMER_REPLY}),
+    (R, R): frozenset({Action.STAFF_REPLY}),  # a follow-up while waiting for the customer
     (R, T): frozenset({Action.ESCALATE, Action.CUSTOMER_REPLY}),
     (R, P): frozenset({Action.CUSTOMER_REPLY}),
     (P, F): frozenset({Action.FINISH, Action.CLOSE}),
