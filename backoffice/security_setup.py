@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, request
 from flask_babel import lazy_gettext as _l
 from flask_security import RegisterFormV2, SQLAlchemyUserDatastore, user_registered
 from wtforms import BooleanField, StringField
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
 from .domain import permissions as perm
-from .extensions import db, security
+from .extensions import db, limiter, security
 from .models import Role, User
 
 user_datastore = SQLAlchemyUserDatastore(db, User, Role)
@@ -47,6 +47,26 @@ def init_app(app: Flask) -> None:
     security._mail_util_cls = OutboxMailUtil
     security.init_app(app, user_datastore, register_form=CareboxRegisterForm)
     user_registered.connect(_give_customer_role, app)
+    _rate_limit_auth(app)
+
+
+AUTH_ENDPOINTS = ("security.login", "security.forgot_password", "security.register")
+
+
+def _rate_limit_auth(app: Flask) -> None:
+    """Throttle password guessing and mail-bombing on Flask-Security's own endpoints.
+
+    A `before_request` check rather than a decorator: the limiter object is shared
+    by every app built in one process (tests build several), and decorated limits
+    are registered on it globally, while this reads each app's own setting.
+    Counters live in RATELIMIT_STORAGE_URI, keyed by client address.
+    """
+
+    @app.before_request
+    def _throttle_auth():
+        if request.method == "POST" and request.endpoint in AUTH_ENDPOINTS:
+            with limiter.limit(app.config["RATELIMIT_LOGIN"], scope=request.endpoint):
+                pass
 
 
 def ensure_roles() -> dict[str, Role]:

@@ -18,7 +18,7 @@ from jinja2 import StrictUndefined
 
 from backoffice import create_app
 from backoffice.extensions import db as _db
-from backoffice.extensions import limiter
+from backoffice.extensions import limiter, security
 
 from .factories import Factories
 
@@ -72,6 +72,7 @@ def app(database_url, tmp_path_factory):
         # leak from one request to the next. In production every request gets its own.
         g.__dict__.clear()
         flask_babel.refresh()
+
     with app.app_context():
         _db.create_all()
     yield app
@@ -107,11 +108,19 @@ def db(app):
 
 
 @pytest.fixture(autouse=True)
-def _limiter_back_to_testing():
-    """An app built inside a test with RATELIMIT_ENABLED re-binds the shared `limiter`
-    (extensions.py) and would leave limits on for every later test of the worker."""
+def _shared_extensions_back_to_testing():
+    """Apps built inside a test (production config, rate limits on) re-bind the extension
+    objects all apps share (extensions.py): the limiter's switch and Flask-Security's
+    password contexts. Put them back, or later tests of the worker cannot log in."""
+    saved = {
+        k: security.__dict__[k]
+        for k in ("pwd_context", "hashing_context")
+        if k in security.__dict__
+    }
     yield
     limiter.enabled = False  # TestingConfig.RATELIMIT_ENABLED
+    for key, value in saved.items():
+        setattr(security, key, value)
 
 
 @pytest.fixture
