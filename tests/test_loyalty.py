@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -190,3 +192,50 @@ def test_cli_loyalty_refresh(db, craft, runner):
     assert result.exit_code == 0, result.output
     assert "1 customers refreshed" in result.output
     assert "new" in result.output
+
+
+def test_two_orders_of_one_customer_at_once_are_both_counted(db, app, make, monkeypatch):
+    """Without the per-customer lock, both orders would be inserted before either refresh:
+    on InnoDB the two INSERT … SELECT then deadlock, or plain reads miss the other order."""
+    if db.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite serialises writers: two orders can never overlap there")
+    from backoffice.domain.orders import place_order
+    from backoffice.models import Product, User
+
+    customer = make.user()
+    make.order(customer)
+    db.session.commit()
+    customer_id, product_id = customer.id, make.product("REG").id
+    real_refresh = loyalty.refresh_customer
+    both_inserted = threading.Barrier(2, timeout=2)
+
+    def refresh_once_both_inserted(user_id, now=None):
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_inserted.wait()  # only reachable by both if orders are not serialised
+        real_refresh(user_id, now=now)
+
+    monkeypatch.setattr(loyalty, "refresh_customer", refresh_once_both_inserted)
+    errors = []
+
+    def order():
+        try:
+            with app.app_context():
+                place_order(
+                    db.session.get(User, customer_id),
+                    db.session.get(Product, product_id),
+                    origin="Jakarta",
+                    destination="Surabaya",
+                    weight_kg="1",
+                )
+                db.session.commit()
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=order) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    db.session.commit()
+    assert db.session.get(CustomerProfile, customer_id).frequency == 3

@@ -228,7 +228,7 @@ def profile_select(
 
 
 def upsert_statement(dialect: str, select_stmt: Select):
-    """INSERT the selected profiles, or UPDATE the ones that exist (one statement)."""
+    """INSERT the selected profiles, or UPDATE those that exist (one statement)."""
     if dialect in ("mysql", "mariadb"):
         stmt = mysql_insert(P).from_select(PROFILE_COLUMNS, select_stmt)
         return stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in PROFILE_COLUMNS[1:]})
@@ -247,10 +247,23 @@ class RefreshReport:
     segments: dict[str, int]
 
 
-def refresh_customer(user_id: int, now: datetime | None = None) -> None:
-    """Recompute one customer's profile in the caller's transaction (flushes, no commit).
+def lock_customer(user_id: int) -> None:
+    """Serialise order placement per customer (`place_order` calls this first).
 
-    Non-customers are left alone. Called by `orders.place_order`.
+    Locks the customer's user row (SELECT … FOR UPDATE) until the caller's
+    transaction ends, so two orders placed at once by one customer run one
+    after the other: each `refresh_customer` then counts the other's order,
+    and their INSERT … SELECT never wait on each other's new order row.
+    SQLite ignores FOR UPDATE; it runs one writer at a time anyway.
+    """
+    db.session.execute(select(User.id).where(User.id == user_id).with_for_update())
+
+
+def refresh_customer(user_id: int, now: datetime | None = None) -> None:
+    """Recompute one customer's profile in the caller's transaction (no commit).
+
+    Non-customers are left alone. Called by `orders.place_order`, which holds
+    `lock_customer` first, so that concurrent orders are all counted.
     """
     now = now or utcnow()
     session = db.session
@@ -282,6 +295,10 @@ def refresh_all(now: datetime | None = None, batch: int | None = None) -> Refres
         role_ids = customer_role_ids(conn)
         lo_id, hi_id = conn.execute(select(func.min(User.id), func.max(User.id))).one()
         conn.rollback()
+    if dialect in ("mysql", "mariadb"):
+        # READ COMMITTED: InnoDB reads the orders and tickets of an INSERT … SELECT
+        # without locking them, so customers placing orders never wait on a batch.
+        engine = engine.execution_options(isolation_level="READ COMMITTED")
     if lo_id is not None and role_ids:
         for lo in range(lo_id, hi_id + 1, batch):
             stmt = upsert_statement(

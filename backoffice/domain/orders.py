@@ -66,6 +66,7 @@ def place_order(
                 hi=product.max_weight_kg,
             )
         )
+    loyalty.lock_customer(customer.id)
     order = Order(
         customer=customer,
         product=product,
