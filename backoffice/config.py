@@ -65,7 +65,8 @@ class Config:
     SECURITY_LOGOUT_CSRF = True
     SECURITY_CSRF_IGNORE_UNAUTH_ENDPOINTS = False
     SECURITY_EMAIL_VALIDATOR_ARGS = {"check_deliverability": False}
-    SECURITY_POST_LOGIN_VIEW = "/"
+    # Staff land in the back office, customers on the portal (public_portal.content).
+    SECURITY_POST_LOGIN_VIEW = "portal.after_login"
     SECURITY_POST_LOGOUT_VIEW = "/"
     SECURITY_POST_REGISTER_VIEW = "/"
     SECURITY_MSG_UNAUTHORIZED = ("You do not have permission to view this resource.", "error")

@@ -1,10 +1,6 @@
-"""Portal routes."""
+"""Portal routes, one module per area; importing them registers them on `bp`."""
 
-from flask import Blueprint, render_template
+from . import account, content, orders, tickets  # noqa: F401
+from .base import bp
 
-bp = Blueprint("portal", __name__)
-
-
-@bp.route("/")
-def home():
-    return render_template("portal/home.html")
+__all__ = ["bp"]

@@ -1,0 +1,48 @@
+"""The customer's profile: name, phone, language and marketing consent."""
+
+from __future__ import annotations
+
+from flask import current_app, flash, redirect, render_template, url_for
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from flask_login import current_user
+from flask_security import auth_required
+
+from backoffice.extensions import db
+from backoffice.i18n import LANG_COOKIE
+from backoffice.models.base import utcnow
+
+from .base import bp
+from .forms import AccountForm
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@auth_required("session")
+def account():
+    user = current_user
+    form = AccountForm(obj=user)
+    if not form.is_submitted():
+        form.locale.data = user.locale if user.locale in ("id", "en") else "id"
+    if not form.validate_on_submit():
+        status = 400 if form.is_submitted() else 200
+        return render_template("portal/account.html", form=form), status
+    user.name = form.name.data
+    user.phone = form.phone.data or None
+    user.locale = form.locale.data
+    if bool(form.marketing_consent.data) != bool(user.marketing_consent):
+        user.marketing_consent = bool(form.marketing_consent.data)
+        user.consent_changed_at = utcnow()
+    db.session.commit()
+    with force_locale(user.locale):
+        flash(_("Your profile was saved."), "success")
+    resp = redirect(url_for("portal.account"))
+    # Remembered after signing out too, like the language switch.
+    resp.set_cookie(
+        LANG_COOKIE,
+        user.locale,
+        max_age=60 * 60 * 24 * 365,
+        samesite="Lax",
+        secure=current_app.config["SESSION_COOKIE_SECURE"],
+        httponly=True,
+    )
+    return resp

@@ -1,0 +1,201 @@
+"""Public pages: home (announcements + chat box), FAQ with search and votes, catalogue."""
+
+from __future__ import annotations
+
+from flask import abort, flash, jsonify, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import func, select, update
+
+from backoffice.domain import permissions as perm
+from backoffice.extensions import db
+from backoffice.models import Announcement, FaqCategory, FaqEntry, Product, ProductKind
+from backoffice.web import safe_next
+
+from . import search
+from .base import bp, lang, page_arg
+from .forms import VoteForm, one_line
+
+FAQ_PER_CATEGORY = 5  # on the overview; a category's own page lists them all
+FAQ_PER_PAGE = 50
+SUGGESTIONS = 5
+VOTES_KEPT = 200  # votes remembered per session (a signed cookie: keep it small)
+EXCERPT = 220
+
+
+def _query_arg() -> str:
+    return (one_line(request.args.get("q", "")) or "")[: search.MAX_QUERY]
+
+
+def excerpt(text: str, limit: int = EXCERPT) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+@bp.route("/")
+def home():
+    stmt = (
+        select(Announcement)
+        .where(Announcement.published.is_(True))
+        .order_by(
+            func.coalesce(Announcement.published_at, Announcement.created_at).desc(),
+            Announcement.id.desc(),
+        )
+        .limit(5)
+    )
+    return render_template("portal/home.html", announcements=db.session.scalars(stmt).all())
+
+
+@bp.route("/signed-in")
+def after_login():
+    """SECURITY_POST_LOGIN_VIEW: staff go to the back office, customers to the portal."""
+    if perm.is_staff(current_user):
+        return redirect(url_for("admin.index"))
+    return redirect(url_for("portal.home"))
+
+
+def _categories() -> list[tuple[FaqCategory, int]]:
+    counts = (
+        select(FaqEntry.category_id, func.count().label("n"))
+        .where(FaqEntry.published.is_(True))
+        .group_by(FaqEntry.category_id)
+        .subquery()
+    )
+    stmt = (
+        select(FaqCategory, counts.c.n)
+        .join(counts, counts.c.category_id == FaqCategory.id)
+        .order_by(FaqCategory.position, FaqCategory.id)
+    )
+    return [(c, n) for c, n in db.session.execute(stmt)]
+
+
+def _overview() -> dict[int, list[FaqEntry]]:
+    """The first few published entries of every category, in one query."""
+    rank = (
+        func.row_number()
+        .over(partition_by=FaqEntry.category_id, order_by=(FaqEntry.position, FaqEntry.id))
+        .label("rank")
+    )
+    ranked = select(FaqEntry.id, rank).where(FaqEntry.published.is_(True)).subquery()
+    stmt = (
+        select(FaqEntry)
+        .join(ranked, ranked.c.id == FaqEntry.id)
+        .where(ranked.c.rank <= FAQ_PER_CATEGORY)
+        .order_by(FaqEntry.position, FaqEntry.id)
+    )
+    grouped: dict[int, list[FaqEntry]] = {}
+    for entry in db.session.scalars(stmt):
+        grouped.setdefault(entry.category_id, []).append(entry)
+    return grouped
+
+
+@bp.route("/faq")
+def faq():
+    q = _query_arg()
+    categories = _categories()
+    code = request.args.get("category", "")
+    category = next((c for c, _n in categories if c.code == code), None)
+    if code and category is None:
+        abort(404)
+    page = page_arg()
+    results = entries = grouped = None
+    has_more = False
+    if q:
+        results = search.search(q, limit=30)
+    elif category is not None:
+        stmt = (
+            select(FaqEntry)
+            .where(FaqEntry.published.is_(True), FaqEntry.category_id == category.id)
+            .order_by(FaqEntry.position, FaqEntry.id)
+            .offset((page - 1) * FAQ_PER_PAGE)
+            .limit(FAQ_PER_PAGE + 1)
+        )
+        entries = db.session.scalars(stmt).all()
+        has_more = len(entries) > FAQ_PER_PAGE
+        entries = entries[:FAQ_PER_PAGE]
+    else:
+        grouped = _overview()
+    return render_template(
+        "portal/faq.html",
+        q=q,
+        categories=categories,
+        category=category,
+        results=results,
+        entries=entries,
+        grouped=grouped,
+        page=page,
+        has_more=has_more,
+        voted=set(session.get("faq_voted", [])),
+        vote_form=VoteForm(),
+        too_short=bool(q) and not search.words(q),
+    )
+
+
+@bp.route("/faq/suggest")
+def faq_suggest():
+    """The chat box's as-you-type answers: JSON, a few matches, the ticket link."""
+    q = _query_arg()
+    language = lang()
+    found = search.search(q, limit=SUGGESTIONS) if q else []
+    resp = jsonify(
+        query=q,
+        results=[
+            {
+                "id": e.id,
+                "question": e.localized("question", language),
+                "answer": excerpt(e.localized("answer", language)),
+                "url": url_for("portal.faq", q=q) + f"#faq-{e.id}",
+            }
+            for e in found
+        ],
+        ticket_url=url_for("portal.new_ticket", subject=q[:200], body=q) if q else None,
+    )
+    resp.headers["Cache-Control"] = "private, max-age=60"
+    resp.vary.add("Cookie")
+    return resp
+
+
+@bp.route("/faq/<int:entry_id>/vote", methods=["POST"])
+def faq_vote(entry_id: int):
+    """'Was this helpful?': counted once per entry and session."""
+    form = VoteForm()
+    target = safe_next(form.next.data, url_for("portal.faq")).split("#")[0] + f"#faq-{entry_id}"
+    entry = db.session.get(FaqEntry, entry_id)
+    if entry is None or not entry.published:
+        abort(404)
+    if not form.validate_on_submit():
+        if form.csrf_token.errors:
+            flash(_("The form expired. Please try again."), "error")
+        else:
+            flash(_("Choose yes or no."), "error")
+        return redirect(target)
+    voted = list(session.get("faq_voted", []))
+    if entry_id in voted:
+        flash(_("You already told us whether this answer helped. Thank you!"), "info")
+        return redirect(target)
+    column = FaqEntry.helpful_yes if form.helpful.data == "yes" else FaqEntry.helpful_no
+    # One atomic UPDATE (no read-modify-write race); updated_at stays the content's time.
+    db.session.execute(
+        update(FaqEntry)
+        .where(FaqEntry.id == entry_id)
+        .values({column: column + 1, FaqEntry.updated_at: FaqEntry.updated_at})
+    )
+    db.session.commit()
+    session["faq_voted"] = (voted + [entry_id])[-VOTES_KEPT:]
+    flash(_("Thank you for your feedback!"), "success")
+    return redirect(target)
+
+
+@bp.route("/products")
+def products():
+    stmt = (
+        select(Product)
+        .where(Product.active.is_(True))
+        .order_by(Product.kind.desc(), Product.position, Product.id)
+    )
+    items = db.session.scalars(stmt).all()
+    return render_template(
+        "portal/products.html",
+        services=[p for p in items if p.kind is ProductKind.SERVICE],
+        addons=[p for p in items if p.kind is not ProductKind.SERVICE],
+    )

@@ -1,0 +1,423 @@
+"""Tickets: file one, follow it as a chat, reply, close, reopen, rate.
+
+Every change goes through `backoffice.domain.tickets`; the view commits, or
+rolls back and shows the rule's message next to the field. The ticket page
+works as plain forms; `portal-chat.js` adds live updates by polling
+`ticket_messages`, which answers 304 while the ticket's version is unchanged.
+"""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from pathlib import Path
+
+from flask import (
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import format_datetime
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from flask_security import auth_required
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload, lazyload, load_only, selectinload
+
+from backoffice.domain import DomainError
+from backoffice.domain import attachments as files
+from backoffice.domain import permissions as perm
+from backoffice.domain import tickets as lifecycle
+from backoffice.domain.tickets import Action
+from backoffice.extensions import db, limiter
+from backoffice.models import (
+    Order,
+    Ticket,
+    TicketAttachment,
+    TicketKind,
+    TicketMessage,
+    TicketStatus,
+    User,
+)
+
+from .base import (
+    PER_PAGE,
+    bp,
+    customer_required,
+    find_owned,
+    get_owned_or_404,
+    lang,
+    page_arg,
+    succeeded,
+    user_key,
+    wants_json,
+)
+from .forms import RateForm, ReplyForm, TicketForm, VersionForm, clean_text, one_line, upper
+
+# What customers read: plain words, not the desk's list names.
+CUSTOMER_STATUS = {
+    TicketStatus.PROGRESS: _l("Received"),
+    TicketStatus.TEAM: _l("Being handled by our team"),
+    TicketStatus.RESPONDED: _l("Answered: waiting for you"),
+    TicketStatus.FINISHED: _l("Closed"),
+}
+
+
+def status_label(status: TicketStatus) -> str:
+    return str(CUSTOMER_STATUS[status])
+
+
+def _file_limit() -> str:
+    return current_app.config["RATELIMIT_TICKET_FILE"]
+
+
+def _reply_limit() -> str:
+    return current_app.config["RATELIMIT_TICKET_REPLY"]
+
+
+def _store_upload(field) -> TicketAttachment | None:
+    """The checked, stored attachment of `field`, None without one; errors go on the field."""
+    upload = field.data
+    if not upload or not getattr(upload, "filename", None):
+        return None
+    try:
+        return files.store(upload.stream, upload.filename)
+    except DomainError as exc:
+        field.errors = [*field.errors, str(exc)]
+        return None
+
+
+def _discard(attachment: TicketAttachment | None) -> None:
+    """Remove a stored file whose ticket or message was not saved."""
+    if attachment is not None:
+        with suppress(OSError):
+            (Path(current_app.config["UPLOAD_FOLDER"]) / attachment.storage_key).unlink()
+
+
+# --- list and filing ---------------------------------------------------------------
+
+
+@bp.route("/tickets")
+@customer_required
+def tickets():
+    page = page_arg()
+    stmt = (
+        perm.customer_tickets(current_user)
+        .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+        .offset((page - 1) * PER_PAGE)
+        .limit(PER_PAGE + 1)
+    )
+    rows = db.session.scalars(stmt).all()
+    return render_template(
+        "portal/tickets.html",
+        tickets=rows[:PER_PAGE],
+        page=page,
+        has_more=len(rows) > PER_PAGE,
+        status_label=status_label,
+    )
+
+
+def _recent_orders() -> list[Order]:
+    stmt = perm.customer_orders(current_user).order_by(Order.id.desc()).limit(20)
+    return list(db.session.scalars(stmt))
+
+
+def _render_new(form: TicketForm, status: int = 200):
+    return (
+        render_template("portal/ticket_new.html", form=form, recent_orders=_recent_orders()),
+        status,
+    )
+
+
+@bp.route("/tickets/new", methods=["GET", "POST"])
+@limiter.limit(_file_limit, key_func=user_key, methods=["POST"], deduct_when=succeeded)
+@customer_required
+def new_ticket():
+    form = TicketForm()
+    if not form.is_submitted():
+        # The chat box and the order page carry the question or the order over.
+        args = request.args
+        form.subject.data = (one_line(args.get("subject", "")) or "")[:200]
+        form.body.data = (clean_text(args.get("body", "")) or "")[:2000]
+        form.order_number.data = (upper(one_line(args.get("order_number", ""))) or "")[:20]
+        kind = args.get("kind")
+        form.kind.data = kind if kind in {k.value for k in TicketKind} else "question"
+        return _render_new(form)
+
+    ok = form.validate_on_submit()
+    order = None
+    if ok and form.order_number.data:
+        order = find_owned("order", form.order_number.data)
+        if order is None:
+            form.order_number.errors = [
+                *form.order_number.errors,
+                _("You have no order with this number. Check it on your orders page."),
+            ]
+            ok = False
+    attachment = _store_upload(form.attachment) if ok else None
+    if not ok or form.attachment.errors:
+        _discard(attachment)
+        return _render_new(form, 400)
+    try:
+        ticket = lifecycle.file_ticket(
+            current_user,
+            TicketKind(form.kind.data),
+            form.subject.data,
+            form.body.data,
+            order=order,
+            attachments=[attachment] if attachment else [],
+        )
+    except DomainError as exc:
+        db.session.rollback()
+        _discard(attachment)
+        form.form_errors.append(str(exc))
+        return _render_new(form, 400)
+    db.session.commit()
+    flash(
+        _("Thank you! Your ticket %(number)s was filed. We answer here.", number=ticket.number),
+        "success",
+    )
+    return redirect(url_for("portal.ticket", number=ticket.number))
+
+
+# --- the conversation ------------------------------------------------------------------
+
+
+def public_messages(ticket: Ticket, after: int = 0) -> list[TicketMessage]:
+    """The customer-visible messages of `ticket` (never internal notes), oldest first."""
+    stmt = (
+        select(TicketMessage)
+        .where(
+            TicketMessage.ticket_id == ticket.id,
+            TicketMessage.internal.is_(False),
+            TicketMessage.id > after,
+        )
+        .options(
+            # The author's name only: not their roles (User.roles loads eagerly by default).
+            joinedload(TicketMessage.author).options(
+                load_only(User.id, User.name), lazyload(User.roles)
+            ),
+            selectinload(TicketMessage.attachments),
+        )
+        .order_by(TicketMessage.id)
+    )
+    return list(db.session.scalars(stmt).unique())
+
+
+def author_label(message: TicketMessage) -> str:
+    if not message.from_staff:
+        return _("You")
+    name = (message.author.name if message.author else "").split(" ")[0]
+    return _("%(name)s, carebox", name=name) if name else _("carebox customer care")
+
+
+def _message_json(message: TicketMessage) -> dict:
+    return {
+        "id": message.id,
+        "body": message.body,
+        "mine": not message.from_staff,
+        "author": author_label(message),
+        "at": message.created_at.isoformat() + "Z",
+        "at_label": format_datetime(message.created_at, "short"),
+        "attachments": [
+            {
+                "url": url_for("portal.attachment", attachment_id=a.id),
+                "name": a.filename,
+                "image": a.content_type.startswith("image/"),
+                "size": a.size,
+            }
+            for a in message.attachments
+        ],
+    }
+
+
+def _render_ticket(ticket: Ticket, status: int = 200, **forms):
+    messages = public_messages(ticket)
+    actions = lifecycle.allowed_actions(ticket, current_user)
+    order = db.session.get(Order, ticket.order_id) if ticket.order_id else None
+    reply_form = forms.get("reply_form") or ReplyForm()
+    rate_form = forms.get("rate_form") or RateForm()
+    return (
+        render_template(
+            "portal/ticket.html",
+            ticket=ticket,
+            order=order,
+            messages=messages,
+            last_id=messages[-1].id if messages else 0,
+            can_reply=Action.CUSTOMER_REPLY in actions,
+            can_close=Action.CLOSE in actions,
+            can_reopen=Action.REOPEN in actions,
+            can_rate=Action.RATE in actions,
+            reply_form=reply_form,
+            rate_form=rate_form,
+            status_label=status_label,
+            author_label=author_label,
+            poll_url=url_for("portal.ticket_messages", number=ticket.number),
+            etag=f'"{_etag(ticket)}"',
+        ),
+        status,
+    )
+
+
+@bp.route("/tickets/<number>")
+@customer_required
+def ticket(number: str):
+    return _render_ticket(get_owned_or_404("ticket", number))
+
+
+def _etag(ticket: Ticket) -> str:
+    # The version changes with every message, note and status change of the
+    # ticket; the language is part of it because the labels are translated.
+    return f"t{ticket.id}-v{ticket.version_id}-{lang()}"
+
+
+@bp.route("/tickets/<number>/messages")
+@customer_required
+def ticket_messages(number: str):
+    """Live updates: 304 while the ticket is unchanged, else the public messages after
+    `?after=<id>` with the status. One indexed query for the 304."""
+    ticket = get_owned_or_404(
+        "ticket",
+        number,
+        load_only(Ticket.id, Ticket.number, Ticket.status, Ticket.version_id, Ticket.customer_id),
+    )
+    etag = _etag(ticket)
+    if etag in request.if_none_match:
+        resp = current_app.response_class(status=304)
+    else:
+        try:
+            after = min(max(0, int(request.args.get("after", "0"))), 2**62)
+        except ValueError:
+            after = 0
+        resp = jsonify(
+            status=ticket.status.value,
+            status_label=status_label(ticket.status),
+            version=ticket.version_id,
+            messages=[_message_json(m) for m in public_messages(ticket, after)],
+        )
+    resp.set_etag(etag)
+    resp.headers["Cache-Control"] = "private, no-cache"
+    return resp
+
+
+# --- changes ---------------------------------------------------------------------------
+
+
+def _done(ticket: Ticket, message: str):
+    flash(message, "success")
+    return redirect(url_for("portal.ticket", number=ticket.number))
+
+
+def _refused(ticket: Ticket, message: str):
+    flash(message, "error")
+    return redirect(url_for("portal.ticket", number=ticket.number))
+
+
+@bp.route("/tickets/<number>/reply", methods=["POST"])
+@limiter.limit(_reply_limit, key_func=user_key, deduct_when=succeeded)
+@customer_required
+def reply(number: str):
+    ticket = get_owned_or_404("ticket", number)
+    form = ReplyForm()
+    ok = form.validate_on_submit()
+    attachment = _store_upload(form.attachment) if ok else None
+    if ok and not form.attachment.errors:
+        try:
+            message = lifecycle.post_message(
+                ticket,
+                current_user,
+                form.body.data,
+                attachments=[attachment] if attachment else [],
+            )
+        except DomainError as exc:
+            db.session.rollback()
+            form.body.errors = [*form.body.errors, str(exc)]
+            gone = Action.CUSTOMER_REPLY not in lifecycle.allowed_actions(ticket, current_user)
+            if gone and not wants_json():
+                _discard(attachment)
+                return _refused(ticket, str(exc))  # the reply form is gone: say it on top
+        else:
+            db.session.commit()
+            if wants_json():
+                return jsonify(ok=True, message=_message_json(message), version=ticket.version_id)
+            return redirect(url_for("portal.ticket", number=ticket.number) + f"#m{message.id}")
+    _discard(attachment)
+    if wants_json():
+        errors = {name: [str(e) for e in f.errors] for name, f in form._fields.items() if f.errors}
+        if form.csrf_token.errors:
+            errors["csrf_token"] = [_("The form expired. Reload the page and try again.")]
+        if form.form_errors:
+            errors["form"] = [str(e) for e in form.form_errors]
+        return jsonify(ok=False, errors=errors), 400
+    return _render_ticket(ticket, 400, reply_form=form)
+
+
+@bp.route("/tickets/<number>/close", methods=["POST"])
+@customer_required
+def close(number: str):
+    ticket = get_owned_or_404("ticket", number)
+    form = VersionForm()
+    if not form.validate_on_submit():
+        return _refused(ticket, _("The form expired. Please try again."))
+    try:
+        lifecycle.finish(ticket, current_user, expected_version=form.version.data)
+    except DomainError as exc:
+        db.session.rollback()
+        return _refused(ticket, str(exc))
+    db.session.commit()
+    return _done(ticket, _("Your ticket is closed. You can reopen it within 7 days."))
+
+
+@bp.route("/tickets/<number>/reopen", methods=["POST"])
+@customer_required
+def reopen(number: str):
+    ticket = get_owned_or_404("ticket", number)
+    form = VersionForm()
+    if not form.validate_on_submit():
+        return _refused(ticket, _("The form expired. Please try again."))
+    try:
+        lifecycle.reopen(ticket, current_user, expected_version=form.version.data)
+    except DomainError as exc:
+        db.session.rollback()
+        return _refused(ticket, str(exc))
+    db.session.commit()
+    return _done(ticket, _("Your ticket is open again. Tell us what is still wrong."))
+
+
+@bp.route("/tickets/<number>/rate", methods=["POST"])
+@customer_required
+def rate(number: str):
+    ticket = get_owned_or_404("ticket", number)
+    form = RateForm()
+    if form.validate_on_submit():
+        try:
+            lifecycle.rate(ticket, current_user, int(form.rating.data), form.comment.data or "")
+        except DomainError as exc:
+            db.session.rollback()
+            return _refused(ticket, str(exc))  # e.g. rated already: the form is gone
+        else:
+            db.session.commit()
+            return _done(ticket, _("Thank you for rating our help!"))
+    return _render_ticket(ticket, 400, rate_form=form)
+
+
+@bp.route("/attachments/<int:attachment_id>")
+@auth_required("session")
+def attachment(attachment_id: int):
+    """A ticket file, to its customer, or to staff who may see the ticket; else 404."""
+    found = find_owned("attachment", attachment_id)
+    if found is None and perm.is_staff(current_user):
+        staff_copy = db.session.get(TicketAttachment, attachment_id)
+        if staff_copy is not None:
+            message = db.session.get(TicketMessage, staff_copy.message_id)
+            ticket = db.session.get(Ticket, message.ticket_id)
+            if perm.can_see_ticket(current_user, ticket):
+                found = staff_copy
+    if found is None:
+        abort(404)
+    return files.send(found)
