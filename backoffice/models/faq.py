@@ -26,7 +26,22 @@ class FaqCategory(db.Model):
 
 class FaqEntry(db.Model):
     __tablename__ = "faq_entry"
-    __table_args__ = (Index("ix_faq_published_position", "published", "position"),)
+    __table_args__ = (
+        Index("ix_faq_published_position", "published", "position"),
+        # Portal search (MATCH ... AGAINST): every text, and the questions alone to rank
+        # question hits first. MySQL/MariaDB only; SQLite searches with LIKE instead.
+        Index(
+            "ix_faq_fulltext",
+            "question_id",
+            "answer_id",
+            "question_en",
+            "answer_en",
+            mysql_prefix="FULLTEXT",
+        ).ddl_if(dialect=("mysql", "mariadb")),
+        Index(
+            "ix_faq_fulltext_question", "question_id", "question_en", mysql_prefix="FULLTEXT"
+        ).ddl_if(dialect=("mysql", "mariadb")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(80), unique=True)
