@@ -30,6 +30,7 @@ bp = Blueprint("portal", __name__)
 # else cannot exist, so it is a 404 before the database is asked.
 NUMBER_RE = re.compile(r"^[A-Z]{2,4}-\d{4}-\d{6,10}$")
 PER_PAGE = 20
+MAX_ID = 2**63 - 1  # larger ids cannot exist (and overflow SQLite's INTEGER)
 
 
 def lang() -> str:
@@ -72,6 +73,8 @@ def find_owned(kind: str, key, *options):
     if not current_user.is_authenticated:
         return None
     if kind in ("ticket", "order") and not NUMBER_RE.match(key or ""):
+        return None
+    if kind == "attachment" and not 0 < key <= MAX_ID:
         return None
     stmt = OWNED[kind](current_user, key)
     if options:

@@ -13,7 +13,7 @@ from backoffice.models import Announcement, FaqCategory, FaqEntry, Product, Prod
 from backoffice.web import safe_next
 
 from . import search
-from .base import bp, lang, page_arg
+from .base import MAX_ID, bp, lang, page_arg
 from .forms import VoteForm, one_line
 
 FAQ_PER_CATEGORY = 5  # on the overview; a category's own page lists them all
@@ -151,7 +151,8 @@ def faq_suggest():
         ticket_url=url_for("portal.new_ticket", subject=q[:200], body=q) if q else None,
     )
     resp.headers["Cache-Control"] = "private, max-age=60"
-    resp.vary.add("Cookie")
+    resp.vary.add("Cookie")  # the answers are in the user's language
+    resp.vary.add("Accept-Language")
     return resp
 
 
@@ -160,7 +161,7 @@ def faq_vote(entry_id: int):
     """'Was this helpful?': counted once per entry and session."""
     form = VoteForm()
     target = safe_next(form.next.data, url_for("portal.faq")).split("#")[0] + f"#faq-{entry_id}"
-    entry = db.session.get(FaqEntry, entry_id)
+    entry = db.session.get(FaqEntry, entry_id) if entry_id <= MAX_ID else None
     if entry is None or not entry.published:
         abort(404)
     if not form.validate_on_submit():

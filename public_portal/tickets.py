@@ -46,6 +46,7 @@ from backoffice.models import (
 )
 
 from .base import (
+    MAX_ID,
     PER_PAGE,
     bp,
     customer_required,
@@ -411,7 +412,7 @@ def rate(number: str):
 def attachment(attachment_id: int):
     """A ticket file, to its customer, or to staff who may see the ticket; else 404."""
     found = find_owned("attachment", attachment_id)
-    if found is None and perm.is_staff(current_user):
+    if found is None and perm.is_staff(current_user) and attachment_id <= MAX_ID:
         staff_copy = db.session.get(TicketAttachment, attachment_id)
         if staff_copy is not None:
             message = db.session.get(TicketMessage, staff_copy.message_id)

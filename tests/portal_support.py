@@ -59,5 +59,7 @@ def field_error(resp, field: str) -> str:
     return unescape(re.sub(r"<[^>]+>", " ", match.group(1))).strip() if match else ""
 
 
-def customer(login_as, **fields):
-    return login_as(perm.CUSTOMER, **fields)
+def customer(login_as, locale: str = "en", **fields):
+    """A signed-in customer. English by default, so that tests can read the messages
+    whatever the Indonesian catalogue says; tests of Indonesian pass locale="id"."""
+    return login_as(perm.CUSTOMER, locale=locale, **fields)

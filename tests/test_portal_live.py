@@ -48,8 +48,8 @@ def served_app(database_url, db, tmp_path):
         _db.engine.dispose()
 
 
-def _setup(login_as, make, db, status=TicketStatus.TEAM):
-    b, user = customer(login_as)
+def _setup(login_as, make, db, status=TicketStatus.TEAM, locale="en"):
+    b, user = customer(login_as, locale=locale)
     ticket = make.ticket(status=status, customer=user)
     db.session.commit()
     return b, ticket, f"/tickets/{ticket.number}/messages"
@@ -60,7 +60,7 @@ def test_poll_answers_304_while_nothing_changed(login_as, make, db):
     first = b.get(url)
     assert first.status_code == 200
     etag = first.headers["ETag"]
-    assert etag == f'"t{ticket.id}-v{ticket.version_id}-id"'
+    assert etag == f'"t{ticket.id}-v{ticket.version_id}-en"'
     assert first.headers["Cache-Control"] == "private, no-cache"
     data = first.get_json()
     assert data["status"] == "team" and [m["body"] for m in data["messages"]] == ["Tolong dibantu."]
@@ -100,7 +100,7 @@ def test_staff_reply_shows_up_and_internal_notes_never(login_as, make, db):
 
 
 def test_status_changes_change_the_etag_and_labels_follow_the_language(login_as, make, db):
-    b, ticket, url = _setup(login_as, make, db, status=TicketStatus.RESPONDED)
+    b, ticket, url = _setup(login_as, make, db, status=TicketStatus.RESPONDED, locale="id")
     etag = b.get(url).headers["ETag"]
     lifecycle.finish(ticket, make._master())
     db.session.commit()

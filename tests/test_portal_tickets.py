@@ -146,10 +146,12 @@ def test_upload_over_the_request_limit_gets_a_friendly_413(login_as, db):
     b, _user = customer(login_as)
     huge = png_bytes() + b"\x00" * (7 * 1024 * 1024)
     fields = {**GOOD, "csrf_token": b.token("/tickets/new"), "attachment": upload(huge, "a.png")}
-    resp = b.client.post("/tickets/new", **encoded_form(fields))
+    form_page = "http://localhost/tickets/new"
+    resp = b.client.post("/tickets/new", headers={"Referer": form_page}, **encoded_form(fields))
     assert resp.status_code == 413
     page = text(resp)
     assert "5 MB" in page and 'class="portal-header"' in page
+    assert f'href="{form_page}"' in page  # back to the form
     assert _count(db, Ticket) == 0
 
 
@@ -183,11 +185,15 @@ def test_bad_ticket_input_is_shown_next_to_the_field(login_as, db, change, field
     assert _count(db, Ticket) == 0
 
 
-def test_english_messages_for_english_users(login_as, db):
-    b, _user = customer(login_as, locale="en")
+def test_messages_follow_the_account_language(login_as, db):
+    b, _user = customer(login_as)
     resp = b.post("/tickets/new", {**GOOD, "subject": ""})
     assert "Please fill in this field." in field_error(resp, "subject")
     assert '<html lang="en"' in resp.get_data(as_text=True)
+    b, _user = customer(login_as, locale="id")
+    resp = b.post("/tickets/new", {**GOOD, "subject": ""}, headers={"Accept-Language": "en"})
+    assert resp.status_code == 400 and field_error(resp, "subject")
+    assert '<html lang="id"' in resp.get_data(as_text=True)  # the account wins
 
 
 def test_odd_unicode_is_stored_cleaned_and_shown_escaped(login_as, db):
@@ -252,7 +258,7 @@ def test_ticket_page_shows_public_messages_only(login_as, db, make):
 
 
 def test_tickets_list_uses_friendly_labels(login_as, db, make):
-    b, user = customer(login_as, locale="en")
+    b, user = customer(login_as)
     make.ticket(status=TicketStatus.RESPONDED, customer=user, subject="Tiket saya")
     make.ticket(customer=user, subject="Tiket <kedua>")
     make.ticket(subject="Tiket orang lain")
@@ -424,7 +430,7 @@ def limited_app(database_url, db, tmp_path):
 
 
 def test_filing_and_replying_are_rate_limited_per_account(limited_app, make, db):
-    one, two = make.user(perm.CUSTOMER), make.user(perm.CUSTOMER)
+    one, two = make.user(perm.CUSTOMER, locale="en"), make.user(perm.CUSTOMER)
     db.session.commit()
     first = Browser(limited_app.test_client())
     first.login(one)

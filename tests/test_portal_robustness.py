@@ -1,0 +1,86 @@
+"""No request to the portal ever gets a 500: malformed bodies, odd bytes, wrong methods."""
+
+from __future__ import annotations
+
+import pytest
+
+from .portal_support import customer
+
+POSTS = (
+    "/tickets/new",
+    "/tickets/{t}/reply",
+    "/tickets/{t}/rate",
+    "/tickets/{t}/close",
+    "/tickets/{t}/reopen",
+    "/orders/new",
+    "/account",
+    "/faq/1/vote",
+    "/faq/99999999999999999999/vote",
+    "/lang/en",
+    "/register",
+    "/login",
+    "/reset",
+    "/logout",
+)
+GETS = (
+    "/",
+    "/faq?q=%00%FF",
+    "/faq?category=%00",
+    "/faq?page=-1",
+    "/faq/suggest?q=%ED%A0%80",
+    "/products",
+    "/tickets?page=999999999999",
+    "/orders?page=%00",
+    "/tickets/new?subject=%00%FF&body=%C0%80&order_number=%F0%9F%92%A5&kind=%00",
+    "/tickets/{t}/messages?after=%00",
+    "/attachments/99999999999999999999",
+    "/reset/not-a-token",
+)
+
+
+def _bodies(token: str) -> list[dict]:
+    return [
+        {"data": b"garbage", "content_type": "multipart/form-data; boundary=x"},
+        {"data": b"garbage", "content_type": "multipart/form-data"},
+        {
+            "data": b"kind=%FF%FE&subject=%C0%80&body=%ED%A0%80&rating=%00&csrf_token="
+            + token.encode(),
+            "content_type": "application/x-www-form-urlencoded",
+        },
+        {"data": {"kind": "question", "subject": "s", "body": "b", "attachment": "text"}},
+        {"data": {"kind": ["question", "complaint"], "subject": ["a", "b"], "csrf_token": token}},
+        {"json": {"kind": "question", "subject": "s", "body": "b"}},
+    ]
+
+
+@pytest.fixture
+def ticket_number(make, db):
+    def _make(user):
+        number = make.ticket(customer=user).number
+        db.session.commit()
+        return number
+
+    return _make
+
+
+@pytest.mark.parametrize("signed_in", [True, False])
+def test_malformed_posts_never_500(login_as, app, ticket_number, signed_in):
+    b, user = customer(login_as)
+    number = ticket_number(user)
+    token = b.token("/tickets/new")
+    client = b.client if signed_in else app.test_client()
+    for url in POSTS:
+        for body in _bodies(token):
+            resp = client.post(url.format(t=number), **body)
+            assert resp.status_code < 500, (url, body, resp.status_code)
+
+
+def test_odd_gets_never_500(login_as, app, ticket_number):
+    b, user = customer(login_as)
+    number = ticket_number(user)
+    for client in (b.client, app.test_client()):
+        for url in GETS:
+            resp = client.get(url.format(t=number))
+            assert resp.status_code < 500, (url, resp.status_code)
+        for url in ("/tickets/new", "/orders/new", "/account"):
+            assert client.put(url).status_code == 405
