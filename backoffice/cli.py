@@ -169,16 +169,22 @@ def outbox_send(loop: bool, batch: int | None, interval: float | None):
         click.echo(str(send_pending(batch)))
         return
     stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    def graceful(signum, frame):
+        # Finish the batch in hand, then stop; a second Ctrl-C interrupts at once.
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = {sig: signal.signal(sig, graceful) for sig in (signal.SIGTERM, signal.SIGINT)}
     click.echo("outbox: sending; stop with Ctrl-C or SIGTERM")
     try:
         total = run_loop(batch, interval, stop, on_report=lambda r: click.echo(str(r)))
     except KeyboardInterrupt:
-        stop.set()
-        click.echo("outbox: interrupted")
+        click.echo("outbox: interrupted; unfinished claims are retried after their timeout")
         return
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     click.echo(f"outbox: stopped; {total}")
 
 

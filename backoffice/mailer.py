@@ -38,6 +38,7 @@ from email.utils import format_datetime
 from flask import current_app
 from sqlalchemy import and_, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from .config import ConfigError
 from .extensions import db
@@ -144,7 +145,9 @@ class SMTPTransport:
             self.conn = self._connect()
         try:
             self.conn.send_message(message)
-        except (smtplib.SMTPServerDisconnected, OSError):
+        except (smtplib.SMTPRecipientsRefused, smtplib.SMTPResponseException):
+            raise  # the server answered: the connection is still good for the next one
+        except OSError:  # dropped or timed out (SMTPException is an OSError too)
             self.close()
             raise
 
@@ -421,7 +424,13 @@ def run_loop(
     stop = stop or threading.Event()
     total = SendReport()
     while not stop.is_set():
-        report = send_pending(batch)
+        try:
+            report = send_pending(batch)
+        except DBAPIError:
+            # The database went away: nothing claimed is lost (claims time out); retry.
+            log.exception("outbox: database error; retrying in %s s", interval)
+            stop.wait(interval)
+            continue
         for field in total.__dataclass_fields__:
             setattr(total, field, getattr(total, field) + getattr(report, field))
         if on_report and report.claimed:

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import subprocess
+import sys
 import threading
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from flask_security.recoverable import send_reset_password_instructions
 from sqlalchemy import func, select
 
-from backoffice import mailer
+from backoffice import create_app, mailer
 from backoffice.config import ConfigError
 from backoffice.domain.outbox import enqueue
+from backoffice.extensions import db as _db
 from backoffice.models import OutboxEmail, OutboxStatus
 from backoffice.models.base import utcnow
 
@@ -280,3 +286,49 @@ def test_flask_security_mail_of_a_failed_request_is_dropped(db, app, make):
         db.session.rollback()  # what an unhandled error in the view leads to
     db.session.remove()
     assert rows(db) == []
+
+
+def test_cli_loop_delivers_then_stops_on_sigterm(tmp_path):
+    """The real command in its own process: it delivers, then exits cleanly on SIGTERM."""
+    url = f"sqlite:///{tmp_path / 'loop.db'}"
+    other = create_app({"ENV_NAME": "testing", "SQLALCHEMY_DATABASE_URI": url})
+    with other.app_context():
+        _db.create_all()
+        enqueue("loop@example.com", "Looping", "text")
+        _db.session.commit()
+        _db.engine.dispose()
+    env = {
+        **os.environ,
+        "CAREBOX_ENV": "development",
+        "DATABASE_URL": url,
+        "CAREBOX_INSTANCE_PATH": str(tmp_path),
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("MAIL_SERVER", None)
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen(  # noqa: S603 (a fixed argv: this interpreter, our CLI)
+        [sys.executable, "-c", "from backoffice.cli import main; main()", "outbox", "send"]
+        + ["--loop", "--interval", "0.2"],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if "sent 1" in line:
+                break
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    output = "".join(lines) + out
+    assert proc.returncode == 0, output
+    assert "sent 1" in output and "outbox: stopped" in output
+    with other.app_context():
+        assert _db.session.scalars(select(OutboxEmail.status)).all() == [OutboxStatus.SENT]
+        _db.engine.dispose()

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app, render_template
-from flask_babel import force_locale
+from flask_babel import force_locale, get_locale
 from flask_babel import gettext as _
 from markupsafe import escape
 from sqlalchemy import Select, exists, func, select, update
@@ -106,7 +106,13 @@ class Audience:
             return _("Consenting customers in segment: %(segment)s", segment=self.segment.label)
         if self.kind is AudienceKind.SERVICE:
             product = db.session.get(Product, self.product_id)
-            name = f"{product.code} — {product.name_en}" if product else f"#{self.product_id}"
+            locale = get_locale()
+            lang = locale.language if locale else "id"
+            name = (
+                f"{product.code} — {product.localized('name', lang)}"
+                if product
+                else f"#{self.product_id}"
+            )
             return _("Consenting customers who ordered: %(service)s", service=name)
         return _("All consenting customers")
 
