@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-27 23:07:03.506341
+Create Date: 2026-11-27 23:59:42.215940
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = "0001"
+revision = '0001'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -37,24 +37,6 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_faq_category')),
     sa.UniqueConstraint('code', name=op.f('uq_faq_category_code'))
     )
-    op.create_table('outbox_email',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('recipient', sa.String(length=255), nullable=False),
-    sa.Column('subject', sa.String(length=255), nullable=False),
-    sa.Column('body_text', sa.Text(), nullable=False),
-    sa.Column('body_html', sa.Text(), nullable=True),
-    sa.Column('category', sa.String(length=40), nullable=False),
-    sa.Column('status', sa.Enum('pending', 'sending', 'sent', 'failed', name='outbox_status', native_enum=False, create_constraint=True), nullable=False),
-    sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('next_attempt_at', sa.DateTime(), nullable=False),
-    sa.Column('last_error', sa.Text(), nullable=True),
-    sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.Column('sent_at', sa.DateTime(), nullable=True),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox_email'))
-    )
-    with op.batch_alter_table('outbox_email', schema=None) as batch_op:
-        batch_op.create_index('ix_outbox_status_due', ['status', 'next_attempt_at'], unique=False)
-
     op.create_table('product',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('code', sa.String(length=20), nullable=False),
@@ -123,6 +105,10 @@ def upgrade():
     )
     with op.batch_alter_table('faq_entry', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_faq_entry_category_id'), ['category_id'], unique=False)
+        if op.get_bind().dialect.name in ('mysql', 'mariadb'):  # FULLTEXT: MySQL only
+            batch_op.create_index('ix_faq_fulltext', ['question_id', 'answer_id', 'question_en', 'answer_en'], unique=False, mysql_prefix='FULLTEXT')
+        if op.get_bind().dialect.name in ('mysql', 'mariadb'):  # FULLTEXT: MySQL only
+            batch_op.create_index('ix_faq_fulltext_question', ['question_id', 'question_en'], unique=False, mysql_prefix='FULLTEXT')
         batch_op.create_index('ix_faq_published_position', ['published', 'position'], unique=False)
 
     op.create_table('routing_rule',
@@ -165,6 +151,25 @@ def upgrade():
     with op.batch_alter_table('user', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_user_created_at'), ['created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_user_department_id'), ['department_id'], unique=False)
+
+    op.create_table('announcement_send',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('announcement_id', sa.Integer(), nullable=False),
+    sa.Column('audience_kind', sa.String(length=20), nullable=False),
+    sa.Column('audience_value', sa.String(length=40), nullable=True),
+    sa.Column('audience_label', sa.String(length=255), nullable=False),
+    sa.Column('targeted', sa.Integer(), nullable=False),
+    sa.Column('sent', sa.Integer(), nullable=False),
+    sa.Column('failed', sa.Integer(), nullable=False),
+    sa.Column('unsubscribed', sa.Integer(), nullable=False),
+    sa.Column('actor_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['actor_id'], ['user.id'], name=op.f('fk_announcement_send_actor_id_user'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['announcement_id'], ['announcement.id'], name=op.f('fk_announcement_send_announcement_id_announcement'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_announcement_send'))
+    )
+    with op.batch_alter_table('announcement_send', schema=None) as batch_op:
+        batch_op.create_index('ix_announcement_send_ann_created', ['announcement_id', 'created_at'], unique=False)
 
     op.create_table('customer_order',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -229,6 +234,35 @@ def upgrade():
     )
     with op.batch_alter_table('order_event', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_order_event_order_id'), ['order_id'], unique=False)
+
+    op.create_table('outbox_email',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('recipient', sa.String(length=255), nullable=False),
+    sa.Column('subject', sa.String(length=255), nullable=False),
+    sa.Column('body_text', sa.Text(), nullable=False),
+    sa.Column('body_html', sa.Text(), nullable=True),
+    sa.Column('category', sa.String(length=40), nullable=False),
+    sa.Column('status', sa.Enum('pending', 'sending', 'sent', 'failed', name='outbox_status', native_enum=False, create_constraint=True), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('next_attempt_at', sa.DateTime(), nullable=False),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('sent_at', sa.DateTime(), nullable=True),
+    sa.Column('sender', sa.String(length=255), nullable=True),
+    sa.Column('message_id', sa.String(length=255), nullable=True),
+    sa.Column('headers', sa.Text(), nullable=True),
+    sa.Column('claim_token', sa.String(length=32), nullable=True),
+    sa.Column('claimed_at', sa.DateTime(), nullable=True),
+    sa.Column('announcement_send_id', sa.Integer(), nullable=True),
+    sa.CheckConstraint("status <> 'sending' OR claim_token IS NOT NULL", name=op.f('ck_outbox_email_sending_claimed')),
+    sa.CheckConstraint("status <> 'sent' OR sent_at IS NOT NULL", name=op.f('ck_outbox_email_sent_has_time')),
+    sa.ForeignKeyConstraint(['announcement_send_id'], ['announcement_send.id'], name=op.f('fk_outbox_email_announcement_send_id_announcement_send'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox_email'))
+    )
+    with op.batch_alter_table('outbox_email', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_outbox_email_announcement_send_id'), ['announcement_send_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_outbox_email_claim_token'), ['claim_token'], unique=False)
+        batch_op.create_index('ix_outbox_status_due', ['status', 'next_attempt_at'], unique=False)
 
     op.create_table('ticket',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -325,65 +359,22 @@ def upgrade():
 
 
 def downgrade():
-    # ### commands auto generated by Alembic - please adjust! ###
-    with op.batch_alter_table('ticket_attachment', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_ticket_attachment_message_id'))
-
+    # Dropping a table drops its indexes (MySQL refuses to drop an FK's index first).
     op.drop_table('ticket_attachment')
-    with op.batch_alter_table('ticket_message', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_ticket_message_author_id'))
-        batch_op.drop_index('ix_message_ticket_id')
-
     op.drop_table('ticket_message')
-    with op.batch_alter_table('ticket_event', schema=None) as batch_op:
-        batch_op.drop_index('ix_event_ticket_id')
-
     op.drop_table('ticket_event')
-    with op.batch_alter_table('ticket', schema=None) as batch_op:
-        batch_op.drop_index('ix_ticket_status_dept_created')
-        batch_op.drop_index('ix_ticket_status_created')
-        batch_op.drop_index(batch_op.f('ix_ticket_order_id'))
-        batch_op.drop_index('ix_ticket_customer_created')
-        batch_op.drop_index('ix_ticket_created')
-        batch_op.drop_index('ix_ticket_assignee_status')
-
     op.drop_table('ticket')
-    with op.batch_alter_table('order_event', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_order_event_order_id'))
-
+    op.drop_table('outbox_email')
     op.drop_table('order_event')
     op.drop_table('roles_users')
-    with op.batch_alter_table('customer_profile', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_customer_profile_segment'))
-
     op.drop_table('customer_profile')
-    with op.batch_alter_table('customer_order', schema=None) as batch_op:
-        batch_op.drop_index('ix_order_status_created')
-        batch_op.drop_index('ix_order_customer_created')
-        batch_op.drop_index(batch_op.f('ix_customer_order_product_id'))
-
     op.drop_table('customer_order')
-    with op.batch_alter_table('user', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_user_department_id'))
-        batch_op.drop_index(batch_op.f('ix_user_created_at'))
-
+    op.drop_table('announcement_send')
     op.drop_table('user')
     op.drop_table('routing_rule')
-    with op.batch_alter_table('faq_entry', schema=None) as batch_op:
-        batch_op.drop_index('ix_faq_published_position')
-        batch_op.drop_index(batch_op.f('ix_faq_entry_category_id'))
-
     op.drop_table('faq_entry')
-    with op.batch_alter_table('announcement', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_announcement_published'))
-
     op.drop_table('announcement')
     op.drop_table('role')
     op.drop_table('product')
-    with op.batch_alter_table('outbox_email', schema=None) as batch_op:
-        batch_op.drop_index('ix_outbox_status_due')
-
-    op.drop_table('outbox_email')
     op.drop_table('faq_category')
     op.drop_table('department')
-    # ### end Alembic commands ###
