@@ -20,7 +20,7 @@ from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from .extensions import db
+from .extensions import csrf, db
 from .i18n import LANG_COOKIE, supported
 
 bp = Blueprint("web", __name__)
@@ -42,6 +42,7 @@ def safe_next(target: str | None, fallback: str = "/") -> str:
 @bp.route("/lang/<code>", methods=["POST"])
 def set_language(code: str):
     """Switch language (remembered in a cookie and, when signed in, on the account)."""
+    csrf.protect()  # WTF_CSRF_CHECK_DEFAULT is off, so each plain view checks its own
     target = safe_next(request.form.get("next") or _referrer_path())
     if code not in supported():
         return redirect(target)

@@ -100,3 +100,9 @@ def test_browser_language_is_honoured(client):
 def test_language_switch_refuses_open_redirects(browser):
     resp = browser.post("/lang/en", {"next": "//evil.example/"}, form_url="/")
     assert resp.headers["Location"] in ("/", "http://localhost/")
+
+
+def test_language_switch_needs_the_csrf_token(client):
+    resp = client.post("/lang/en", data={"next": "/"})
+    assert resp.status_code == 400
+    assert client.get_cookie("lang") is None
