@@ -101,14 +101,14 @@ def staff_create(email, role, department_code, name, password):
             codes = ", ".join(db.session.scalars(select(Department.code).order_by(Department.code)))
             known = codes or "none (run carebox seed)"
             raise click.UsageError(f"Unknown department {department_code!r}. Known: {known}.")
-    if role == perm.ADMIN_DEPARTMENT and department is None:
+    roles = ensure_roles()
+    if perm.needs_department([roles[role]]) and department is None:
         raise click.UsageError("A department admin needs --department CODE.")
     if password is None:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     pw_error = current_app.extensions["security"]._password_util.validate(password, True)[0]
     if pw_error:
         raise click.UsageError("Password refused: " + "; ".join(map(str, pw_error)))
-    ensure_roles()
     user_datastore.create_user(
         email=email,
         password=hash_password(password),

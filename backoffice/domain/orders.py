@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 from ..extensions import db
 from ..models import Order, OrderEvent, OrderStatus, Product, ProductKind, User
 from ..models.base import utcnow
-from . import DomainError, PermissionDenied, loyalty, notifications
+from . import DomainError, PermissionDenied, clean_text, loyalty, notifications
 from . import permissions as perm
 
 S = OrderStatus
@@ -22,17 +22,6 @@ ORDER_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.CANCELLED: frozenset(),
 }
 MAX_ADDRESS = 200
-
-
-def _required(value: str, limit: int, label: str) -> str:
-    value = (value or "").replace("\x00", "").strip()
-    if not value:
-        raise DomainError(_("%(field)s must not be empty.", field=label))
-    if len(value) > limit:
-        raise DomainError(
-            _("%(field)s is too long (at most %(n)d characters).", field=label, n=limit)
-        )
-    return value
 
 
 def place_order(
@@ -70,8 +59,8 @@ def place_order(
     order = Order(
         customer=customer,
         product=product,
-        origin=_required(origin, MAX_ADDRESS, _("Origin")),
-        destination=_required(destination, MAX_ADDRESS, _("Destination")),
+        origin=clean_text(origin, MAX_ADDRESS, _("Origin")),
+        destination=clean_text(destination, MAX_ADDRESS, _("Destination")),
         weight_kg=weight,
         price=product.price_for(weight),
         receiver_name=(receiver_name or "").strip()[:120],

@@ -92,6 +92,11 @@ ROLE_DESCRIPTIONS = {
 DESK_STATUSES = (TicketStatus.TEAM, TicketStatus.RESPONDED, TicketStatus.FINISHED)
 
 
+def needs_department(roles) -> bool:
+    """A staff account whose roles scope it to one department must have one."""
+    return any(TICKETS_DEPARTMENT in (role.permissions or []) for role in roles)
+
+
 def has(user: User | None, permission: str) -> bool:
     return bool(user is not None and user.is_authenticated and user.has_permission(permission))
 

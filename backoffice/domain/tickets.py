@@ -34,7 +34,7 @@ from ..models import (
 )
 from ..models.base import utcnow
 from ..models.enums import OPEN_STATUSES
-from . import ConflictError, DomainError, PermissionDenied, notifications
+from . import ConflictError, DomainError, PermissionDenied, clean_text, notifications
 from . import permissions as perm
 
 __all__ = [
@@ -272,17 +272,6 @@ def _apply_sla(ticket: Ticket) -> None:
     ticket.resolution_due = ticket.created_at + timedelta(hours=resolve)
 
 
-def _clean_text(text: str, limit: int, field: str) -> str:
-    text = (text or "").replace("\x00", "").strip()
-    if not text:
-        raise DomainError(_("%(field)s must not be empty.", field=field))
-    if len(text) > limit:
-        raise DomainError(
-            _("%(field)s is too long (at most %(n)d characters).", field=field, n=limit)
-        )
-    return text
-
-
 def find_route(kind: TicketKind, product_id: int | None) -> RoutingRule | None:
     """The most specific active rule for a new ticket: kind+product > product > kind."""
     specificity = case(
@@ -325,8 +314,8 @@ def file_ticket(
         raise PermissionDenied(_("Only customers can file tickets."))
     if order is not None and order.customer_id != customer.id:
         raise DomainError(_("That order is not yours."))
-    subject = _clean_text(subject, MAX_SUBJECT, _("Subject"))
-    body = _clean_text(body, MAX_BODY, _("Message"))
+    subject = clean_text(subject, MAX_SUBJECT, _("Subject"))
+    body = clean_text(body, MAX_BODY, _("Message"))
     ticket = Ticket(
         kind=TicketKind(kind),
         subject=subject,
@@ -387,7 +376,7 @@ def post_message(
     _check(ticket, author, action, expected_version, now)
     if ticket.status is F and action is not Action.NOTE:
         raise DomainError(_("This ticket is finished. Reopen it to continue the conversation."))
-    body = _clean_text(body, MAX_BODY, _("Message"))
+    body = clean_text(body, MAX_BODY, _("Message"))
     msg = TicketMessage(
         ticket=ticket,
         author=author,

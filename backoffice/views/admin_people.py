@@ -141,7 +141,7 @@ class StaffUserView(SecureModelView):
             raise ValidationError(_("Another account already uses %(email)s.", email=model.email))
         if not model.roles:
             raise ValidationError(_("Give the account at least one staff role."))
-        if any(_grants(r, perm.TICKETS_DEPARTMENT) for r in model.roles) and not model.department:
+        if perm.needs_department(model.roles) and not model.department:
             raise ValidationError(_("A department admin needs a department."))
         password = form.new_password.data or ""
         minimum = current_app.config.get("SECURITY_PASSWORD_LENGTH_MIN", 8)
