@@ -58,7 +58,7 @@ update-messages: extract-messages
 	$(BIN)/pybabel update -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) --no-fuzzy-matching
 
 translations: install
-	$(BIN)/pybabel compile -q -d $(TRANSLATIONS) --use-fuzzy 2>/dev/null || $(BIN)/pybabel compile -q -d $(TRANSLATIONS)
+	$(BIN)/pybabel compile -d $(TRANSLATIONS) > /dev/null
 
 ## Database: `make migration m="what changed"`, `make upgrade`, `make seed`
 migration: install
