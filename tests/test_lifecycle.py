@@ -295,3 +295,39 @@ def test_numbers_are_unique_across_many_filings(db, make, actors):
     assert len(numbers) == 30
     count = db.session.scalar(select(func.count(TicketMessage.id)))
     assert count == 30
+
+
+def test_numbers_stay_unique_when_filed_at_once(app, db, make, actors):
+    """Eight workers file tickets at the same moment, each in its own transaction."""
+    import threading
+
+    from backoffice.models import Ticket, User
+
+    owner_id = actors["owner"].id
+    db.session.commit()
+    errors, numbers = [], []
+    start = threading.Barrier(8)
+
+    def worker():
+        with app.app_context():
+            try:
+                owner = db.session.get(User, owner_id)
+                start.wait()
+                for _ in range(5):
+                    t = tickets.file_ticket(owner, TicketKind.CRITICISM, "Serentak", "Bersamaan")
+                    db.session.commit()
+                    numbers.append(t.number)
+            except Exception as exc:  # reported below, with the thread's error
+                errors.append(exc)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(numbers) == len(set(numbers)) == 40
+    stored = db.session.scalars(select(Ticket.number).where(Ticket.customer_id == owner_id))
+    assert set(stored) == set(numbers)
