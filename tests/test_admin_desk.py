@@ -42,7 +42,7 @@ def test_desk_shows_the_conversation_context_and_allowed_buttons(login_as, make,
     w = build_world(make, db)
     tickets.post_message(w.team_ops, make._master(), "Catatan <script>x</script>", internal=True)
     db.session.commit()
-    b, _ = login_as(perm.CUSTOMER_SERVICE)
+    b, _ = login_as(perm.CUSTOMER_SERVICE, locale="en")
     html = b.get(desk(w.team_ops.number)).get_data(as_text=True)
     assert "msg-customer" in html and "msg-internal" in html
     assert "&lt;script&gt;x&lt;/script&gt;" in html and "<script>x" not in html
@@ -56,7 +56,7 @@ def test_desk_shows_the_conversation_context_and_allowed_buttons(login_as, make,
     assert 'value="internal"' in html and 'value="public"' in html
     assert "admin-desk.js" in html and "<script>" not in html.split("</nav>", 1)[1]
 
-    dept, _ = login_as(perm.ADMIN_DEPARTMENT, department="OPS")
+    dept, _ = login_as(perm.ADMIN_DEPARTMENT, department="OPS", locale="en")
     html = dept.get(desk(w.team_ops.number)).get_data(as_text=True)
     for action in ("dispatch", "priority", "assign", "finish", "reopen"):
         assert f"/{action}" not in html, action
@@ -97,7 +97,7 @@ def test_internal_note_keeps_the_status(login_as, make, db):
 def test_department_admin_reply_sends_the_ticket_out_of_their_list(login_as, make, db):
     t = make.ticket("team", department="OPS")
     db.session.commit()
-    b, _ = login_as(perm.ADMIN_DEPARTMENT, department="OPS")
+    b, _ = login_as(perm.ADMIN_DEPARTMENT, department="OPS", locale="en")
     resp = act(b, t.number, "reply", body="Sudah kami proses.", visibility="public")
     assert resp.status_code == 302
     assert resp.headers["Location"].endswith("/admin/tickets/team/")
@@ -136,7 +136,7 @@ def test_reply_with_attachment_is_served_to_staff_only(login_as, make, db, clien
 def test_bad_attachment_keeps_the_text(login_as, make, db):
     t = make.ticket("team")
     db.session.commit()
-    b, _ = login_as(perm.CUSTOMER_SERVICE)
+    b, _ = login_as(perm.CUSTOMER_SERVICE, locale="en")
     page = b.get(desk(t.number)).get_data(as_text=True)
     resp = b.post(
         f"/admin/tickets/desk/{t.number}/reply",
@@ -158,14 +158,14 @@ def test_bad_attachment_keeps_the_text(login_as, make, db):
 def test_dispatch_escalate_priority_assign_finish_reopen(login_as, make, db):
     t = make.ticket("progress")
     db.session.commit()
-    master, master_user = login_as(perm.MASTER_ADMIN)
+    master, master_user = login_as(perm.MASTER_ADMIN, locale="en")
     ops, claims = make.department("OPS"), make.department("CLAIMS")
 
     assert act(master, t.number, "dispatch", department=str(ops.id)).status_code == 302
     t = reload(t)
     assert (t.status, t.department_id) == (TicketStatus.TEAM, ops.id)
 
-    cs, cs_user = login_as(perm.CUSTOMER_SERVICE)
+    cs, cs_user = login_as(perm.CUSTOMER_SERVICE, locale="en")
     assert act(cs, t.number, "dispatch", department=str(claims.id)).status_code == 302
     t = reload(t)
     assert (t.status, t.department_id) == (TicketStatus.TEAM, claims.id)
@@ -195,7 +195,7 @@ def test_dispatch_escalate_priority_assign_finish_reopen(login_as, make, db):
 def test_actions_outside_the_role_are_refused(login_as, make, db):
     t = make.ticket("team", department="OPS")
     db.session.commit()
-    dept, _ = login_as(perm.ADMIN_DEPARTMENT, department="OPS")
+    dept, _ = login_as(perm.ADMIN_DEPARTMENT, department="OPS", locale="en")
     assert act(dept, t.number, "finish").status_code == 403
     assert act(dept, t.number, "priority", priority="high").status_code == 403
     assert (
@@ -204,7 +204,7 @@ def test_actions_outside_the_role_are_refused(login_as, make, db):
     )
     t = reload(t)
     assert t.status is TicketStatus.TEAM and t.priority is Priority.NORMAL
-    cs, _ = login_as(perm.CUSTOMER_SERVICE)
+    cs, _ = login_as(perm.CUSTOMER_SERVICE, locale="en")
     finished = make.ticket("finished")
     db.session.commit()
     # A finished ticket takes no public reply: the rule's message, the text kept.
@@ -233,8 +233,8 @@ def test_posts_without_csrf_change_nothing(login_as, make, db):
 def test_two_staff_on_one_ticket_conflict_without_overwrite(login_as, make, db):
     t = make.ticket("team")
     db.session.commit()
-    alice, _ = login_as(perm.CUSTOMER_SERVICE, name="Alice")
-    bob, _ = login_as(perm.CUSTOMER_SERVICE, name="Bob")
+    alice, _ = login_as(perm.CUSTOMER_SERVICE, name="Alice", locale="en")
+    bob, _ = login_as(perm.CUSTOMER_SERVICE, name="Bob", locale="en")
     alice_page = alice.get(desk(t.number)).get_data(as_text=True)
     bob_page = bob.get(desk(t.number)).get_data(as_text=True)
     assert version_on(alice_page) == version_on(bob_page)
@@ -319,7 +319,7 @@ def test_poll_of_a_ticket_out_of_scope_is_404(login_as, make, db):
 def test_open_by_number(login_as, make, db):
     t = make.ticket("team")
     db.session.commit()
-    b, _ = login_as(perm.CUSTOMER_SERVICE)
+    b, _ = login_as(perm.CUSTOMER_SERVICE, locale="en")
     resp = b.get(f"/admin/tickets/desk/?number={t.number.lower()}")
     assert resp.status_code == 302 and resp.headers["Location"].endswith(desk(t.number))
     resp = b.get("/admin/tickets/desk/?number=CX-1999-000001", follow_redirects=True)

@@ -72,20 +72,20 @@ def test_lists_are_scoped_per_role(login_as, make, db):
         "responded": {w.responded.number},
         "finished": {w.finished.number},
     }
-    master, _ = login_as(perm.MASTER_ADMIN)
+    master, _ = login_as(perm.MASTER_ADMIN, locale="en")
     for name, numbers in everything.items():
         assert listed_numbers(master.get(f"/admin/tickets/{name}/").get_data(as_text=True)) == (
             numbers
         )
-    cs, _ = login_as(perm.CUSTOMER_SERVICE)
+    cs, _ = login_as(perm.CUSTOMER_SERVICE, locale="en")
     for name in ("team", "responded", "finished"):
         html = cs.get(f"/admin/tickets/{name}/").get_data(as_text=True)
         assert listed_numbers(html) == everything[name]
-    dept, _ = login_as(perm.ADMIN_DEPARTMENT, department="OPS")
+    dept, _ = login_as(perm.ADMIN_DEPARTMENT, department="OPS", locale="en")
     html = dept.get("/admin/tickets/team/").get_data(as_text=True)
     assert listed_numbers(html) == {w.team_ops.number}
     assert "List (1)" in html  # the count query is scoped as well
-    claims, _ = login_as(perm.ADMIN_DEPARTMENT, department="CLAIMS")
+    claims, _ = login_as(perm.ADMIN_DEPARTMENT, department="CLAIMS", locale="en")
     html = claims.get("/admin/tickets/team/").get_data(as_text=True)
     assert listed_numbers(html) == {w.team_claims.number}
 
@@ -95,7 +95,7 @@ def test_list_columns_and_sla_marker(login_as, make, db):
     late = make.ticket("team", subject="<b>Paket hilang</b>", now=old)  # no reply for 5 days
     fresh = make.ticket("team")
     db.session.commit()
-    b, _ = login_as(perm.CUSTOMER_SERVICE)
+    b, _ = login_as(perm.CUSTOMER_SERVICE, locale="en")
     html = b.get("/admin/tickets/team/").get_data(as_text=True)
     assert "&lt;b&gt;Paket hilang&lt;/b&gt;" in html and "<b>Paket hilang" not in html
     rows = html.split("<tr")
@@ -226,7 +226,7 @@ def test_age_and_sla_columns_sort(login_as, make, db):
     old = make.ticket("team", now=utcnow() - timedelta(days=3))
     new = make.ticket("team")
     db.session.commit()
-    b, _ = login_as(perm.CUSTOMER_SERVICE)
+    b, _ = login_as(perm.CUSTOMER_SERVICE, locale="en")
     html = b.get("/admin/tickets/team/").get_data(as_text=True)
     age_sort = re.search(r'href="([^"]*sort=(\d+)[^"]*)"[^>]*>\s*Age', html)
     assert age_sort is not None, "the Age column is sortable"

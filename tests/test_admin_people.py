@@ -68,7 +68,7 @@ def test_staff_screens_never_show_secrets(db, login_as, make):
 
 
 def test_staff_form_rules(db, login_as, make):
-    b, _ = login_as(perm.MASTER_ADMIN)
+    b, _ = login_as(perm.MASTER_ADMIN, locale="en")
     taken = make.user(perm.CUSTOMER_SERVICE, email="dipakai@carebox.example")
     db.session.commit()
     cases = [
@@ -90,14 +90,17 @@ def test_staff_form_rules(db, login_as, make):
 
 
 def test_master_cannot_lock_themselves_out(db, login_as):
-    b, me = login_as(perm.MASTER_ADMIN)
+    b, me = login_as(perm.MASTER_ADMIN, locale="en")
+    # The posted form is applied to the signed-in user before the refusal: while
+    # `active` is off, Flask-Login takes them for anonymous, and the cookie decides.
+    b.client.set_cookie("lang", "en")
     url = f"/admin/staff/edit/?id={me.id}"
     base = {
         "email": me.email,
         "name": me.name,
         "roles": [role_id(db, perm.MASTER_ADMIN)],
         "department": "__None",
-        "locale": "id",
+        "locale": "en",  # keeps the language the test reads
         "active": "y",
     }
     resp = b.post(url, {**base, "active": ""}, form_url=url)
@@ -161,7 +164,7 @@ def test_edit_staff_roles_and_department(db, login_as, make):
 
 
 def test_departments_and_routing_rules(db, login_as, make):
-    b, _ = login_as(perm.MASTER_ADMIN)
+    b, _ = login_as(perm.MASTER_ADMIN, locale="en")
     resp = b.post(
         "/admin/departments/new/",
         {"code": "LEGAL", "name_id": "Hukum", "name_en": "Legal", "email": "", "active": "y"},
@@ -207,7 +210,7 @@ def test_departments_and_routing_rules(db, login_as, make):
 
 
 def test_faq_products_and_announcements(db, login_as):
-    b, _ = login_as(perm.MASTER_ADMIN)
+    b, _ = login_as(perm.MASTER_ADMIN, locale="en")
     category_id = db.session.scalar(select(FaqEntry.category_id).limit(1))
     resp = b.post(
         "/admin/faq/new/",
@@ -276,7 +279,7 @@ def test_customers_are_read_only_with_orders_and_tickets(db, login_as, make):
     visible = make.ticket("team", customer=customer, subject="Paket telat")
     hidden = make.ticket("progress", customer=customer, subject="Belum dikirim")
     db.session.commit()
-    b, _ = login_as(perm.CUSTOMER_SERVICE)
+    b, _ = login_as(perm.CUSTOMER_SERVICE, locale="en")
     listing = b.get("/admin/customers/").get_data(as_text=True)
     assert customer.email in listing
     html = b.get(f"/admin/customers/details/?id={customer.id}").get_data(as_text=True)
@@ -288,7 +291,7 @@ def test_customers_are_read_only_with_orders_and_tickets(db, login_as, make):
 def test_order_status_changes_follow_the_rules(db, login_as, make):
     order = make.order()
     db.session.commit()
-    b, user = login_as(perm.CUSTOMER_SERVICE)
+    b, user = login_as(perm.CUSTOMER_SERVICE, locale="en")
     url = f"/admin/orders/details/?id={order.id}"
     html = b.get(url).get_data(as_text=True)
     assert 'value="picked_up"' in html and 'value="delivered"' not in html

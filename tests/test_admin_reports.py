@@ -69,7 +69,7 @@ def test_neutralise():
 
 
 def test_csv_export_contents(login_as, report_data):
-    b, _ = login_as(perm.MASTER_ADMIN)
+    b, _ = login_as(perm.MASTER_ADMIN, locale="en")
     resp = b.get("/admin/reports/tickets.csv")
     assert resp.status_code == 200 and resp.mimetype == "text/csv"
     assert resp.is_streamed
@@ -139,7 +139,7 @@ def test_csv_filters(login_as, report_data, make):
 
 
 def test_xlsx_export_and_cap(app, login_as, report_data):
-    b, _ = login_as(perm.MASTER_ADMIN)
+    b, _ = login_as(perm.MASTER_ADMIN, locale="en")
     resp = b.get("/admin/reports/tickets.xlsx")
     assert resp.status_code == 200
     assert resp.mimetype.endswith("spreadsheetml.sheet")
@@ -164,7 +164,7 @@ def test_xlsx_export_and_cap(app, login_as, report_data):
 
 def test_summary_by_department_kind_and_month(login_as, report_data, make):
     a = report_data["a"]
-    b, _ = login_as(perm.MASTER_ADMIN)
+    b, _ = login_as(perm.MASTER_ADMIN, locale="en")
     page = b.get("/admin/reports/").get_data(as_text=True)
     assert "3 tickets match." in page
     assert 'id="summary"' in page
