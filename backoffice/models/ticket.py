@@ -37,9 +37,37 @@ class Ticket(db.Model):
         ),
         # The list pages: one status (and maybe a department), newest first.
         Index("ix_ticket_status_dept_created", "status", "department_id", "created_at"),
-        Index("ix_ticket_status_created", "status", "created_at"),
+        # (status, created_at, id) gives the lists' order (created_at DESC, id DESC);
+        # subject after id keeps that order and lets the search's "subject contains"
+        # scan of a recent window read the index alone (views/ticket_search.py).
+        Index("ix_ticket_status_created", "status", "created_at", "id", "subject"),
+        # Search: subject starts with the term, per list (views/ticket_search.py).
+        Index("ix_ticket_status_subject", "status", "subject", "created_at"),
         Index("ix_ticket_customer_created", "customer_id", "created_at"),
-        Index("ix_ticket_created", "created_at"),
+        # Date ranges (reports, filters) and, covering, the dashboard's last 30 days:
+        # per day by status, kind and department, ratings and both medians are
+        # read from the index alone (views/dashboard.py).
+        Index(
+            "ix_ticket_created_cover",
+            "created_at",
+            "status",
+            "kind",
+            "department_id",
+            "rating",
+            "first_response_at",
+            "finished_at",
+        ),
+        # SLA of the open lists on the home page: the tickets still within their
+        # resolution time are a short range of resolution_due, counted from the
+        # index alone; breached = all - kept (views/dashboard.py).
+        Index(
+            "ix_ticket_status_due",
+            "status",
+            "resolution_due",
+            "first_response_due",
+            "first_response_at",
+            "finished_at",
+        ),
         Index("ix_ticket_assignee_status", "assignee_id", "status"),
     )
 
