@@ -4,6 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 5000
 TRANSLATIONS := backoffice/translations
+# Catalogue domains: our own strings, then Flask-Admin's, Flask-Security's and WTForms' words.
+DOMAINS := messages admin flask_security wtforms
 export CAREBOX_ENV ?= development
 
 .PHONY: run test test-fast test-browser install install-test lint format translations \
@@ -58,7 +60,7 @@ update-messages: extract-messages
 	$(BIN)/pybabel update -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) --no-fuzzy-matching
 
 translations: install
-	$(BIN)/pybabel compile -d $(TRANSLATIONS) > /dev/null
+	$(BIN)/pybabel compile -d $(TRANSLATIONS) -D "$(DOMAINS)" > /dev/null
 
 ## Database: `make migration m="what changed"`, `make upgrade`, `make seed`
 migration: install
