@@ -13,7 +13,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import Float, Integer, String, and_, func, or_, select
+from sqlalchemy import Float, Integer, Select, String, and_, func, literal, or_, select, union_all
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -201,3 +201,62 @@ def medians(value, where, groups=()) -> dict[tuple, float]:
 
     rows = db.session.execute(stmt)
     return {tuple(row[:-1]): float(row[-1]) for row in rows if row[-1] is not None}
+
+
+# --- capped counts -----------------------------------------------------------
+
+# The lists and the home page count at most this many rows per figure; past it
+# they show "10000+". An exact COUNT(*) reads every entry of an index range: on
+# 1,000,000 tickets the Finished list alone is ~400,000 entries (0.15-0.5 s on
+# MariaDB here), while a count that stops at 10,001 costs a few milliseconds.
+# Below the cap every figure is exact. (Tests lower it through this name.)
+COUNT_CAP = 10_000
+
+
+class CappedCount(int):
+    """A count known only from below (it reached the cap): prints as "10000+"."""
+
+    def __str__(self) -> str:
+        return f"{int(self)}+"
+
+    def __html__(self) -> str:
+        return str(self)
+
+
+def capped(n: int, cap: int) -> int:
+    return CappedCount(cap) if n > cap else int(n)
+
+
+def at_least(counts) -> int:
+    """The sum of counts, itself a CappedCount ("N+") if any of them was capped."""
+    counts = list(counts)
+    total = sum(int(n) for n in counts)
+    return CappedCount(total) if any(isinstance(n, CappedCount) for n in counts) else total
+
+
+def capped_count_query(stmt: Select, cap: int | None = None) -> Select:
+    """SELECT COUNT(*) over the first cap+1 rows of `stmt` (a SELECT of ids)."""
+    cap = COUNT_CAP if cap is None else cap
+    return select(func.count()).select_from(stmt.limit(cap + 1).subquery())
+
+
+def capped_counts(statements: list[Select], cap: int | None = None) -> list[int]:
+    """Capped counts of several SELECTs of ids in one statement (a UNION ALL).
+
+    Each part counts the first cap+1 rows its own plan finds, so the work is
+    bounded by the cap whatever the table size. Returns ints, or CappedCount
+    where a part reached the cap.
+    """
+    cap = COUNT_CAP if cap is None else cap
+    if not statements:
+        return []
+    from ..extensions import db
+
+    parts = [
+        select(literal(i).label("k"), func.count().label("n")).select_from(
+            stmt.limit(cap + 1).subquery()
+        )
+        for i, stmt in enumerate(statements)
+    ]
+    found = dict(db.session.execute(union_all(*parts) if len(parts) > 1 else parts[0]).all())
+    return [capped(found.get(i, 0), cap) for i in range(len(statements))]

@@ -1,0 +1,67 @@
+"""Bounded work at scale: capped counts and a constant number of statements.
+
+At 1,000,000 tickets an exact COUNT(*) of a list reads hundreds of thousands
+of index entries, so the home page and the lists count up to `COUNT_CAP` and
+show "N+" past it (sqlhelpers.COUNT_CAP; lowered here to keep data small).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+
+from backoffice.domain import permissions as perm
+from backoffice.models.base import utcnow
+from backoffice.views import sqlhelpers
+
+from .admin_support import counting_queries
+
+
+def card(html: str, status: str) -> tuple[str, str, str | None]:
+    """(data-count, shown text, data-breached) of a home card."""
+    block = html.split(f'data-list="{status}"', 1)[1].split("</div></div>", 1)[0]
+    count = re.search(r'data-count="(\d+)">([^<]+)<', block)
+    breached = re.search(r'data-breached="(\d+)"', block)
+    return count.group(1), count.group(2), breached.group(1) if breached else None
+
+
+@pytest.fixture
+def cap_of_two(monkeypatch):
+    monkeypatch.setattr(sqlhelpers, "COUNT_CAP", 2)
+
+
+def test_home_counts_stop_at_the_cap(login_as, make, db, cap_of_two):
+    late = utcnow() - timedelta(days=5)
+    for _ in range(3):
+        make.ticket("team", now=late)  # three breached tickets
+    make.ticket("responded")
+    make.ticket("responded")
+    make.ticket("progress", now=late)
+    db.session.commit()
+    b, _ = login_as(perm.MASTER_ADMIN, locale="en")
+    html = b.get("/admin/").get_data(as_text=True)
+    assert card(html, "team") == ("2", "2+", "2")  # 3 tickets, 3 breached: over the cap
+    assert "SLA breached: 2+" in html
+    assert card(html, "responded") == ("2", "2", "0")  # at the cap: exact
+    assert card(html, "progress") == ("1", "1", "1")
+    assert card(html, "finished") == ("0", "0", None)
+
+
+def test_master_home_costs_a_constant_number_of_statements(login_as, make, db):
+    b, _ = login_as(perm.MASTER_ADMIN)
+
+    def cost() -> int:
+        assert b.get("/admin/").status_code == 200  # reloads what the commit expired
+        with counting_queries(db.engine) as statements:
+            assert b.get("/admin/").status_code == 200
+        return len(statements)
+
+    make.ticket("team")
+    db.session.commit()
+    few = cost()
+    for status in ("progress", "team", "responded", "finished") * 3:
+        make.ticket(status, department="CLAIMS")
+    db.session.commit()
+    assert cost() == few <= 8, few
