@@ -98,6 +98,10 @@ class Config:
     BABEL_DEFAULT_TIMEZONE = "Asia/Jakarta"
     LANGUAGES = ("id", "en")
     BABEL_TRANSLATION_DIRECTORIES = str(ROOT / "backoffice" / "translations")
+    # Flask-Security's own words: our flask_security catalogue first (its package
+    # has no Indonesian), then its built-in ones. Flask-Admin's come from the
+    # same folder (Admin(translations_path=...)), WTForms' through backoffice/i18n.py.
+    SECURITY_I18N_DIRNAME = [BABEL_TRANSLATION_DIRECTORIES, "builtin"]
 
     # Flask-Admin. A swatch without a Google Fonts @import: nothing comes from a
     # CDN (the CSP would block it anyway). Also font-free: default, litera, pulse, slate.

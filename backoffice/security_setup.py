@@ -10,6 +10,7 @@ from wtforms.validators import DataRequired, Length, Optional, Regexp
 
 from .domain import permissions as perm
 from .extensions import db, limiter, security
+from .i18n import TranslatedMeta
 from .models import Role, User
 
 user_datastore = SQLAlchemyUserDatastore(db, User, Role)
@@ -20,6 +21,8 @@ class CareboxRegisterForm(RegisterFormV2):
 
     Only these fields are read: a posted `roles` or `department` is ignored.
     """
+
+    Meta = TranslatedMeta
 
     name = StringField(_l("Full name"), validators=[DataRequired(), Length(max=120)])
     phone = StringField(

@@ -12,7 +12,6 @@ import unicodedata
 from decimal import Decimal, InvalidOperation
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import (
     BooleanField,
@@ -26,6 +25,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, Regexp
 
+from backoffice.i18n import TranslatedForm
 from backoffice.models import TicketKind
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufeff\ufffe\uffff]")
@@ -74,7 +74,7 @@ def too_long(n: int):
     return Length(max=n, message=_l("At most %(max)d characters, please.", max=n))
 
 
-class TicketForm(FlaskForm):
+class TicketForm(TranslatedForm):
     kind = SelectField(
         _l("What is it about?"), validators=[InputRequired(REQUIRED)], validate_choice=False
     )
@@ -104,7 +104,7 @@ class TicketForm(FlaskForm):
             raise ValidationError(_l("Choose one of the listed kinds."))
 
 
-class ReplyForm(FlaskForm):
+class ReplyForm(TranslatedForm):
     body = TextAreaField(
         _l("Your reply"),
         filters=[clean_text],
@@ -113,13 +113,13 @@ class ReplyForm(FlaskForm):
     attachment = FileField(_l("Attachment (optional): JPEG, PNG or PDF, up to 5 MB"))
 
 
-class VersionForm(FlaskForm):
+class VersionForm(TranslatedForm):
     """Close or reopen: the ticket version the customer saw, so a stale page cannot act."""
 
     version = IntegerField(validators=[Optional()])
 
 
-class RateForm(FlaskForm):
+class RateForm(TranslatedForm):
     rating = RadioField(
         _l("How satisfied are you with how we handled this ticket?"),
         choices=[choice(str(n), str(n)) for n in range(1, 6)],
@@ -132,7 +132,7 @@ class RateForm(FlaskForm):
     )
 
 
-class VoteForm(FlaskForm):
+class VoteForm(TranslatedForm):
     helpful = RadioField(
         choices=[choice("yes", _l("Yes")), choice("no", _l("No"))],
         validators=[InputRequired(_l("Choose yes or no."))],
@@ -153,7 +153,7 @@ def parse_weight(text: str | None) -> Decimal | None:
         return None
 
 
-class OrderForm(FlaskForm):
+class OrderForm(TranslatedForm):
     # The view fills the choices and checks the service is one of them.
     service = SelectField(
         _l("Service"), validators=[InputRequired(REQUIRED)], validate_choice=False
@@ -190,7 +190,7 @@ class OrderForm(FlaskForm):
             raise ValidationError(_l("Enter the weight in kilograms, e.g. 2 or 2,5."))
 
 
-class AccountForm(FlaskForm):
+class AccountForm(TranslatedForm):
     name = StringField(
         _l("Full name"), filters=[one_line], validators=[DataRequired(REQUIRED), too_long(120)]
     )

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import HiddenField, IntegerField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 from wtforms.widgets import HiddenInput
 
 from ..domain.tickets import MAX_BODY
+from ..i18n import TranslatedForm
 from ..models import Priority
 from .fields import to_choices
 
 PUBLIC, INTERNAL = "public", "internal"
 
 
-class VersionedForm(FlaskForm):
+class VersionedForm(TranslatedForm):
     """Optimistic locking (STACK.md trap 8): the version the page showed, checked on save."""
 
     expected_version = IntegerField(validators=[InputRequired()], widget=HiddenInput())

@@ -12,10 +12,11 @@ import copy
 
 from flask_admin.contrib.sqla import fields as sqla_fields
 from flask_admin.contrib.sqla.form import AdminModelConverter
-from flask_wtf import FlaskForm
 from flask_wtf.form import _Auto
 from wtforms import SelectField
 from wtforms.validators import Regexp, ValidationError
+
+from ..i18n import TranslatedForm
 
 try:
     from wtforms.fields.choices import Choice
@@ -72,7 +73,7 @@ class Pattern(Regexp):
             raise ValidationError(str(exc)) from None
 
 
-class AdminForm(FlaskForm):
+class AdminForm(TranslatedForm):
     """Flask-WTF's form (CSRF token checked) that remembers the edited object.
 
     Flask-Admin's own BaseForm keeps it as `_obj`, and its Unique validator

@@ -13,7 +13,6 @@ from flask_admin.contrib.sqla.filters import FilterLike
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 from wtforms import HiddenField, SelectField, StringField
@@ -23,6 +22,7 @@ from ..domain import DomainError, PermissionDenied
 from ..domain import orders as order_rules
 from ..domain import permissions as perm
 from ..extensions import db
+from ..i18n import TranslatedForm
 from ..models import Order, OrderEvent, OrderStatus, Ticket
 from .base import SecureModelView, enum_label
 from .fields import to_choices
@@ -30,7 +30,7 @@ from .filters import EnumFilter, LocalDateBetween
 from .formatting import datetime_text, money_text
 
 
-class StatusForm(FlaskForm):
+class StatusForm(TranslatedForm):
     seen = HiddenField(validators=[InputRequired()])
     to = SelectField(_l("New status"), validators=[InputRequired()])
     note = StringField(_l("Note"), validators=[Optional(), Length(max=500)])

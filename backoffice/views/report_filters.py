@@ -15,6 +15,7 @@ from wtforms import DateField, Form, SelectField, SelectMultipleField, StringFie
 from wtforms.validators import InputRequired, Length, Optional, ValidationError
 
 from ..extensions import db
+from ..i18n import TranslatedMeta
 from ..models import Department, Order, Priority, Ticket, TicketKind, TicketStatus, User
 from ..models.base import utcnow
 from .fields import to_choices
@@ -29,6 +30,8 @@ def _enum_choices(enum):
 
 class ReportForm(Form):
     """GET form (no CSRF: it changes nothing). Defaults: the last 30 local days."""
+
+    Meta = TranslatedMeta
 
     date_from = DateField(_l("From"), validators=[InputRequired()])
     date_to = DateField(_l("Until"), validators=[InputRequired()])
