@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-27 23:59:42.215940
+Create Date: 2026-11-28 00:16:18.299813
 
 """
 from alembic import op
@@ -151,6 +151,7 @@ def upgrade():
     with op.batch_alter_table('user', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_user_created_at'), ['created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_user_department_id'), ['department_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_user_name'), ['name'], unique=False)
 
     op.create_table('announcement_send',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -299,11 +300,13 @@ def upgrade():
     )
     with op.batch_alter_table('ticket', schema=None) as batch_op:
         batch_op.create_index('ix_ticket_assignee_status', ['assignee_id', 'status'], unique=False)
-        batch_op.create_index('ix_ticket_created', ['created_at'], unique=False)
+        batch_op.create_index('ix_ticket_created_cover', ['created_at', 'status', 'kind', 'department_id', 'rating', 'first_response_at', 'finished_at'], unique=False)
         batch_op.create_index('ix_ticket_customer_created', ['customer_id', 'created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_ticket_order_id'), ['order_id'], unique=False)
-        batch_op.create_index('ix_ticket_status_created', ['status', 'created_at'], unique=False)
+        batch_op.create_index('ix_ticket_status_created', ['status', 'created_at', 'id', 'subject'], unique=False)
         batch_op.create_index('ix_ticket_status_dept_created', ['status', 'department_id', 'created_at'], unique=False)
+        batch_op.create_index('ix_ticket_status_due', ['status', 'resolution_due', 'first_response_due', 'first_response_at', 'finished_at'], unique=False)
+        batch_op.create_index('ix_ticket_status_subject', ['status', 'subject', 'created_at'], unique=False)
 
     op.create_table('ticket_event',
     sa.Column('id', sa.Integer(), nullable=False),
