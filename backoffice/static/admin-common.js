@@ -25,4 +25,11 @@
     var link = event.target.closest("a[href='#']");
     if (link) { event.preventDefault(); }
   });
+
+  /* Flask-Admin's menu gives its dropdown toggles href="javascript:void(0)" and stops
+     their clicks from bubbling, so the browser then tries the javascript: URL, which
+     the CSP refuses (an error on every click). Cancel it on the way down instead. */
+  document.addEventListener("click", function (event) {
+    if (event.target.closest("a[href^='javascript:']")) { event.preventDefault(); }
+  }, true);
 })();
