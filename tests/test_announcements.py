@@ -25,6 +25,8 @@ from backoffice.models import (
 from .smtp_server import html_of, running_smtp, text_of
 
 BASE = "http://127.0.0.1:5000"
+EN = {"Accept-Language": "en"}
+ONE_CLICK = {"List-Unsubscribe": "One-Click"}
 
 
 @pytest.fixture
@@ -118,7 +120,9 @@ def test_send_queues_one_email_per_consenting_recipient(db, people, announcement
     log = announcements.send_announcement(announcement, Audience.all_customers(), people["master"])
     db.session.commit()
     assert log.targeted == 4 and log.actor_id == people["master"].id
-    assert log.audience_kind == "all" and log.audience_label == "All consenting customers"
+    # The label is written in the sender's language (here the default one).
+    assert log.audience_kind == "all"
+    assert log.audience_label == str(Audience.all_customers().describe())
     rows = db.session.scalars(
         select(OutboxEmail).where(OutboxEmail.announcement_send_id == log.id)
     ).all()
@@ -159,37 +163,66 @@ def test_send_log_counts_failures_and_unsubscribes(db, people, announcement, smt
     other = announcements.send_announcement(
         announcement, Audience.in_segment("loyal"), people["master"]
     )
+    loyal_label = str(Audience.in_segment("loyal").describe())  # the sender's language
     db.session.commit()
     while mailer.send_pending().claimed:
         pass
     [msg] = smtp.to("loyal@example.com")
-    resp = client.get(msg["List-Unsubscribe"][1:-1].removeprefix(BASE))
+    link = msg["List-Unsubscribe"][1:-1].removeprefix(BASE)
+    assert client.get(link, headers=EN).status_code == 200  # a scanner's GET counts nothing
+    resp = client.post(link, data=ONE_CLICK, headers=EN)
     assert resp.status_code == 200
     db.session.commit()
     assert (log.targeted, log.sent, log.failed, log.unsubscribed) == (1, 0, 1, 0)
     assert (other.targeted, other.sent, other.failed, other.unsubscribed) == (1, 1, 0, 1)
     newest_first = db.session.scalars(announcements.send_log(announcement.id)).all()
     assert [s.id for s in newest_first] == [other.id, log.id]
-    assert "loyal" in other.audience_label.lower()
+    assert other.audience_label == loyal_label
 
 
-def test_unsubscribe_link_clears_consent_once(db, people, client):
+def test_unsubscribe_link_asks_before_it_clears_consent_once(db, people, client):
     user = people["loyal_reg"]
     token = announcements.unsubscribe_token(user.id)
-    resp = client.get(f"/email/unsubscribe/{token}")
+    url = f"/email/unsubscribe/{token}"
+    for _ in range(2):  # mail scanners and previews follow links: GET changes nothing
+        resp = client.get(url, headers=EN)
+        assert resp.status_code == 200
+        html = resp.get_data(as_text=True)
+        assert "Unsubscribe from carebox news?" in html and "l•••@example.com" in html
+        assert resp.headers["Cache-Control"] == "no-store"
+        assert resp.headers["Referrer-Policy"] == "no-referrer"
+    db.session.expire_all()
+    assert user.marketing_consent is True and user.consent_changed_at is None
+    # The page's one button posts the RFC 8058 body back to the same URL.
+    form = html.split('id="unsubscribe-form"', 1)[1].split("</form>", 1)[0]
+    assert f'action="{url}"' in html and 'method="post"' in html
+    assert 'name="List-Unsubscribe" value="One-Click"' in form
+    resp = client.post(url, data=ONE_CLICK, headers=EN)
     assert resp.status_code == 200
     assert "You are unsubscribed" in resp.get_data(as_text=True)
     db.session.expire_all()
     assert user.marketing_consent is False and user.consent_changed_at is not None
-    again = client.get(f"/email/unsubscribe/{token}")
+    again = client.post(url, data=ONE_CLICK, headers=EN)
     assert again.status_code == 200 and "already" in again.get_data(as_text=True)
+    later = client.get(url, headers=EN)
+    assert later.status_code == 200 and "already" in later.get_data(as_text=True)
     assert announcements.audience_count(Audience.all_customers()) == 3
 
 
 def test_one_click_post_from_a_mail_client_needs_no_csrf(db, people, client):
     user = people["new_sameday"]
     token = announcements.unsubscribe_token(user.id)
-    resp = client.post(f"/email/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"})
+    # A POST without the RFC 8058 body only shows the question again.
+    resp = client.post(f"/email/unsubscribe/{token}", data={}, headers=EN)
+    assert resp.status_code == 200 and "Unsubscribe from carebox news?" in resp.text
+    db.session.expire_all()
+    assert user.marketing_consent is True
+    # What a mail client sends for List-Unsubscribe-Post: no cookie, no CSRF token.
+    resp = client.post(
+        f"/email/unsubscribe/{token}",
+        data="List-Unsubscribe=One-Click",
+        content_type="application/x-www-form-urlencoded",
+    )
     assert resp.status_code == 200
     db.session.expire_all()
     assert user.marketing_consent is False
@@ -205,14 +238,21 @@ def test_tampered_or_expired_unsubscribe_changes_nothing(db, people, client, mon
         f"{other}.{stamp}.{signature}",  # payload swapped to someone else
         "not-a-token",
     ):
-        resp = client.get(f"/email/unsubscribe/{bad}")
-        assert resp.status_code == 400 and "not valid" in resp.get_data(as_text=True)
+        for resp in (
+            client.get(f"/email/unsubscribe/{bad}", headers=EN),
+            client.post(f"/email/unsubscribe/{bad}", data=ONE_CLICK, headers=EN),
+        ):
+            assert resp.status_code == 400 and "not valid" in resp.get_data(as_text=True)
+            assert 'id="unsubscribe-form"' not in resp.get_data(as_text=True)
     real_now = time.time()
     monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: int(real_now - 181 * 86400))
     expired = announcements.unsubscribe_token(user.id)
     monkeypatch.undo()
-    resp = client.get(f"/email/unsubscribe/{expired}")
-    assert resp.status_code == 400 and "expired" in resp.get_data(as_text=True)
+    for resp in (
+        client.get(f"/email/unsubscribe/{expired}", headers=EN),
+        client.post(f"/email/unsubscribe/{expired}", data=ONE_CLICK, headers=EN),
+    ):
+        assert resp.status_code == 400 and "expired" in resp.get_data(as_text=True)
     db.session.expire_all()
     assert db.session.get(User, user.id).marketing_consent is True
     assert db.session.get(User, people["loyal_reg"].id).marketing_consent is True
@@ -226,6 +266,21 @@ def test_unsubscribe_outcomes_in_the_domain(db, people):
     assert announcements.unsubscribe("x.y.z") is UnsubscribeOutcome.INVALID
     ghost = announcements.unsubscribe_token(999_999)
     assert announcements.unsubscribe(ghost) is UnsubscribeOutcome.INVALID
+
+
+def test_checking_a_token_changes_nothing(db, people, announcement):
+    user = people["loyal_reg"]
+    log = announcements.send_announcement(
+        announcement, Audience.in_segment("loyal"), people["master"]
+    )
+    token = announcements.unsubscribe_token(user.id, log.id)
+    checked = announcements.check_unsubscribe(token)
+    assert checked.outcome is UnsubscribeOutcome.SUBSCRIBED
+    assert (checked.user.id, checked.send_id) == (user.id, log.id)
+    assert user.marketing_consent is True and log.unsubscribed == 0
+    assert announcements.unsubscribe(token) is UnsubscribeOutcome.UNSUBSCRIBED
+    assert announcements.check_unsubscribe(token).outcome is UnsubscribeOutcome.ALREADY
+    assert announcements.check_unsubscribe("x.y.z").outcome is UnsubscribeOutcome.INVALID
 
 
 def test_publish_is_for_content_managers(db, people, announcement):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -17,6 +18,7 @@ from backoffice.models import OrderStatus, OutboxEmail, TicketKind, TicketStatus
 from .smtp_server import html_of, running_smtp, text_of
 
 BASE = "http://127.0.0.1:5000"
+EN = {"Accept-Language": "en"}
 NASTY = 'Paket <script>alert("x")</script> & "rusak"'
 
 
@@ -139,7 +141,7 @@ def test_customer_reply_sends_nothing(db, make):
 
 
 def test_finished_ticket_mail_carries_one_click_rating_links(db, make, smtp, client):
-    customer = make.user(email="ani@example.com")
+    customer = make.user(email="ani@example.com", locale="en")
     ticket = make.ticket(TicketStatus.FINISHED, customer=customer)
     messages = deliver(db, smtp)
     [finished] = [m for m in messages if "finished" in m["Subject"]]
@@ -148,15 +150,44 @@ def test_finished_ticket_mail_carries_one_click_rating_links(db, make, smtp, cli
     assert len(links) == 5
     assert all(f'href="{link}"' in html_of(finished) for link in links)
     path = links[3].removeprefix(BASE)  # a 4
-    resp = client.get(path)
+    for _ in range(2):  # mail scanners and previews follow links: GET changes nothing
+        resp = client.get(path, headers=EN)
+        assert resp.status_code == 200
+        assert resp.headers["Cache-Control"] == "no-store"
+    html = resp.get_data(as_text=True)
+    assert ticket.number in html and 'id="rating-form"' in html
+    assert re.search(r'<input checked[^>]*value="4"|value="4"[^>]*checked', html)
+    assert len(re.findall(r'type="radio"', html)) == 5 and 'name="comment"' in html
+    db.session.expire_all()
+    assert ticket.rating is None
+    # The form posts back to the same URL; the customer may change the score.
+    resp = client.post(path, data={"score": "5", "comment": "Cepat & <ramah>"}, headers=EN)
     assert resp.status_code == 200
-    assert "4 of 5" in resp.get_data(as_text=True)
+    assert "5 of 5" in resp.get_data(as_text=True)
     db.session.expire_all()
-    assert ticket.rating == 4
-    resp = client.get(links[0].removeprefix(BASE))  # a second click changes nothing
-    assert resp.status_code == 200 and "already rated" in resp.get_data(as_text=True)
+    assert (ticket.rating, ticket.rating_comment) == (5, "Cepat & <ramah>")
+    for link in (links[0], path):  # another link, or the same form again, changes nothing
+        resp = client.post(link.removeprefix(BASE), data={"score": "1"}, headers=EN)
+        assert resp.status_code == 200 and "already rated" in resp.get_data(as_text=True)
+        resp = client.get(link.removeprefix(BASE), headers=EN)
+        assert resp.status_code == 200 and "already rated" in resp.get_data(as_text=True)
     db.session.expire_all()
-    assert ticket.rating == 4
+    assert ticket.rating == 5
+
+
+def test_rating_form_refuses_a_bad_score_or_comment(db, make, client):
+    ticket = make.ticket(TicketStatus.FINISHED)
+    url = f"/email/rate/{notifications.rating_token(ticket, 3)}"
+    db.session.commit()
+    for data in ({"score": "9"}, {"score": ""}, {"score": "4", "comment": "x" * 2001}):
+        resp = client.post(url, data=data, headers=EN)
+        assert resp.status_code == 400 and 'id="rating-form"' in resp.get_data(as_text=True)
+    db.session.expire_all()
+    assert ticket.rating is None
+    resp = client.post(url, data={"score": "3"}, headers=EN)  # no comment is fine
+    assert resp.status_code == 200
+    db.session.expire_all()
+    assert (ticket.rating, ticket.rating_comment) == (3, None)
 
 
 def test_rating_link_tampered_or_expired_changes_nothing(db, make, client, monkeypatch):
@@ -165,17 +196,22 @@ def test_rating_link_tampered_or_expired_changes_nothing(db, make, client, monke
     other = make.ticket(TicketStatus.FINISHED)
     db.session.commit()
     tampered = good[:-2] + ("AA" if not good.endswith("AA") else "BB")
-    assert client.get(f"/email/rate/{tampered}").status_code == 400
     forged_for_other = (
         notifications.rating_token(other, 5).split(".")[0] + "." + ".".join(good.split(".")[1:])
     )
-    assert client.get(f"/email/rate/{forged_for_other}").status_code == 400
+    for bad in (tampered, forged_for_other):
+        assert client.get(f"/email/rate/{bad}").status_code == 400
+        assert client.post(f"/email/rate/{bad}", data={"score": "5"}).status_code == 400
     real_now = time.time()
     monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: int(real_now - 31 * 86400))
     expired = notifications.rating_token(ticket, 5)
     monkeypatch.undo()
-    resp = client.get(f"/email/rate/{expired}")
-    assert resp.status_code == 400 and "expired" in resp.get_data(as_text=True)
+    for resp in (
+        client.get(f"/email/rate/{expired}", headers=EN),
+        client.post(f"/email/rate/{expired}", data={"score": "5"}, headers=EN),
+    ):
+        assert resp.status_code == 400 and "expired" in resp.get_data(as_text=True)
+        assert 'id="rating-form"' not in resp.get_data(as_text=True)
     db.session.expire_all()
     assert ticket.rating is None and other.rating is None
 
@@ -186,6 +222,7 @@ def test_rating_link_of_a_reopened_ticket_changes_nothing(db, make, client):
     tickets.reopen(ticket, make._master())
     db.session.commit()
     assert client.get(f"/email/rate/{token}").status_code == 409
+    assert client.post(f"/email/rate/{token}", data={"score": "2"}).status_code == 409
     db.session.expire_all()
     assert ticket.rating is None
 

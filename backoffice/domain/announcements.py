@@ -14,6 +14,8 @@ The back office calls:
 - `send_log(announcement_id=None)` for the log (targeted / sent / failed /
   unsubscribed per send);
 - `publish(announcement, actor)` / `unpublish(...)` for the portal home.
+The unsubscribe link's page calls `check_unsubscribe(token)` (changes nothing)
+before its POST calls `unsubscribe(token)`.
 None of them commits: the view does.
 """
 
@@ -284,10 +286,41 @@ def unpublish(announcement: Announcement, actor: User) -> None:
 
 
 class UnsubscribeOutcome(enum.StrEnum):
+    SUBSCRIBED = "subscribed"  # check only: a valid token, consent still on
     UNSUBSCRIBED = "unsubscribed"
     ALREADY = "already"  # consent was already off: nothing changed
     EXPIRED = "expired"
     INVALID = "invalid"
+
+
+@dataclass(frozen=True)
+class UnsubscribeCheck:
+    outcome: UnsubscribeOutcome
+    user: User | None = None
+    send_id: int | None = None
+
+
+def check_unsubscribe(token: str) -> UnsubscribeCheck:
+    """What the unsubscribe token names, changing nothing (for the confirmation page).
+
+    SUBSCRIBED (valid, consent on: confirming would clear it), ALREADY (valid,
+    consent off), EXPIRED or INVALID (tampered, or naming no user).
+    """
+    days = current_app.config["CAREBOX_UNSUBSCRIBE_LINK_DAYS"]
+    checked = verify(UNSUBSCRIBE_PURPOSE, token, days)
+    if checked.state is TokenState.EXPIRED:
+        return UnsubscribeCheck(UnsubscribeOutcome.EXPIRED)
+    try:
+        user_id = int(checked.payload["u"])
+        send_id = checked.payload.get("s")
+        send_id = int(send_id) if send_id is not None else None
+    except (KeyError, TypeError, ValueError):
+        return UnsubscribeCheck(UnsubscribeOutcome.INVALID)
+    user = db.session.get(User, user_id)
+    if user is None:
+        return UnsubscribeCheck(UnsubscribeOutcome.INVALID)
+    state = UnsubscribeOutcome.SUBSCRIBED if user.marketing_consent else UnsubscribeOutcome.ALREADY
+    return UnsubscribeCheck(state, user, send_id)
 
 
 def unsubscribe(token: str, *, now: datetime | None = None) -> UnsubscribeOutcome:
@@ -298,18 +331,10 @@ def unsubscribe(token: str, *, now: datetime | None = None) -> UnsubscribeOutcom
     Flushes, never commits.
     """
     now = now or utcnow()
-    days = current_app.config["CAREBOX_UNSUBSCRIBE_LINK_DAYS"]
-    checked = verify(UNSUBSCRIBE_PURPOSE, token, days)
-    if checked.state is TokenState.EXPIRED:
-        return UnsubscribeOutcome.EXPIRED
-    try:
-        user_id = int(checked.payload["u"])
-        send_id = checked.payload.get("s")
-        send_id = int(send_id) if send_id is not None else None
-    except (KeyError, TypeError, ValueError):
-        return UnsubscribeOutcome.INVALID
-    if db.session.get(User, user_id) is None:
-        return UnsubscribeOutcome.INVALID
+    checked = check_unsubscribe(token)
+    if checked.user is None:
+        return checked.outcome
+    user_id, send_id = checked.user.id, checked.send_id
     db.session.flush()
     changed = db.session.execute(
         update(User)

@@ -23,7 +23,6 @@ from sqlalchemy import select
 from ..extensions import db
 from ..models import Order, OrderEvent, Role, Ticket, TicketMessage, TicketStatus, User
 from ..models.base import utcnow
-from . import DomainError
 from . import permissions as perm
 from .links import TokenState, absolute_url, sign, verify
 from .outbox import enqueue
@@ -185,6 +184,7 @@ def order_status_changed(order: Order, event: OrderEvent | None = None) -> None:
 
 
 class RatingOutcome(enum.StrEnum):
+    RATEABLE = "rateable"  # check only: a valid token, the ticket waits for its rating
     RATED = "rated"
     ALREADY_RATED = "already_rated"
     NOT_FINISHED = "not_finished"
@@ -192,15 +192,13 @@ class RatingOutcome(enum.StrEnum):
     INVALID = "invalid"
 
 
-def rate_from_token(token: str, now=None) -> tuple[RatingOutcome, Ticket | None, int | None]:
-    """Apply a one-click rating link: rate the ticket if the token is valid and unused.
+def check_rating_token(token: str) -> tuple[RatingOutcome, Ticket | None, int | None]:
+    """What a one-click rating link would do, changing nothing (for its confirmation page).
 
-    A tampered or expired token, a token for another customer, or a ticket
-    that is rated already or no longer finished changes nothing. Flushes,
-    never commits.
+    Returns (RATEABLE, ticket, the link's score) when the ticket may be rated
+    now; ALREADY_RATED with the score it has; NOT_FINISHED; or EXPIRED /
+    INVALID (tampered, another customer's, an inactive customer) with no ticket.
     """
-    from . import tickets  # tickets imports this module
-
     checked = verify(RATING_PURPOSE, token, current_app.config["CAREBOX_RATING_LINK_DAYS"])
     if checked.state is TokenState.EXPIRED:
         return RatingOutcome.EXPIRED, None, None
@@ -219,8 +217,24 @@ def rate_from_token(token: str, now=None) -> tuple[RatingOutcome, Ticket | None,
         return RatingOutcome.ALREADY_RATED, ticket, ticket.rating
     if ticket.status is not TicketStatus.FINISHED:
         return RatingOutcome.NOT_FINISHED, ticket, None
-    try:
-        tickets.rate(ticket, customer, score, now=now or utcnow())
-    except DomainError:
-        return RatingOutcome.NOT_FINISHED, ticket, None
-    return RatingOutcome.RATED, ticket, score
+    return RatingOutcome.RATEABLE, ticket, score
+
+
+def rate_from_token(
+    token: str, score: int | None = None, comment: str = "", now=None
+) -> tuple[RatingOutcome, Ticket | None, int | None]:
+    """Rate the ticket a rating link names, once: `score` (default: the link's) and `comment`.
+
+    A tampered or expired token, a token for another customer, or a ticket
+    that is rated already or no longer finished changes nothing. A score or
+    comment the rules refuse raises DomainError; a concurrent rating of the
+    same ticket raises ConflictError (the caller rolls back). Flushes, never commits.
+    """
+    from . import tickets  # tickets imports this module
+
+    outcome, ticket, link_score = check_rating_token(token)
+    if outcome is not RatingOutcome.RATEABLE:
+        return outcome, ticket, link_score
+    score = link_score if score is None else score
+    tickets.rate(ticket, ticket.customer, score, comment, now=now or utcnow())
+    return RatingOutcome.RATED, ticket, ticket.rating
