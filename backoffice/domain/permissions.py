@@ -38,6 +38,7 @@ REPORTS = "reports.export"
 ADMIN_PEOPLE = "admin.people"  # staff users, departments, routing rules
 ADMIN_CONTENT = "admin.content"  # FAQ, products, announcements
 CUSTOMERS_READ = "customers.read"
+CUSTOMERS_EXPORT = "customers.export"  # the customer list with loyalty figures, as CSV
 ORDERS_READ = "orders.read"
 ORDERS_UPDATE = "orders.update"
 DASHBOARD_CHARTS = "dashboard.charts"
@@ -60,6 +61,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         ADMIN_PEOPLE,
         ADMIN_CONTENT,
         CUSTOMERS_READ,
+        CUSTOMERS_EXPORT,
         ORDERS_READ,
         ORDERS_UPDATE,
         DASHBOARD_CHARTS,

@@ -1,25 +1,158 @@
-"""Customers, read-only: profile, loyalty segment, orders and tickets (CUSTOMERS_READ)."""
+"""Customers, read-only: profile, loyalty segment, orders and tickets (CUSTOMERS_READ).
+
+The loyalty segment is shown and filterable for everyone who may read
+customers; the CSV export of customers with their loyalty figures is for
+CUSTOMERS_EXPORT (the master admin) only. It streams like the ticket export
+(backoffice/views/reports.py): keyset batches of plain tuples, every text cell
+neutralised against spreadsheet formulas.
+"""
 
 from __future__ import annotations
 
-from flask import request
+import csv
+import io
+from datetime import timedelta
+
+from flask import Response, abort, current_app, request, stream_with_context
 from flask_admin import expose
+from flask_admin.contrib.sqla.filters import BaseSQLAFilter
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
 from ..domain import permissions as perm
+from ..domain.loyalty import Segment
 from ..extensions import db
 from ..models import CustomerProfile, Order, Role, Ticket, User
+from ..models.base import utcnow
 from .base import SecureModelView
 from .formatting import datetime_text
+from .reports import neutralise
+from .sqlhelpers import offset_minutes
 
 SHOWN = 50
 
 
 def customer_role_ids() -> list[int]:
     return [r.id for r in db.session.scalars(select(Role)) if perm.PORTAL in (r.permissions or [])]
+
+
+def segment_condition(segment: Segment):
+    """WHERE clause of the users in `segment`. A customer without a profile (not
+    refreshed yet) is "new", as for announcements' audiences."""
+    if segment is Segment.NEW:
+        others = select(CustomerProfile.user_id).where(CustomerProfile.segment != Segment.NEW.value)
+        return User.id.not_in(others)
+    return User.id.in_(
+        select(CustomerProfile.user_id).where(CustomerProfile.segment == segment.value)
+    )
+
+
+def segment_label(profile: CustomerProfile | None) -> str:
+    value = profile.segment if profile is not None else Segment.NEW.value
+    try:
+        return Segment(value).label
+    except ValueError:  # a segment this version does not know: show it as stored
+        return value
+
+
+class SegmentFilter(BaseSQLAFilter):
+    """Loyalty segment equals; an unknown value is refused, not sent to SQL."""
+
+    def __init__(self, name):
+        # Lazy labels: Flask-Admin reads the options once, at start-up.
+        super().__init__(User.id, name, options=[(s.value, s._labels()[s]) for s in Segment])
+
+    def validate(self, value):
+        return value in {s.value for s in Segment}
+
+    def apply(self, query, value, alias=None):
+        return query.filter(segment_condition(Segment(value)))
+
+    def operation(self):
+        return _l("equals")
+
+
+def export_headers() -> list[str]:
+    return [
+        _("Id"),
+        _("Name"),
+        _("E-mail"),
+        _("Phone"),
+        _("Language"),
+        _("Active"),
+        _("News by e-mail"),
+        _("Registered"),
+        _("Loyalty segment"),
+        _("Days since last order"),
+        _("Orders in the window"),
+        _("Spent in the window (Rp)"),
+        _("Complaint rate"),
+        _("Average rating"),
+        _("Loyalty refreshed"),
+    ]
+
+
+def export_rows(conditions, batch: int):
+    """Yield one list of cells per customer, `batch` rows at a time by id (keyset)."""
+    columns = (
+        User.id,
+        User.name,
+        User.email,
+        User.phone,
+        User.locale,
+        User.active,
+        User.marketing_consent,
+        User.created_at,
+        CustomerProfile.segment,
+        CustomerProfile.recency_days,
+        CustomerProfile.frequency,
+        CustomerProfile.monetary,
+        CustomerProfile.complaint_rate,
+        CustomerProfile.avg_rating,
+        CustomerProfile.refreshed_at,
+    )
+    shift = timedelta(minutes=offset_minutes())  # once, not per cell
+
+    def local(value):
+        return "" if value is None else (value + shift).replace(microsecond=0).isoformat(sep=" ")
+
+    def num(value):
+        return "" if value is None else value
+
+    last_id = 0
+    while True:
+        stmt = (
+            select(*columns)
+            .outerjoin(CustomerProfile, CustomerProfile.user_id == User.id)
+            .where(*conditions, User.id > last_id)
+            .order_by(User.id)
+            .limit(batch)
+        )
+        rows = db.session.execute(stmt).all()
+        if not rows:
+            return
+        for r in rows:
+            yield [
+                r.id,
+                neutralise(r.name or ""),
+                neutralise(r.email),
+                neutralise(r.phone or ""),
+                neutralise(r.locale or ""),
+                "yes" if r.active else "no",
+                "yes" if r.marketing_consent else "no",
+                local(r.created_at),
+                neutralise(r.segment or Segment.NEW.value),
+                num(r.recency_days),
+                num(r.frequency),
+                num(r.monetary),
+                num(r.complaint_rate),
+                num(r.avg_rating),
+                local(r.refreshed_at),
+            ]
+        last_id = rows[-1].id
 
 
 class CustomerView(SecureModelView):
@@ -40,20 +173,78 @@ class CustomerView(SecureModelView):
         "profile.segment": _l("Loyalty segment"),
     }
     column_formatters = {
-        "segment": lambda v, c, m, n: m.profile.segment if m.profile else "",
+        "segment": lambda v, c, m, n: segment_label(m.profile),
         "created_at": lambda v, c, m, n: datetime_text(m.created_at),
+    }
+    column_descriptions = {
+        "segment": _l("Customers without loyalty figures yet count as New."),
     }
     column_sortable_list = ["name", "email", "created_at"]
     column_searchable_list = ["name", "email", "phone"]
-    column_filters = ["active", "marketing_consent", "profile.segment"]
+    column_filters = ["active", "marketing_consent", SegmentFilter(_l("Loyalty segment"))]
     column_default_sort = [("created_at", True), ("id", True)]
     column_auto_select_related = False
+    list_template = "admin/customers/list.html"
 
     def scope(self):
         return User.roles.any(Role.id.in_(customer_role_ids()))
 
     def get_query(self):
         return super().get_query().options(joinedload(User.profile))
+
+    def render(self, template, **kwargs):
+        """The list links its export (CUSTOMERS_EXPORT only), keeping an active segment filter."""
+        if perm.has(current_user, perm.CUSTOMERS_EXPORT):
+            segments = [
+                value
+                for idx, _name, value in kwargs.get("active_filters") or ()
+                if isinstance(self._filters[idx], SegmentFilter)
+            ]
+            args = {"segment": segments[-1]} if len(set(segments)) == 1 else {}
+            kwargs.setdefault("export_customers_url", self.get_url(".export_csv", **args))
+        else:
+            kwargs.setdefault("export_customers_url", None)
+        return super().render(template, **kwargs)
+
+    @expose("/export.csv")
+    def export_csv(self):
+        """Every customer (of `?segment=`, if given) with their loyalty figures, as a
+        streamed CSV. CUSTOMERS_EXPORT only: reading the list is not enough."""
+        if not perm.has(current_user, perm.CUSTOMERS_EXPORT):
+            abort(403)
+        conditions = [self.scope()]
+        name = "customers"
+        if request.args.get("segment"):
+            try:
+                segment = Segment(request.args["segment"])
+            except ValueError:
+                abort(400)
+            conditions.append(segment_condition(segment))
+            name = f"customers-{segment.value}"
+        batch = int(current_app.config.get("CAREBOX_REPORT_BATCH", 2000))
+        filename = f"{name}-{utcnow():%Y%m%d}.csv"
+
+        def generate():
+            buffer = io.StringIO()
+            writer = csv.writer(buffer)
+            buffer.write("\ufeff")  # spreadsheets then read the file as UTF-8
+            writer.writerow(export_headers())
+            for i, row in enumerate(export_rows(conditions, batch), 1):
+                writer.writerow(row)
+                if i % batch == 0:
+                    yield buffer.getvalue()
+                    buffer.seek(0)
+                    buffer.truncate()
+            yield buffer.getvalue()
+
+        return Response(
+            stream_with_context(generate()),
+            mimetype="text/csv",
+            headers={
+                "Content-Disposition": f'attachment; filename="{filename}"',
+                "Cache-Control": "private, no-store",
+            },
+        )
 
     @expose("/details/")
     def details_view(self):
@@ -83,6 +274,7 @@ class CustomerView(SecureModelView):
             self.details_template,
             model=customer,
             profile=db.session.get(CustomerProfile, customer.id),
+            segment_label=segment_label(customer.profile),
             orders=orders,
             order_count=order_count,
             tickets=tickets,
