@@ -15,6 +15,7 @@ import pytest
 from backoffice.domain import permissions as perm
 from backoffice.models.base import utcnow
 from backoffice.views import sqlhelpers
+from backoffice.views.filters import SlaFilter
 
 from .admin_support import counting_queries
 
@@ -49,6 +50,18 @@ def test_home_counts_stop_at_the_cap(login_as, make, db, cap_of_two):
     assert card(html, "finished") == ("0", "0", None)
 
 
+def test_list_count_stops_at_the_cap(login_as, make, db, cap_of_two):
+    for _ in range(3):
+        make.ticket("team")
+    make.ticket("responded")
+    db.session.commit()
+    b, _ = login_as(perm.MASTER_ADMIN, locale="en")
+    html = b.get("/admin/tickets/team/").get_data(as_text=True)
+    assert "List (2+)" in html
+    assert len(re.findall(r'href="/admin/tickets/desk/CX-', html)) == 3  # every row is listed
+    assert "List (1)" in b.get("/admin/tickets/responded/").get_data(as_text=True)
+
+
 def test_master_home_costs_a_constant_number_of_statements(login_as, make, db):
     b, _ = login_as(perm.MASTER_ADMIN)
 
@@ -65,3 +78,26 @@ def test_master_home_costs_a_constant_number_of_statements(login_as, make, db):
         make.ticket(status, department="CLAIMS")
     db.session.commit()
     assert cost() == few <= 8, few
+
+
+def test_a_later_page_is_read_by_id_in_the_lists_order(login_as, make, app, db):
+    start = utcnow() - timedelta(days=5)
+    late = [make.ticket("team", now=start + timedelta(hours=i)) for i in range(27)]
+    fresh = [make.ticket("team"), make.ticket("team")]
+    make.ticket("responded")
+    db.session.commit()
+    b, _ = login_as(perm.MASTER_ADMIN)
+
+    def listed(query: str) -> list[str]:
+        html = b.get(f"/admin/tickets/team/?{query}").get_data(as_text=True)
+        return re.findall(r'href="/admin/tickets/desk/([A-Z0-9-]+)/"', html)
+
+    newest_first = [t.number for t in reversed(late + fresh)]
+    assert listed("") == newest_first[:25]
+    assert listed("page=1") == newest_first[25:]
+    # With a filter, the page's ids come from the filtered list.
+    view = next(v for v in app.extensions["admin"][0]._views if v.endpoint == "tickets_team")
+    breached = f"{view.filter_arg(SlaFilter)}=1"
+    late_first = [t.number for t in reversed(late)]
+    assert listed(breached) == late_first[:25]
+    assert listed(f"page=1&{breached}") == late_first[25:]

@@ -234,10 +234,14 @@ def at_least(counts) -> int:
     return CappedCount(total) if any(isinstance(n, CappedCount) for n in counts) else total
 
 
-def capped_count_query(stmt: Select, cap: int | None = None) -> Select:
-    """SELECT COUNT(*) over the first cap+1 rows of `stmt` (a SELECT of ids)."""
+def capped_count(stmt: Select, cap: int | None = None) -> int:
+    """COUNT(*) of `stmt` (a SELECT of ids) that stops at cap+1 rows: an int, or
+    CappedCount(cap) past it."""
     cap = COUNT_CAP if cap is None else cap
-    return select(func.count()).select_from(stmt.limit(cap + 1).subquery())
+    from ..extensions import db
+
+    n = db.session.scalar(select(func.count()).select_from(stmt.limit(cap + 1).subquery()))
+    return capped(n, cap)
 
 
 def capped_counts(statements: list[Select], cap: int | None = None) -> list[int]:

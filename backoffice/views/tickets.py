@@ -28,7 +28,8 @@ from ..models.base import utcnow
 from .base import SecureModelView
 from .filters import DepartmentFilter, EnumFilter, LocalDateBetween, SlaFilter
 from .formatting import datetime_text
-from .sqlhelpers import sla_due
+from .sqlhelpers import capped_count, sla_due
+from .ticket_search import SEARCH_LIMIT, SUBJECT_CONTAINS_DAYS, normalise, search_ids
 
 # --- filters and column formatters ------------------------------------------
 
@@ -159,6 +160,8 @@ class TicketListView(SecureModelView):
         ("sla_due", "resolution_due"),
         "last_message_at",
     ]
+    # Turns Flask-Admin's search box on; what a term matches is ticket_search's
+    # (see get_list), not Flask-Admin's "%term%" over these columns.
     column_searchable_list = ["number", "subject", "customer.name", "customer.email"]
     column_default_sort = [("created_at", True), ("id", True)]
 
@@ -195,6 +198,58 @@ class TicketListView(SecureModelView):
             )
         )
 
+    def get_list(self, page, sort_column, sort_desc, search, filters, execute=True, page_size=None):
+        """Flask-Admin's get_list with a bounded count and an index-served search.
+
+        - The count stops at COUNT_CAP ("10000+"): an exact count of the Finished
+          list read ~400,000 index entries on every page view.
+        - The search is ticket_search's (see there for what matches and why);
+          its ids are looked up first, inside the scope and the filters, and the
+          page is then read by primary key.
+        - Pages are still LIMIT/OFFSET, so a deep page costs O(offset): in the
+          default order the skipped rows are index entries only (see below); in
+          another order the database sorts the list. The capped count keeps the
+          pager to the first COUNT_CAP rows (deeper pages only by URL).
+        """
+        joins: dict = {}
+        id_joins: dict = {}
+        query = self.get_query()
+        ids = db.session.query(Ticket.id, Ticket.created_at).filter(self.scope())
+        if filters and self._filters:
+            query, ids, joins, id_joins = self._apply_filters(query, ids, joins, id_joins, filters)
+        term = normalise(search)
+        if term:
+            found = search_ids(ids.statement, term)
+            wanted = found.ids
+            if sort_column is None and page_size:
+                # The default order is the search's own (newest first): read this page only.
+                start = (page or 0) * page_size
+                wanted, page = wanted[start : start + page_size], None
+            query = query.filter(Ticket.id.in_(wanted))
+            count = found.count
+            if found.customers_left_out:
+                flash(
+                    _(
+                        "Too many customers match “%(term)s”: their tickets are left out. "
+                        "Type more of the name or e-mail.",
+                        term=term,
+                    ),
+                    "warning",
+                )
+        else:
+            count = capped_count(ids.statement)
+            if sort_column is None and page and page_size:
+                # A deep page in the default order: skip the first rows in the index
+                # alone (ix_ticket_status_created), then read this page by id. Still
+                # O(offset), but index entries instead of joined rows (0.9 s -> ms
+                # at OFFSET 5,000 of the Finished list).
+                newest = ids.statement.order_by(Ticket.created_at.desc(), Ticket.id.desc())
+                rows = db.session.execute(newest.offset(page * page_size).limit(page_size))
+                query, page = query.filter(Ticket.id.in_([r.id for r in rows])), None
+        query, joins = self._apply_sorting(query, joins, sort_column, sort_desc)
+        query = self._apply_pagination(query, page, page_size)
+        return count, (query.all() if execute else query)
+
     def filter_arg(self, filter_class) -> str:
         """The query-string name of this view's filter of `filter_class` (for links)."""
         for index, flt in enumerate(self._filters):
@@ -205,9 +260,20 @@ class TicketListView(SecureModelView):
     def search_placeholder(self):
         return _("Number, subject, customer name or e-mail")
 
+    def search_help(self) -> str:
+        return _(
+            "Numbers and customer e-mails match from their start, names from the start "
+            "of a word, subjects from their start; words inside a subject are looked for "
+            "in tickets of the last %(days)d days only. At most the %(limit)d newest "
+            "matches are listed.",
+            days=SUBJECT_CONTAINS_DAYS,
+            limit=SEARCH_LIMIT,
+        )
+
     def render(self, template, **kwargs):
         kwargs.setdefault("ticket_status", self.status)
         kwargs.setdefault("can_report", perm.has(current_user, perm.REPORTS))
+        kwargs.setdefault("search_help", self.search_help())
         return super().render(template, **kwargs)
 
     @expose("/details/")

@@ -1,0 +1,130 @@
+"""The search box of the ticket lists: what a term matches, each match served by an index.
+
+Flask-Admin's own search ORs `lower(column) LIKE '%term%'` over every searchable
+column through a join to the customer: no index can serve that, so on 1,000,000
+tickets one search read the whole table (14-29 s). Here the term is read as
+one phrase (case-insensitive) and matched as:
+
+- a ticket number (it starts with "CX-"): the number starts with it, so a whole
+  number or its start ("cx-2026-0001") (uq_ticket_number);
+- an e-mail address (it holds "@"): the customer's e-mail starts with it, the
+  whole address or its start (uq_user_email);
+- anything else, any of:
+  - the customer's e-mail starts with it ("c1234", "budi.s") (uq_user_email);
+  - a word of the customer's name starts with it ("budi", "santoso", "budi san")
+    (ix_user_name: a range for the first word; the other words read the whole
+    index, which grows with the customers, not the tickets);
+  - the subject starts with it, in the whole list (ix_ticket_status_subject);
+  - the subject contains it, in tickets filed in the last SUBJECT_CONTAINS_DAYS
+    days only: a "%term%" match cannot use an index order, so it is bounded by
+    a window of ix_ticket_status_created (status, created_at, id, subject),
+    read from the index alone.
+
+Every part runs inside the list's status, the user's scope and the active
+filters, and finds at most SEARCH_LIMIT + 1 tickets, newest first: a search
+lists the SEARCH_LIMIT newest matches ("1000+" when there are more). The
+customers are looked up first, at most CUSTOMER_LIMIT of them; a broader term
+("a", or a name most customers share) leaves the customers out and says so.
+
+Statements: one for the customers (not for a ticket number), one for the
+matching ids (a UNION of the parts, each with its own index), then the page.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import Select, select, union
+
+from ..extensions import db
+from ..models import Ticket, User
+from ..models.base import utcnow
+from .sqlhelpers import capped
+
+SEARCH_LIMIT = 1000
+CUSTOMER_LIMIT = 500
+SUBJECT_CONTAINS_DAYS = 30
+MAX_TERM = 100
+
+NUMBER_TERM = re.compile(r"^CX-[\d-]*$", re.IGNORECASE)
+
+
+def like_escape(term: str) -> str:
+    """The term with LIKE's wildcards taken literally (escape character '/')."""
+    return term.replace("/", "//").replace("%", "/%").replace("_", "/_")
+
+
+def _starts(column, term: str):
+    return column.like(like_escape(term) + "%", escape="/")
+
+
+def _contains(column, term: str):
+    return column.like("%" + like_escape(term) + "%", escape="/")
+
+
+def normalise(raw: str | None) -> str:
+    """One phrase: outer spaces dropped, inner runs of spaces made one, at most MAX_TERM."""
+    return " ".join((raw or "").split())[:MAX_TERM]
+
+
+@dataclass
+class SearchResult:
+    ids: list[int]  # the matching ticket ids, newest first, at most SEARCH_LIMIT
+    count: int  # len(ids), or CappedCount(SEARCH_LIMIT) ("1000+") when more match
+    customers_left_out: bool = False  # more than CUSTOMER_LIMIT customers matched
+
+
+def matching_customers(term: str, email_only: bool) -> list[int] | None:
+    """Ids of the users whose e-mail (or a word of whose name) starts with `term`;
+    None when more than CUSTOMER_LIMIT match (the term is too broad)."""
+    limit = CUSTOMER_LIMIT + 1
+    parts = [select(User.id).where(_starts(User.email, term)).limit(limit)]
+    if not email_only:
+        parts.append(select(User.id).where(_starts(User.name, term)).limit(limit))
+        parts.append(
+            select(User.id)
+            .where(User.name.like("% " + like_escape(term) + "%", escape="/"))
+            .limit(limit)
+        )
+    # Each part keeps its own LIMIT (SQLite wants them in subqueries).
+    wrapped = [select(p.subquery().c.id) for p in parts]
+    ids = list(db.session.scalars(union(*wrapped).limit(limit)))
+    return None if len(ids) > CUSTOMER_LIMIT else ids
+
+
+def ticket_criteria(term: str) -> tuple[list, bool]:
+    """The WHERE terms, one per index, whose union is the search; and whether
+    the customers were left out because too many match."""
+    if NUMBER_TERM.match(term):
+        return [_starts(Ticket.number, term.upper())], False
+    email_only = "@" in term
+    customers = matching_customers(term, email_only)
+    criteria = []
+    if customers:
+        criteria.append(Ticket.customer_id.in_(customers))
+    if not email_only:
+        since = utcnow() - timedelta(days=SUBJECT_CONTAINS_DAYS)
+        criteria.append(_starts(Ticket.subject, term))
+        criteria.append((Ticket.created_at >= since) & _contains(Ticket.subject, term))
+    return criteria, customers is None
+
+
+def search_ids(base: Select, term: str) -> SearchResult:
+    """The newest tickets of `base` (a SELECT of ticket.id, ticket.created_at that
+    already holds the list's scope and filters) matching `term`."""
+    criteria, left_out = ticket_criteria(term)
+    if not criteria:
+        return SearchResult([], 0, left_out)
+    limit = SEARCH_LIMIT + 1
+    newest = (Ticket.created_at.desc(), Ticket.id.desc())
+    parts = [base.where(c).order_by(*newest).limit(limit).subquery() for c in criteria]
+    picked = [select(p.c.id, p.c.created_at) for p in parts]
+    hits = (union(*picked) if len(picked) > 1 else picked[0]).subquery()
+    ids = list(
+        db.session.scalars(
+            select(hits.c.id).order_by(hits.c.created_at.desc(), hits.c.id.desc()).limit(limit)
+        )
+    )
+    return SearchResult(ids[:SEARCH_LIMIT], capped(len(ids), SEARCH_LIMIT), left_out)

@@ -1,0 +1,195 @@
+"""The ticket lists' search box (views/ticket_search.py): what a term matches.
+
+Numbers and e-mails match from their start, names from the start of a word,
+subjects from their start; words inside a subject only in tickets of the last
+SUBJECT_CONTAINS_DAYS days. Always inside the list, the user's scope and the
+active filters; at most SEARCH_LIMIT newest matches.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from urllib.parse import quote_plus
+
+import pytest
+
+from backoffice.domain import permissions as perm
+from backoffice.models import TicketKind
+from backoffice.models.base import utcnow
+from backoffice.views import ticket_search
+
+from .admin_support import counting_queries, flashes, listed_numbers
+
+
+@pytest.fixture
+def people(make, db):
+    """Two customers with distinct names and e-mails, each with a Team ticket."""
+    budi = make.user(name="Budi Santoso", email="budi.santoso@example.com")
+    sari = make.user(name="Sari Dewi", email="sari.d@example.org")
+    t_budi = make.ticket("team", customer=budi, subject="Kurir tidak datang")
+    t_sari = make.ticket("team", customer=sari, subject="Tagihan ganda")
+    db.session.commit()
+    return {"budi": budi, "sari": sari, "t_budi": t_budi, "t_sari": t_sari}
+
+
+@pytest.fixture
+def master(login_as):
+    b, _ = login_as(perm.MASTER_ADMIN, locale="en")
+
+    def numbers(term: str, status: str = "team", extra: str = "") -> set[str]:
+        resp = b.get(f"/admin/tickets/{status}/?search={quote_plus(term)}{extra}")
+        assert resp.status_code == 200
+        return listed_numbers(resp.get_data(as_text=True))
+
+    b.numbers = numbers
+    return b
+
+
+def test_by_ticket_number_whole_or_its_start(master, make, db, people):
+    number = people["t_budi"].number
+    assert master.numbers(number) == {number}
+    assert master.numbers(number.lower()) == {number}  # case does not matter
+    assert number in master.numbers(number[:-2])  # the start of a number
+    assert master.numbers(number[3:]) == set()  # not the middle of a number
+    # A number is looked for in this list only.
+    assert master.numbers(number, status="responded") == set()
+
+
+def test_by_customer_email_whole_or_its_start(master, people):
+    t_budi, t_sari = people["t_budi"].number, people["t_sari"].number
+    assert master.numbers("budi.santoso@example.com") == {t_budi}
+    assert master.numbers("BUDI.Santoso@Example.com") == {t_budi}
+    assert master.numbers("budi.san") == {t_budi}  # the start, without "@"
+    assert master.numbers("sari.d@") == {t_sari}
+    assert master.numbers("@example.org") == set()  # not the middle of an address
+    assert master.numbers("santoso@example") == set()
+
+
+def test_by_customer_name_from_the_start_of_a_word(master, people):
+    t_budi, t_sari = people["t_budi"].number, people["t_sari"].number
+    assert master.numbers("Budi") == {t_budi}
+    assert master.numbers("santoso") == {t_budi}  # a later word of the name
+    assert master.numbers("budi  santoso ") == {t_budi}  # one phrase, spaces tidied
+    assert master.numbers("Sari Dewi") == {t_sari}
+    assert master.numbers("anto") == set()  # not the middle of a word
+    assert master.numbers("Budi Dewi") == set()  # the words as one phrase
+
+
+def test_by_subject_start_always_and_words_inside_only_recently(master, make, db, people):
+    days = ticket_search.SUBJECT_CONTAINS_DAYS
+    customer = people["sari"]
+    old = make.ticket(
+        "team",
+        customer=customer,
+        subject="Paket rusak saat diterima",
+        now=utcnow() - timedelta(days=days + 10),
+    )
+    recent = make.ticket("team", customer=customer, subject="Paket rusak di gudang")
+    db.session.commit()
+    assert master.numbers("paket rusak") == {old.number, recent.number}  # the start
+    assert master.numbers("Kurir tidak") == {people["t_budi"].number}
+    # Words inside a subject: recent tickets only.
+    assert master.numbers("rusak") == {recent.number}
+    assert master.numbers("saat diterima") == set()
+    assert master.numbers("di gudang") == {recent.number}
+    html = master.get("/admin/tickets/team/?search=rusak").get_data(as_text=True)
+    assert 'id="search-help"' in html and f"last {days} days" in html
+    assert 'placeholder="Number, subject, customer name or e-mail"' in html
+    assert 'id="search-help"' not in master.get("/admin/tickets/team/").get_data(as_text=True)
+
+
+def test_like_wildcards_are_taken_literally(master, make, db, people):
+    odd = make.ticket("team", customer=people["sari"], subject="Diskon 50% tidak_ada")
+    db.session.commit()
+    assert master.numbers("%") == {odd.number}  # a literal "%", not "anything"
+    assert master.numbers("_") == {odd.number}
+    assert master.numbers("50%") == {odd.number}
+    assert master.numbers("tidak_ada") == {odd.number}
+    assert master.numbers("tidak ada") == set()
+
+
+def test_search_stays_inside_scope_list_and_filters(login_as, make, app, db, people):
+    claims = make.ticket("team", customer=people["budi"], department="CLAIMS")
+    complaint = make.ticket(
+        "team", customer=people["budi"], kind=TicketKind.COMPLAINT, department="OPS"
+    )
+    progress = make.ticket("progress", customer=people["budi"])
+    db.session.commit()
+    ops_admin, _ = login_as(perm.ADMIN_DEPARTMENT, department="OPS")
+    html = ops_admin.get("/admin/tickets/team/?search=budi").get_data(as_text=True)
+    assert listed_numbers(html) == {people["t_budi"].number, complaint.number}
+    assert (
+        listed_numbers(
+            ops_admin.get(f"/admin/tickets/team/?search={claims.number}").get_data(as_text=True)
+        )
+        == set()
+    )
+    master, _ = login_as(perm.MASTER_ADMIN)
+    html = master.get("/admin/tickets/team/?search=budi").get_data(as_text=True)
+    assert listed_numbers(html) == {people["t_budi"].number, complaint.number, claims.number}
+    view = next(v for v in app.extensions["admin"][0]._views if v.endpoint == "tickets_team")
+    kind = next(f"flt0_{view.get_filter_arg(i, f)}" for i, f in enumerate(view._filters))
+    html = master.get(f"/admin/tickets/team/?search=budi&{kind}=complaint").get_data(as_text=True)
+    assert listed_numbers(html) == {complaint.number}
+    html = master.get("/admin/tickets/progress/?search=budi").get_data(as_text=True)
+    assert listed_numbers(html) == {progress.number}
+
+
+def test_too_many_customers_are_left_out_with_a_message(master, make, db, people, monkeypatch):
+    monkeypatch.setattr(ticket_search, "CUSTOMER_LIMIT", 1)
+    other = make.user(name="Budiman <b>Jaya</b>", email="budiman@example.com")
+    theirs = make.ticket("team", customer=other)
+    make.user(name="Lain <b>Orang</b>")
+    about = make.ticket("team", customer=people["sari"], subject="Budi tidak ramah")
+    db.session.commit()
+    resp = master.get("/admin/tickets/team/?search=budi")
+    html = resp.get_data(as_text=True)
+    assert listed_numbers(html) == {about.number}  # the subject still matches
+    assert "Too many customers match “budi”" in flashes(html)
+    assert master.numbers("budiman") == {theirs.number}  # one customer: within the limit
+    # A term too broad for the customers is shown escaped in the message.
+    html = master.get(f"/admin/tickets/team/?search={quote_plus('<b>')}").get_data(as_text=True)
+    assert "&lt;b&gt;" in flashes(html) and "<b>" not in flashes(html)
+
+
+def test_at_most_the_newest_matches_are_listed(master, make, db, people, monkeypatch):
+    monkeypatch.setattr(ticket_search, "SEARCH_LIMIT", 2)
+    older = make.ticket("team", customer=people["budi"], now=utcnow() - timedelta(hours=2))
+    newer = make.ticket("team", customer=people["budi"])
+    db.session.commit()
+    html = master.get("/admin/tickets/team/?search=budi").get_data(as_text=True)
+    assert "List (2+)" in html
+    assert listed_numbers(html) == {newer.number, people["t_budi"].number}
+    assert older.number not in html
+
+
+def test_search_pages_and_sorts_over_all_matches(master, make, db, people):
+    customer = people["sari"]
+    made = [make.ticket("team", customer=customer) for _ in range(26)]
+    db.session.commit()
+    everyone = {t.number for t in made} | {people["t_sari"].number}
+    first = master.numbers("sari")
+    second = master.numbers("sari", extra="&page=1")
+    assert len(first) == 25 and len(second) == 2 and first | second == everyone
+    assert first == {t.number for t in made[-25:]}  # newest first
+    html = master.get("/admin/tickets/team/?search=sari").get_data(as_text=True)
+    assert "List (27)" in html
+    sorted_first = master.numbers("sari", extra="&sort=0")  # by number, ascending
+    assert people["t_sari"].number in sorted_first
+
+
+def test_a_search_costs_a_constant_number_of_statements(master, make, db, people):
+    def cost(term: str) -> int:
+        master.get(f"/admin/tickets/team/?search={term}")  # reloads what a commit expired
+        with counting_queries(db.engine) as statements:
+            assert master.get(f"/admin/tickets/team/?search={term}").status_code == 200
+        return len(statements)
+
+    number = people["t_budi"].number
+    few = (cost("budi"), cost(number))
+    for i in range(12):
+        customer = make.user(name=f"Budi {i}")
+        make.ticket("team", customer=customer, subject=f"Budi bertanya {i}")
+    db.session.commit()
+    assert (cost("budi"), cost(number)) == few
+    assert few[0] <= 5 and few[1] <= 4, few
