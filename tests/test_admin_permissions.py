@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from backoffice.models import Ticket, User
+from backoffice.models import Announcement, AnnouncementSend, Ticket, User
 
 from .admin_support import build_world
 
@@ -176,12 +176,30 @@ MATRIX = [
     ("GET", "/admin/products/new/", MASTER_ONLY, None),
     ("GET", "/admin/announcements/", MASTER_ONLY, None),
     ("GET", "/admin/announcements/new/", MASTER_ONLY, None),
+    ("GET", "/admin/announcements/send/?id={ann_id}", MASTER_ONLY, None),
+    ("GET", "/admin/announcements/send/?id={ann_id}&audience=all", MASTER_ONLY, None),
+    ("GET", "/admin/announcements/send/?id=999999", row(LOGIN, 403, 403, 403, 404), None),
+    (
+        "POST",
+        "/admin/announcements/send/confirm/?id={ann_id}",
+        row(LOGIN, 403, 403, 403, MOVED),
+        {"audience": "all", "value": "", "expected_count": "999999", "seen_sends": "0"},
+    ),
+    (
+        "POST",
+        "/admin/announcements/publish/?id={ann_id}",
+        row(LOGIN, 403, 403, 403, MOVED),
+        {"published": "maybe"},
+    ),
+    ("GET", "/admin/announcements/log/", MASTER_ONLY, None),
     # customers, read-only
     ("GET", "/admin/customers/", CS_AND_MASTER, None),
     ("GET", "/admin/customers/details/?id={customer_id}", CS_AND_MASTER, None),
     ("GET", "/admin/customers/details/?id={staff_id}", row(LOGIN, 403, 403, 404, 404), None),
     ("GET", "/admin/customers/edit/?id={customer_id}", row(LOGIN, 403, 403, 404, 404), None),
     ("GET", "/admin/customers/new/", row(LOGIN, 403, 403, 404, 404), None),
+    ("GET", "/admin/customers/export.csv", MASTER_ONLY, None),
+    ("GET", "/admin/customers/export.csv?segment=vip", row(LOGIN, 403, 403, 403, 400), None),
     # orders
     ("GET", "/admin/orders/", CS_AND_MASTER, None),
     ("GET", "/admin/orders/details/?id={order_id}", CS_AND_MASTER, None),
@@ -214,7 +232,15 @@ def _ids(world, make) -> dict:
         "staff_id": world.staff.id,
         "order_id": world.order.id,
         "ops_id": make.department("OPS").id,
+        "ann_id": _announcement(make).id,
     }
+
+
+def _announcement(make) -> Announcement:
+    ann = Announcement(title_id="Kabar", body_id="Isi kabar.")
+    make.db.session.add(ann)
+    make.db.session.commit()
+    return ann
 
 
 def _outcome(resp) -> str | int:
@@ -261,3 +287,5 @@ def test_permissions_matrix(role, app, db, make, client, login_as):
     assert db.session.get(User, world.customer.id).active
     assert world.order.status.value == "placed"
     assert db.session.scalar(select(Ticket.id).where(Ticket.subject == "stale")) is None
+    assert db.session.scalar(select(AnnouncementSend.id)) is None
+    assert db.session.scalar(select(Announcement.published)) is False

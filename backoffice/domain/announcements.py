@@ -12,7 +12,8 @@ The back office calls:
 - `audience_count(audience)` for the count shown before sending;
 - `send_announcement(announcement, audience, actor)` to queue the emails;
 - `send_log(announcement_id=None)` for the log (targeted / sent / failed /
-  unsubscribed per send);
+  unsubscribed per send), `previous_sends(announcement, audience)` for the
+  sends of one announcement to one audience (a repeat is warned about);
 - `publish(announcement, actor)` / `unpublish(...)` for the portal home.
 The unsubscribe link's page calls `check_unsubscribe(token)` (changes nothing)
 before its POST calls `unsubscribe(token)`.
@@ -265,6 +266,36 @@ def send_log(announcement_id: int | None = None) -> Select:
     if announcement_id is not None:
         stmt = stmt.where(AnnouncementSend.announcement_id == announcement_id)
     return stmt
+
+
+def previous_sends(
+    announcement: Announcement, audience: Audience, *, lock: bool = False
+) -> list[AnnouncementSend]:
+    """The earlier sends of `announcement` to exactly `audience`, oldest first.
+
+    With `lock`, the announcement's row is locked first (SELECT … FOR UPDATE,
+    until the caller's transaction ends) and the sends are read with a locking
+    read, which sees rows committed after the transaction's snapshot: two
+    confirmations of the same send then run one after the other, and the
+    second sees the first. SQLite ignores FOR UPDATE; it runs one writer at a time.
+    """
+    stmt = (
+        select(AnnouncementSend)
+        .where(
+            AnnouncementSend.announcement_id == announcement.id,
+            AnnouncementSend.audience_kind == audience.kind.value,
+            AnnouncementSend.audience_value.is_(None)
+            if audience.value is None
+            else AnnouncementSend.audience_value == audience.value,
+        )
+        .order_by(AnnouncementSend.created_at, AnnouncementSend.id)
+    )
+    if lock:
+        db.session.execute(
+            select(Announcement.id).where(Announcement.id == announcement.id).with_for_update()
+        )
+        stmt = stmt.with_for_update()
+    return list(db.session.scalars(stmt))
 
 
 def publish(announcement: Announcement, actor: User, *, now: datetime | None = None) -> None:

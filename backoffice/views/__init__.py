@@ -16,6 +16,7 @@ from ..models import Announcement, Department, FaqCategory, FaqEntry, Product, R
 from ..web import csp_nonce
 from . import formatting
 from .admin_people import PEOPLE, DepartmentView, RoutingRuleView, StaffUserView
+from .announcements import AnnouncementSendView
 from .content import CONTENT, AnnouncementView, FaqCategoryView, FaqEntryView, ProductView
 from .customers import CustomerView
 from .dashboard import HomeView
@@ -65,6 +66,12 @@ def init_admin(app: Flask) -> Admin:
         ),
         AnnouncementView(
             Announcement, db, name=_l("Announcements"), endpoint="announcements", category=CONTENT
+        ),
+        AnnouncementSendView(
+            name=_l("Send log"),
+            endpoint="announcement_log",
+            url="/admin/announcements/log",
+            category=CONTENT,
         ),
         CustomerView(User, db, name=_l("Customers"), endpoint="customers"),
         OrderView(name=_l("Orders"), endpoint="orders"),

@@ -1,7 +1,7 @@
 """The master admin's content: FAQ, products and services, announcements (ADMIN_CONTENT).
 
-Announcements are edited here only; sending them to customers is another
-module's job (the outbox).
+Announcements are edited here; their "Send / publish" page and the send log
+live in views/announcements.py.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from ..domain.faq import KEY_RE
 from ..extensions import db
 from ..models import Announcement, AnnouncementKind, Badge, ProductKind
 from ..models.base import utcnow
+from .announcements import AnnouncementSendMixin
 from .base import SecureModelView, enum_label
 from .fields import EnumSelectField, Pattern
 from .formatting import datetime_text, money_text
@@ -199,7 +200,7 @@ class ProductView(ContentView):
             setattr(model, name, getattr(model, name) or "")
 
 
-class AnnouncementView(PublishActionsMixin, ContentView):
+class AnnouncementView(AnnouncementSendMixin, PublishActionsMixin, ContentView):
     can_delete = True
     column_list = ["kind", "title_id", "product", "published", "published_at", "created_at"]
     column_formatters = {
