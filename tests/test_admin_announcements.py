@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+import threading
 
 import pytest
 from sqlalchemy import func, select
@@ -350,3 +352,41 @@ def test_other_roles_can_neither_see_nor_send(role, db, people, news, login_as, 
     assert db.session.scalar(select(func.count()).select_from(AnnouncementSend)) == 0
     assert db.session.scalar(select(func.count()).select_from(OutboxEmail)) == 0
     assert db.session.get(User, people["loyal"].id).marketing_consent
+
+
+def test_two_confirmations_at_once_send_once(app, db, people, news, make):
+    """The send page's guard under real concurrency: each confirmation reads the earlier
+    sends under the announcement's row lock, with a locking read, so the second one
+    sees the first one's send even though its transaction started before it."""
+    if db.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite serialises writers: two confirmations can never overlap there")
+    master = make.user(perm.MASTER_ADMIN)
+    db.session.commit()
+    ids = (news.id, master.id)
+    both_read = threading.Barrier(2, timeout=2)
+    errors, sent = [], []
+
+    def confirm_once():
+        try:
+            with app.app_context():
+                ann = db.session.get(Announcement, ids[0])
+                actor = db.session.get(User, ids[1])  # the transaction's snapshot starts here
+                audience = Audience.in_segment("loyal")
+                previous = announcements.previous_sends(ann, audience, lock=True)
+                with contextlib.suppress(threading.BrokenBarrierError):
+                    both_read.wait()  # only reachable by both if the reads are not serialised
+                if not previous:
+                    sent.append(announcements.send_announcement(ann, audience, actor).id)
+                db.session.commit()
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=confirm_once) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert len(sent) == 1
+    db.session.commit()
+    assert db.session.scalar(select(func.count()).select_from(AnnouncementSend)) == 1
