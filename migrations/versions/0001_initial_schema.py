@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 00:16:18.299813
+Create Date: 2026-11-28 00:37:49.147645
 
 """
 from alembic import op
@@ -304,8 +304,8 @@ def upgrade():
         batch_op.create_index('ix_ticket_customer_created', ['customer_id', 'created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_ticket_order_id'), ['order_id'], unique=False)
         batch_op.create_index('ix_ticket_status_created', ['status', 'created_at', 'id', 'subject'], unique=False)
-        batch_op.create_index('ix_ticket_status_dept_created', ['status', 'department_id', 'created_at'], unique=False)
-        batch_op.create_index('ix_ticket_status_due', ['status', 'resolution_due', 'first_response_due', 'first_response_at', 'finished_at'], unique=False)
+        batch_op.create_index('ix_ticket_status_dept_created', ['status', 'department_id', 'created_at', 'id', 'subject'], unique=False)
+        batch_op.create_index('ix_ticket_status_due', ['status', 'resolution_due', 'first_response_due', 'first_response_at', 'finished_at', 'department_id'], unique=False)
         batch_op.create_index('ix_ticket_status_subject', ['status', 'subject', 'created_at'], unique=False)
 
     op.create_table('ticket_event',
