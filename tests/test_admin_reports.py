@@ -22,7 +22,7 @@ HEADER = [
     "Subject",
     "Created",
     "First response",
-    "Finished",
+    "Finished at",
     "Kind",
     "Status",
     "Department",
@@ -89,7 +89,7 @@ def test_csv_export_contents(login_as, report_data):
     )
     assert (ra["First response (hours)"], ra["Resolution (hours)"]) == ("2.0", "24.0")
     assert ra["SLA breached"] == "no" and ra["Rating"] == "4"
-    assert ra["Created"] and ra["First response"] and ra["Finished"]
+    assert ra["Created"] and ra["First response"] and ra["Finished at"]
     assert by_number[bt.number]["Subject"] == "'-Paket rusak"
     assert by_number[c.number]["Subject"] == "'@tanya"
     assert by_number[c.number]["Department"] == "CS"  # routed by the question rule

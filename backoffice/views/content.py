@@ -30,7 +30,7 @@ TEXT_LABELS = {
     "key": _l("Key"),
     "name_id": _l("Name (Indonesian)"),
     "name_en": _l("Name (English)"),
-    "position": _l("Order"),
+    "position": _l("Position"),
     "published": _l("Published"),
     "category": _l("Category"),
     "question_id": _l("Question (Indonesian)"),

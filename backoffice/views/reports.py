@@ -61,7 +61,7 @@ def export_headers() -> list[str]:
         _("Subject"),
         _("Created"),
         _("First response"),
-        _("Finished"),
+        _("Finished at"),
         _("Kind"),
         _("Status"),
         _("Department"),
