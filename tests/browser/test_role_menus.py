@@ -1,0 +1,162 @@
+"""DESIGN §1's role table as a test: each role's menu shows exactly its lists, and
+every other list's URL is refused.
+
+The menu is read the way a person reads it: sign in, open each dropdown of the
+back office's main menu, and note every link that is then visible.
+"""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from .support import STAFF, log_in, log_out, make_customer
+
+pytestmark = pytest.mark.browser
+
+# The lists DESIGN §1 names for the back office (URLs of §5): their URL and menu entry.
+DESIGN_LISTS = {
+    "/admin/": "Home",
+    "/admin/tickets/progress/": "Progress",
+    "/admin/tickets/team/": "Team",
+    "/admin/tickets/responded/": "Responded",
+    "/admin/tickets/finished/": "Finished",
+    "/admin/reports/": "Reports",
+    "/admin/staff/": "Staff users",
+    "/admin/departments/": "Departments",
+    "/admin/routing_rules/": "Routing rules",
+    "/admin/faq_categories/": "FAQ categories",
+    "/admin/faq/": "FAQ entries",
+    "/admin/products/": "Products and services",
+    "/admin/announcements/": "Announcements",
+    "/admin/customers/": "Customers",
+    "/admin/orders/": "Orders",
+}
+# The customer's own lists on the portal: staff accounts are refused there.
+CUSTOMER_LISTS = {
+    "/tickets": "My tickets",
+    "/tickets/new": "Contact us",
+    "/orders": "My orders",
+    "/orders/new": "Send a parcel",
+}
+
+# The master admin sees every list; the other roles exactly these.
+ROLE_TABLE = {
+    "cs": {
+        "/admin/",
+        "/admin/tickets/team/",
+        "/admin/tickets/responded/",
+        "/admin/tickets/finished/",
+        "/admin/orders/",
+        "/admin/customers/",
+    },
+    "ops": {"/admin/", "/admin/tickets/team/"},
+}
+
+
+@pytest.fixture(scope="module")
+def all_lists(live_server) -> dict[str, str]:
+    """{URL: English menu entry} of every list the back office registers for its menu.
+
+    Read from the app, so a list added later is covered at once: the master admin
+    must see it, and every other role must be refused it until the table says otherwise.
+    """
+    from flask import url_for
+    from flask_babel import force_locale
+
+    admin = live_server.app.extensions["admin"][0]
+    with live_server.app.test_request_context(), force_locale("en"):
+        lists = {
+            url_for(f"{view.endpoint}.{view._default_view}"): str(view.name)
+            for view in admin._views
+            if view.is_visible()
+        }
+    for url, name in DESIGN_LISTS.items():
+        assert lists.get(url) == name, f"DESIGN §1 names {name} at {url}"
+    return lists
+
+
+def backoffice_menu(page: Page) -> dict[str, str]:
+    """{href: text} of every entry of the back office's main menu, dropdowns opened."""
+    page.wait_for_load_state()  # the dropdowns open only once the page's scripts ran
+    menu = page.get_by_role("list", name="Main menu")
+    entries: dict[str, str] = {}
+
+    def links() -> list[tuple[str, str]]:
+        """(href, text) of the menu's links a person can see now, read in one go."""
+        return menu.get_by_role("link").evaluate_all(
+            "links => links.map(a => [a.getAttribute('href') || '', a.innerText.trim()])"
+        )
+
+    def note_visible_entries():
+        # A dropdown's toggle is a link that goes nowhere (href="javascript:void(0)").
+        entries.update((href, text) for href, text in links() if not href.startswith("javascript:"))
+
+    note_visible_entries()
+    categories = [text for href, text in links() if href.startswith("javascript:")]
+    for name in categories:
+        toggle = menu.get_by_role("link", name=name, exact=True)
+        toggle.click()
+        expect(toggle.locator("xpath=following-sibling::ul")).to_be_visible()
+        note_visible_entries()
+    return entries
+
+
+def refused(page: Page, url: str) -> None:
+    response = page.goto(url)
+    assert response is not None and response.status == 403, (url, response and response.status)
+    expect(page.get_by_role("heading", name="Access denied")).to_be_visible()
+
+
+@pytest.mark.parametrize("role", ["master", "cs", "ops"])
+def test_staff_menu_shows_exactly_the_lists_of_the_role(new_context, all_lists, role):
+    mine = set(all_lists) if role == "master" else ROLE_TABLE[role]
+    page = new_context().new_page()
+    log_in(page, STAFF[role].email)
+    assert page.url.endswith("/admin/")
+
+    assert backoffice_menu(page) == {url: all_lists[url] for url in mine}
+
+    for url in sorted(mine):
+        response = page.goto(url)
+        assert response.status == 200, url
+        expect(page.get_by_role("list", name="Main menu")).to_be_visible()
+    for url in sorted(set(all_lists) - mine):
+        refused(page, url)
+    for url in CUSTOMER_LISTS:
+        refused(page, url)
+    expect(page.get_by_role("link", name="Go to the back office")).to_be_visible()
+    log_out(page)
+
+
+def test_customer_menu_is_the_portal_and_the_back_office_is_refused(
+    new_context, live_server, all_lists
+):
+    person = make_customer(live_server, name="Wulan Customer")
+    page = new_context().new_page()
+    log_in(page, person.email)
+    assert not page.url.rstrip("/").endswith("/admin")
+
+    nav = page.get_by_role("navigation", name="Main menu")
+    links = dict(
+        nav.get_by_role("link").evaluate_all(
+            "links => links.map(a => [a.getAttribute('href'), a.innerText.trim()])"
+        )
+    )
+    assert links == {
+        "/faq": "Help & FAQ",
+        "/products": "Services",
+        "/orders": "My orders",
+        "/tickets": "My tickets",
+    }
+    header = page.get_by_role("banner")
+    expect(header.get_by_role("link", name="Wulan Customer")).to_have_attribute("href", "/account")
+    expect(header.get_by_role("button", name="Log out")).to_be_visible()
+
+    for url in CUSTOMER_LISTS:
+        assert page.goto(url).status == 200, url
+        expect(page.get_by_role("navigation", name="Main menu")).to_be_visible()
+    for url in all_lists:
+        refused(page, url)
+    assert page.get_by_role("list", name="Main menu").count() == 0  # no back-office menu
+    log_out(page)
