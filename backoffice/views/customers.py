@@ -9,11 +9,9 @@ neutralised against spreadsheet formulas.
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import timedelta
 
-from flask import Response, abort, current_app, request, stream_with_context
+from flask import abort, current_app, request
 from flask_admin import expose
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter
 from flask_babel import gettext as _
@@ -28,8 +26,8 @@ from ..extensions import db
 from ..models import CustomerProfile, Order, Role, Ticket, User
 from ..models.base import utcnow
 from .base import SecureModelView
+from .exports import neutralise, stream_csv
 from .formatting import datetime_text
-from .reports import neutralise
 from .sqlhelpers import offset_minutes
 
 SHOWN = 50
@@ -224,27 +222,7 @@ class CustomerView(SecureModelView):
         batch = int(current_app.config.get("CAREBOX_REPORT_BATCH", 2000))
         filename = f"{name}-{utcnow():%Y%m%d}.csv"
 
-        def generate():
-            buffer = io.StringIO()
-            writer = csv.writer(buffer)
-            buffer.write("\ufeff")  # spreadsheets then read the file as UTF-8
-            writer.writerow(export_headers())
-            for i, row in enumerate(export_rows(conditions, batch), 1):
-                writer.writerow(row)
-                if i % batch == 0:
-                    yield buffer.getvalue()
-                    buffer.seek(0)
-                    buffer.truncate()
-            yield buffer.getvalue()
-
-        return Response(
-            stream_with_context(generate()),
-            mimetype="text/csv",
-            headers={
-                "Content-Disposition": f'attachment; filename="{filename}"',
-                "Cache-Control": "private, no-store",
-            },
-        )
+        return stream_csv(filename, export_headers(), export_rows(conditions, batch), batch)
 
     @expose("/details/")
     def details_view(self):

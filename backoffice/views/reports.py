@@ -13,11 +13,10 @@ holds no message text at all: internal notes cannot leak through it.
 
 from __future__ import annotations
 
-import csv
 import io
 from datetime import datetime, timedelta
 
-from flask import Response, current_app, request, stream_with_context
+from flask import Response, current_app, request
 from flask_admin import BaseView, expose
 from flask_babel import gettext as _
 from openpyxl import Workbook
@@ -28,6 +27,7 @@ from ..extensions import db
 from ..models import Department, Ticket
 from ..models.base import utcnow
 from .base import StaffAccessMixin
+from .exports import neutralise, stream_csv
 from .report_filters import ReportForm, ticket_conditions
 from .sqlhelpers import (
     first_response_seconds,
@@ -39,14 +39,6 @@ from .sqlhelpers import (
 )
 
 XLSX_MAX_ROWS = 100_000
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutralise(value):
-    """A text cell that a spreadsheet would run as a formula gets a leading quote."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
 
 
 def _hours(start: datetime | None, end: datetime | None) -> float | None:
@@ -123,14 +115,6 @@ def export_rows(conditions, now: datetime, batch: int):
                 r.rating,
             ]
         last_id = rows[-1].id
-
-
-def _csv_cell(value):
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.isoformat(sep=" ")
-    return value
 
 
 def summary_rows(conditions, now: datetime) -> list[dict]:
@@ -213,27 +197,8 @@ class ReportView(StaffAccessMixin, BaseView):
         now = utcnow()
         batch = int(current_app.config.get("CAREBOX_REPORT_BATCH", 2000))
 
-        def generate():
-            buffer = io.StringIO()
-            writer = csv.writer(buffer)
-            buffer.write("\ufeff")  # spreadsheets then read the file as UTF-8
-            writer.writerow(export_headers())
-            for i, row in enumerate(export_rows(conditions, now, batch), 1):
-                writer.writerow([_csv_cell(v) for v in row])
-                if i % batch == 0:
-                    yield buffer.getvalue()
-                    buffer.seek(0)
-                    buffer.truncate()
-            yield buffer.getvalue()
-
-        return Response(
-            stream_with_context(generate()),
-            mimetype="text/csv",
-            headers={
-                "Content-Disposition": f'attachment; filename="{self._filename(form, "csv")}"',
-                "Cache-Control": "private, no-store",
-            },
-        )
+        rows = export_rows(conditions, now, batch)
+        return stream_csv(self._filename(form, "csv"), export_headers(), rows, batch)
 
     @expose("/tickets.xlsx")
     def tickets_xlsx(self):
@@ -280,42 +245,28 @@ class ReportView(StaffAccessMixin, BaseView):
         if error:
             return error
         rows = summary_rows(ticket_conditions(form), utcnow())
-        buffer = io.StringIO()
-        buffer.write("\ufeff")
-        writer = csv.writer(buffer)
-        writer.writerow(
+        headers = [
+            _("Month"),
+            _("Department"),
+            _("Kind"),
+            _("Tickets"),
+            _("SLA breached"),
+            _("Median first response (hours)"),
+            _("Median resolution (hours)"),
+            _("Average rating"),
+        ]
+        cells = (
             [
-                _("Month"),
-                _("Department"),
-                _("Kind"),
-                _("Tickets"),
-                _("SLA breached"),
-                _("Median first response (hours)"),
-                _("Median resolution (hours)"),
-                _("Average rating"),
+                r["month"],
+                r["department"],
+                r["kind"].value,
+                r["count"],
+                r["breached"],
+                None if r["first_response"] is None else round(r["first_response"] / 3600, 2),
+                None if r["resolution"] is None else round(r["resolution"] / 3600, 2),
+                None if r["rating"] is None else round(r["rating"], 2),
             ]
+            for r in rows
         )
-        for r in rows:
-            writer.writerow(
-                [
-                    r["month"],
-                    neutralise(r["department"]),
-                    r["kind"].value,
-                    r["count"],
-                    r["breached"],
-                    "" if r["first_response"] is None else round(r["first_response"] / 3600, 2),
-                    "" if r["resolution"] is None else round(r["resolution"] / 3600, 2),
-                    "" if r["rating"] is None else round(r["rating"], 2),
-                ]
-            )
-        return Response(
-            buffer.getvalue(),
-            mimetype="text/csv",
-            headers={
-                "Content-Disposition": (
-                    f'attachment; filename="summary-{form.date_from.data:%Y%m%d}-'
-                    f'{form.date_to.data:%Y%m%d}.csv"'
-                ),
-                "Cache-Control": "private, no-store",
-            },
-        )
+        filename = f"summary-{form.date_from.data:%Y%m%d}-{form.date_to.data:%Y%m%d}.csv"
+        return stream_csv(filename, headers, cells, batch=500)
