@@ -45,6 +45,13 @@ def create_app(config: dict | str | None = None) -> Flask:
         app.config["UPLOAD_FOLDER"] = str(Path(app.instance_path) / "uploads")
     if env == "production":
         cls.validate(app.config)
+    if app.config.get("PROXY_FIX"):
+        # Behind N trusted proxies: the client's address (rate limits are keyed on it)
+        # and https come from X-Forwarded-*; never enable it without such a proxy.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = int(app.config["PROXY_FIX"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     from . import cli, i18n, security_setup, web
     from .extensions import babel, csrf, db, limiter, migrate

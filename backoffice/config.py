@@ -109,6 +109,7 @@ class Config:
     FLASK_ADMIN_FLUID_LAYOUT = True
 
     # carebox
+    PROXY_FIX = 0  # how many trusted reverse proxies set X-Forwarded-* (CAREBOX_PROXY_FIX)
     CAREBOX_SLA_HOURS: dict = {}
     CAREBOX_BASE_URL = "http://127.0.0.1:5000"
     CAREBOX_REPORT_BATCH = 2000
@@ -142,6 +143,8 @@ class Config:
                 out[key] = env[key]
         if env.get("DATABASE_URL"):
             out["SQLALCHEMY_DATABASE_URI"] = env["DATABASE_URL"]
+        if env.get("CAREBOX_PROXY_FIX"):
+            out["PROXY_FIX"] = int(env["CAREBOX_PROXY_FIX"])
         if env.get("MAIL_PORT"):
             out["MAIL_PORT"] = int(env["MAIL_PORT"])
         for key in ("MAIL_USE_TLS", "MAIL_USE_SSL", "SESSION_COOKIE_SECURE"):

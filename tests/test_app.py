@@ -106,3 +106,21 @@ def test_language_switch_needs_the_csrf_token(client):
     resp = client.post("/lang/en", data={"next": "/"})
     assert resp.status_code == 400
     assert client.get_cookie("lang") is None
+
+
+def test_behind_a_trusted_proxy_the_client_address_is_forwarded(database_url):
+    app = create_app(
+        {"ENV_NAME": "testing", "SQLALCHEMY_DATABASE_URI": database_url, "PROXY_FIX": 1}
+    )
+
+    @app.route("/_whoami")
+    def whoami():
+        from flask import request
+
+        return {"ip": request.remote_addr, "secure": request.is_secure}
+
+    resp = app.test_client().get(
+        "/_whoami", headers={"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
+    )
+    assert resp.json == {"ip": "203.0.113.9", "secure": True}
+    assert "Strict-Transport-Security" in resp.headers
