@@ -358,36 +358,35 @@ def reply(number: str):
     return _render_ticket(ticket, 400, reply_form=form)
 
 
-@bp.route("/tickets/<number>/close", methods=["POST"])
-@customer_required
-def close(number: str):
+def _version_action(number: str, operation, done_message: str):
+    """Close or reopen the customer's own ticket, from the version their page showed."""
     ticket = get_owned_or_404("ticket", number)
     form = VersionForm()
     if not form.validate_on_submit():
         return _refused(ticket, _("The form expired. Please try again."))
     try:
-        lifecycle.finish(ticket, current_user, expected_version=form.version.data)
+        operation(ticket, current_user, expected_version=form.version.data)
     except DomainError as exc:
         db.session.rollback()
         return _refused(ticket, str(exc))
     db.session.commit()
-    return _done(ticket, _("Your ticket is closed. You can reopen it within 7 days."))
+    return _done(ticket, done_message)
+
+
+@bp.route("/tickets/<number>/close", methods=["POST"])
+@customer_required
+def close(number: str):
+    return _version_action(
+        number, lifecycle.finish, _("Your ticket is closed. You can reopen it within 7 days.")
+    )
 
 
 @bp.route("/tickets/<number>/reopen", methods=["POST"])
 @customer_required
 def reopen(number: str):
-    ticket = get_owned_or_404("ticket", number)
-    form = VersionForm()
-    if not form.validate_on_submit():
-        return _refused(ticket, _("The form expired. Please try again."))
-    try:
-        lifecycle.reopen(ticket, current_user, expected_version=form.version.data)
-    except DomainError as exc:
-        db.session.rollback()
-        return _refused(ticket, str(exc))
-    db.session.commit()
-    return _done(ticket, _("Your ticket is open again. Tell us what is still wrong."))
+    return _version_action(
+        number, lifecycle.reopen, _("Your ticket is open again. Tell us what is still wrong.")
+    )
 
 
 @bp.route("/tickets/<number>/rate", methods=["POST"])
