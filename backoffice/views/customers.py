@@ -26,7 +26,7 @@ from ..extensions import db
 from ..models import CustomerProfile, Order, Role, Ticket, User
 from ..models.base import utcnow
 from .base import SecureModelView
-from .exports import neutralise, stream_csv
+from .exports import keyset_rows, stream_csv
 from .formatting import datetime_text
 from .sqlhelpers import offset_minutes
 
@@ -120,37 +120,29 @@ def export_rows(conditions, batch: int):
     def num(value):
         return "" if value is None else value
 
-    last_id = 0
-    while True:
-        stmt = (
-            select(*columns)
-            .outerjoin(CustomerProfile, CustomerProfile.user_id == User.id)
-            .where(*conditions, User.id > last_id)
-            .order_by(User.id)
-            .limit(batch)
-        )
-        rows = db.session.execute(stmt).all()
-        if not rows:
-            return
-        for r in rows:
-            yield [
-                r.id,
-                neutralise(r.name or ""),
-                neutralise(r.email),
-                neutralise(r.phone or ""),
-                neutralise(r.locale or ""),
-                "yes" if r.active else "no",
-                "yes" if r.marketing_consent else "no",
-                local(r.created_at),
-                neutralise(r.segment or Segment.NEW.value),
-                num(r.recency_days),
-                num(r.frequency),
-                num(r.monetary),
-                num(r.complaint_rate),
-                num(r.avg_rating),
-                local(r.refreshed_at),
-            ]
-        last_id = rows[-1].id
+    stmt = (
+        select(*columns)
+        .outerjoin(CustomerProfile, CustomerProfile.user_id == User.id)
+        .where(*conditions)
+    )
+    for r in keyset_rows(stmt, User.id, batch):
+        yield [
+            r.id,
+            r.name or "",
+            r.email,
+            r.phone or "",
+            r.locale or "",
+            "yes" if r.active else "no",
+            "yes" if r.marketing_consent else "no",
+            local(r.created_at),
+            r.segment or Segment.NEW.value,
+            num(r.recency_days),
+            num(r.frequency),
+            num(r.monetary),
+            num(r.complaint_rate),
+            num(r.avg_rating),
+            local(r.refreshed_at),
+        ]
 
 
 class CustomerView(SecureModelView):

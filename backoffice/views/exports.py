@@ -14,7 +14,21 @@ from datetime import datetime
 
 from flask import Response, stream_with_context
 
+from ..extensions import db
+
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def keyset_rows(stmt, key, batch: int):
+    """The rows of `stmt` in `key` order, read `batch` at a time with `key > last`
+    (no OFFSET, constant memory). `stmt` must select `key` under the name "id"."""
+    last = 0  # ids start at 1
+    while True:
+        rows = db.session.execute(stmt.where(key > last).order_by(key).limit(batch)).all()
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1].id
 
 
 def neutralise(value):

@@ -27,7 +27,7 @@ from ..extensions import db
 from ..models import Department, Ticket
 from ..models.base import utcnow
 from .base import StaffAccessMixin
-from .exports import neutralise, stream_csv
+from .exports import keyset_rows, neutralise, stream_csv
 from .report_filters import ReportForm, ticket_conditions
 from .sqlhelpers import (
     first_response_seconds,
@@ -86,35 +86,27 @@ def export_rows(conditions, now: datetime, batch: int):
     def local(value):
         return None if value is None else (value + shift).replace(microsecond=0)
 
-    last_id = 0
-    while True:
-        stmt = (
-            select(*columns)
-            .outerjoin(Department, Ticket.department_id == Department.id)
-            .where(*conditions, Ticket.id > last_id)
-            .order_by(Ticket.id)
-            .limit(batch)
-        )
-        rows = db.session.execute(stmt).all()
-        if not rows:
-            return
-        for r in rows:
-            yield [
-                r.number,
-                neutralise(r.subject),
-                local(r.created_at),
-                local(r.first_response_at),
-                local(r.finished_at),
-                r.kind.value,
-                r.status.value,
-                neutralise(r.code or ""),
-                r.priority.value,
-                _hours(r.created_at, r.first_response_at),
-                _hours(r.created_at, r.finished_at),
-                "yes" if r[10] else "no",
-                r.rating,
-            ]
-        last_id = rows[-1].id
+    stmt = (
+        select(*columns)
+        .outerjoin(Department, Ticket.department_id == Department.id)
+        .where(*conditions)
+    )
+    for r in keyset_rows(stmt, Ticket.id, batch):
+        yield [
+            r.number,
+            neutralise(r.subject),
+            local(r.created_at),
+            local(r.first_response_at),
+            local(r.finished_at),
+            r.kind.value,
+            r.status.value,
+            neutralise(r.code or ""),
+            r.priority.value,
+            _hours(r.created_at, r.first_response_at),
+            _hours(r.created_at, r.finished_at),
+            "yes" if r[10] else "no",
+            r.rating,
+        ]
 
 
 def summary_rows(conditions, now: datetime) -> list[dict]:
