@@ -248,6 +248,10 @@ def test_sla_breached_in_python_and_sql_agree(db, make, actors):
     assert old.sla_breached(now) and not fresh.sla_breached(now)
     breached = db.session.scalars(select(Ticket.id).where(Ticket.sla_breached(now))).all()
     assert old.id in breached and fresh.id not in breached
+    kept = db.session.scalars(select(Ticket.id).where(Ticket.sla_kept(now))).all()
+    everyone = db.session.scalars(select(Ticket.id)).all()
+    assert set(kept).isdisjoint(breached) and set(kept) | set(breached) == set(everyone)
+    assert old.current_due == old.first_response_due  # not answered yet
 
 
 def test_routing_prefers_the_most_specific_rule(db, make, actors):

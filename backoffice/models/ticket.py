@@ -148,6 +148,27 @@ class Ticket(db.Model):
             cls.finished_at > cls.resolution_due,
         )
 
+    @classmethod
+    def sla_kept(cls, now: datetime):
+        """SQL: the exact complement of `sla_breached`, spelled out term by term, since
+        NOT(sla_breached) would drop rows where a comparison with a missing time is NULL."""
+        first_ok = or_(
+            and_(cls.first_response_at.is_(None), cls.first_response_due >= now),
+            cls.first_response_at <= cls.first_response_due,
+        )
+        resolution_ok = or_(
+            and_(cls.finished_at.is_(None), cls.resolution_due >= now),
+            cls.finished_at <= cls.resolution_due,
+        )
+        return and_(first_ok, resolution_ok)
+
+    @property
+    def current_due(self) -> datetime:
+        """The due time that matters now: first response until answered, then resolution."""
+        if self.first_response_at is None and self.status is not TicketStatus.FINISHED:
+            return self.first_response_due
+        return self.resolution_due
+
     def __str__(self) -> str:
         return self.number or f"#{self.id}"
 

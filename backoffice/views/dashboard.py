@@ -31,7 +31,6 @@ from .sqlhelpers import (
     medians,
     offset_minutes,
     resolution_seconds,
-    sla_breached,
     utc_bounds,
 )
 from .tickets import LIST_ENDPOINTS, SlaFilter
@@ -62,7 +61,8 @@ def list_figures(user, now) -> list[dict]:
     open_lists = [s for s in statuses if s in OPEN_STATUSES]
     in_list = {s: select(Ticket.id).where(scope, Ticket.status == s) for s in statuses}
     figures = capped_counts(
-        [in_list[s] for s in statuses] + [in_list[s].where(sla_breached(now)) for s in open_lists]
+        [in_list[s] for s in statuses]
+        + [in_list[s].where(Ticket.sla_breached(now)) for s in open_lists]
     )
     counts = dict(zip(statuses, figures[: len(statuses)], strict=True))
     breached = dict(zip(open_lists, figures[len(statuses) :], strict=True))

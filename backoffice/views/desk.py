@@ -46,7 +46,6 @@ from .base import StaffAccessMixin
 from .desk_context import customer_summary, load_events, load_messages, state_key
 from .desk_forms import INTERNAL, PUBLIC, ActionForm, DispatchForm, PriorityForm, ReplyForm
 from .fields import to_choices
-from .sqlhelpers import sla_due
 from .tickets import LIST_ENDPOINTS
 
 POLL_BATCH = 50
@@ -126,7 +125,7 @@ class TicketDeskView(StaffAccessMixin, BaseView):
             forms=self._forms(ticket, allowed, **forms),
             summary=customer_summary(ticket, current_user),
             conflict=conflict,
-            sla_due=sla_due(ticket),
+            sla_due=ticket.current_due,
             breached=ticket.sla_breached(utcnow()),
             state=state_key(ticket),
             last_id=messages[-1].id if messages else 0,

@@ -8,9 +8,9 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from ..extensions import db
-from ..models import Department
+from ..models import Department, Ticket
 from ..models.base import utcnow
-from .sqlhelpers import sla_breached, sla_kept, utc_bounds
+from .sqlhelpers import utc_bounds
 
 
 class EnumFilter(BaseSQLAFilter):
@@ -73,7 +73,7 @@ class SlaFilter(BaseSQLAFilter, model_filters.BaseBooleanFilter):
 
     def apply(self, query, value, alias=None):
         now = utcnow()
-        return query.filter(sla_breached(now) if value == "1" else sla_kept(now))
+        return query.filter(Ticket.sla_breached(now) if value == "1" else Ticket.sla_kept(now))
 
     def operation(self):
         return _l("is")

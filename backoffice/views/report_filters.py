@@ -19,7 +19,7 @@ from ..i18n import TranslatedMeta
 from ..models import Department, Order, Priority, Ticket, TicketKind, TicketStatus, User
 from ..models.base import utcnow
 from .fields import to_choices
-from .sqlhelpers import local_today, sla_breached, sla_kept, utc_bounds
+from .sqlhelpers import local_today, utc_bounds
 
 MAX_RANGE_DAYS = 3 * 366
 
@@ -92,7 +92,9 @@ def ticket_conditions(form: ReportForm) -> list:
         conditions.append(Ticket.department_id == int(form.department.data))
     if form.sla.data:
         now = utcnow()
-        conditions.append(sla_breached(now) if form.sla.data == "1" else sla_kept(now))
+        conditions.append(
+            Ticket.sla_breached(now) if form.sla.data == "1" else Ticket.sla_kept(now)
+        )
     if form.order.data:
         orders = select(Order.id).where(_contains(Order.number, form.order.data.strip()))
         conditions.append(Ticket.order_id.in_(orders))

@@ -35,7 +35,6 @@ from .sqlhelpers import (
     medians,
     offset_minutes,
     resolution_seconds,
-    sla_breached,
 )
 
 XLSX_MAX_ROWS = 100_000
@@ -78,7 +77,7 @@ def export_rows(conditions, now: datetime, batch: int):
         Ticket.status,
         Department.code,
         Ticket.priority,
-        case((sla_breached(now), 1), else_=0),
+        case((Ticket.sla_breached(now), 1), else_=0),
         Ticket.rating,
     )
     shift = timedelta(minutes=offset_minutes())  # once, not per cell
@@ -118,7 +117,7 @@ def summary_rows(conditions, now: datetime) -> list[dict]:
         select(
             *groups,
             func.count(),
-            func.sum(case((sla_breached(now), 1), else_=0)),
+            func.sum(case((Ticket.sla_breached(now), 1), else_=0)),
             func.avg(Ticket.rating),
         )
         .where(where)

@@ -13,11 +13,11 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import Float, Integer, Select, String, and_, func, literal, or_, select, union_all
+from sqlalchemy import Float, Integer, Select, String, func, literal, select, union_all
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
-from ..models import Ticket, TicketStatus
+from ..models import Ticket
 
 # --- time zone -------------------------------------------------------------
 
@@ -126,37 +126,6 @@ def _month_mysql(element, compiler, **kw):
 def day_key(value) -> str:
     """'YYYY-MM-DD' whether the driver returned a string or a date."""
     return str(value)[:10]
-
-
-# --- SLA -------------------------------------------------------------------
-
-
-def sla_breached(now: datetime):
-    return Ticket.sla_breached(now)
-
-
-def sla_kept(now: datetime):
-    """The exact complement of `sla_breached`, written without NULL traps.
-
-    NOT(sla_breached) would drop rows where a comparison with a missing time
-    yields NULL, so the complement is spelled out term by term.
-    """
-    first_ok = or_(
-        and_(Ticket.first_response_at.is_(None), Ticket.first_response_due >= now),
-        Ticket.first_response_at <= Ticket.first_response_due,
-    )
-    resolution_ok = or_(
-        and_(Ticket.finished_at.is_(None), Ticket.resolution_due >= now),
-        Ticket.finished_at <= Ticket.resolution_due,
-    )
-    return and_(first_ok, resolution_ok)
-
-
-def sla_due(ticket: Ticket) -> datetime:
-    """The due time that matters now: first response until answered, then resolution."""
-    if ticket.first_response_at is None and ticket.status is not TicketStatus.FINISHED:
-        return ticket.first_response_due
-    return ticket.resolution_due
 
 
 # --- medians ---------------------------------------------------------------

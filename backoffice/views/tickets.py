@@ -28,7 +28,7 @@ from ..models.base import utcnow
 from .base import SecureModelView
 from .filters import DepartmentFilter, EnumFilter, LocalDateBetween, SlaFilter
 from .formatting import datetime_text
-from .sqlhelpers import capped_count, sla_due
+from .sqlhelpers import capped_count
 from .ticket_search import SEARCH_LIMIT, SUBJECT_CONTAINS_DAYS, normalise, search_ids
 
 # --- filters and column formatters ------------------------------------------
@@ -83,7 +83,7 @@ def _age(view, context, model, name):
 
 def sla_marker(ticket: Ticket) -> Markup:
     """The SLA due time, with a visible marker (and text for screen readers) when breached."""
-    due = escape(datetime_text(sla_due(ticket)))
+    due = escape(datetime_text(ticket.current_due))
     if ticket.sla_breached(utcnow()):
         return Markup('<span class="sla-breached" title="{t}">⚠ {d} <b>{t}</b></span>').format(
             d=due, t=_("SLA breached")
