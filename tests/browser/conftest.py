@@ -106,6 +106,27 @@ def _seed(app: Flask) -> None:
         db.session.remove()
 
 
+def _closing(app: Flask):
+    """Read each response whole and close it before the server sends it.
+
+    Werkzeug's development server closes a response only after draining the socket,
+    and that drain raises when Chromium resets a connection it no longer needs (a
+    cancelled script or image on a page it navigated away from). The open static file
+    is then closed by the garbage collector, whose ResourceWarning fails whichever test
+    happens to be running. Responses here are small, so buffering them costs nothing.
+    """
+
+    def wsgi(environ, start_response):
+        body = app(environ, start_response)
+        try:
+            return [b"".join(body)]
+        finally:
+            if hasattr(body, "close"):
+                body.close()
+
+    return wsgi
+
+
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory) -> Iterator[LiveServer]:
     url, drop = _database_url(tmp_path_factory, "browser")
@@ -129,7 +150,7 @@ def live_server(tmp_path_factory) -> Iterator[LiveServer]:
         server.errors.append(repr(exception))
 
     got_request_exception.connect(record, app)
-    wsgi = make_server("127.0.0.1", 0, app, threaded=True)
+    wsgi = make_server("127.0.0.1", 0, _closing(app), threaded=True)
     server.url = f"http://127.0.0.1:{wsgi.server_port}"
     app.config["CAREBOX_BASE_URL"] = server.url
     quiet = logging.getLogger("werkzeug")
