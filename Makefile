@@ -54,10 +54,10 @@ format: install-test
 
 ## Translations: extract strings, merge them into the catalogues, compile them
 extract-messages: install
-	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -k ngettext:1,2 -o $(TRANSLATIONS)/messages.pot .
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -k ngettext:1,2 -w 100 -o $(TRANSLATIONS)/messages.pot .
 
 update-messages: extract-messages
-	$(BIN)/pybabel update -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) --no-fuzzy-matching
+	$(BIN)/pybabel update -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) -w 100 --no-fuzzy-matching
 
 translations: install
 	$(BIN)/pybabel compile -d $(TRANSLATIONS) -D "$(DOMAINS)" > /dev/null
@@ -76,7 +76,11 @@ screenshots: install-test translations
 	$(BIN)/pytest -m browser tests/browser/test_screenshots.py --screenshots
 
 bench: install-test
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/loyalty_refresh.py
+	$(BIN)/python bench/announcement_queueing.py
+	@if [ -n "$$DATABASE_URL" ]; then \
+	  $(BIN)/python bench/ticket_queries.py && $(BIN)/python bench/admin_pages.py; \
+	else echo "ticket_queries.py, admin_pages.py: set DATABASE_URL to a database filled by carebox seed-bulk"; fi
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache

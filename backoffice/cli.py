@@ -159,14 +159,17 @@ def outbox_group():
 @click.option("--interval", type=click.FloatRange(0.1, 3600), help="Seconds between idle polls.")
 @with_appcontext
 def outbox_send(loop: bool, batch: int | None, interval: float | None):
-    """Deliver queued email once (one batch), or keep delivering with --loop."""
+    """Deliver queued email once (one batch), or keep delivering with --loop.
+
+    Each turn also queues the next chunk of an announcement that is being sent.
+    """
     import signal
     import threading
 
-    from .mailer import run_loop, send_pending
+    from .mailer import run_loop, work
 
     if not loop:
-        click.echo(str(send_pending(batch)))
+        click.echo(str(work(batch)))
         return
     stop = threading.Event()
 

@@ -17,8 +17,12 @@ Guarantees:
   between the server's "250 OK" and the commit of `sent` leaves a row that is
   sent again after the claim timeout, under the same Message-ID.
 
-Every step commits its own short transaction on its own connection: the
-worker never touches `db.session`, so a caller's pending changes stay its own.
+- Announcements are queued here too, a chunk per turn of the worker (`work`), so
+  that the admin's request that confirms a send stays short whatever the audience.
+
+Every delivery step commits its own short transaction on its own connection:
+`send_pending` never touches `db.session`, so a caller's pending changes stay
+its own.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from .config import ConfigError
+from .domain import announcements
 from .extensions import db
 from .models import AnnouncementSend, OutboxEmail, OutboxStatus
 from .models.base import utcnow
@@ -86,6 +91,7 @@ class Claimed:
 
 @dataclass
 class SendReport:
+    queued: int = 0  # announcement emails put in the outbox by this step
     claimed: int = 0
     sent: int = 0
     retried: int = 0  # refused, due again later
@@ -95,7 +101,8 @@ class SendReport:
 
     def __str__(self) -> str:
         return (
-            f"claimed {self.claimed}, sent {self.sent}, retry later {self.retried}, "
+            f"announcement emails queued {self.queued}, claimed {self.claimed}, "
+            f"sent {self.sent}, retry later {self.retried}, "
             f"failed {self.failed}, SMTP unreachable {self.released}, lost claims {self.lost}"
         )
 
@@ -408,6 +415,23 @@ def send_pending(batch: int | None = None, now: datetime | None = None) -> SendR
     return deliver(rows, clock=(lambda: now) if now else utcnow, sender=sender)
 
 
+def work(batch: int | None = None, now: datetime | None = None) -> SendReport:
+    """One turn of the worker: queue the next chunk of an announcement, then send a batch.
+
+    Unlike the rest of this module it commits `db.session` (the announcement
+    chunk is written through the domain layer), so only a worker calls it.
+    """
+    try:
+        queued = announcements.queue_next_chunk(now=now)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    report = send_pending(batch, now)
+    report.queued = queued
+    return report
+
+
 def run_loop(
     batch: int | None = None,
     interval: float | None = None,
@@ -425,7 +449,7 @@ def run_loop(
     total = SendReport()
     while not stop.is_set():
         try:
-            report = send_pending(batch)
+            report = work(batch)
         except DBAPIError:
             # The database went away: nothing claimed is lost (claims time out); retry.
             log.exception("outbox: database error; retrying in %s s", interval)
@@ -433,8 +457,8 @@ def run_loop(
             continue
         for field in total.__dataclass_fields__:
             setattr(total, field, getattr(total, field) + getattr(report, field))
-        if on_report and report.claimed:
+        if on_report and (report.claimed or report.queued):
             on_report(report)
-        if report.claimed < batch or report.released:
+        if (report.claimed < batch and not report.queued) or report.released:
             stop.wait(interval)
     return total

@@ -26,7 +26,6 @@ import os
 import random
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from datetime import timedelta
@@ -36,6 +35,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from common import fresh_database  # noqa: E402
 
 from backoffice import create_app  # noqa: E402
 from backoffice.domain import loyalty  # noqa: E402
@@ -112,27 +113,6 @@ def raw_statement(dialect: str, batched: bool = False) -> sa.TextClause:
         )
         user = '"user"'
     return sa.text(RAW_SQL.format(days=days, upsert=upsert, user=user, **ranges))
-
-
-def fresh_database(url: str):
-    """(url of a new empty database, drop function)."""
-    base = sa.engine.make_url(url)
-    if base.get_backend_name() == "sqlite":
-        path = Path(tempfile.mkdtemp()) / "bench.db"
-        return f"sqlite:///{path}", lambda: path.unlink(missing_ok=True)
-    name = f"carebox_bench_{uuid.uuid4().hex[:8]}"
-    server = sa.create_engine(base)
-    with server.begin() as conn:
-        conn.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
-
-    def drop():
-        with server.begin() as conn:
-            conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
-        server.dispose()
-
-    query = dict(base.query)
-    query.setdefault("charset", "utf8mb4")
-    return base.set(database=name, query=query).render_as_string(hide_password=False), drop
 
 
 def fill(n_customers: int, now, seed: int = 42) -> dict[str, int]:

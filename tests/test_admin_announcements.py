@@ -157,9 +157,13 @@ def test_send_flow_queues_consenting_recipients_and_logs_the_figures(
     resp = confirm(b, news, html, publish="y")
     assert resp.status_code == 302
     after = b.get(resp.headers["Location"]).get_data(as_text=True)
-    assert "4 emails queued for: All consenting customers." in flashes(after)
+    assert "Sending started: 4 emails for: All consenting customers." in flashes(after)
     send = db.session.scalars(select(AnnouncementSend)).one()
     assert (send.targeted, send.actor_id, send.audience_kind) == (4, master.id, "all")
+    # The request only logged the send; the worker queues the emails.
+    assert send.queueing and outbox_of(db, send.id) == []
+    assert "(queueing)" in after
+    assert announcements.queue_all() == 4
     assert outbox_of(db, send.id) == [
         "fresh@example.com",
         "lost@example.com",
@@ -181,8 +185,8 @@ def test_send_flow_queues_consenting_recipients_and_logs_the_figures(
     cells = re.sub(r"<[^>]+>", " ", log.split("model-list", 1)[1].split("</table>")[0])
     assert re.sub(r"\s+", " ", cells).count("Mira Master") == 1
     row = [c for c in re.findall(r"<td[^>]*>\s*([^<]*?)\s*</td>", log) if c]
-    # targeted, sent, failed, unsubscribed, waiting
-    assert row[-5:] == ["4", "3", "1", "1", "0"], row
+    # targeted, queued, sent, failed, unsubscribed, waiting
+    assert row[-6:] == ["4", "4", "3", "1", "1", "0"], row
     assert "All consenting customers" in log and news.title_id in log
     page = b.get(page_url(news)).get_data(as_text=True)
     figures = re.search(r'<tr data-send-id="\d+">(.*?)</tr>', page, re.S).group(1)

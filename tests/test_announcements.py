@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
@@ -120,6 +121,11 @@ def test_send_queues_one_email_per_consenting_recipient(db, people, announcement
     log = announcements.send_announcement(announcement, Audience.all_customers(), people["master"])
     db.session.commit()
     assert log.targeted == 4 and log.actor_id == people["master"].id
+    assert log.queueing and db.session.scalars(select(OutboxEmail)).all() == []
+    report = mailer.work()  # the worker's turn: queue the announcement, then send
+    assert (report.queued, report.claimed, report.sent) == (4, 4, 4)
+    db.session.commit()
+    assert (log.queued, log.queueing, log.queued_through) == (4, False, people["no_profile"].id)
     # The label is written in the sender's language (here the default one).
     assert log.audience_kind == "all"
     assert log.audience_label == str(Audience.all_customers().describe())
@@ -133,8 +139,6 @@ def test_send_queues_one_email_per_consenting_recipient(db, people, announcement
         "new@example.com",
     ]
     assert {r.category for r in rows} == {"announcement"}
-    while mailer.send_pending().claimed:
-        pass
     messages = smtp.messages
     assert len(messages) == 4
     [english] = smtp.to("loyal@example.com")
@@ -155,6 +159,58 @@ def test_send_queues_one_email_per_consenting_recipient(db, people, announcement
     assert (log.sent, log.failed, log.unsubscribed, log.pending) == (4, 0, 0, 0)
 
 
+def test_the_worker_queues_a_chunk_at_a_time_and_reads_consent_when_it_queues(
+    db, people, announcement, monkeypatch
+):
+    monkeypatch.setattr(announcements, "CHUNK", 2)
+    log = announcements.send_announcement(announcement, Audience.all_customers(), people["master"])
+    people["new_sameday"].marketing_consent = False  # withdrawn after the admin confirmed
+    db.session.commit()
+    assert announcements.queue_next_chunk() == 2
+    db.session.commit()
+    assert (log.queued, log.queueing, log.pending) == (2, True, 4)
+    assert announcements.queue_next_chunk() == 1  # the last, short chunk ends the send
+    db.session.commit()
+    assert (log.queued, log.queueing, log.pending) == (3, False, 3)
+    assert announcements.queue_next_chunk() == 0  # nothing is left waiting
+    rows = db.session.scalars(select(OutboxEmail)).all()
+    assert emails(rows) == ["fresh@example.com", "lost@example.com", "loyal@example.com"]
+
+
+def test_two_workers_queue_each_recipient_once(app, db, people, announcement, monkeypatch):
+    if db.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite serialises writers: two workers never overlap there")
+    monkeypatch.setattr(announcements, "CHUNK", 1)
+    log = announcements.send_announcement(announcement, Audience.all_customers(), people["master"])
+    db.session.commit()
+    start = threading.Barrier(2)
+    errors, queued = [], []
+
+    def worker():
+        try:
+            with app.app_context():
+                start.wait()
+                queued.append(announcements.queue_all())
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == [] and sum(queued) == 4
+    db.session.commit()
+    rows = db.session.scalars(select(OutboxEmail)).all()
+    assert emails(rows) == [
+        "fresh@example.com",
+        "lost@example.com",
+        "loyal@example.com",
+        "new@example.com",
+    ]
+    assert (log.queued, log.queueing) == (4, False)
+
+
 def test_send_log_counts_failures_and_unsubscribes(db, people, announcement, smtp, client):
     smtp.handler.refuse.add("lost@example.com")
     log = announcements.send_announcement(
@@ -165,7 +221,7 @@ def test_send_log_counts_failures_and_unsubscribes(db, people, announcement, smt
     )
     loyal_label = str(Audience.in_segment("loyal").describe())  # the sender's language
     db.session.commit()
-    while mailer.send_pending().claimed:
+    while (report := mailer.work()).claimed or report.queued:
         pass
     [msg] = smtp.to("loyal@example.com")
     link = msg["List-Unsubscribe"][1:-1].removeprefix(BASE)
@@ -301,5 +357,6 @@ def test_send_refuses_an_empty_announcement(db, people):
 
 def test_headers_are_stored_as_json(db, people, announcement):
     announcements.send_announcement(announcement, Audience.in_segment("loyal"), people["master"])
+    announcements.queue_all()
     row = db.session.scalars(select(OutboxEmail)).one()
     assert set(json.loads(row.headers)) == {"List-Unsubscribe", "List-Unsubscribe-Post"}

@@ -10,7 +10,8 @@ The back office calls:
   `Audience.ordered_service(product_id)` (or `Audience.parse(kind, value)` from
   a form) to describe who is targeted;
 - `audience_count(audience)` for the count shown before sending;
-- `send_announcement(announcement, audience, actor)` to queue the emails;
+- `send_announcement(announcement, audience, actor)` to log a send, whose
+  emails the outbox worker then queues with `queue_next_chunk()`;
 - `send_log(announcement_id=None)` for the log (targeted / sent / failed /
   unsubscribed per send), `previous_sends(announcement, audience)` for the
   sends of one announcement to one audience (a repeat is warned about);
@@ -23,7 +24,6 @@ None of them commits: the view does.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -187,30 +187,21 @@ def _render(announcement: Announcement, lang: str) -> tuple[str, str, str]:
     return title, text, html
 
 
-def _recipient_batches(audience: Audience) -> Iterator[list]:
-    """The audience in id order, CHUNK rows at a time (keyset: no open cursor while inserting)."""
-    columns = (User.id, User.email, User.name, User.locale)
-    last = 0
-    while True:
-        rows = db.session.execute(
-            recipients(audience, columns).where(User.id > last).order_by(User.id).limit(CHUNK)
-        ).all()
-        if not rows:
-            return
-        yield rows
-        last = rows[-1].id
-
-
 def send_announcement(
-    announcement: Announcement, audience: Audience, actor: User, *, now: datetime | None = None
+    announcement: Announcement,
+    audience: Audience,
+    actor: User,
+    *,
+    targeted: int | None = None,
+    now: datetime | None = None,
 ) -> AnnouncementSend:
-    """Queue one email per consenting recipient of `audience`, and log the send.
+    """Log a send of `announcement` to `audience`; the outbox worker queues its emails.
 
-    Guarantees: only active, consenting customers; each email in the
-    recipient's language with their own unsubscribe link and List-Unsubscribe
-    headers; the outbox rows and the AnnouncementSend row (targeted = rows
-    queued) are in the caller's transaction. Only users allowed to manage
-    content (the master admin) may send.
+    Queueing one email per recipient takes minutes for a large audience, longer
+    than a web request may last, so this only writes the AnnouncementSend row
+    (`targeted`: the count the admin confirmed, counted now if not given) and
+    `queue_next_chunk` does the rest. Only users allowed to manage content (the
+    master admin) may send. Flushes, never commits.
     """
     now = now or utcnow()
     if not perm.has(actor, perm.ADMIN_CONTENT):
@@ -225,37 +216,91 @@ def send_announcement(
         audience_kind=audience.kind.value,
         audience_value=audience.value,
         audience_label=str(audience.describe())[:255],
+        targeted=audience_count(audience) if targeted is None else targeted,
         actor=actor,
         created_at=now,
     )
     db.session.add(log)
     db.session.flush()
+    return log
+
+
+def queue_next_chunk(*, now: datetime | None = None) -> int:
+    """Queue the emails of the next CHUNK recipients of the oldest unfinished send.
+
+    Returns how many were queued (0: nothing was waiting, or another worker got
+    there first). Guarantees: recipients are read at queueing time, so only
+    customers who are active and consenting then are emailed, each at most once
+    per send, in their own language, with their own unsubscribe link and
+    List-Unsubscribe headers (RFC 8058). Several workers may call it at once: the
+    cursor moves by compare-and-set before any row is written, and a worker that
+    loses the race writes nothing. Flushes, never commits: the caller commits
+    the chunk (the outbox rows and the cursor) as one transaction.
+    """
+    now = now or utcnow()
+    log = db.session.scalar(
+        select(AnnouncementSend)
+        .where(AnnouncementSend.queued_at.is_(None))
+        .order_by(AnnouncementSend.id)
+        .limit(1)
+    )
+    if log is None:
+        return 0
+    cursor = log.queued_through
+    audience = Audience.parse(log.audience_kind, log.audience_value)
+    columns = (User.id, User.email, User.name, User.locale)
+    batch = db.session.execute(
+        recipients(audience, columns).where(User.id > cursor).order_by(User.id).limit(CHUNK)
+    ).all()
+    done = len(batch) < CHUNK
+    moved = db.session.execute(
+        update(AnnouncementSend)
+        .where(AnnouncementSend.id == log.id, AnnouncementSend.queued_through == cursor)
+        .values(
+            queued_through=batch[-1].id if batch else cursor,
+            queued=AnnouncementSend.queued + len(batch),
+            queued_at=now if done else None,
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.expire(log)
+    if not moved:
+        return 0
     languages = tuple(current_app.config["LANGUAGES"])
     default = current_app.config["BABEL_DEFAULT_LOCALE"]
-    rendered = {lang: _render(announcement, lang) for lang in languages}
+    rendered = {}
+    rows = []
+    for user in batch:
+        lang = user.locale if user.locale in languages else default
+        if lang not in rendered:
+            rendered[lang] = _render(log.announcement, lang)
+        subject, text, html = rendered[lang]
+        url = unsubscribe_url(user.id, log.id)
+        rows.append(
+            outbox_row(
+                (user.name, user.email) if user.name else user.email,
+                subject,
+                text.replace(_PLACEHOLDER, url),
+                html.replace(_PLACEHOLDER, str(escape(url))),
+                category=ANNOUNCEMENT,
+                headers={
+                    "List-Unsubscribe": f"<{url}>",
+                    "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+                },
+                announcement_send_id=log.id,
+                now=now,
+            )
+        )
+    return enqueue_many(rows, chunk=CHUNK)
 
-    def rows():
-        for batch in _recipient_batches(audience):
-            for user in batch:
-                subject, text, html = rendered[user.locale if user.locale in languages else default]
-                url = unsubscribe_url(user.id, log.id)
-                yield outbox_row(
-                    (user.name, user.email) if user.name else user.email,
-                    subject,
-                    text.replace(_PLACEHOLDER, url),
-                    html.replace(_PLACEHOLDER, str(escape(url))),
-                    category=ANNOUNCEMENT,
-                    headers={
-                        "List-Unsubscribe": f"<{url}>",
-                        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-                    },
-                    announcement_send_id=log.id,
-                    now=now,
-                )
 
-    log.targeted = enqueue_many(rows(), chunk=CHUNK)
-    db.session.flush()
-    return log
+def queue_all(*, now: datetime | None = None) -> int:
+    """Queue every waiting send to the end, committing chunk by chunk (CLI and tests)."""
+    total = 0
+    while db.session.scalar(select(func.count()).where(AnnouncementSend.queued_at.is_(None))):
+        total += queue_next_chunk(now=now)
+        db.session.commit()
+    return total
 
 
 def send_log(announcement_id: int | None = None) -> Select:

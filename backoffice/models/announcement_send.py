@@ -16,9 +16,11 @@ from .user import User
 class AnnouncementSend(db.Model):
     """One emailing of an announcement to an audience.
 
-    `targeted` is fixed when the emails are queued; the outbox worker counts
-    `sent` and `failed` (given up) as it goes, and the unsubscribe link counts
-    `unsubscribed` — each in the same transaction as the change it counts.
+    `targeted` is the audience the admin confirmed. The outbox worker then
+    queues the emails a chunk at a time in recipient-id order (`queued`, up to
+    user id `queued_through`; `queued_at` once the audience is exhausted), counts
+    `sent` and `failed` (given up) as it delivers them, and the unsubscribe link
+    counts `unsubscribed` — each in the same transaction as the change it counts.
     """
 
     __tablename__ = "announcement_send"
@@ -33,6 +35,9 @@ class AnnouncementSend(db.Model):
     sent: Mapped[int] = mapped_column(default=0)
     failed: Mapped[int] = mapped_column(default=0)
     unsubscribed: Mapped[int] = mapped_column(default=0)
+    queued: Mapped[int] = mapped_column(default=0, server_default="0")
+    queued_through: Mapped[int] = mapped_column(default=0, server_default="0")
+    queued_at: Mapped[datetime | None]
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -40,9 +45,15 @@ class AnnouncementSend(db.Model):
     actor: Mapped[User | None] = relationship()
 
     @property
+    def queueing(self) -> bool:
+        """The worker has not yet queued every recipient."""
+        return self.queued_at is None
+
+    @property
     def pending(self) -> int:
-        """Queued emails not yet sent nor given up."""
-        return max(0, self.targeted - self.sent - self.failed)
+        """Emails not yet sent nor given up (while queueing, counted against the audience)."""
+        expected = max(self.targeted, self.queued) if self.queueing else self.queued
+        return max(0, expected - self.sent - self.failed)
 
     def __str__(self) -> str:
         return f"{self.announcement} → {self.audience_label}"

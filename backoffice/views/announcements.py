@@ -235,7 +235,7 @@ class AnnouncementSendMixin:
             flash(refusal, "error")
             return preview
         try:
-            log = ann.send_announcement(announcement, audience, current_user)
+            log = ann.send_announcement(announcement, audience, current_user, targeted=count)
             if form.publish.data:
                 ann.publish(announcement, current_user)
             db.session.commit()
@@ -248,8 +248,10 @@ class AnnouncementSendMixin:
             return preview
         flash(
             ngettext(
-                "%(num)d email queued for: %(audience)s.",
-                "%(num)d emails queued for: %(audience)s.",
+                "Sending started: %(num)d email for: %(audience)s. The mail worker "
+                "delivers it; the send log shows how far it got.",
+                "Sending started: %(num)d emails for: %(audience)s. The mail worker "
+                "delivers them; the send log shows how far it got.",
                 log.targeted,
                 audience=log.audience_label,
             ),
@@ -302,6 +304,12 @@ class AnnouncementFilter(BaseSQLAFilter, model_filters.BaseIntFilter):
         return _l("equals")
 
 
+def _waiting(send: AnnouncementSend) -> Markup | int:
+    if not send.queueing:
+        return send.pending
+    return Markup('{} <small class="text-muted">({})</small>').format(send.pending, _("queueing"))
+
+
 def _announcement_link(view, context, model, name):
     url = url_for("announcements.send_view", id=model.announcement_id)
     return Markup('<a href="{}">{}</a>').format(url, escape(model.announcement.title_id))
@@ -321,6 +329,7 @@ class AnnouncementSendView(SecureModelView):
         "actor",
         "audience_label",
         "targeted",
+        "queued",
         "sent",
         "failed",
         "unsubscribed",
@@ -332,6 +341,7 @@ class AnnouncementSendView(SecureModelView):
         "actor": _l("Sent by"),
         "audience_label": _l("Audience"),
         "targeted": _l("Targeted"),
+        "queued": _l("Queued"),
         "sent": _l("Sent"),
         "failed": _l("Failed"),
         "unsubscribed": _l("Unsubscribed"),
@@ -341,6 +351,7 @@ class AnnouncementSendView(SecureModelView):
         "created_at": lambda v, c, m, n: datetime_text(m.created_at),
         "announcement": _announcement_link,
         "actor": lambda v, c, m, n: m.actor.display_name if m.actor else "—",
+        "pending": lambda v, c, m, n: _waiting(m),
     }
     column_sortable_list = ["created_at", "targeted", "sent", "failed", "unsubscribed"]
     column_default_sort = [("created_at", True), ("id", True)]
