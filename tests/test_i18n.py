@@ -114,6 +114,7 @@ def test_admin_list_in_indonesian_with_flask_admins_words(login_as, make, db):
     db.session.commit()
     b, _ = login_as(perm.MASTER_ADMIN)  # a new account's language is Indonesian
     page = text(b.get("/admin/tickets/progress/"))
+    assert page.lstrip().startswith('<!DOCTYPE html>\n<html lang="id">')
     lists = ("progress", "team", "responded", "finished")
     assert _list_menu(page) == dict(zip(lists, PAPER_LISTS, strict=True))
     assert "<title>Tiket - Progress Ticket - carebox</title>" in page
@@ -126,6 +127,7 @@ def test_admin_list_in_indonesian_with_flask_admins_words(login_as, make, db):
 def test_admin_list_in_english_for_an_english_user(login_as, db):
     b, _ = login_as(perm.MASTER_ADMIN, locale="en")
     page = text(b.get("/admin/tickets/team/"))
+    assert '<html lang="en">' in page and "<html>" not in page
     assert "<title>Tickets - Team - carebox</title>" in page
     assert _list_menu(page) == {
         "progress": "Progress",

@@ -6,9 +6,10 @@ The menu each role sees is DESIGN §1: Flask-Admin leaves out every view whose
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, Response, request
 from flask_admin import Admin
 from flask_admin.theme import Bootstrap4Theme
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 
 from ..extensions import db
@@ -77,4 +78,23 @@ def init_admin(app: Flask) -> Admin:
         OrderView(name=_l("Orders"), endpoint="orders"),
     )
     formatting.register(app)
+    app.after_request(_html_lang)
     return admin
+
+
+def _html_lang(response: Response) -> Response:
+    """Give back-office pages their language: Flask-Admin's base template writes a bare
+    `<html>` outside any block, and screen readers, hyphenation and the browser's
+    translate prompt read the page's language from it."""
+    if (
+        request.path.startswith("/admin")
+        and response.mimetype == "text/html"
+        and not response.direct_passthrough
+        and not response.is_streamed
+    ):
+        body = response.get_data(as_text=True)
+        if "<html>" in body[:200]:
+            locale = get_locale()
+            lang = locale.language if locale else "id"
+            response.set_data(body.replace("<html>", f'<html lang="{lang}">', 1))
+    return response
