@@ -160,3 +160,72 @@ def test_customer_menu_is_the_portal_and_the_back_office_is_refused(
         refused(page, url)
     assert page.get_by_role("list", name="Main menu").count() == 0  # no back-office menu
     log_out(page)
+
+
+def _widest_tickets(live_server, customer_email: str) -> None:
+    """A ticket in each list with the widest content a list shows: an order number,
+    the longest department name, a priority badge, a breached SLA, an assignee."""
+    from datetime import timedelta
+
+    from sqlalchemy import func, select
+
+    from backoffice.domain import orders
+    from backoffice.domain import tickets as lifecycle
+    from backoffice.extensions import db
+    from backoffice.models import Department, Priority, Product, ProductKind, TicketKind, User
+    from backoffice.models.base import utcnow
+
+    with live_server.app_context():
+        users = {u.email: u for u in db.session.scalars(select(User))}
+        customer = users[customer_email]
+        master, cs = users[STAFF["master"].email], users[STAFF["cs"].email]
+        widest = db.session.scalars(
+            select(Department).order_by(func.length(Department.name_en).desc())
+        ).first()
+        service = db.session.scalars(
+            select(Product).where(Product.kind == ProductKind.SERVICE, Product.active)
+        ).first()
+        filed = utcnow() - timedelta(days=20)
+        for step in range(4):
+            order = orders.place_order(
+                customer, service, origin="Jakarta Selatan", destination="Surabaya", weight_kg=2
+            )
+            ticket = lifecycle.file_ticket(
+                customer,
+                TicketKind.COMPLAINT,
+                "Paket belum sampai padahal status terkirim",
+                "Mohon dicek.",
+                order=order,
+                now=filed,
+            )
+            if step == 0:
+                continue  # Progress
+            lifecycle.dispatch(ticket, widest, master, now=filed)
+            lifecycle.set_priority(ticket, Priority.URGENT, master, now=filed)
+            lifecycle.assign(ticket, cs, master, now=filed)
+            if step >= 2:
+                lifecycle.post_message(ticket, cs, "Sedang kami cek.", now=filed)  # Responded
+            if step == 3:
+                lifecycle.finish(ticket, cs, now=filed)
+        db.session.commit()
+        db.session.remove()
+
+
+def test_ticket_lists_fit_a_laptop_screen(new_context, live_server):
+    """Eleven columns and a breached SLA still fit 1280 px: no sideways scrolling."""
+    person = make_customer(live_server, name="Bernadetta Kusumawardhani")
+    _widest_tickets(live_server, person.email)
+    page = new_context(viewport={"width": 1280, "height": 800}).new_page()
+    log_in(page, STAFF["master"].email)
+    for status in ("progress", "team", "responded", "finished"):
+        page.goto(f"/admin/tickets/{status}/")
+        expect(page.get_by_text("Bernadetta Kusumawardhani").first).to_be_visible()
+        # The list sits in a scrolling box: it must not need to scroll, nor the page.
+        widths = page.evaluate(
+            """() => {
+                const box = document.querySelector('table.model-list').parentElement;
+                return [document.documentElement.scrollWidth, box.scrollWidth, box.clientWidth];
+            }"""
+        )
+        assert widths[0] <= 1280 and widths[1] <= widths[2], (status, widths)
+    log_out(page)
