@@ -92,6 +92,8 @@ class Config:
     RATELIMIT_LOGIN = "10 per minute;100 per day"
     RATELIMIT_TICKET_FILE = "10 per hour"
     RATELIMIT_TICKET_REPLY = "30 per 10 minutes"
+    # Per address: generous, as phones on one carrier often share an address (CGNAT).
+    RATELIMIT_FAQ_VOTE = "120 per hour"
 
     # i18n
     BABEL_DEFAULT_LOCALE = "id"

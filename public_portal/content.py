@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-from flask import abort, flash, jsonify, redirect, render_template, request, session, url_for
+from flask import (
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
+from backoffice.domain import faq as faqs
 from backoffice.domain import permissions as perm
-from backoffice.extensions import db
+from backoffice.extensions import db, limiter
 from backoffice.models import Announcement, FaqCategory, FaqEntry, Product, ProductKind
 from backoffice.web import safe_next
 
@@ -125,7 +137,7 @@ def faq():
         grouped=grouped,
         page=page,
         has_more=has_more,
-        voted=set(session.get("faq_voted", [])),
+        voted=set(session.get("faq_voted", [])) | faqs.voted_entries(_signed_in()),
         vote_form=VoteForm(),
         too_short=bool(q) and not search.words(q),
     )
@@ -156,9 +168,14 @@ def faq_suggest():
     return resp
 
 
+def _signed_in():
+    return current_user if current_user.is_authenticated else None
+
+
 @bp.route("/faq/<int:entry_id>/vote", methods=["POST"])
+@limiter.limit(lambda: current_app.config["RATELIMIT_FAQ_VOTE"])
 def faq_vote(entry_id: int):
-    """'Was this helpful?': counted once per entry and session."""
+    """'Was this helpful?': counted once per entry and account (or session, signed out)."""
     form = VoteForm()
     target = safe_next(form.next.data, url_for("portal.faq")).split("#")[0] + f"#faq-{entry_id}"
     entry = db.session.get(FaqEntry, entry_id) if entry_id <= MAX_ID else None
@@ -171,18 +188,17 @@ def faq_vote(entry_id: int):
             flash(_("Choose yes or no."), "error")
         return redirect(target)
     voted = list(session.get("faq_voted", []))
-    if entry_id in voted:
+    counted = False
+    if entry_id not in voted:
+        try:
+            counted = faqs.vote(entry, form.helpful.data == "yes", _signed_in())
+            db.session.commit()
+        except IntegrityError:  # the same account's other click won the race
+            db.session.rollback()
+        session["faq_voted"] = (voted + [entry_id])[-VOTES_KEPT:]
+    if not counted:
         flash(_("You already told us whether this answer helped. Thank you!"), "info")
         return redirect(target)
-    column = FaqEntry.helpful_yes if form.helpful.data == "yes" else FaqEntry.helpful_no
-    # One atomic UPDATE (no read-modify-write race); updated_at stays the content's time.
-    db.session.execute(
-        update(FaqEntry)
-        .where(FaqEntry.id == entry_id)
-        .values({column: column + 1, FaqEntry.updated_at: FaqEntry.updated_at})
-    )
-    db.session.commit()
-    session["faq_voted"] = (voted + [entry_id])[-VOTES_KEPT:]
     flash(_("Thank you for your feedback!"), "success")
     return redirect(target)
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from sqlalchemy import select
 
+from backoffice import create_app
 from backoffice.domain import permissions as perm
-from backoffice.models import Announcement, FaqCategory, FaqEntry
+from backoffice.models import Announcement, FaqCategory, FaqEntry, FaqVote
 from backoffice.models.base import utcnow
 
+from .conftest import Browser
 from .portal_support import text
 
 
@@ -144,6 +148,62 @@ def test_helpful_vote_counts_once_per_session(browser, db):
     page = text(browser.get(f"/faq?category={entry.category.code}"))
     assert "You already told us" in page and "Thank you for your feedback!" in page
     assert f'action="/faq/{entry.id}/vote"' not in page  # no second vote offered
+
+
+def _counts(db, entry_id) -> tuple[int, int]:
+    db.session.commit()  # a new snapshot (MariaDB): the votes came through the app
+    entry = db.session.get(FaqEntry, entry_id)
+    return entry.helpful_yes, entry.helpful_no
+
+
+def test_a_signed_in_customer_votes_once_per_account_on_any_device(app, db, make):
+    entry = _published_entry(db)
+    url, page = f"/faq/{entry.id}/vote", f"/faq?category={entry.category.code}"
+    customer, other = make.user(perm.CUSTOMER, locale="en"), make.user(perm.CUSTOMER)
+    db.session.commit()
+    phone, laptop, friend = (Browser(app.test_client()) for _ in range(3))
+    phone.login(customer)
+    laptop.login(customer)  # the same account on a second device: a session of its own
+    friend.login(other)
+    assert phone.post(url, {"helpful": "yes"}, form_url=page).status_code == 302
+    assert f'action="{url}"' not in text(laptop.get(page))  # the laptop knows it too
+    again = laptop.post(url, {"helpful": "no"}, form_url="/faq")
+    assert again.status_code == 302
+    assert "You already told us" in text(laptop.get(again.headers["Location"]))
+    assert _counts(db, entry.id) == (1, 0)
+    assert friend.post(url, {"helpful": "no"}, form_url=page).status_code == 302
+    assert _counts(db, entry.id) == (1, 1)
+    votes = db.session.execute(select(FaqVote.user_id, FaqVote.helpful)).all()
+    assert sorted(votes) == sorted([(customer.id, True), (other.id, False)])
+
+
+def test_helpful_votes_are_rate_limited_per_address(database_url, db, tmp_path):
+    app = create_app(
+        {
+            "ENV_NAME": "testing",
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "UPLOAD_FOLDER": str(tmp_path),
+            "RATELIMIT_ENABLED": True,
+            "RATELIMIT_STORAGE_URI": "memory://",
+            "RATELIMIT_KEY_PREFIX": uuid.uuid4().hex,
+            "RATELIMIT_FAQ_VOTE": "2 per hour",
+        }
+    )
+    entries = db.session.scalars(
+        select(FaqEntry).where(FaqEntry.published.is_(True)).order_by(FaqEntry.id).limit(3)
+    ).all()
+    codes = []
+    for entry in entries:  # a script that drops its cookie before every vote
+        b = Browser(app.test_client())
+        codes.append(
+            b.post(f"/faq/{entry.id}/vote", {"helpful": "yes"}, form_url="/faq").status_code
+        )
+    assert codes == [302, 302, 429]
+    assert [_counts(db, e.id) for e in entries] == [(1, 0), (1, 0), (0, 0)]
+    with app.app_context():
+        from backoffice.extensions import db as _db
+
+        _db.engine.dispose()
 
 
 def test_helpful_vote_needs_csrf_and_a_valid_choice(browser, client, db):

@@ -1,4 +1,4 @@
-"""FAQ import: upsert entries from CSV or YAML, all or nothing.
+"""FAQ import (upsert entries from CSV or YAML, all or nothing) and "Was this helpful?".
 
 CSV columns: key, category, question_id, answer_id, question_en, answer_en,
 published, position (a header row is required; `;` and tab also work, as
@@ -15,10 +15,41 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from ..extensions import db
-from ..models import FaqCategory, FaqEntry
+from ..models import FaqCategory, FaqEntry, FaqVote, User
+
+
+def vote(entry: FaqEntry, helpful: bool, user: User | None = None) -> bool:
+    """Count one answer to "Was this helpful?"; False if `user` had already answered.
+
+    A signed-in user answers once per entry (a FaqVote row, unique per user and
+    entry: two racing clicks make the second flush raise IntegrityError, and the
+    caller rolls back). Anonymous answers are the caller's to deduplicate. The
+    counter moves by one atomic UPDATE, and the entry's `updated_at` stays the
+    time its content changed. Flushes, never commits.
+    """
+    if user is not None:
+        if entry.id in voted_entries(user):
+            return False
+        db.session.add(FaqVote(user_id=user.id, entry_id=entry.id, helpful=helpful))
+        db.session.flush()
+    column = FaqEntry.helpful_yes if helpful else FaqEntry.helpful_no
+    db.session.execute(
+        update(FaqEntry)
+        .where(FaqEntry.id == entry.id)
+        .values({column: column + 1, FaqEntry.updated_at: FaqEntry.updated_at})
+    )
+    return True
+
+
+def voted_entries(user: User | None) -> set[int]:
+    """The ids of the entries `user` has answered "Was this helpful?" for."""
+    if user is None:
+        return set()
+    return set(db.session.scalars(select(FaqVote.entry_id).where(FaqVote.user_id == user.id)))
+
 
 KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,79}$")
 CSV_COLUMNS = (

@@ -15,7 +15,7 @@ from .enums import (
     TicketKind,
     TicketStatus,
 )
-from .faq import FaqCategory, FaqEntry
+from .faq import FaqCategory, FaqEntry, FaqVote
 from .order import Order, OrderEvent
 from .outbox import OutboxEmail
 from .ticket import Ticket, TicketAttachment, TicketEvent, TicketMessage
@@ -31,6 +31,7 @@ __all__ = [
     "EventAction",
     "FaqCategory",
     "FaqEntry",
+    "FaqVote",
     "Order",
     "OrderEvent",
     "OrderStatus",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -63,3 +63,19 @@ class FaqEntry(db.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class FaqVote(db.Model):
+    """A signed-in user's answer to "Was this helpful?": one per entry and account,
+    whatever the device. (Anonymous visitors' votes are kept in their session.)"""
+
+    __tablename__ = "faq_vote"
+    __table_args__ = (UniqueConstraint("user_id", "entry_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
+    entry_id: Mapped[int] = mapped_column(
+        ForeignKey("faq_entry.id", ondelete="CASCADE"), index=True
+    )
+    helpful: Mapped[bool]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
