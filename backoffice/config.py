@@ -6,7 +6,18 @@ import json
 import os
 from pathlib import Path
 
+from limits import parse_many
+
 ROOT = Path(__file__).resolve().parent.parent
+
+
+# Per-route limits (Flask-Limiter notation) that the environment may override.
+RATE_LIMITS = (
+    "RATELIMIT_LOGIN",
+    "RATELIMIT_TICKET_FILE",
+    "RATELIMIT_TICKET_REPLY",
+    "RATELIMIT_FAQ_VOTE",
+)
 
 
 class ConfigError(RuntimeError):
@@ -142,6 +153,16 @@ class Config:
             "UPLOAD_FOLDER",
         ):
             if env.get(key):
+                out[key] = env[key]
+        for key in RATE_LIMITS:
+            if env.get(key):
+                try:
+                    parse_many(env[key])
+                except ValueError as exc:
+                    raise ConfigError(
+                        f"{key}={env[key]!r} is not a rate limit: write e.g. '10 per minute' "
+                        "or '10 per minute;100 per day'"
+                    ) from exc
                 out[key] = env[key]
         if env.get("DATABASE_URL"):
             out["SQLALCHEMY_DATABASE_URI"] = env["DATABASE_URL"]

@@ -28,6 +28,14 @@ def test_unknown_environment_is_refused():
         create_app("staging")
 
 
+def test_rate_limits_come_from_the_environment_and_nonsense_is_refused(monkeypatch):
+    monkeypatch.setenv("RATELIMIT_FAQ_VOTE", "5 per minute")
+    assert create_app("development").config["RATELIMIT_FAQ_VOTE"] == "5 per minute"
+    monkeypatch.setenv("RATELIMIT_LOGIN", "lots")
+    with pytest.raises(ConfigError, match="RATELIMIT_LOGIN='lots' is not a rate limit"):
+        create_app("development")
+
+
 def test_security_headers(client):
     resp = client.get("/")
     csp = resp.headers["Content-Security-Policy"]
