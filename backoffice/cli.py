@@ -37,10 +37,9 @@ def seed_command(demo: bool):
     from .seed import seed_base, seed_demo
 
     summary = seed_base()
-    faq = summary["faq"]
     click.echo(
         f"departments: {summary['departments']}, products: {summary['products']}, "
-        f"faq: {faq.inserted} inserted, {faq.updated} updated, {faq.unchanged} unchanged"
+        f"faq: {summary['faq']}"
     )
     if demo:
         logins = seed_demo()
@@ -121,6 +120,23 @@ def staff_create(email, role, department_code, name, password):
     click.echo(f"Created {role} {email}" + (f" in {department.code}" if department else ""))
 
 
+def _import(file: str, load) -> None:
+    """Run an all-or-nothing import; list every problem as FILE:LINE: message."""
+    from .domain.imports import ImportFileError
+
+    try:
+        result = load(file)
+    except ImportFileError as exc:
+        db.session.rollback()
+        for line, message in exc.problems:
+            click.echo(f"{file}:{line}: {message}", err=True)
+        raise click.ClickException(
+            f"{len(exc.problems)} problem(s); nothing was imported."
+        ) from exc
+    db.session.commit()
+    click.echo(str(result))
+
+
 @click.group("faq")
 def faq_group():
     """Manage the FAQ."""
@@ -131,21 +147,24 @@ def faq_group():
 @with_appcontext
 def faq_import(file):
     """Upsert FAQ entries from a CSV or YAML FILE (all rows or none)."""
-    from .domain.faq import FaqImportError, import_faq
+    from .domain.faq import import_faq
 
-    try:
-        result = import_faq(file)
-    except FaqImportError as exc:
-        db.session.rollback()
-        for line, message in exc.problems:
-            click.echo(f"{file}:{line}: {message}", err=True)
-        raise click.ClickException(
-            f"{len(exc.problems)} problem(s); nothing was imported."
-        ) from exc
-    db.session.commit()
-    click.echo(
-        f"inserted {result.inserted}, updated {result.updated}, unchanged {result.unchanged}"
-    )
+    _import(file, import_faq)
+
+
+@click.group("products")
+def products_group():
+    """Manage the catalogue of products and services."""
+
+
+@products_group.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@with_appcontext
+def products_import(file):
+    """Upsert products and services by code from a CSV or YAML FILE (all rows or none)."""
+    from .domain.catalog import import_products
+
+    _import(file, import_products)
 
 
 @click.group("outbox")
@@ -215,6 +234,7 @@ def init_app(app: Flask) -> None:
         seed_bulk_command,
         staff_group,
         faq_group,
+        products_group,
         outbox_group,
         loyalty_group,
     ):

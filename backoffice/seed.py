@@ -12,15 +12,14 @@ from sqlalchemy import select
 from .config import ROOT
 from .domain import permissions as perm
 from .domain import tickets
+from .domain.catalog import import_products
 from .domain.faq import import_faq
 from .domain.orders import place_order
 from .extensions import db
 from .models import (
-    Badge,
     Department,
     Priority,
     Product,
-    ProductKind,
     RoutingRule,
     Ticket,
     TicketKind,
@@ -53,42 +52,23 @@ def _load(name: str):
 
 
 def seed_departments() -> dict[str, Department]:
-    """Upsert departments by code."""
+    """Create the departments of departments.yaml that do not exist yet (kept if edited later)."""
     existing = {d.code: d for d in db.session.scalars(select(Department))}
     for row in _load("departments.yaml"):
-        dep = existing.get(row["code"]) or Department(code=row["code"])
-        dep.name_id, dep.name_en = row["name_id"], row["name_en"]
-        dep.email = row.get("email")
-        db.session.add(dep)
-        existing[dep.code] = dep
+        if row["code"] not in existing:
+            fields = {k: row.get(k) for k in ("code", "name_id", "name_en", "email")}
+            dep = Department(**fields)
+            db.session.add(dep)
+            existing[dep.code] = dep
     db.session.flush()
     return existing
 
 
 def seed_products() -> dict[str, Product]:
-    """Upsert products and services by code."""
-    existing = {p.code: p for p in db.session.scalars(select(Product))}
-    for row in _load("products.yaml"):
-        product = existing.get(row["code"]) or Product(code=row["code"])
-        product.kind = ProductKind(row["kind"])
-        product.badge = Badge(row.get("badge") or "none")
-        for key in (
-            "name_id",
-            "name_en",
-            "description_id",
-            "description_en",
-            "eta_days",
-            "badge_note_id",
-            "badge_note_en",
-        ):
-            setattr(product, key, (row.get(key) or "").strip())
-        for key in ("base_price", "price_per_kg", "min_weight_kg", "max_weight_kg"):
-            setattr(product, key, Decimal(str(row[key])))
-        product.position = int(row.get("position", 100))
-        db.session.add(product)
-        existing[product.code] = product
-    db.session.flush()
-    return existing
+    """Create the products of products.yaml that do not exist yet (kept if edited later:
+    `carebox products import FILE` is how ops change the catalogue from a file)."""
+    import_products(SEED_DIR / "products.yaml", only_new=True)
+    return {p.code: p for p in db.session.scalars(select(Product))}
 
 
 def seed_routing_rules(departments: dict[str, Department], products: dict[str, Product]) -> None:
@@ -109,12 +89,14 @@ def seed_routing_rules(departments: dict[str, Department], products: dict[str, P
 
 
 def seed_base() -> dict:
-    """Roles, departments, routing rules, products and FAQ. Running it twice changes nothing."""
+    """Roles, departments, routing rules, products and FAQ. Running it twice changes nothing,
+    and it never undoes the back office's edits: it only adds what is missing (the
+    roles' permission bundles excepted: they belong to the code and are brought up to date)."""
     ensure_roles()
     departments = seed_departments()
     products = seed_products()
     seed_routing_rules(departments, products)
-    faq = import_faq(SEED_DIR / "faq.yaml")
+    faq = import_faq(SEED_DIR / "faq.yaml", only_new=True)
     return {"departments": len(departments), "products": len(products), "faq": faq}
 
 

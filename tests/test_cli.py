@@ -1,13 +1,20 @@
-"""The carebox CLI: seed, staff, faq import and seed-bulk, including their bad input."""
+"""The carebox CLI: seed, staff, faq and products import, seed-bulk, with their bad input."""
 
 from __future__ import annotations
 
 import textwrap
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select
 
-from backoffice.cli import faq_group, seed_bulk_command, seed_command, staff_group
+from backoffice.cli import (
+    faq_group,
+    products_group,
+    seed_bulk_command,
+    seed_command,
+    staff_group,
+)
 from backoffice.domain import permissions as perm
 from backoffice.extensions import db as _db
 from backoffice.models import (
@@ -35,9 +42,28 @@ def test_seed_is_idempotent(runner, db):
     after_first = _counts()
     second = runner.invoke(seed_command)
     assert second.exit_code == 0
-    assert "0 inserted" in second.output and "0 updated" in second.output
+    assert "inserted 0, updated 0, unchanged 0, kept 39" in second.output
     assert _counts() == after_first
     assert after_first["FaqEntry"] >= 30 and after_first["Department"] >= 5
+
+
+def test_seed_keeps_what_the_back_office_changed(runner, db):
+    """Ops rerun `carebox seed` on every deploy: it must not undo the master admin's edits."""
+    assert runner.invoke(seed_command).exit_code == 0
+    reg = _db.session.scalar(select(Product).where(Product.code == "REG"))
+    reg.base_price, reg.active = Decimal("12500.00"), False
+    faq = _db.session.scalars(select(FaqEntry).order_by(FaqEntry.id)).first()
+    faq.answer_id = "Jawaban yang disunting."
+    dep = _db.session.scalars(select(Department).order_by(Department.id)).first()
+    dep.name_en = "Renamed"
+    _db.session.delete(_db.session.scalars(select(Product).where(Product.code == "CARGO")).one())
+    _db.session.commit()
+    assert runner.invoke(seed_command).exit_code == 0
+    _db.session.expire_all()
+    assert (reg.base_price, reg.active) == (Decimal("12500.00"), False)
+    assert faq.answer_id == "Jawaban yang disunting." and dep.name_en == "Renamed"
+    # What is missing comes back.
+    assert _db.session.scalar(select(Product.id).where(Product.code == "CARGO"))
 
 
 def test_seed_demo_prints_logins_and_is_idempotent(runner, db):
@@ -228,6 +254,86 @@ def test_faq_import_rejects_other_files(runner, db, tmp_path):
     path.write_text("hello", encoding="utf-8")
     result = runner.invoke(faq_group, ["import", str(path)])
     assert result.exit_code != 0 and ".csv, .yaml or .yml" in result.output
+
+
+PRODUCTS_CSV = textwrap.dedent("""\
+    code;kind;name_id;name_en;base_price;price_per_kg;min_weight_kg;max_weight_kg;eta_days;badge;badge_note_id;active
+    REG;service;Reguler;Regular;9500;8500;1;30;2-3;improved;Kini lebih cepat;ya
+    JUMBO;service;Jumbo Kargo;;150000;4500,5;10;500;5-7;new;Baru!;
+    """)
+
+
+def test_products_import_upserts_a_spreadsheets_rows(runner, db, tmp_path):
+    assert runner.invoke(seed_command).exit_code == 0
+    path = tmp_path / "tarif.csv"
+    path.write_text(PRODUCTS_CSV, encoding="utf-8-sig")
+    result = runner.invoke(products_group, ["import", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "inserted 1, updated 1, unchanged 0" in result.output
+    reg, jumbo = (
+        _db.session.scalar(select(Product).where(Product.code == code)) for code in ("REG", "JUMBO")
+    )
+    assert (reg.base_price, reg.price_per_kg, reg.badge.value) == (9500, 8500, "improved")
+    assert reg.description_id.startswith("Layanan")  # a column the file leaves out is kept
+    assert (jumbo.name_en, jumbo.price_per_kg, jumbo.max_weight_kg) == (
+        "Jumbo Kargo",
+        Decimal("4500.50"),
+        Decimal("500.00"),
+    )
+    assert jumbo.active and jumbo.kind.value == "service"
+    again = runner.invoke(products_group, ["import", str(path)])
+    assert "inserted 0, updated 0, unchanged 2" in again.output
+
+
+def test_products_import_bad_rows_report_lines_and_write_nothing(runner, db, tmp_path):
+    assert runner.invoke(seed_command).exit_code == 0
+    path = tmp_path / "tarif.csv"
+    path.write_text(
+        PRODUCTS_CSV
+        + "reg-2;parcel;Dua;;-1;1.005;5;2;;shiny;;maybe\n"
+        + "X;service;;;;;;;;;;\n"
+        + "JUMBO;service;Lagi;;1;1;1;2;;none;;\n"
+        + "BIG;service;Mahal;;1e30;1.000.000;1;2;;none;;\n",
+        encoding="utf-8",
+    )
+    before = _counts()["Product"]
+    result = runner.invoke(products_group, ["import", str(path)])
+    assert result.exit_code != 0
+    out = result.output
+    assert ":4: `code` 'REG-2' must be 2-20 capital letters, digits or _" in out
+    assert ":5: `code` 'X'" in out
+    assert ":6: code 'JUMBO' repeats line 3" in out
+    assert ":7: `base_price` must be at least 0 and below 10000000000, not 1e30" in out
+    assert ":7: `price_per_kg` must be a number, not '1.000.000'" in out
+    assert "nothing was imported" in out
+    assert _counts()["Product"] == before
+    reg = _db.session.scalar(select(Product).where(Product.code == "REG"))
+    assert reg.base_price == Decimal("9000.00")  # the good row was not written either
+
+    path.write_text(PRODUCTS_CSV.splitlines()[0] + "\nBAD;parcel;Dua;;-1;1.005;5;2;;shiny;;maybe\n")
+    out = runner.invoke(products_group, ["import", str(path)]).output
+    for message in (
+        "`kind` must be one of service, product, not 'parcel'",
+        "`base_price` must be at least 0",
+        "`price_per_kg` has more than two decimals: 1.005",
+        "`max_weight_kg` is below `min_weight_kg`",
+        "`badge` must be one of none, new, improved, not 'shiny'",
+        "`active` must be true or false, not 'maybe'",
+    ):
+        assert f":2: {message}" in out, (message, out)
+
+
+def test_products_import_reads_the_seed_shape(runner, db, tmp_path):
+    path = tmp_path / "products.yaml"
+    path.write_text(
+        "- code: PICKUP\n  kind: product\n  name_id: Jemput\n  base_price: 5000\n"
+        "  min_weight_kg: 0\n  max_weight_kg: 0\n",
+        encoding="utf-8",
+    )
+    result = runner.invoke(products_group, ["import", str(path)])
+    assert result.exit_code == 0, result.output
+    pickup = _db.session.scalar(select(Product).where(Product.code == "PICKUP"))
+    assert (pickup.kind.value, pickup.base_price, pickup.max_weight_kg) == ("product", 5000, 0)
 
 
 def test_seed_bulk_inserts_consistent_rows(runner, db):

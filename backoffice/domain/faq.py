@@ -8,17 +8,15 @@ spreadsheets export them). YAML: the shape of `seed/faq.yaml`
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 from sqlalchemy import select, update
 
 from ..extensions import db
 from ..models import FaqCategory, FaqEntry, FaqVote, User
+from .imports import ImportFileError, ImportResult, Row, read_rows
 
 
 def vote(entry: FaqEntry, helpful: bool, user: User | None = None) -> bool:
@@ -52,16 +50,7 @@ def voted_entries(user: User | None) -> set[int]:
 
 
 KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,79}$")
-CSV_COLUMNS = (
-    "key",
-    "category",
-    "question_id",
-    "answer_id",
-    "question_en",
-    "answer_en",
-    "published",
-    "position",
-)
+REQUIRED_COLUMNS = ("key", "category", "question_id", "answer_id")
 ENTRY_FIELDS = (
     "category_id",
     "question_id",
@@ -71,158 +60,70 @@ ENTRY_FIELDS = (
     "published",
     "position",
 )
-TRUE = {"1", "true", "yes", "y", "ya", "on"}
-FALSE = {"0", "false", "no", "n", "tidak", "off"}
-LIMITS = {"question_id": 300, "question_en": 300, "answer_id": 10_000, "answer_en": 10_000}
-
-
-class FaqImportError(Exception):
-    def __init__(self, problems: list[tuple[int, str]]):
-        self.problems = problems
-        super().__init__("; ".join(f"line {n}: {m}" for n, m in problems))
 
 
 @dataclass
-class ImportResult:
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
+class FaqImportResult(ImportResult):
     categories_created: list[str] = field(default_factory=list)
 
 
-class _LineLoader(yaml.SafeLoader):
-    """Remembers the line each mapping starts on, for error messages."""
-
-
-def _construct_mapping(loader, node, deep=False):
-    mapping = yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
-    mapping["__line__"] = node.start_mark.line + 1
-    return mapping
-
-
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def _read_rows(path: Path) -> tuple[list[dict], list[dict]]:
-    """(categories, entries) as dicts with a `__line__`."""
-    text = path.read_bytes().decode("utf-8-sig")
-    if path.suffix.lower() in (".yaml", ".yml"):
-        try:
-            data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 (a SafeLoader subclass)
-        except yaml.YAMLError as exc:
-            line = getattr(getattr(exc, "problem_mark", None), "line", -1) + 1
-            raise FaqImportError([(line, f"not valid YAML: {exc}")]) from exc
-        if isinstance(data, list):
-            return [], data
-        if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
-            raise FaqImportError([(1, "expected a list of entries or a mapping with `entries:`")])
-        return list(data.get("categories") or []), data["entries"]
-    if path.suffix.lower() != ".csv":
-        raise FaqImportError([(0, "the file must end in .csv, .yaml or .yml")])
-    try:
-        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    reader = csv.DictReader(io.StringIO(text), dialect=dialect)
-    header = [h.strip().lower() for h in (reader.fieldnames or [])]
-    missing = [c for c in ("key", "category", "question_id", "answer_id") if c not in header]
-    if missing:
-        raise FaqImportError([(1, "missing column(s): " + ", ".join(missing))])
-    reader.fieldnames = header
-    rows = []
-    for row in reader:
-        row = {k: v for k, v in row.items() if k is not None}
-        row["__line__"] = reader.line_num
-        rows.append(row)
-    return [], rows
-
-
-def _text(row: dict, name: str, required: bool, problems: list, line: int) -> str:
-    value = row.get(name)
-    value = "" if value is None else str(value).replace("\x00", "").strip()
-    if required and not value:
-        problems.append((line, f"`{name}` is empty"))
-    if name in LIMITS and len(value) > LIMITS[name]:
-        problems.append((line, f"`{name}` is longer than {LIMITS[name]} characters"))
-    return value
-
-
-def _bool(value, problems: list, line: int) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = "" if value is None else str(value).strip().lower()
-    if text == "" or text in TRUE:  # absent means published
-        return True
-    if text in FALSE:
-        return False
-    problems.append((line, f"`published` must be true or false, not {value!r}"))
-    return True
-
-
-def _int(value, problems: list, line: int) -> int:
-    if value is None or str(value).strip() == "":
-        return 100
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        problems.append((line, f"`position` must be a whole number, not {value!r}"))
-        return 100
-
-
-def import_faq(path: str | Path) -> ImportResult:
-    """Upsert FAQ entries by `key`. Any bad row: nothing is written, every problem is listed."""
+def import_faq(path: str | Path, *, only_new: bool = False) -> FaqImportResult:
+    """Upsert FAQ entries by `key` (with `only_new`, add missing ones and keep the rest
+    as the back office left them). Any bad row: nothing is written, every problem is
+    listed. Flushes, never commits."""
     path = Path(path)
-    categories_in, rows = _read_rows(path)
+    document, rows = read_rows(path, required=REQUIRED_COLUMNS, list_key="entries")
     problems: list[tuple[int, str]] = []
     categories = {c.code: c for c in db.session.scalars(select(FaqCategory))}
-    result = ImportResult()
-    for cat in categories_in:
-        line = cat.get("__line__", 0)
-        code = str(cat.get("code") or "").strip()
-        if not KEY_RE.match(code) or not cat.get("name_id"):
-            problems.append((line, "a category needs a `code` (a-z, 0-9, _) and a `name_id`"))
+    result = FaqImportResult()
+    for cat in document.get("categories") or []:
+        if not isinstance(cat, dict):
+            problems.append((0, "every category must be a mapping"))
+            continue
+        row = Row(cat, problems)
+        code = row.text("code")
+        if not KEY_RE.match(code) or not row.text("name_id"):
+            row.problem("a category needs a `code` (a-z, 0-9, _) and a `name_id`")
+            continue
+        if code in categories and only_new:
             continue
         if code not in categories:
             categories[code] = FaqCategory(code=code, name_id="", name_en="")
             result.categories_created.append(code)
         c = categories[code]
-        c.name_id = str(cat["name_id"]).strip()[:120]
-        c.name_en = str(cat.get("name_en") or cat["name_id"]).strip()[:120]
-        c.position = _int(cat.get("position"), problems, line)
+        c.name_id = row.text("name_id")[:120]
+        c.name_en = (row.text("name_en") or c.name_id)[:120]
+        c.position = row.integer("position", 100)
 
     parsed: dict[str, tuple[int, dict]] = {}
-    for row in rows:
-        if not isinstance(row, dict):
+    for data in rows:
+        if not isinstance(data, dict):
             problems.append((0, "every entry must be a mapping"))
             continue
-        line = row.get("__line__", 0)
-        key = str(row.get("key") or "").strip()
+        row = Row(data, problems)
+        key = row.text("key")
         if not KEY_RE.match(key):
-            problems.append((line, f"`key` {key!r} must be 1-80 of a-z, 0-9, '-', '_', '.'"))
+            row.problem(f"`key` {key!r} must be 1-80 of a-z, 0-9, '-', '_', '.'")
             continue
         if key in parsed:
-            problems.append((line, f"key {key!r} repeats line {parsed[key][0]}"))
+            row.problem(f"key {key!r} repeats line {parsed[key][0]}")
             continue
-        cat_code = str(row.get("category") or "").strip()
+        cat_code = row.text("category")
         if cat_code not in categories:
-            problems.append(
-                (
-                    line,
-                    f"unknown category {cat_code!r} (known: " + ", ".join(sorted(categories)) + ")",
-                )
-            )
+            known = ", ".join(sorted(categories))
+            row.problem(f"unknown category {cat_code!r} (known: {known})")
         values = {
-            "question_id": _text(row, "question_id", True, problems, line),
-            "answer_id": _text(row, "answer_id", True, problems, line),
-            "question_en": _text(row, "question_en", False, problems, line),
-            "answer_en": _text(row, "answer_en", False, problems, line),
-            "published": _bool(row.get("published"), problems, line),
-            "position": _int(row.get("position"), problems, line),
+            "question_id": row.text("question_id", required=True, limit=300),
+            "answer_id": row.text("answer_id", required=True, limit=10_000),
+            "question_en": row.text("question_en", limit=300),
+            "answer_en": row.text("answer_en", limit=10_000),
+            "published": row.boolean("published", True),
+            "position": row.integer("position", 100),
         }
-        parsed[key] = (line, {**values, "category": cat_code})
+        parsed[key] = (row.line, {**values, "category": cat_code})
     if problems:
         db.session.rollback()
-        raise FaqImportError(sorted(problems))
+        raise ImportFileError(sorted(problems))
 
     existing = (
         {
@@ -242,6 +143,8 @@ def import_faq(path: str | Path) -> ImportResult:
         if entry is None:
             db.session.add(FaqEntry(key=key, **values))
             result.inserted += 1
+        elif only_new:
+            result.kept += 1
         elif any(getattr(entry, f) != values[f] for f in ENTRY_FIELDS):
             for f in ENTRY_FIELDS:
                 setattr(entry, f, values[f])

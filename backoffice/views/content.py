@@ -13,6 +13,7 @@ from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
 
+from ..domain import catalog
 from ..domain import permissions as perm
 from ..domain.faq import KEY_RE
 from ..extensions import db
@@ -179,7 +180,7 @@ class ProductView(ContentView):
         "code": {
             "validators": [
                 DataRequired(),
-                Pattern(r"^[A-Z0-9_]{2,20}$", message=_l("2-20 capital letters, digits or _.")),
+                Pattern(catalog.CODE_RE.pattern, message=_l("2-20 capital letters, digits or _.")),
             ]
         },
         "kind": {"enum": ProductKind, "label": _l("Kind")},
