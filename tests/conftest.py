@@ -107,6 +107,33 @@ def db(app):
         _wipe()
 
 
+@pytest.fixture
+def limited_app(database_url, db, tmp_path):
+    """limited_app(**limits) -> an app on the test database with rate limiting on
+    (memory storage, a fresh key prefix), e.g. limited_app(RATELIMIT_FAQ_VOTE="2 per hour")."""
+    apps = []
+
+    def _make(**limits):
+        app = create_app(
+            {
+                "ENV_NAME": "testing",
+                "SQLALCHEMY_DATABASE_URI": database_url,
+                "UPLOAD_FOLDER": str(tmp_path),
+                "RATELIMIT_ENABLED": True,
+                "RATELIMIT_STORAGE_URI": "memory://",
+                "RATELIMIT_KEY_PREFIX": uuid.uuid4().hex,
+                **limits,
+            }
+        )
+        apps.append(app)
+        return app
+
+    yield _make
+    for app in apps:
+        with app.app_context():
+            _db.engine.dispose()
+
+
 @pytest.fixture(autouse=True)
 def _shared_extensions_back_to_testing():
     """Apps built inside a test (production config, rate limits on) re-bind the extension

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from sqlalchemy import select
 
-from backoffice import create_app
 from backoffice.domain import permissions as perm
 from backoffice.models import Announcement, FaqCategory, FaqEntry, FaqVote
 from backoffice.models.base import utcnow
@@ -177,18 +174,8 @@ def test_a_signed_in_customer_votes_once_per_account_on_any_device(app, db, make
     assert sorted(votes) == sorted([(customer.id, True), (other.id, False)])
 
 
-def test_helpful_votes_are_rate_limited_per_address(database_url, db, tmp_path):
-    app = create_app(
-        {
-            "ENV_NAME": "testing",
-            "SQLALCHEMY_DATABASE_URI": database_url,
-            "UPLOAD_FOLDER": str(tmp_path),
-            "RATELIMIT_ENABLED": True,
-            "RATELIMIT_STORAGE_URI": "memory://",
-            "RATELIMIT_KEY_PREFIX": uuid.uuid4().hex,
-            "RATELIMIT_FAQ_VOTE": "2 per hour",
-        }
-    )
+def test_helpful_votes_are_rate_limited_per_address(limited_app, db):
+    app = limited_app(RATELIMIT_FAQ_VOTE="2 per hour")
     entries = db.session.scalars(
         select(FaqEntry).where(FaqEntry.published.is_(True)).order_by(FaqEntry.id).limit(3)
     ).all()
@@ -200,10 +187,6 @@ def test_helpful_votes_are_rate_limited_per_address(database_url, db, tmp_path):
         )
     assert codes == [302, 302, 429]
     assert [_counts(db, e.id) for e in entries] == [(1, 0), (1, 0), (0, 0)]
-    with app.app_context():
-        from backoffice.extensions import db as _db
-
-        _db.engine.dispose()
 
 
 def test_helpful_vote_needs_csrf_and_a_valid_choice(browser, client, db):

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from backoffice import create_app
 from backoffice.domain import permissions as perm
 from backoffice.domain import tickets as lifecycle
 from backoffice.models import (
@@ -408,38 +406,18 @@ def test_every_change_is_an_audited_lifecycle_event(login_as, db, make):
 # --- rate limits -------------------------------------------------------------------------
 
 
-@pytest.fixture
-def limited_app(database_url, db, tmp_path):
-    app = create_app(
-        {
-            "ENV_NAME": "testing",
-            "SQLALCHEMY_DATABASE_URI": database_url,
-            "UPLOAD_FOLDER": str(tmp_path),
-            "RATELIMIT_ENABLED": True,
-            "RATELIMIT_STORAGE_URI": "memory://",
-            "RATELIMIT_KEY_PREFIX": uuid.uuid4().hex,
-            "RATELIMIT_TICKET_FILE": "2 per hour",
-            "RATELIMIT_TICKET_REPLY": "2 per hour",
-        }
-    )
-    yield app
-    with app.app_context():
-        from backoffice.extensions import db as _db
-
-        _db.engine.dispose()
-
-
 def test_filing_and_replying_are_rate_limited_per_account(limited_app, make, db):
+    limited = limited_app(RATELIMIT_TICKET_FILE="2 per hour", RATELIMIT_TICKET_REPLY="2 per hour")
     one, two = make.user(perm.CUSTOMER, locale="en"), make.user(perm.CUSTOMER)
     db.session.commit()
-    first = Browser(limited_app.test_client())
+    first = Browser(limited.test_client())
     first.login(one)
     # A rejected form does not use up the limit; two filings do.
     assert first.post("/tickets/new", {**GOOD, "subject": ""}).status_code == 400
     assert [first.post("/tickets/new", GOOD).status_code for _ in range(2)] == [302, 302]
     blocked = first.post("/tickets/new", GOOD)
     assert blocked.status_code == 429 and "too often" in text(blocked)
-    second = Browser(limited_app.test_client())
+    second = Browser(limited.test_client())
     second.login(two)
     assert second.post("/tickets/new", GOOD).status_code == 302  # another account
     assert _count(db, Ticket) == 3

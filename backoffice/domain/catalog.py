@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import Badge, Product, ProductKind
-from .imports import ImportFileError, ImportResult, Row, read_rows
+from .imports import ImportFileError, ImportResult, Row, keyed_rows, read_rows, upsert
 
 CODE_RE = re.compile(r"^[A-Z0-9_]{2,20}$")
 CODE_RULE = "2-20 capital letters, digits or _"
@@ -65,37 +65,18 @@ def import_products(path: str | Path, *, only_new: bool = False) -> ImportResult
     _document, rows = read_rows(Path(path), required=REQUIRED_COLUMNS, list_key="products")
     existing = {p.code: p for p in db.session.scalars(select(Product))}
     problems: list[tuple[int, str]] = []
-    parsed: dict[str, tuple[int, dict]] = {}
-    for data in rows:
-        if not isinstance(data, dict):
-            problems.append((0, "every product must be a mapping"))
-            continue
-        row = Row(data, problems)
-        code = row.text("code").upper()
-        if not CODE_RE.match(code):
-            row.problem(f"`code` {code!r} must be {CODE_RULE}")
-            continue
-        if code in parsed:
-            row.problem(f"code {code!r} repeats line {parsed[code][0]}")
-            continue
-        parsed[code] = (row.line, _values(row, existing.get(code)))
+    parsed = {
+        code: _values(row, existing.get(code))
+        for code, row in keyed_rows(
+            rows, problems, key="code", pattern=CODE_RE, rule=CODE_RULE, upper=True
+        )
+    }
     if problems:
         db.session.rollback()
         raise ImportFileError(sorted(problems))
-
     result = ImportResult()
-    for code, (_line, values) in parsed.items():
-        product = existing.get(code)
-        if product is None:
-            db.session.add(Product(code=code, **values))
-            result.inserted += 1
-        elif only_new:
-            result.kept += 1
-        elif any(getattr(product, f) != v for f, v in values.items()):
-            for f, v in values.items():
-                setattr(product, f, v)
-            result.updated += 1
-        else:
-            result.unchanged += 1
+    for code, values in parsed.items():
+        current = existing.get(code)
+        upsert(result, current, values, lambda c=code, v=values: Product(code=c, **v), only_new)
     db.session.flush()
     return result

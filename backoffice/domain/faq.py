@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 
 from ..extensions import db
 from ..models import FaqCategory, FaqEntry, FaqVote, User
-from .imports import ImportFileError, ImportResult, Row, read_rows
+from .imports import ImportFileError, ImportResult, Row, keyed_rows, read_rows, upsert
 
 
 def vote(entry: FaqEntry, helpful: bool, user: User | None = None) -> bool:
@@ -50,16 +50,8 @@ def voted_entries(user: User | None) -> set[int]:
 
 
 KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,79}$")
+KEY_RULE = "1-80 of a-z, 0-9, '-', '_', '.'"
 REQUIRED_COLUMNS = ("key", "category", "question_id", "answer_id")
-ENTRY_FIELDS = (
-    "category_id",
-    "question_id",
-    "answer_id",
-    "question_en",
-    "answer_en",
-    "published",
-    "position",
-)
 
 
 @dataclass
@@ -95,24 +87,14 @@ def import_faq(path: str | Path, *, only_new: bool = False) -> FaqImportResult:
         c.name_en = (row.text("name_en") or c.name_id)[:120]
         c.position = row.integer("position", 100)
 
-    parsed: dict[str, tuple[int, dict]] = {}
-    for data in rows:
-        if not isinstance(data, dict):
-            problems.append((0, "every entry must be a mapping"))
-            continue
-        row = Row(data, problems)
-        key = row.text("key")
-        if not KEY_RE.match(key):
-            row.problem(f"`key` {key!r} must be 1-80 of a-z, 0-9, '-', '_', '.'")
-            continue
-        if key in parsed:
-            row.problem(f"key {key!r} repeats line {parsed[key][0]}")
-            continue
+    parsed: dict[str, dict] = {}
+    for key, row in keyed_rows(rows, problems, key="key", pattern=KEY_RE, rule=KEY_RULE):
         cat_code = row.text("category")
         if cat_code not in categories:
             known = ", ".join(sorted(categories))
             row.problem(f"unknown category {cat_code!r} (known: {known})")
-        values = {
+        parsed[key] = {
+            "category": cat_code,
             "question_id": row.text("question_id", required=True, limit=300),
             "answer_id": row.text("answer_id", required=True, limit=10_000),
             "question_en": row.text("question_en", limit=300),
@@ -120,7 +102,6 @@ def import_faq(path: str | Path, *, only_new: bool = False) -> FaqImportResult:
             "published": row.boolean("published", True),
             "position": row.integer("position", 100),
         }
-        parsed[key] = (row.line, {**values, "category": cat_code})
     if problems:
         db.session.rollback()
         raise ImportFileError(sorted(problems))
@@ -136,20 +117,15 @@ def import_faq(path: str | Path, *, only_new: bool = False) -> FaqImportResult:
     for cat in categories.values():
         db.session.add(cat)
     db.session.flush()
-    for key, (_line, values) in parsed.items():
+    for key, values in parsed.items():
         values = dict(values)
         values["category_id"] = categories[values.pop("category")].id
-        entry = existing.get(key)
-        if entry is None:
-            db.session.add(FaqEntry(key=key, **values))
-            result.inserted += 1
-        elif only_new:
-            result.kept += 1
-        elif any(getattr(entry, f) != values[f] for f in ENTRY_FIELDS):
-            for f in ENTRY_FIELDS:
-                setattr(entry, f, values[f])
-            result.updated += 1
-        else:
-            result.unchanged += 1
+        upsert(
+            result,
+            existing.get(key),
+            values,
+            lambda k=key, v=values: FaqEntry(key=k, **v),
+            only_new,
+        )
     db.session.flush()
     return result

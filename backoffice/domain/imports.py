@@ -12,11 +12,15 @@ from __future__ import annotations
 import csv
 import enum
 import io
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import yaml
+
+from ..extensions import db
 
 TRUE = {"1", "true", "yes", "y", "ya", "on"}
 FALSE = {"0", "false", "no", "n", "tidak", "off"}
@@ -170,3 +174,42 @@ class Row:
             known = ", ".join(m.value for m in kind)
             self.problem(f"`{name}` must be one of {known}, not {text!r}")
             return default
+
+
+def keyed_rows(
+    rows: list, problems: list, *, key: str, pattern: re.Pattern, rule: str, upper: bool = False
+) -> Iterator[tuple[str, Row]]:
+    """(key, row) of every mapping whose `key` matches `pattern` and was not seen
+    before; anything else becomes a problem and is skipped."""
+    seen: dict[str, int] = {}
+    for data in rows:
+        if not isinstance(data, dict):
+            problems.append((0, "every row must be a mapping"))
+            continue
+        row = Row(data, problems)
+        value = row.text(key).upper() if upper else row.text(key)
+        if not pattern.match(value):
+            row.problem(f"`{key}` {value!r} must be {rule}")
+        elif value in seen:
+            row.problem(f"{key} {value!r} repeats line {seen[value]}")
+        else:
+            seen[value] = row.line
+            yield value, row
+
+
+def upsert(
+    result: ImportResult, current, values: dict, new: Callable[[], object], only_new: bool
+) -> None:
+    """Apply one checked row: add `new()`, keep `current` (`only_new`), update it, or
+    count it unchanged."""
+    if current is None:
+        db.session.add(new())
+        result.inserted += 1
+    elif only_new:
+        result.kept += 1
+    elif any(getattr(current, name) != value for name, value in values.items()):
+        for name, value in values.items():
+            setattr(current, name, value)
+        result.updated += 1
+    else:
+        result.unchanged += 1
