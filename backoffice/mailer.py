@@ -424,9 +424,15 @@ def work(batch: int | None = None, now: datetime | None = None) -> SendReport:
     try:
         queued = announcements.queue_next_chunk(now=now)
         db.session.commit()
-    except Exception:
+    except DBAPIError:
         db.session.rollback()
         raise
+    except Exception:
+        # A send that cannot be queued (a broken template, say) must not hold up the
+        # ticket mail behind it: say so in the log, and deliver what is queued.
+        db.session.rollback()
+        log.exception("outbox: could not queue the next announcement emails")
+        queued = 0
     report = send_pending(batch, now)
     report.queued = queued
     return report

@@ -177,6 +177,28 @@ def test_the_worker_queues_a_chunk_at_a_time_and_reads_consent_when_it_queues(
     assert emails(rows) == ["fresh@example.com", "lost@example.com", "loyal@example.com"]
 
 
+def test_an_announcement_that_cannot_be_queued_does_not_hold_up_other_mail(
+    db, people, announcement, smtp, monkeypatch, caplog
+):
+    from backoffice.domain.outbox import enqueue
+
+    announcements.send_announcement(announcement, Audience.all_customers(), people["master"])
+    enqueue("someone@example.com", "Tiket diterima", "Halo")
+    db.session.commit()
+
+    def broken(*args):
+        raise RuntimeError("template broke")
+
+    render = announcements._render
+    monkeypatch.setattr(announcements, "_render", broken)
+    report = mailer.work()
+    assert (report.queued, report.sent) == (0, 1)
+    assert [m["To"] for m in smtp.messages] == ["someone@example.com"]
+    assert "could not queue the next announcement emails" in caplog.text
+    monkeypatch.setattr(announcements, "_render", render)
+    assert mailer.work().queued == 4  # once mended, the send goes on
+
+
 def test_two_workers_queue_each_recipient_once(app, db, people, announcement, monkeypatch):
     if db.engine.dialect.name == "sqlite":
         pytest.skip("SQLite serialises writers: two workers never overlap there")
