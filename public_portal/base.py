@@ -23,6 +23,7 @@ from sqlalchemy import Select, select
 from backoffice.domain import permissions as perm
 from backoffice.extensions import db
 from backoffice.models import Order, Ticket, TicketAttachment, TicketMessage
+from backoffice.models.base import MAX_ID
 
 bp = Blueprint("portal", __name__)
 
@@ -30,7 +31,6 @@ bp = Blueprint("portal", __name__)
 # else cannot exist, so it is a 404 before the database is asked.
 NUMBER_RE = re.compile(r"^[A-Z]{2,4}-\d{4}-\d{6,10}$")
 PER_PAGE = 20
-MAX_ID = 2**63 - 1  # larger ids cannot exist (and overflow SQLite's INTEGER)
 
 
 def lang() -> str:

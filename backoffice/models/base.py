@@ -4,6 +4,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Enum as SAEnum
 
+MAX_ID = 2**63 - 1  # no row has a larger id (and SQLite cannot even compare one)
+
 
 def utcnow() -> datetime:
     """Naive UTC: MySQL DATETIME has no zone, so every timestamp is stored as UTC."""

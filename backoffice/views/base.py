@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..domain import DomainError
 from ..domain import permissions as perm
+from ..models.base import MAX_ID
 from .fields import AdminForm, ModelConverter, guard_widgets
 
 
@@ -87,19 +88,31 @@ class SecureModelView(StaffAccessMixin, ModelView):
             pk = int(id)
         except (TypeError, ValueError):
             abort(404)
+        if not 0 < pk <= MAX_ID:
+            abort(404)
         obj = self.get_query().filter(self.model.id == pk).one_or_none()
         if obj is None:
             abort(404)
         return obj
+
+    def _get_list_extra_args(self):
+        """A hand-edited ?page= stays in range: never negative (MariaDB refuses a negative
+        OFFSET), never past what the database's integers hold (an empty page instead)."""
+        args = super()._get_list_extra_args()
+        size = args.page_size if args.page_size in self.page_size_options else self.page_size
+        args.page = min(max(args.page or 0, 0), MAX_ID // (2 * size))
+        return args
 
     def scoped_ids(self, ids):
         """The rows of an action's posted ids that are inside `scope()`."""
         wanted = []
         for raw in ids:
             try:
-                wanted.append(int(raw))
+                pk = int(raw)
             except (TypeError, ValueError):
                 continue
+            if 0 < pk <= MAX_ID:
+                wanted.append(pk)
         if not wanted:
             return []
         return self.get_query().filter(self.model.id.in_(wanted)).all()
