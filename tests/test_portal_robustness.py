@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from .portal_support import customer
@@ -84,3 +86,62 @@ def test_odd_gets_never_500(login_as, app, ticket_number):
             assert resp.status_code < 500, (url, resp.status_code)
         for url in ("/tickets/new", "/orders/new", "/account"):
             assert client.put(url).status_code == 405
+
+
+ODD_QUERIES = (
+    "",
+    "?page=-1",
+    "?page=99999999999999999999&q=%00%FF",
+    "?next=//evil.example&after=x",
+)
+ARGUMENTS = {
+    "number": ("{t}", "{o}", "CX-0000-000000", "%00"),
+    "token": ("x.y.z", "%ED%A0%80"),
+    "attachment_id": ("1", "99999999999999999999"),
+    "entry_id": ("1", "99999999999999999999"),
+    "code": ("en", "xx"),
+}
+
+
+def _portal_urls(app, method: str) -> list[str]:
+    """Every portal route for `method`, read from the app, with odd and real arguments."""
+    urls = []
+    for rule in app.url_map.iter_rules():
+        if (
+            method not in rule.methods
+            or rule.endpoint.endswith("static")
+            or rule.rule.startswith("/admin")
+        ):
+            continue
+        variants = [rule.rule]
+        for name in rule.arguments:
+            assert name in ARGUMENTS, f"{rule.rule}: say which values to try for <{name}>"
+            variants = [
+                re.sub(rf"<(\w+:)?{name}>", value, url)
+                for url in variants
+                for value in ARGUMENTS[name]
+            ]
+        urls += variants
+    return sorted(urls)
+
+
+def test_every_portal_route_takes_odd_input_without_500(login_as, app, ticket_number, make, db):
+    b, user = customer(login_as)
+    number = ticket_number(user)
+    order = make.order(user).number
+    db.session.commit()
+    token = b.token("/tickets/new")
+    gets, posts = _portal_urls(app, "GET"), _portal_urls(app, "POST")
+    assert len(gets) > 20 and len(posts) > 10
+    for client in (b.client, app.test_client()):
+        for url in gets:
+            for query in ODD_QUERIES:
+                target = url.format(t=number, o=order) + query
+                resp = client.get(target)
+                resp.close()
+                assert resp.status_code < 500, (target, resp.status_code)
+        for url in posts:
+            for body in _bodies(token)[:3]:
+                target = url.format(t=number, o=order)
+                resp = client.post(target, **body)
+                assert resp.status_code < 500, (target, resp.status_code)
