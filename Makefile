@@ -31,7 +31,10 @@ run: install translations
 	$(BIN)/carebox db upgrade
 	$(BIN)/carebox seed --demo
 	@echo "carebox: http://127.0.0.1:$(PORT)/  (back office: http://127.0.0.1:$(PORT)/admin/)"
-	$(BIN)/carebox run --host 127.0.0.1 --port $(PORT)
+	@echo "mail worker: beside the server; with no MAIL_SERVER each email is printed here"
+	@trap 'kill $$worker 2>/dev/null' EXIT; \
+	  $(BIN)/carebox outbox send --loop --interval 2 & worker=$$!; \
+	  $(BIN)/carebox run --host 127.0.0.1 --port $(PORT)
 
 ## Lint, then the whole suite (HTTP tests in parallel, then the browser tests)
 test: install-test translations lint

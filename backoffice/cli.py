@@ -182,10 +182,16 @@ def outbox_send(loop: bool, batch: int | None, interval: float | None):
 
     Each turn also queues the next chunk of an announcement that is being sent.
     """
+    import logging
     import signal
     import threading
 
     from .mailer import run_loop, work
+
+    if not logging.getLogger().handlers:
+        # A worker's log is its output: retries, failures and, in development with
+        # no MAIL_SERVER, the mail itself (logged at INFO, which Python hides by default).
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
     if not loop:
         click.echo(str(work(batch)))
