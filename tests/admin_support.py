@@ -6,6 +6,7 @@ import io
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass
+from html.parser import HTMLParser
 
 from sqlalchemy import event
 
@@ -92,3 +93,43 @@ def listed_numbers(html: str) -> set[str]:
 def flashes(html: str) -> str:
     """The text of the flashed alerts on a page (for assertions on messages)."""
     return " ".join(re.findall(r'class="alert[^"]*"[^>]*>(.*?)</div>', html, re.S))
+
+
+class _FormReader(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.data: dict[str, str] = {}
+        self._select = self._textarea = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        name = a.get("name")
+        if tag == "input" and name:
+            if a.get("type") not in ("checkbox", "radio", "submit") or "checked" in a:
+                self.data[name] = a.get("value") or ("y" if a.get("type") == "checkbox" else "")
+        elif tag == "select" and name:
+            self._select = name
+        elif tag == "option" and self._select and "selected" in a:
+            self.data[self._select] = a.get("value", "")
+        elif tag == "textarea" and name:
+            self._textarea = name
+            self.data[name] = ""
+
+    def handle_endtag(self, tag):
+        if tag == "select":
+            self._select = None
+        elif tag == "textarea":
+            self._textarea = None
+
+    def handle_data(self, data):
+        if self._textarea:
+            self.data[self._textarea] += data
+
+
+def form_data(html: str) -> dict[str, str]:
+    """What a browser would post from a Flask-Admin create or edit page: its form's
+    fields as they are shown."""
+    start = html.index('class="admin-form"')
+    reader = _FormReader()
+    reader.feed(html[start : html.index("</form>", start)])
+    return reader.data

@@ -16,7 +16,7 @@ from backoffice.models import (
     User,
 )
 
-from .admin_support import flashes
+from .admin_support import flashes, form_data
 from .conftest import Browser
 
 
@@ -319,3 +319,32 @@ def test_order_status_changes_follow_the_rules(db, login_as, make):
 
     listing = b.get("/admin/orders/?search=" + order.number).get_data(as_text=True)
     assert order.number in listing
+
+
+def test_two_admins_editing_one_product_cannot_overwrite_each_other(login_as, db):
+    first, _ = login_as(perm.MASTER_ADMIN, locale="en")
+    second, _ = login_as(perm.MASTER_ADMIN)
+    product = db.session.scalar(select(Product).where(Product.code == "REG"))
+    url = f"/admin/products/edit/?id={product.id}"
+    mine, theirs = (form_data(b.get(url).get_data(as_text=True)) for b in (first, second))
+    assert mine["row_state"] and mine["code"] == "REG"
+
+    theirs["base_price"] = "9500"
+    assert second.client.post(url, data=theirs).status_code == 302
+    mine["name_en"] = "Regular Plus"
+    refused = first.client.post(url, data=mine)
+    assert refused.status_code == 200
+    page = refused.get_data(as_text=True)
+    assert "Someone else changed this record" in flashes(page)
+    assert "Regular Plus" in page  # what I typed is still on screen
+    db.session.expire_all()
+    product = db.session.get(Product, product.id)
+    assert (product.base_price, product.name_en) == (9500, "Regular")
+
+    mine = form_data(first.get(url).get_data(as_text=True))  # opened again: their price shows
+    assert mine["base_price"] == "9500.00"
+    mine["name_en"] = "Regular Plus"
+    assert first.client.post(url, data=mine).status_code == 302
+    db.session.expire_all()
+    product = db.session.get(Product, product.id)
+    assert (product.base_price, product.name_en) == (9500, "Regular Plus")

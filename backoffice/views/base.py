@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 from flask import abort, flash, redirect, request, url_for
 from flask_admin.contrib.sqla import ModelView
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
+from wtforms import HiddenField
 
 from ..domain import DomainError
 from ..domain import permissions as perm
@@ -54,7 +58,10 @@ class SecureModelView(StaffAccessMixin, ModelView):
       ajax) and the actions, which all read `get_query` (trap 2);
     - an operation the view does not offer answers 404 instead of Flask-Admin's
       silent redirect; export is off (reports stream their own, trap 5);
-    - a DomainError or a broken unique/foreign key becomes a flashed message.
+    - a DomainError or a broken unique/foreign key becomes a flashed message;
+    - two people editing one record cannot silently overwrite each other: the
+      edit form carries a fingerprint of the record as it was shown, and a save
+      whose record has changed since is refused (trap 8).
     """
 
     form_base_class = AdminForm
@@ -150,8 +157,46 @@ class SecureModelView(StaffAccessMixin, ModelView):
     def create_form(self, obj=None):
         return guard_widgets(super().create_form(obj))
 
+    def get_edit_form(self):
+        class EditForm(super().get_edit_form()):
+            row_state = HiddenField()
+
+        return EditForm
+
     def edit_form(self, obj=None):
-        return guard_widgets(super().edit_form(obj))
+        form = guard_widgets(super().edit_form(obj))
+        if request.method == "GET" and obj is not None:
+            form.row_state.data = self.row_state(form, obj)
+        return form
+
+    @staticmethod
+    def row_state(form, obj) -> str:
+        """A fingerprint of what the edit form shows of `obj` (its fields' current values)."""
+        shown = {}
+        for name in form.data:
+            if name in ("csrf_token", "row_state") or not hasattr(obj, name):
+                continue
+            value = getattr(obj, name)
+            if isinstance(value, list | tuple | set):
+                value = sorted(str(getattr(v, "id", v)) for v in value)
+            elif hasattr(value, "__table__"):
+                value = value.id
+            shown[name] = value
+        text = json.dumps(shown, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def update_model(self, form, model) -> bool:
+        seen = form.row_state.data
+        if seen and seen != self.row_state(form, model):
+            flash(
+                _(
+                    "Someone else changed this record while you were editing it, so "
+                    "nothing was saved. Open it again to see their change, then redo yours."
+                ),
+                "error",
+            )
+            return False
+        return super().update_model(form, model)
 
     def handle_view_exception(self, exc: Exception) -> bool:
         if isinstance(exc, DomainError):
