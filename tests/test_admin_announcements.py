@@ -24,7 +24,7 @@ from backoffice.models import (
     User,
 )
 
-from .admin_support import flashes
+from .admin_support import flashes, form_data
 from .conftest import csrf_from
 from .smtp_server import running_smtp
 
@@ -394,3 +394,23 @@ def test_two_confirmations_at_once_send_once(app, db, people, news, make):
     assert len(sent) == 1
     db.session.commit()
     assert db.session.scalar(select(func.count()).select_from(AnnouncementSend)) == 1
+
+
+def test_the_text_cannot_change_while_a_send_is_being_queued(db, people, news, login_as):
+    b, _ = login_as(perm.MASTER_ADMIN, locale="en")
+    _count, html = previewed(b, news, audience="all")
+    assert confirm(b, news, html).status_code == 302
+    url = f"/admin/announcements/edit/?id={news.id}"
+    fields = form_data(b.get(url).get_data(as_text=True))
+    fields["title_id"] = "Judul baru"
+    refused = b.client.post(url, data=fields)
+    assert "being queued for sending" in flashes(refused.get_data(as_text=True))
+    db.session.expire_all()
+    assert db.session.get(Announcement, news.id).title_id != "Judul baru"
+
+    announcements.queue_all()
+    fields = form_data(b.get(url).get_data(as_text=True))
+    fields["title_id"] = "Judul baru"
+    assert b.client.post(url, data=fields).status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Announcement, news.id).title_id == "Judul baru"

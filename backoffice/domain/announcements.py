@@ -294,6 +294,22 @@ def queue_next_chunk(*, now: datetime | None = None) -> int:
     return enqueue_many(rows, chunk=CHUNK)
 
 
+def is_queueing(announcement: Announcement) -> bool:
+    """Whether a send of `announcement` is still being queued (its text must not change
+    halfway: the recipients of the later chunks would read another text)."""
+    return (
+        db.session.scalar(
+            select(AnnouncementSend.id)
+            .where(
+                AnnouncementSend.announcement_id == announcement.id,
+                AnnouncementSend.queued_at.is_(None),
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
 def queue_all(*, now: datetime | None = None) -> int:
     """Queue every waiting send to the end, committing chunk by chunk (CLI and tests)."""
     total = 0

@@ -13,7 +13,7 @@ from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
 
-from ..domain import catalog
+from ..domain import announcements, catalog
 from ..domain import permissions as perm
 from ..domain.faq import KEY_RE
 from ..extensions import db
@@ -224,7 +224,15 @@ class AnnouncementView(AnnouncementSendMixin, PublishActionsMixin, ContentView):
     }
 
     def on_model_change(self, form, model: Announcement, is_created):
-        """Publishing stamps the time once; the English text may stay empty."""
+        """Publishing stamps the time once; the English text may stay empty; the text
+        stays as it is while a send of it is being queued."""
+        if not is_created and announcements.is_queueing(model):
+            raise ValidationError(
+                _(
+                    "This announcement is being queued for sending. Edit it again in a "
+                    "minute, once its send log no longer says “queueing”."
+                )
+            )
         model.title_en = model.title_en or ""
         model.body_en = model.body_en or ""
         if model.published and model.published_at is None:
