@@ -86,35 +86,15 @@ def outbox_row(
 
 
 def enqueue(
-    recipient: str | tuple[str, str],
-    subject: str,
-    text: str,
-    html: str | None = None,
-    *,
-    category: str = TRANSACTIONAL,
-    headers: Mapping[str, str] | None = None,
-    sender: str | None = None,
-    announcement_send_id: int | None = None,
-    now: datetime | None = None,
+    recipient: str | tuple[str, str], subject: str, text: str, html: str | None = None, **options
 ) -> OutboxEmail:
     """Queue one email in the current transaction; the caller commits (or rolls back).
 
-    Guarantees: one recipient per row; a header-safe subject; a Message-ID
-    fixed now. The row is due at once; `carebox outbox send` delivers it.
+    `options` are `outbox_row`'s (category, headers, sender, ...). Guarantees: one
+    recipient per row; a header-safe subject; a Message-ID fixed now. The row is
+    due at once; `carebox outbox send` delivers it.
     """
-    row = OutboxEmail(
-        **outbox_row(
-            recipient,
-            subject,
-            text,
-            html,
-            category=category,
-            headers=headers,
-            sender=sender,
-            announcement_send_id=announcement_send_id,
-            now=now,
-        )
-    )
+    row = OutboxEmail(**outbox_row(recipient, subject, text, html, **options))
     db.session.add(row)
     return row
 
