@@ -251,17 +251,20 @@ class MariaDB(Server):
         self.options = list(options)
         self.ready_timeout = ready_timeout
         self.datadir = self.dir / "data"
+        self.tmpdir = self.dir / "tmp"
 
     def install(self) -> None:
         """Create the system tables (once per datadir)."""
         if (self.datadir / "mysql").is_dir():
             return
+        self.tmpdir.mkdir(exist_ok=True)
         argv = [
             _binary("mariadb-install-db", "mariadb-server"),
             "--no-defaults",
             f"--datadir={self.datadir}",
             "--auth-root-authentication-method=normal",
             "--skip-test-db",
+            f"--tmpdir={self.tmpdir}",  # never the shared /tmp: parallel installs collide
             "--innodb-log-file-size=16M",
             *(["--user=root"] if IS_ROOT else []),
         ]
@@ -281,6 +284,7 @@ class MariaDB(Server):
             "--bind-address=127.0.0.1",
             f"--socket={self.dir}/mysqld.sock",
             f"--pid-file={self.dir}/mysqld.pid",
+            f"--tmpdir={self.tmpdir}",
             "--skip-name-resolve",
             "--innodb-buffer-pool-size=64M",
             "--innodb-log-file-size=16M",
