@@ -53,10 +53,11 @@ def create_app(config: dict | str | None = None) -> Flask:
         hops = int(app.config["PROXY_FIX"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
-    from . import cli, i18n, security_setup, web
+    from . import cli, i18n, replica, security_setup, web
     from .extensions import babel, csrf, db, limiter, migrate
 
     db.init_app(app)
+    replica.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)  # before Security (STACK.md trap 1)
     babel.init_app(app, locale_selector=i18n.select_locale)

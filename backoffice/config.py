@@ -126,6 +126,11 @@ class Config:
     CAREBOX_SLA_HOURS: dict = {}
     CAREBOX_BASE_URL = "http://127.0.0.1:5000"
     CAREBOX_REPORT_BATCH = 2000
+    # A MariaDB replica for heavy reads (backoffice/replica.py); empty: the primary only.
+    DATABASE_REPLICA_URL = ""
+    CAREBOX_REPLICA_MAX_LAG = 30.0  # seconds behind the primary before it is passed over
+    CAREBOX_REPLICA_TIMEOUT = 2.0  # seconds to connect to it / answer its health check
+    CAREBOX_REPLICA_RETRY_SECONDS = 30.0  # after it could not be reached
     # Email outbox worker (backoffice/channels/mailer.py); see DEFAULT_OUTBOX there for each key.
     CAREBOX_OUTBOX: dict = {}
     # Signed links in emails: how long an unsubscribe / rating link stays valid (days).
@@ -151,6 +156,7 @@ class Config:
             "MAIL_DEFAULT_SENDER",
             "CAREBOX_BASE_URL",
             "UPLOAD_FOLDER",
+            "DATABASE_REPLICA_URL",
         ):
             if env.get(key):
                 out[key] = env[key]
@@ -175,6 +181,16 @@ class Config:
                 out[key] = _env_bool(key, False)
         if "SESSION_COOKIE_SECURE" in out:
             out["REMEMBER_COOKIE_SECURE"] = out["SESSION_COOKIE_SECURE"]
+        for key in (
+            "CAREBOX_REPLICA_MAX_LAG",
+            "CAREBOX_REPLICA_TIMEOUT",
+            "CAREBOX_REPLICA_RETRY_SECONDS",
+        ):
+            if env.get(key):
+                try:
+                    out[key] = float(env[key])
+                except ValueError as exc:
+                    raise ConfigError(f"{key}={env[key]!r} is not a number of seconds") from exc
         if env.get("MAIL_TIMEOUT"):
             out["MAIL_TIMEOUT"] = float(env["MAIL_TIMEOUT"])
         for key in ("CAREBOX_OUTBOX", "CAREBOX_LOYALTY"):

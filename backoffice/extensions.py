@@ -10,6 +10,8 @@ from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData, String
 from sqlalchemy.orm import DeclarativeBase, registry
 
+from .replica import RoutingSession
+
 # Stable constraint names, so Alembic can alter them on SQLite (batch mode) and MariaDB.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -28,7 +30,8 @@ class Base(DeclarativeBase):
     )
 
 
-db = SQLAlchemy(model_class=Base)
+# RoutingSession sends the SELECTs of replica.heavy_reads() to DATABASE_REPLICA_URL.
+db = SQLAlchemy(model_class=Base, session_options={"class_": RoutingSession})
 migrate = Migrate()
 csrf = CSRFProtect()
 security = Security()

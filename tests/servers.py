@@ -656,3 +656,40 @@ class _LoopbackHTTPS(http.client.HTTPSConnection):
 
 def https_connection(port: int, timeout: float = 10.0) -> http.client.HTTPSConnection:
     return _LoopbackHTTPS(port, timeout)
+
+
+# --- replication ------------------------------------------------------------------------
+
+
+def start_replication(primary: MariaDB, replica: MariaDB, timeout: float = 30.0) -> None:
+    """Make `replica` a GTID replica of `primary` (which runs with --log-bin) and wait
+    until both of its threads run."""
+    primary.query("CREATE USER IF NOT EXISTS 'repl'@'127.0.0.1' IDENTIFIED BY 'repl'")
+    primary.query("GRANT REPLICATION SLAVE ON *.* TO 'repl'@'127.0.0.1'")
+    replica.query(
+        f"CHANGE MASTER TO MASTER_HOST = '127.0.0.1', MASTER_PORT = {primary.port}, "
+        "MASTER_USER = 'repl', MASTER_PASSWORD = 'repl', MASTER_CONNECT_RETRY = 1, "
+        "MASTER_USE_GTID = slave_pos"
+    )
+    replica.query("START SLAVE")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = replica.query_dict("SHOW SLAVE STATUS")[0]
+        if status["Slave_IO_Running"] == "Yes" and status["Slave_SQL_Running"] == "Yes":
+            wait_for_replica(primary, replica, timeout)
+            return
+        time.sleep(0.2)
+    raise ServerError(f"replication did not start: {status}")
+
+
+def wait_for_replica(primary: MariaDB, replica: MariaDB, timeout: float = 30.0) -> None:
+    """Wait until `replica` has applied everything `primary` has committed so far."""
+    position = primary.query("SELECT @@gtid_binlog_pos")[0][0]
+    if not position:
+        return
+    done = replica.query("SELECT MASTER_GTID_WAIT(%s, %s)", position, timeout)[0][0]
+    if done != 0:
+        raise ServerError(
+            f"the replica did not reach {position} in {timeout} s: "
+            f"{replica.query_dict('SHOW SLAVE STATUS')}"
+        )

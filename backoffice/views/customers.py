@@ -25,6 +25,7 @@ from ..domain.loyalty import Segment
 from ..extensions import db
 from ..models import CustomerProfile, Order, Role, Ticket, User
 from ..models.base import utcnow
+from ..replica import stream
 from .base import SecureModelView
 from .exports import keyset_rows, stream_csv
 from .formatting import datetime_text
@@ -214,7 +215,8 @@ class CustomerView(SecureModelView):
         batch = int(current_app.config.get("CAREBOX_REPORT_BATCH", 2000))
         filename = f"{name}-{utcnow():%Y%m%d}.csv"
 
-        return stream_csv(filename, export_headers(), export_rows(conditions, batch), batch)
+        rows = stream(export_rows(conditions, batch))
+        return stream_csv(filename, export_headers(), rows, batch)
 
     @expose("/details/")
     def details_view(self):

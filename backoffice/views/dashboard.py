@@ -20,6 +20,7 @@ from ..extensions import db
 from ..models import Department, Ticket, TicketKind, TicketStatus
 from ..models.base import utcnow
 from ..models.enums import OPEN_STATUSES
+from ..replica import heavy_reads
 from .base import StaffAccessMixin
 from .sqlhelpers import (
     at_least,
@@ -242,7 +243,8 @@ class HomeView(StaffAccessMixin, AdminIndexView):
             "master": None,
         }
         if perm.has(current_user, perm.DASHBOARD_CHARTS):
-            context["master"] = master_figures()
+            with heavy_reads():
+                context["master"] = master_figures()
         return self.render("admin/home.html", **context)
 
     def _breached_url(self, endpoint: str) -> str:

@@ -26,6 +26,7 @@ from ..domain import permissions as perm
 from ..extensions import db
 from ..models import Department, Ticket
 from ..models.base import utcnow
+from ..replica import heavy_reads, stream
 from .base import StaffAccessMixin
 from .exports import keyset_rows, neutralise, stream_csv
 from .report_filters import ReportForm, ticket_conditions
@@ -165,10 +166,11 @@ class ReportView(StaffAccessMixin, BaseView):
         context = {"form": form, "valid": valid, "summary": None, "count": None}
         if valid:
             conditions = ticket_conditions(form)
-            context["count"] = db.session.scalar(
-                select(func.count()).select_from(Ticket).where(*conditions)
-            )
-            context["summary"] = summary_rows(conditions, utcnow())
+            with heavy_reads():
+                context["count"] = db.session.scalar(
+                    select(func.count()).select_from(Ticket).where(*conditions)
+                )
+                context["summary"] = summary_rows(conditions, utcnow())
             context["query"] = request.query_string.decode("ascii", "replace")
         return self.render("admin/reports/index.html", **context)
 
@@ -188,7 +190,7 @@ class ReportView(StaffAccessMixin, BaseView):
         now = utcnow()
         batch = int(current_app.config.get("CAREBOX_REPORT_BATCH", 2000))
 
-        rows = export_rows(conditions, now, batch)
+        rows = stream(export_rows(conditions, now, batch))
         return stream_csv(self._filename(form, "csv"), export_headers(), rows, batch)
 
     @expose("/tickets.xlsx")
@@ -202,7 +204,8 @@ class ReportView(StaffAccessMixin, BaseView):
         sheet = book.create_sheet(_("Tickets"))
         sheet.append(export_headers())
         truncated = False
-        for i, row in enumerate(export_rows(ticket_conditions(form), utcnow(), batch)):
+        rows = stream(export_rows(ticket_conditions(form), utcnow(), batch))
+        for i, row in enumerate(rows):
             if i >= cap:
                 truncated = True
                 sheet.append(
@@ -235,7 +238,8 @@ class ReportView(StaffAccessMixin, BaseView):
         form, error = self._valid_or_400()
         if error:
             return error
-        rows = summary_rows(ticket_conditions(form), utcnow())
+        with heavy_reads():
+            rows = summary_rows(ticket_conditions(form), utcnow())
         headers = [
             _("Month"),
             _("Department"),
