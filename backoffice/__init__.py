@@ -58,7 +58,7 @@ def create_app(config: dict | str | None = None) -> Flask:
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
-    csrf.init_app(app)  # before Security (STACK.md trap 1)
+    csrf.init_app(app)  # before Security (docs/architecture.md §13, trap 1)
     babel.init_app(app, locale_selector=i18n.select_locale)
     limiter.init_app(app)
     security_setup.init_app(app)

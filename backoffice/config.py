@@ -52,7 +52,7 @@ class Config:
     REMEMBER_COOKIE_SAMESITE = "Lax"
     PERMANENT_SESSION_LIFETIME = 60 * 60 * 12
 
-    # CSRF: on for every form, Flask-Admin's included (STACK.md trap 1).
+    # CSRF: on for every form, Flask-Admin's included (docs/architecture.md §13, trap 1).
     WTF_CSRF_ENABLED = True
     WTF_CSRF_CHECK_DEFAULT = False  # Flask-Security protects its own endpoints
     WTF_CSRF_TIME_LIMIT = 60 * 60 * 12
@@ -137,7 +137,7 @@ class Config:
 
     @classmethod
     def from_env(cls) -> dict:
-        """Settings the environment overrides (DESIGN.md §5)."""
+        """Settings the environment overrides (docs/architecture.md §5)."""
         env = os.environ
         out: dict = {}
         for key in (

@@ -90,7 +90,7 @@ class Action(enum.StrEnum):
     RATE = "rate"
 
 
-# The status machine of DESIGN.md §2. A move not listed here is refused.
+# The status machine of docs/architecture.md §2. A move not listed here is refused.
 TRANSITIONS: dict[tuple[TicketStatus, TicketStatus], frozenset[Action]] = {
     (P, T): frozenset({Action.ROUTE, Action.DISPATCH}),
     (P, R): frozenset({Action.STAFF_REPLY}),
@@ -359,7 +359,7 @@ def post_message(
     attachments: Sequence[TicketAttachment] = (),
     now: datetime | None = None,
 ) -> TicketMessage:
-    """Add a public reply or an internal note, moving the status as DESIGN §2 says.
+    """Add a public reply or an internal note, moving the status as docs/architecture.md §2 says.
 
     A staff reply moves progress/team to responded and sets the first response
     time; a customer reply moves responded back to team (progress without a
