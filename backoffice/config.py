@@ -131,6 +131,8 @@ class Config:
     # Signed links in emails: how long an unsubscribe / rating link stays valid (days).
     CAREBOX_UNSUBSCRIBE_LINK_DAYS = 180
     CAREBOX_RATING_LINK_DAYS = 30
+    # How long the link that claims a contact-only customer record stays valid (hours).
+    CAREBOX_CLAIM_LINK_HOURS = 48
     # Loyalty segment thresholds (backoffice/domain/loyalty.py documents each rule);
     # keys given here override DEFAULT_THRESHOLDS there.
     CAREBOX_LOYALTY: dict = {}

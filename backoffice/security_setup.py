@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from flask import Flask, request
 from flask_babel import lazy_gettext as _l
-from flask_security import RegisterFormV2, SQLAlchemyUserDatastore, user_registered
+from flask_security import (
+    RegisterFormV2,
+    SQLAlchemyUserDatastore,
+    password_reset,
+    user_not_registered,
+    user_registered,
+)
 from wtforms import BooleanField, StringField
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
+from .domain import contacts
 from .domain import permissions as perm
 from .extensions import db, limiter, security
 from .i18n import TranslatedMeta
@@ -42,6 +49,19 @@ def _give_customer_role(sender, user, **extra):
     user_datastore.add_role_to_user(user, perm.CUSTOMER)
 
 
+def _existing_address(sender, user=None, existing_email=False, **extra):
+    """Registration with an address that has a record: a contact-only record (someone who
+    wrote by email or WhatsApp) gets the link that claims it, mailed to that address."""
+    from .channels.outbox_mail import commit_with_the_response
+
+    if existing_email and user is not None and contacts.send_claim_link(user):
+        commit_with_the_response()
+
+
+def _reset_claims(sender, user, **extra):
+    contacts.claimed_by_reset(user)
+
+
 def init_app(app: Flask) -> None:
     from .channels.outbox_mail import OutboxMailUtil
 
@@ -50,6 +70,8 @@ def init_app(app: Flask) -> None:
     security._mail_util_cls = OutboxMailUtil
     security.init_app(app, user_datastore, register_form=CareboxRegisterForm)
     user_registered.connect(_give_customer_role, app)
+    user_not_registered.connect(_existing_address, app)
+    password_reset.connect(_reset_claims, app)
     _rate_limit_auth(app)
 
 

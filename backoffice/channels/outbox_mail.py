@@ -13,6 +13,13 @@ def _commit_after_request(response):
     return response
 
 
+def commit_with_the_response() -> None:
+    """Commit the request's session once the view has answered (see OutboxMailUtil)."""
+    if has_request_context() and not g.get("_outbox_commit_hooked"):
+        g._outbox_commit_hooked = True
+        after_this_request(_commit_after_request)
+
+
 class OutboxMailUtil(MailUtil):
     """Queue the rendered mail instead of sending it in the request.
 
@@ -42,6 +49,4 @@ class OutboxMailUtil(MailUtil):
             category=f"security.{str(template).rsplit('/', 1)[-1]}"[:40],
             sender=str(sender) if sender else None,
         )
-        if has_request_context() and not g.get("_outbox_commit_hooked"):
-            g._outbox_commit_hooked = True
-            after_this_request(_commit_after_request)
+        commit_with_the_response()

@@ -54,8 +54,11 @@ def _ticket_url(ticket: Ticket) -> str:
 
 
 def _customer(ticket: Ticket) -> User | None:
+    """The ticket's customer, when email can reach them (active, a real address)."""
+    from .contacts import mailable  # contacts sends through this module
+
     customer = ticket.customer
-    return customer if customer is not None and customer.active else None
+    return customer if customer is not None and customer.active and mailable(customer) else None
 
 
 def ticket_filed(ticket: Ticket) -> None:
