@@ -133,6 +133,9 @@ class Config:
     CAREBOX_RATING_LINK_DAYS = 30
     # How long the link that claims a contact-only customer record stays valid (hours).
     CAREBOX_CLAIM_LINK_HOURS = 48
+    # Inbound email (backoffice/channels/email_in.py): replies go to reply+TOKEN@ this
+    # domain, which the mail server hands to `carebox mail receive`. Unset: no Reply-To.
+    CAREBOX_REPLY_DOMAIN = ""
     # Loyalty segment thresholds (backoffice/domain/loyalty.py documents each rule);
     # keys given here override DEFAULT_THRESHOLDS there.
     CAREBOX_LOYALTY: dict = {}
@@ -148,6 +151,7 @@ class Config:
             "RATELIMIT_STORAGE_URI",
             "BABEL_DEFAULT_LOCALE",
             "MAIL_SERVER",
+            "CAREBOX_REPLY_DOMAIN",
             "MAIL_USERNAME",
             "MAIL_PASSWORD",
             "MAIL_DEFAULT_SENDER",
@@ -194,6 +198,7 @@ class DevelopmentConfig(Config):
     # Served over plain http on 127.0.0.1 by `make run`.
     SESSION_COOKIE_SECURE = False
     REMEMBER_COOKIE_SECURE = False
+    CAREBOX_REPLY_DOMAIN = "reply.carebox.example"  # `carebox mail receive` on your own
 
 
 class TestingConfig(DevelopmentConfig):
