@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from flask import Flask, request
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
-from flask_security import RegisterFormV2, SQLAlchemyUserDatastore, user_registered
+from flask_security import (
+    RegisterFormV2,
+    SQLAlchemyUserDatastore,
+    user_not_registered,
+    user_registered,
+)
 from wtforms import BooleanField, StringField
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
+from .domain import accounts
 from .domain import permissions as perm
 from .extensions import db, limiter, security
 from .i18n import TranslatedMeta
@@ -42,6 +49,20 @@ def _give_customer_role(sender, user, **extra):
     user_datastore.add_role_to_user(user, perm.CUSTOMER)
 
 
+def _existing_address(sender, user, existing_email=False, form_data=None, **extra):
+    if existing_email:
+        from .outbox_mail import commit_with_the_response
+
+        accounts.registration_for_existing_address(user, form_data or {})
+        commit_with_the_response()  # Flask-Security commits nothing on this path
+
+
+def _mail_language() -> dict:
+    """Flask-Security's emails (templates/security/email/) share carebox's email layout."""
+    locale = get_locale()
+    return {"lang": locale.language if locale else "id"}
+
+
 def init_app(app: Flask) -> None:
     from .outbox_mail import OutboxMailUtil
 
@@ -49,7 +70,11 @@ def init_app(app: Flask) -> None:
     # and the unbound `security` object is built in extensions.py before any app.
     security._mail_util_cls = OutboxMailUtil
     security.init_app(app, user_datastore, register_form=CareboxRegisterForm)
+    if not getattr(security, "_carebox_mail_context", False):  # once per process (trap 9)
+        security.mail_context_processor(_mail_language)
+        security._carebox_mail_context = True
     user_registered.connect(_give_customer_role, app)
+    user_not_registered.connect(_existing_address, app)
     _rate_limit_auth(app)
 
 
