@@ -139,7 +139,7 @@ class Config:
     # More Host names production answers to (a health check by address, an internal name).
     CAREBOX_TRUSTED_HOSTS: list = []
     CAREBOX_REPORT_BATCH = 2000
-    # Email outbox worker (backoffice/mailer.py); see DEFAULT_OUTBOX there for each key.
+    # Email outbox worker (backoffice/channels/mailer.py); see DEFAULT_OUTBOX there for each key.
     CAREBOX_OUTBOX: dict = {}
     # Signed links in emails: how long an unsubscribe / rating link stays valid (days).
     CAREBOX_UNSUBSCRIBE_LINK_DAYS = 180

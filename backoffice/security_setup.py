@@ -51,7 +51,7 @@ def _give_customer_role(sender, user, **extra):
 
 def _existing_address(sender, user, existing_email=False, form_data=None, **extra):
     if existing_email:
-        from .outbox_mail import commit_with_the_response
+        from .channels.outbox_mail import commit_with_the_response
 
         accounts.registration_for_existing_address(user, form_data or {})
         commit_with_the_response()  # Flask-Security commits nothing on this path
@@ -64,7 +64,7 @@ def _mail_language() -> dict:
 
 
 def init_app(app: Flask) -> None:
-    from .outbox_mail import OutboxMailUtil
+    from .channels.outbox_mail import OutboxMailUtil
 
     # Security's mail_util_cls is a constructor argument only (init_app ignores it),
     # and the unbound `security` object is built in extensions.py before any app.

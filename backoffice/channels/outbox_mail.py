@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import after_this_request, g, has_request_context
 from flask_security import MailUtil
 
-from .extensions import db
+from ..extensions import db
 
 
 def _commit_after_request(response):
@@ -39,7 +39,7 @@ class OutboxMailUtil(MailUtil):
     def send_mail(self, template, subject, recipient, sender, body, html, **kwargs) -> None:
         from flask import current_app
 
-        from .domain.outbox import enqueue
+        from ..domain.outbox import enqueue
 
         if template == current_app.config["SECURITY_REGISTER_EMAIL_EXISTING_TEMPLATE"]:
             # A registration for a known address: carebox answers that one itself
