@@ -105,8 +105,7 @@ def new_order():
     db.session.commit()
     flash(
         _(
-            "Thank you! Your order %(number)s was placed. Its resi (tracking number) is "
-            "%(resi)s.",
+            "Thank you! Your order %(number)s was placed. Its resi (tracking number) is %(resi)s.",
             number=order.number,
             resi=order.resi,
         ),
