@@ -13,13 +13,18 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 
 import click
 from flask_security import hash_password
 from sqlalchemy import func, select, text
 
 from .domain import permissions as perm
+<<<<<<< HEAD
 from .domain import shipments
+=======
+from .domain import sla
+>>>>>>> main
 from .extensions import db
 from .models import (
     EventAction,
@@ -343,6 +348,8 @@ def seed_bulk(
                         }
                     )
                     next_event += 1
+            for row in ticket_rows:
+                row["next_due_at"] = sla.next_due(SimpleNamespace(**row))
             insert(Ticket, ticket_rows)
             insert(TicketMessage, messages)
             insert(TicketEvent, events)

@@ -186,7 +186,7 @@ def outbox_send(loop: bool, batch: int | None, interval: float | None):
     import signal
     import threading
 
-    from .mailer import run_loop, work
+    from .channels.mailer import run_loop, work
 
     if not logging.getLogger().handlers:
         # A worker's log is its output: retries, failures and, in development with

@@ -126,7 +126,7 @@ class Config:
     CAREBOX_SLA_HOURS: dict = {}
     CAREBOX_BASE_URL = "http://127.0.0.1:5000"
     CAREBOX_REPORT_BATCH = 2000
-    # Email outbox worker (backoffice/mailer.py); see DEFAULT_OUTBOX there for each key.
+    # Email outbox worker (backoffice/channels/mailer.py); see DEFAULT_OUTBOX there for each key.
     CAREBOX_OUTBOX: dict = {}
     # Signed links in emails: how long an unsubscribe / rating link stays valid (days).
     CAREBOX_UNSUBSCRIBE_LINK_DAYS = 180

@@ -43,7 +43,7 @@ def _give_customer_role(sender, user, **extra):
 
 
 def init_app(app: Flask) -> None:
-    from .outbox_mail import OutboxMailUtil
+    from .channels.outbox_mail import OutboxMailUtil
 
     # Security's mail_util_cls is a constructor argument only (init_app ignores it),
     # and the unbound `security` object is built in extensions.py before any app.

@@ -9,7 +9,7 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from backoffice import mailer
+from backoffice.channels import mailer
 from backoffice.domain import announcements
 from backoffice.domain import permissions as perm
 from backoffice.domain.announcements import Audience

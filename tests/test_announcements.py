@@ -10,7 +10,7 @@ import pytest
 from itsdangerous.timed import TimestampSigner
 from sqlalchemy import select
 
-from backoffice import mailer
+from backoffice.channels import mailer
 from backoffice.domain import PermissionDenied, announcements
 from backoffice.domain import permissions as perm
 from backoffice.domain.announcements import Audience, UnsubscribeOutcome

@@ -9,7 +9,7 @@ import pytest
 from itsdangerous.timed import TimestampSigner
 from sqlalchemy import select
 
-from backoffice import mailer
+from backoffice.channels import mailer
 from backoffice.domain import notifications, tickets
 from backoffice.domain import permissions as perm
 from backoffice.domain.orders import change_status

@@ -15,7 +15,8 @@ import pytest
 from flask_security.recoverable import send_reset_password_instructions
 from sqlalchemy import func, select
 
-from backoffice import create_app, mailer
+from backoffice import create_app
+from backoffice.channels import mailer
 from backoffice.config import ConfigError
 from backoffice.domain.outbox import enqueue
 from backoffice.extensions import db as _db

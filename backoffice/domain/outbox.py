@@ -1,6 +1,6 @@
 """Queueing email: a row in the outbox, in the transaction of the change that caused it.
 
-Nothing here talks to SMTP: `backoffice.mailer` delivers the rows. `enqueue`
+Nothing here talks to SMTP: `backoffice.channels.mailer` delivers the rows. `enqueue`
 only adds to the session (no flush, no commit), so the email exists exactly
 when the change that caused it is committed.
 """

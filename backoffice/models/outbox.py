@@ -13,7 +13,7 @@ from .enums import OutboxStatus
 
 
 class OutboxEmail(db.Model):
-    """One email to deliver. `backoffice.mailer` claims, sends and records it.
+    """One email to deliver. `backoffice.channels.mailer` claims, sends and records it.
 
     While a worker holds a row it is `sending` with a `claim_token`, and
     `next_attempt_at` is the claim's deadline: a row whose worker died becomes

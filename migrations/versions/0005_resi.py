@@ -1,7 +1,7 @@
 """every order is a shipment with a resi
 
-Revision ID: 0004_resi
-Revises: 0003
+Revision ID: 0005_resi
+Revises: 0004_next_due
 Create Date: 2026-11-28 09:00:00
 
 Orders placed before this revision get a random resi (UPU S10, prefix CB,
@@ -14,8 +14,8 @@ import secrets
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_resi"
-down_revision = "0003"
+revision = "0005_resi"
+down_revision = "0004_next_due"
 branch_labels = None
 depends_on = None
 

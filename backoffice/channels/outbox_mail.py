@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import after_this_request, g, has_request_context
 from flask_security import MailUtil
 
-from .extensions import db
+from ..extensions import db
 
 
 def _commit_after_request(response):
@@ -30,7 +30,7 @@ class OutboxMailUtil(MailUtil):
     """
 
     def send_mail(self, template, subject, recipient, sender, body, html, **kwargs) -> None:
-        from .domain.outbox import enqueue
+        from ..domain.outbox import enqueue
 
         if isinstance(sender, tuple | list) and len(sender) == 2:
             sender = f"{sender[0]} <{sender[1]}>"

@@ -44,11 +44,11 @@ from sqlalchemy import and_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
-from .config import ConfigError
-from .domain import announcements
-from .extensions import db
-from .models import AnnouncementSend, OutboxEmail, OutboxStatus
-from .models.base import utcnow
+from ..config import ConfigError
+from ..domain import announcements
+from ..extensions import db
+from ..models import AnnouncementSend, OutboxEmail, OutboxStatus
+from ..models.base import utcnow
 
 log = logging.getLogger("carebox.outbox")
 
