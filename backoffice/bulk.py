@@ -20,11 +20,7 @@ from flask_security import hash_password
 from sqlalchemy import func, select, text
 
 from .domain import permissions as perm
-<<<<<<< HEAD
-from .domain import shipments
-=======
-from .domain import sla
->>>>>>> main
+from .domain import shipments, sla
 from .extensions import db
 from .models import (
     EventAction,
