@@ -147,6 +147,8 @@ class Config:
     # Loyalty segment thresholds (backoffice/domain/loyalty.py documents each rule);
     # keys given here override DEFAULT_THRESHOLDS there.
     CAREBOX_LOYALTY: dict = {}
+    # The two service-indicator letters of every new resi (UPU S10; domain/shipments.py).
+    CAREBOX_RESI_PREFIX = "CB"
 
     @classmethod
     def from_env(cls) -> dict:
@@ -164,6 +166,7 @@ class Config:
             "MAIL_DEFAULT_SENDER",
             "CAREBOX_BASE_URL",
             "UPLOAD_FOLDER",
+            "CAREBOX_RESI_PREFIX",
         ):
             if env.get(key):
                 out[key] = env[key]
