@@ -1,7 +1,7 @@
 """hardening (issue 9)
 
-Revision ID: 0005_hardening
-Revises: 0004_next_due
+Revision ID: 0006_hardening
+Revises: 0005_resi
 Create Date: 2026-12-01 09:00:00
 
 - New accounts confirm their address before they can sign in (generic answers on
@@ -11,8 +11,8 @@ Create Date: 2026-12-01 09:00:00
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_hardening"
-down_revision = "0004_next_due"
+revision = "0006_hardening"
+down_revision = "0005_resi"
 branch_labels = None
 depends_on = None
 
