@@ -13,12 +13,14 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 
 import click
 from flask_security import hash_password
 from sqlalchemy import func, select, text
 
 from .domain import permissions as perm
+from .domain import shipments, sla
 from .extensions import db
 from .models import (
     EventAction,
@@ -70,6 +72,16 @@ class BulkStats:
 
 def _next_id(model) -> int:
     return (db.session.scalar(select(func.max(model.id))) or 0) + 1
+
+
+def _free_resis(rng: random.Random, n: int):
+    """`n` distinct random resi that no order has yet (random like real ones, not a counter)."""
+    taken = set(db.session.scalars(select(Order.resi)))
+    prefix = shipments.random_resi()[:2]
+    for serial in rng.sample(range(10**8), n + len(taken)):
+        resi = shipments.make_resi(serial, prefix)
+        if resi not in taken:
+            yield resi
 
 
 def seed_bulk(
@@ -153,6 +165,7 @@ def seed_bulk(
 
         first_order, first_oevent = ids[Order], ids[OrderEvent]
         order_owner: dict[int, tuple[int, int]] = {}
+        resis = _free_resis(rng, n_orders)
         for start in range(0, n_orders, batch):
             orders, events = [], []
             for i in range(start, min(start + batch, n_orders)):
@@ -173,6 +186,7 @@ def seed_bulk(
                     {
                         "id": oid,
                         "number": f"ORD-{created.year}-{oid:06d}",
+                        "resi": next(resis),
                         "customer_id": cust,
                         "product_id": product.id,
                         "origin": "Jakarta",
@@ -330,6 +344,8 @@ def seed_bulk(
                         }
                     )
                     next_event += 1
+            for row in ticket_rows:
+                row["next_due_at"] = sla.next_due(SimpleNamespace(**row))
             insert(Ticket, ticket_rows)
             insert(TicketMessage, messages)
             insert(TicketEvent, events)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask, request
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_security import (
     RegisterFormV2,
@@ -14,7 +15,7 @@ from flask_security import (
 from wtforms import BooleanField, StringField
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
-from .domain import contacts
+from .domain import accounts, contacts
 from .domain import permissions as perm
 from .extensions import db, limiter, security
 from .i18n import TranslatedMeta
@@ -49,17 +50,22 @@ def _give_customer_role(sender, user, **extra):
     user_datastore.add_role_to_user(user, perm.CUSTOMER)
 
 
-def _existing_address(sender, user=None, existing_email=False, **extra):
-    """Registration with an address that has a record: a contact-only record (someone who
-    wrote by email or WhatsApp) gets the link that claims it, mailed to that address."""
-    from .channels.outbox_mail import commit_with_the_response
+def _existing_address(sender, user, existing_email=False, form_data=None, **extra):
+    if existing_email:
+        from .channels.outbox_mail import commit_with_the_response
 
-    if existing_email and user is not None and contacts.send_claim_link(user):
-        commit_with_the_response()
+        accounts.registration_for_existing_address(user, form_data or {})
+        commit_with_the_response()  # Flask-Security commits nothing on this path
+
+
+def _mail_language() -> dict:
+    """Flask-Security's emails (templates/security/email/) share carebox's email layout."""
+    locale = get_locale()
+    return {"lang": locale.language if locale else "id"}
 
 
 def _reset_claims(sender, user, **extra):
-    contacts.claimed_by_reset(user)
+    contacts.claimed_by_reset(user)  # the reset link proved the address, as a claim does
 
 
 def init_app(app: Flask) -> None:
@@ -69,6 +75,9 @@ def init_app(app: Flask) -> None:
     # and the unbound `security` object is built in extensions.py before any app.
     security._mail_util_cls = OutboxMailUtil
     security.init_app(app, user_datastore, register_form=CareboxRegisterForm)
+    if not getattr(security, "_carebox_mail_context", False):  # once per process (trap 9)
+        security.mail_context_processor(_mail_language)
+        security._carebox_mail_context = True
     user_registered.connect(_give_customer_role, app)
     user_not_registered.connect(_existing_address, app)
     password_reset.connect(_reset_claims, app)

@@ -73,3 +73,107 @@ def test_upgrade_from_empty_matches_the_models_and_downgrades(empty_database_url
         with db.engine.connect() as conn:
             assert set(sa.inspect(conn).get_table_names()) <= {"alembic_version"}
         db.engine.dispose()
+
+
+def test_next_due_at_is_backfilled(empty_database_url):
+    """Tickets that exist before 0004 get the due time that matters now."""
+    app = create_app({"ENV_NAME": "testing", "SQLALCHEMY_DATABASE_URI": empty_database_url})
+    with app.app_context():
+        upgrade(revision="0003")
+        now = "2026-03-02 10:00:00"
+        with db.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO department (id, code, name_id, name_en, active)"
+                    " VALUES (1, 'OPS', 'Ops', 'Ops', 1)"
+                )
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO user (id, email, active, fs_uniquifier, name, locale,"
+                    " marketing_consent, created_at, update_datetime)"
+                    " VALUES (1, 'c@example.com', 1, 'u1', 'C', 'id', 0, :now, :now)"
+                ),
+                {"now": now},
+            )
+            rows = [  # id, status, first_response_at, finished_at
+                (1, "progress", None, None),
+                (2, "team", None, None),
+                (3, "team", "2026-03-02 11:00:00", None),
+                (4, "responded", "2026-03-02 11:00:00", None),
+                (5, "finished", "2026-03-02 11:00:00", "2026-03-03 09:00:00"),
+            ]
+            for tid, status, answered, finished in rows:
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO ticket (id, kind, status, priority, subject, customer_id,"
+                        " department_id, created_at, updated_at, last_message_at,"
+                        " first_response_due, resolution_due, first_response_at, finished_at,"
+                        " reopen_count, version_id) VALUES (:id, 'question', :status, 'normal',"
+                        " 's', 1, 1, :now, :now, :now, '2026-03-02 18:00:00',"
+                        " '2026-03-05 10:00:00', :answered, :finished, 0, 1)"
+                    ),
+                    {
+                        "id": tid,
+                        "status": status,
+                        "now": now,
+                        "answered": answered,
+                        "finished": finished,
+                    },
+                )
+        upgrade(revision="0004_next_due")
+        with db.engine.connect() as conn:
+            got = dict(conn.execute(sa.text("SELECT id, next_due_at FROM ticket")).all())
+        first, resolution = "2026-03-02 18:00:00", "2026-03-05 10:00:00"
+        assert {k: v and str(v)[:19] for k, v in got.items()} == {
+            1: first,
+            2: first,
+            3: resolution,
+            4: None,
+            5: None,
+        }
+        downgrade(revision="base")
+        db.engine.dispose()
+
+
+def test_orders_placed_before_resi_existed_get_one(empty_database_url):
+    """Upgrading a database with orders gives each a distinct, check-digit-valid resi."""
+    from backoffice.domain.shipments import is_valid_resi
+
+    app = create_app({"ENV_NAME": "testing", "SQLALCHEMY_DATABASE_URI": empty_database_url})
+    with app.app_context():
+        upgrade(revision="0003")
+        with db.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO user (id, email, active, fs_uniquifier, name, locale, "
+                    "marketing_consent, created_at, update_datetime) VALUES "
+                    "(1, 'a@example.com', 1, 'u1', 'A', 'id', 0, '2026-01-01', '2026-01-01')"
+                )
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO product (id, code, kind, name_id, name_en, description_id, "
+                    "description_en, base_price, price_per_kg, min_weight_kg, max_weight_kg, "
+                    "eta_days, badge, badge_note_id, badge_note_en, position, active) VALUES "
+                    "(1, 'REG', 'service', 'Reg', 'Reg', '', '', 0, 0, 1, 30, '2-3', 'none', "
+                    "'', '', 1, 1)"
+                )
+            )
+            for n in range(1, 6):
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO customer_order (id, number, customer_id, product_id, origin, "
+                        "destination, weight_kg, receiver_name, receiver_phone, notes, status, "
+                        "price, created_at, updated_at) VALUES (:n, :num, 1, 1, 'Jakarta', "
+                        "'Bandung', 1, '', '', '', 'placed', 1, '2026-01-01', '2026-01-01')"
+                    ),
+                    {"n": n, "num": f"ORD-2026-00000{n}"},
+                )
+        upgrade()
+        with db.engine.connect() as conn:
+            resis = [r for (r,) in conn.execute(sa.text("SELECT resi FROM customer_order"))]
+        assert len(resis) == 5 and len(set(resis)) == 5
+        assert all(is_valid_resi(r) for r in resis)
+        downgrade(revision="base")
+        db.engine.dispose()

@@ -37,7 +37,14 @@ class OutboxMailUtil(MailUtil):
     """
 
     def send_mail(self, template, subject, recipient, sender, body, html, **kwargs) -> None:
+        from flask import current_app
+
         from ..domain.outbox import enqueue
+
+        if template == current_app.config["SECURITY_REGISTER_EMAIL_EXISTING_TEMPLATE"]:
+            # A registration for a known address: carebox answers that one itself
+            # (domain.accounts.registration_for_existing_address), so one mail goes out.
+            return
 
         if isinstance(sender, tuple | list) and len(sender) == 2:
             sender = f"{sender[0]} <{sender[1]}>"

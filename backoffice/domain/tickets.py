@@ -35,7 +35,7 @@ from ..models import (
 )
 from ..models.base import utcnow
 from ..models.enums import OPEN_STATUSES
-from . import ConflictError, DomainError, PermissionDenied, clean_text, notifications
+from . import ConflictError, DomainError, PermissionDenied, clean_text, notifications, sla
 from . import permissions as perm
 
 __all__ = [
@@ -242,6 +242,7 @@ def _move(
 
 
 def _flush(ticket: Ticket) -> None:
+    sla.refresh(ticket)  # every operation ends here: the stored due times follow it
     message = _conflict_message(ticket)  # a failed flush leaves the ticket unreadable
     try:
         db.session.flush()

@@ -78,7 +78,12 @@ class Ticket(db.Model):
             "finished_at",
             "department_id",
         ),
-        Index("ix_ticket_assignee_status", "assignee_id", "status"),
+        # The desk's default order, most urgent first, within one status (and a
+        # department, and an assignee): next_due_at is NULL for a whole list or for
+        # none of it (NULL exactly when the clock is stopped: responded, finished).
+        Index("ix_ticket_status_next_due", "status", "next_due_at", "id"),
+        Index("ix_ticket_status_dept_next_due", "status", "department_id", "next_due_at", "id"),
+        Index("ix_ticket_assignee_next_due", "assignee_id", "status", "next_due_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -105,6 +110,9 @@ class Ticket(db.Model):
     last_message_at: Mapped[datetime] = mapped_column(default=utcnow)
     first_response_due: Mapped[datetime]
     resolution_due: Mapped[datetime]
+    # The due time that matters now (domain.sla keeps it): the first response's
+    # until answered, then the resolution's; NULL while the clock is stopped.
+    next_due_at: Mapped[datetime | None]
     first_response_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     reopen_count: Mapped[int] = mapped_column(default=0)

@@ -1,7 +1,7 @@
 """channels: each message's channel, contact-only customers, follow-up tickets
 
-Revision ID: 0004_channels
-Revises: 0003
+Revision ID: 0007_channels
+Revises: 0006_hardening
 
 A message records where it was written (portal, email, WhatsApp) and the
 channel's own id of it; a customer record made from an inbound message is
@@ -11,8 +11,8 @@ contact-only until claimed; a ticket may follow up an older, finished one.
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_channels"
-down_revision = "0003"
+revision = "0007_channels"
+down_revision = "0006_hardening"
 branch_labels = None
 depends_on = None
 
