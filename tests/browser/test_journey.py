@@ -137,7 +137,9 @@ def test_a_complaint_travels_through_every_role(new_context, live_server, tmp_pa
     expect(status_badge(customer)).to_have_text("Received")
     photo_shown = customer.get_by_role("img", name="damaged-parcel.png")
     expect(photo_shown).to_be_visible()
-    assert photo_shown.evaluate("img => img.complete && img.naturalWidth") == 48
+    # decode() resolves once the picture has arrived: "visible" alone can come first on a
+    # busy machine (a lazy image's box is laid out before its bytes are in).
+    assert photo_shown.evaluate("img => img.decode().then(() => img.naturalWidth)") == 48
 
     # ... and sees it listed, then goes back to it and stays there.
     customer.get_by_role("navigation", name="Main menu").get_by_role(
