@@ -1,0 +1,658 @@
+"""Real servers a test starts, breaks and stops: mariadbd, redis-server, gunicorn, nginx.
+
+Several test runs share this machine (other checkouts, xdist workers, CI), so every
+server here
+- listens on a free port of 127.0.0.1, chosen when it starts (bind to port 0); if another
+  run takes the port before the server binds it, `start()` tries another one;
+- keeps everything (data, sockets, logs, pid files) in its own fresh directory under
+  /tmp (short: a unix socket path must fit in 107 bytes), removed by `close()`;
+- runs in a process group of its own and is stopped through its pid (`stop()` TERM,
+  `kill()` KILL, `pause()` STOP), never by name, so nobody else's server is touched;
+- dies with the test process if pytest itself is killed (`setpriv --pdeathsig`: the
+  signal follows the thread that started the server, so start servers from a fixture,
+  not from a short-lived thread), and is killed at interpreter exit if still running.
+
+    with MariaDB() as server:              # mariadb-install-db into a tmp datadir
+        url = server.url("carebox")        # after server.create_database("carebox")
+        server.kill(); server.start()      # crash and recovery on the same port
+
+The machine's own MariaDB (3306) and Redis (6379) are never touched from here.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import http.client
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy"
+IS_ROOT = os.geteuid() == 0
+
+
+def free_port() -> int:
+    """A port of 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _binary(name: str, package: str) -> str:
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+    if not path:
+        raise RuntimeError(
+            f"{name} is not installed: `apt-get install {package}` (make test installs it)"
+        )
+    return path
+
+
+class ServerError(RuntimeError):
+    """A server did not start; the message carries the end of its log."""
+
+
+_running: set[Server] = set()
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for server in list(_running):
+        server.kill()
+
+
+class Server:
+    """One server process: start, wait until it answers, stop by pid.
+
+    Subclasses give `argv()` (and `env()`), and `ping()`, which is true once the server
+    serves. `port` stays the same across restarts, so clients can reconnect.
+    """
+
+    name = "server"
+    ready_timeout = 60.0
+    # Words a server's log shows when its port was taken between free_port() and bind.
+    port_taken = ("in use", "Bind on TCP/IP port", "EADDRINUSE")
+
+    def __init__(self, *, port: int | None = None, directory: str | Path | None = None):
+        self.port = port
+        self._fixed_port = port is not None
+        self._owns_dir = directory is None
+        self.dir = Path(directory or tempfile.mkdtemp(prefix=f"cb-{self.name}-", dir="/tmp"))
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.dir / f"{self.name}.log"
+        self.proc: subprocess.Popen | None = None
+
+    # --- what a subclass says -----------------------------------------------------------
+
+    def argv(self) -> list[str]:
+        raise NotImplementedError
+
+    def env(self) -> dict | None:
+        return None
+
+    def prepare(self) -> None:
+        """Runs before every start, once the port is known (write config files here)."""
+
+    def ping(self) -> bool:
+        raise NotImplementedError
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.running else None
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self) -> Server:
+        if self.running:
+            raise ServerError(f"{self.name} is already running (pid {self.proc.pid})")
+        for _attempt in range(5):
+            if not self._fixed_port:
+                self.port = free_port()
+            self.prepare()
+            self._spawn()
+            try:
+                self._wait_ready()
+            except ServerError as exc:
+                if self._fixed_port or not any(w in str(exc) for w in self.port_taken):
+                    raise
+                continue  # someone took the port: try another
+            # Restarts keep this port (clients reconnect to it).
+            self._fixed_port = True
+            return self
+        raise ServerError(f"{self.name}: no free port after 5 tries")
+
+    def _spawn(self) -> None:
+        argv = self.argv()
+        if shutil.which("setpriv"):
+            argv = ["setpriv", "--pdeathsig", "KILL", "--", *argv]
+        env = self.env()
+        with open(self.log_path, "ab") as log:
+            log.write(f"\n=== start {time.strftime('%H:%M:%S')}: {' '.join(argv)}\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(  # noqa: S603 (our own argv)
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=str(ROOT),
+                env=env,
+                start_new_session=True,
+            )
+        _running.add(self)
+
+    def _wait_ready(self, timeout: float | None = None) -> None:
+        deadline = time.monotonic() + (timeout or self.ready_timeout)
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                _running.discard(self)
+                raise ServerError(
+                    f"{self.name} exited with {self.proc.returncode} on start:\n{self.log_tail()}"
+                )
+            if self.ping():
+                return
+            time.sleep(0.1)
+        self.kill()
+        raise ServerError(f"{self.name} did not answer within its timeout:\n{self.log_tail()}")
+
+    def _signal_group(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, sig)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """A clean shutdown (SIGTERM to the server's process group); KILL if it lingers."""
+        if self.proc is None:
+            return
+        if self.running:
+            self._signal_group(signal.SIGCONT)  # a paused server cannot shut down
+            self._signal_group(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._signal_group(signal.SIGKILL)
+                self.proc.wait()
+        self._signal_group(signal.SIGKILL)  # children (nginx workers) outliving their master
+        _running.discard(self)
+
+    def kill(self) -> None:
+        """A crash: SIGKILL to the whole process group, no chance to clean up."""
+        if self.proc is None:
+            return
+        self._signal_group(signal.SIGKILL)
+        self.proc.wait()
+        _running.discard(self)
+
+    def pause(self) -> None:
+        """SIGSTOP: the port stays open but nothing answers (a hung server)."""
+        self._signal_group(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self._signal_group(signal.SIGCONT)
+
+    def restart(self) -> Server:
+        self.stop()
+        return self.start()
+
+    def close(self) -> None:
+        """Stop and remove the server's directory."""
+        self.stop()
+        if self._owns_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def __enter__(self):
+        if not self.running:
+            self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return f"<{type(self).__name__} port={self.port} pid={self.pid} dir={self.dir}>"
+
+
+def _tcp_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+# --- MariaDB --------------------------------------------------------------------------
+
+
+class MariaDB(Server):
+    """A private mariadbd: its own datadir (mariadb-install-db), `root` without a password
+    on 127.0.0.1, utf8mb4, a small buffer pool. `options` are extra mariadbd options
+    (e.g. "--log-bin=binlog", "--server-id=2"); `--no-defaults` keeps /etc/mysql out."""
+
+    name = "mariadb"
+
+    def __init__(self, *options: str, port=None, directory=None, ready_timeout: float = 60.0):
+        super().__init__(port=port, directory=directory)
+        self.options = list(options)
+        self.ready_timeout = ready_timeout
+        self.datadir = self.dir / "data"
+        self.tmpdir = self.dir / "tmp"
+
+    def install(self) -> None:
+        """Create the system tables (once per datadir)."""
+        if (self.datadir / "mysql").is_dir():
+            return
+        self.tmpdir.mkdir(exist_ok=True)
+        argv = [
+            _binary("mariadb-install-db", "mariadb-server"),
+            "--no-defaults",
+            f"--datadir={self.datadir}",
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+            f"--tmpdir={self.tmpdir}",  # never the shared /tmp: parallel installs collide
+            "--innodb-log-file-size=16M",
+            *(["--user=root"] if IS_ROOT else []),
+        ]
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)  # noqa: S603
+        if done.returncode:
+            raise ServerError(f"mariadb-install-db failed:\n{done.stdout}\n{done.stderr}")
+
+    def prepare(self) -> None:
+        self.install()
+
+    def argv(self) -> list[str]:
+        return [
+            _binary("mariadbd", "mariadb-server"),
+            "--no-defaults",
+            f"--datadir={self.datadir}",
+            f"--port={self.port}",
+            "--bind-address=127.0.0.1",
+            f"--socket={self.dir}/mysqld.sock",
+            f"--pid-file={self.dir}/mysqld.pid",
+            f"--tmpdir={self.tmpdir}",
+            "--skip-name-resolve",
+            "--innodb-buffer-pool-size=64M",
+            "--innodb-log-file-size=16M",
+            "--max-connections=300",
+            "--character-set-server=utf8mb4",
+            "--collation-server=utf8mb4_unicode_ci",
+            *(["--user=root"] if IS_ROOT else []),
+            *self.options,
+        ]
+
+    def connect(self, database: str | None = None, **kwargs):
+        import pymysql
+
+        return pymysql.connect(
+            host="127.0.0.1",
+            port=self.port,
+            user="root",
+            password="",
+            database=database,
+            charset="utf8mb4",
+            autocommit=True,
+            connect_timeout=kwargs.pop("connect_timeout", 2),
+            **kwargs,
+        )
+
+    def ping(self) -> bool:
+        try:
+            conn = self.connect()
+        except Exception:  # noqa: BLE001 (not up yet: any error means "try again")
+            return False
+        conn.close()
+        return True
+
+    def query(self, sql: str, *args, database: str | None = None) -> list[tuple]:
+        """Run one statement (autocommit) and return its rows."""
+        conn = self.connect(database)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql, args or None)
+                return list(cur.fetchall())
+        finally:
+            conn.close()
+
+    def query_dict(self, sql: str, *args) -> list[dict]:
+        import pymysql
+
+        conn = self.connect(cursorclass=pymysql.cursors.DictCursor)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql, args or None)
+                return list(cur.fetchall())
+        finally:
+            conn.close()
+
+    def create_database(self, name: str) -> str:
+        self.query(
+            f"CREATE DATABASE IF NOT EXISTS `{name}` "
+            "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+        )
+        return self.url(name)
+
+    def url(self, database: str = "") -> str:
+        """A SQLAlchemy URL (PyMySQL) for `database` on this server."""
+        return f"mysql+pymysql://root@127.0.0.1:{self.port}/{database}?charset=utf8mb4"
+
+
+# --- Redis ----------------------------------------------------------------------------
+
+
+class Redis(Server):
+    """A private redis-server that keeps nothing on disk."""
+
+    name = "redis"
+
+    def argv(self) -> list[str]:
+        return [
+            _binary("redis-server", "redis-server"),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.dir),
+            "--daemonize",
+            "no",
+        ]
+
+    def ping(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def url(self, db: int = 0) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+
+# --- gunicorn -------------------------------------------------------------------------
+
+
+def http_get(port: int, path: str = "/", *, host: str = "127.0.0.1", timeout: float = 5.0):
+    """(status, headers, body) of a plain HTTP GET to 127.0.0.1:port."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Host": host})
+        resp = conn.getresponse()
+        return resp.status, dict(resp.getheaders()), resp.read()
+    finally:
+        conn.close()
+
+
+class Gunicorn(Server):
+    """gunicorn serving `app` (carebox by default) with `deploy/gunicorn.conf.py`.
+
+    `env` is added to this process's environment (DATABASE_URL, CAREBOX_ENV, ...);
+    `options` are extra gunicorn command-line options, which win over the config file
+    (e.g. "--workers", "1", "--worker-class", "sync").
+    """
+
+    name = "gunicorn"
+
+    def __init__(
+        self,
+        app: str = "backoffice:create_app()",
+        *options: str,
+        env: dict | None = None,
+        config: str | Path | None = DEPLOY / "gunicorn.conf.py",
+        port=None,
+        directory=None,
+        ready_timeout: float = 60.0,
+    ):
+        super().__init__(port=port, directory=directory)
+        self.app = app
+        self.options = list(options)
+        self.extra_env = dict(env or {})
+        self.config = config
+        self.ready_timeout = ready_timeout
+
+    def argv(self) -> list[str]:
+        config = ["--config", str(self.config)] if self.config else []
+        return [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            *config,
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            "--pid",
+            str(self.dir / "gunicorn.pid"),
+            *self.options,
+            self.app,
+        ]
+
+    def env(self) -> dict:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.extra_env}
+        env.setdefault("CAREBOX_INSTANCE_PATH", str(self.dir / "instance"))
+        return env
+
+    def ping(self) -> bool:
+        # The master binds the port before any worker is up: ready means "answers HTTP".
+        try:
+            http_get(self.port, "/", timeout=2)
+            return True
+        except OSError:
+            return False
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def worker_pids(self) -> list[int]:
+        """The pids of the master's workers (from /proc)."""
+        if not self.running:
+            return []
+        out = subprocess.run(  # noqa: S603
+            ["ps", "-o", "pid=", "--ppid", str(self.proc.pid)],  # noqa: S607
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return [int(p) for p in out.stdout.split()]
+
+
+# --- nginx ----------------------------------------------------------------------------
+
+
+class Nginx(Server):
+    """nginx with one site file (http-context text, e.g. the deploy site rendered by
+    `site_for_test`). In `site`, each `@NAME@` of `ports` becomes a free port (the first
+    is `self.port`, the rest are in `self.ports`) and `@DIR@` the server's directory.
+    The main nginx.conf around it only names files in that directory."""
+
+    name = "nginx"
+
+    def __init__(self, site: str, *, ports: tuple[str, ...] = ("PORT",), directory=None):
+        super().__init__(directory=directory)
+        self.site = site
+        self.port_names = ports
+        self.ports: dict[str, int] = {}
+
+    def prepare(self) -> None:
+        if not self.ports or not self._fixed_port:
+            self.ports = {self.port_names[0]: self.port}
+            for extra in self.port_names[1:]:
+                self.ports[extra] = free_port()
+        text = self.site.replace("@DIR@", str(self.dir))
+        for token, port in self.ports.items():
+            text = text.replace(f"@{token}@", str(port))
+        (self.dir / "site.conf").write_text(text)
+        d = self.dir
+        for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            (d / sub).mkdir(exist_ok=True)
+        (d / "nginx.conf").write_text(
+            f"""{"user root;" if IS_ROOT else ""}
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log info;
+daemon off;
+events {{ worker_connections 1024; }}
+http {{
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    access_log {d}/access.log;
+    client_body_temp_path {d}/client_body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    include {d}/site.conf;
+}}
+"""
+        )
+
+    def argv(self) -> list[str]:
+        return [
+            _binary("nginx", "nginx"),
+            "-p",
+            str(self.dir),
+            "-c",
+            str(self.dir / "nginx.conf"),
+            "-e",
+            str(self.dir / "error.log"),
+        ]
+
+    def ping(self) -> bool:
+        return all(_tcp_open(p) for p in self.ports.values())
+
+    def log_tail(self, lines: int = 40) -> str:
+        error_log = self.dir / "error.log"
+        tail = error_log.read_text(errors="replace") if error_log.exists() else ""
+        return super().log_tail(lines) + "\n" + "\n".join(tail.splitlines()[-lines:])
+
+
+# --- the deploy site, templated for a test --------------------------------------------
+
+SITE_FILE = DEPLOY / "nginx" / "carebox.conf"
+SERVER_NAME = "carebox.example.com"
+
+
+def self_signed_cert(directory: Path, host: str = SERVER_NAME) -> tuple[Path, Path]:
+    """(certificate, key) for `host`, made by openssl in `directory`."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    if not cert.exists():
+        subprocess.run(  # noqa: S603
+            [  # noqa: S607
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                f"/CN={host}",
+                "-addext",
+                f"subjectAltName=DNS:{host}",
+                "-keyout",
+                str(key),
+                "-out",
+                str(cert),
+            ],
+            check=True,
+            capture_output=True,
+        )
+    return cert, key
+
+
+def site_for_test(upstream_port: int, cert: Path, key: Path) -> str:
+    """deploy/nginx/carebox.conf with only its ports and paths changed for a test: the
+    https and http listeners on loopback (@HTTPS@, @HTTP@ for `Nginx(ports=...)`), IPv6
+    listeners dropped, the upstream on `upstream_port`, this checkout's files and the
+    test certificate. Every production value must still be in the file, or this fails
+    (the test would no longer run the shipped file)."""
+    import flask_admin
+
+    text = SITE_FILE.read_text()
+    replacements = [
+        ("listen 443 ", "listen 127.0.0.1:@HTTPS@ "),
+        ("listen 80", "listen 127.0.0.1:@HTTP@"),
+        ("listen [::]:", "# (no IPv6 in tests) listen [::]:"),
+        ("server 127.0.0.1:8000;", f"server 127.0.0.1:{upstream_port};"),
+        (f"/etc/letsencrypt/live/{SERVER_NAME}/fullchain.pem", str(cert)),
+        (f"/etc/letsencrypt/live/{SERVER_NAME}/privkey.pem", str(key)),
+        ("/srv/carebox/app/", f"{ROOT}/"),
+        (
+            "/srv/carebox/venv/lib/python3.11/site-packages/flask_admin/static/",
+            f"{Path(flask_admin.__file__).parent}/static/",
+        ),
+        ("/var/www/letsencrypt", "@DIR@/acme"),
+    ]
+    for old, new in replacements:
+        if old not in text:
+            raise AssertionError(f"{SITE_FILE.name} no longer contains {old!r}")
+        text = text.replace(old, new)
+    return text
+
+
+def carebox_nginx(upstream_port: int) -> Nginx:
+    """An (unstarted) nginx running the deploy site in front of 127.0.0.1:upstream_port;
+    `.ports["HTTPS"]` and `.ports["HTTP"]` are its listeners once started."""
+    directory = Path(tempfile.mkdtemp(prefix="cb-nginx-", dir="/tmp"))
+    cert, key = self_signed_cert(directory)
+    server = Nginx(
+        site_for_test(upstream_port, cert, key), ports=("HTTPS", "HTTP"), directory=directory
+    )
+    server._owns_dir = True
+    return server
+
+
+def carebox_env(database_url: str, **extra: str) -> dict:
+    """The environment of a production carebox behind the deploy nginx."""
+    return {
+        "CAREBOX_ENV": "production",
+        "SECRET_KEY": "test-secret-key-not-for-production",
+        "SECURITY_PASSWORD_SALT": "test-salt-not-for-production",
+        "DATABASE_URL": database_url,
+        "CAREBOX_BASE_URL": f"https://{SERVER_NAME}",
+        "CAREBOX_PROXY_FIX": "1",
+        "RATELIMIT_STORAGE_URI": "memory://",
+        **extra,
+    }
+
+
+class _LoopbackHTTPS(http.client.HTTPSConnection):
+    """HTTPS to 127.0.0.1:port that presents SERVER_NAME (SNI, Host) and trusts the
+    test's self-signed certificate."""
+
+    def __init__(self, port: int, timeout: float):
+        import ssl
+
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        super().__init__(SERVER_NAME, port, timeout=timeout, context=context)
+
+    def connect(self):
+        sock = socket.create_connection(("127.0.0.1", self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=SERVER_NAME)
+
+
+def https_connection(port: int, timeout: float = 10.0) -> http.client.HTTPSConnection:
+    return _LoopbackHTTPS(port, timeout)
