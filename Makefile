@@ -8,7 +8,7 @@ TRANSLATIONS := backoffice/translations
 DOMAINS := messages admin flask_security wtforms
 export CAREBOX_ENV ?= development
 
-.PHONY: run test test-fast test-browser install install-test lint format translations \
+.PHONY: run test test-fast test-browser test-deps install install-test lint format translations \
         extract-messages update-messages migration upgrade seed screenshots bench clean
 
 $(BIN)/python:
@@ -36,15 +36,20 @@ run: install translations
 	  $(BIN)/carebox outbox send --loop --interval 2 & worker=$$!; \
 	  $(BIN)/carebox run --host 127.0.0.1 --port $(PORT)
 
+## What the suite needs from the machine: Debian packages (.ci/debian-packages) and npm
+## packages (package.json). Installs what is missing as root, else stops with the command.
+test-deps:
+	@.ci/test-deps
+
 ## Lint, then the whole suite (HTTP tests in parallel, then the browser tests)
-test: install-test translations lint
+test: test-deps install-test translations lint
 	$(BIN)/pytest -n 2 -m "not browser" $(PYTEST_ARGS)
 	$(BIN)/pytest -m browser $(PYTEST_ARGS)
 
-test-fast: install-test translations
+test-fast: test-deps install-test translations
 	$(BIN)/pytest -n 2 -m "not browser" -x $(PYTEST_ARGS)
 
-test-browser: install-test translations
+test-browser: test-deps install-test translations
 	$(BIN)/pytest -m browser $(PYTEST_ARGS)
 
 lint: install-test
@@ -75,7 +80,7 @@ upgrade: install
 seed: upgrade
 	$(BIN)/carebox seed --demo
 
-screenshots: install-test translations
+screenshots: test-deps install-test translations
 	$(BIN)/pytest -m browser tests/browser/test_screenshots.py --screenshots
 
 bench: install-test
@@ -86,4 +91,4 @@ bench: install-test
 	else echo "ticket_queries.py, admin_pages.py: set DATABASE_URL to a database filled by carebox seed-bulk"; fi
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules instance .pytest_cache .ruff_cache

@@ -4,10 +4,62 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from flask import Flask
+from flask.globals import _cv_request
 
 from .config import CONFIGS, ROOT, ConfigError
+
+
+class Carebox(Flask):
+    """Flask, with every absolute URL built on `CAREBOX_BASE_URL`
+    (docs/architecture.md §13, trap 14).
+
+    Flask builds `url_for(..., _external=True)` from the request's Host, which the
+    client chooses: a forged Host would put the attacker's site into the password
+    reset email Flask-Security sends. Here absolute URLs, and every URL built outside
+    a request (the outbox worker, the CLI), start with the configured base URL, as
+    carebox's own email links do (`domain.links.absolute_url`). Relative URLs in a
+    request are Flask's own.
+    """
+
+    def create_url_adapter(self, request):
+        if request is not None:
+            return super().create_url_adapter(request)
+        base = urlsplit(self.config["CAREBOX_BASE_URL"])
+        return self.url_map.bind(
+            base.netloc, script_name=base.path or "/", url_scheme=base.scheme or "http"
+        )
+
+    def url_for(
+        self, endpoint, *, _anchor=None, _method=None, _scheme=None, _external=None, **values
+    ):
+        ctx = _cv_request.get(None)
+        if ctx is None or (ctx.url_adapter is not None and not (_external or _scheme)):
+            return super().url_for(
+                endpoint,
+                _anchor=_anchor,
+                _method=_method,
+                _scheme=_scheme,
+                _external=_external,
+                **values,
+            )
+        # An absolute URL in a request, or any URL in a request whose Host was refused
+        # (TRUSTED_HOSTS: Flask then has no adapter at all): build on the base URL.
+        request_adapter = ctx.url_adapter
+        ctx.url_adapter = self.create_url_adapter(None)
+        try:
+            return super().url_for(
+                endpoint,
+                _anchor=_anchor,
+                _method=_method,
+                _scheme=_scheme,
+                _external=_external,
+                **values,
+            )
+        finally:
+            ctx.url_adapter = request_adapter
 
 
 def create_app(config: dict | str | None = None) -> Flask:
@@ -25,7 +77,7 @@ def create_app(config: dict | str | None = None) -> Flask:
     )
     if env not in CONFIGS:
         raise ConfigError(f"CAREBOX_ENV must be one of {', '.join(CONFIGS)}, not {env!r}.")
-    app = Flask(
+    app = Carebox(
         __name__,
         instance_path=os.environ.get("CAREBOX_INSTANCE_PATH") or str(ROOT / "instance"),
         instance_relative_config=True,
@@ -48,10 +100,12 @@ def create_app(config: dict | str | None = None) -> Flask:
     if app.config.get("PROXY_FIX"):
         # Behind N trusted proxies: the client's address (rate limits are keyed on it)
         # and https come from X-Forwarded-*; never enable it without such a proxy.
+        # X-Forwarded-Host is never trusted: links are built on CAREBOX_BASE_URL, and
+        # the Host a request names is checked against TRUSTED_HOSTS as it arrives.
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         hops = int(app.config["PROXY_FIX"])
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
     from . import cli, i18n, replica, security_setup, web
     from .extensions import babel, csrf, db, limiter, migrate
@@ -59,7 +113,7 @@ def create_app(config: dict | str | None = None) -> Flask:
     db.init_app(app)
     replica.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
-    csrf.init_app(app)  # before Security (STACK.md trap 1)
+    csrf.init_app(app)  # before Security (docs/architecture.md §13, trap 1)
     babel.init_app(app, locale_selector=i18n.select_locale)
     limiter.init_app(app)
     security_setup.init_app(app)

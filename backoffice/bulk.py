@@ -20,7 +20,7 @@ from flask_security import hash_password
 from sqlalchemy import func, select, text
 
 from .domain import permissions as perm
-from .domain import sla
+from .domain import shipments, sla
 from .extensions import db
 from .models import (
     EventAction,
@@ -72,6 +72,16 @@ class BulkStats:
 
 def _next_id(model) -> int:
     return (db.session.scalar(select(func.max(model.id))) or 0) + 1
+
+
+def _free_resis(rng: random.Random, n: int):
+    """`n` distinct random resi that no order has yet (random like real ones, not a counter)."""
+    taken = set(db.session.scalars(select(Order.resi)))
+    prefix = shipments.random_resi()[:2]
+    for serial in rng.sample(range(10**8), n + len(taken)):
+        resi = shipments.make_resi(serial, prefix)
+        if resi not in taken:
+            yield resi
 
 
 def seed_bulk(
@@ -155,6 +165,7 @@ def seed_bulk(
 
         first_order, first_oevent = ids[Order], ids[OrderEvent]
         order_owner: dict[int, tuple[int, int]] = {}
+        resis = _free_resis(rng, n_orders)
         for start in range(0, n_orders, batch):
             orders, events = [], []
             for i in range(start, min(start + batch, n_orders)):
@@ -175,6 +186,7 @@ def seed_bulk(
                     {
                         "id": oid,
                         "number": f"ORD-{created.year}-{oid:06d}",
+                        "resi": next(resis),
                         "customer_id": cust,
                         "product_id": product.id,
                         "origin": "Jakarta",

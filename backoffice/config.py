@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from flask_babel import lazy_gettext as _l
 from limits import parse_many
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +54,7 @@ class Config:
     REMEMBER_COOKIE_SAMESITE = "Lax"
     PERMANENT_SESSION_LIFETIME = 60 * 60 * 12
 
-    # CSRF: on for every form, Flask-Admin's included (STACK.md trap 1).
+    # CSRF: on for every form, Flask-Admin's included (docs/architecture.md §13, trap 1).
     WTF_CSRF_ENABLED = True
     WTF_CSRF_CHECK_DEFAULT = False  # Flask-Security protects its own endpoints
     WTF_CSRF_TIME_LIMIT = 60 * 60 * 12
@@ -69,8 +71,15 @@ class Config:
     SECURITY_RECOVERABLE = True
     SECURITY_CHANGEABLE = True
     SECURITY_TRACKABLE = True
-    SECURITY_CONFIRMABLE = False
-    SECURITY_SEND_REGISTER_EMAIL = False
+    # No page tells whether an address has an account (docs/architecture.md §13, trap 15): login,
+    # reset and registration answer alike. So a new account is confirmed from its address
+    # before it can sign in (a registration for a known address gets the same answer,
+    # and the address a notice: domain.accounts.registration_for_existing_address).
+    SECURITY_RETURN_GENERIC_RESPONSES = True
+    SECURITY_CONFIRMABLE = True
+    SECURITY_CONFIRM_URL = "/confirm"
+    SECURITY_SEND_REGISTER_EMAIL = True  # the welcome email carries the confirmation link
+    SECURITY_EMAIL_SUBJECT_REGISTER = _l("Confirm your email address for carebox")
     SECURITY_USE_REGISTER_V2 = True
     SECURITY_LOGOUT_METHODS = ["POST"]
     SECURITY_LOGOUT_CSRF = True
@@ -124,7 +133,11 @@ class Config:
     # carebox
     PROXY_FIX = 0  # how many trusted reverse proxies set X-Forwarded-* (CAREBOX_PROXY_FIX)
     CAREBOX_SLA_HOURS: dict = {}
-    CAREBOX_BASE_URL = "http://127.0.0.1:5000"
+    # The site's address: every link in an email, and in production the only Host
+    # a request may name (TRUSTED_HOSTS), come from it. Required in production.
+    CAREBOX_BASE_URL = ""
+    # More Host names production answers to (a health check by address, an internal name).
+    CAREBOX_TRUSTED_HOSTS: list = []
     CAREBOX_REPORT_BATCH = 2000
     # A MariaDB replica for heavy reads (backoffice/replica.py); empty: the primary only.
     DATABASE_REPLICA_URL = ""
@@ -136,13 +149,20 @@ class Config:
     # Signed links in emails: how long an unsubscribe / rating link stays valid (days).
     CAREBOX_UNSUBSCRIBE_LINK_DAYS = 180
     CAREBOX_RATING_LINK_DAYS = 30
+    # How long the link that claims a contact-only customer record stays valid (hours).
+    CAREBOX_CLAIM_LINK_HOURS = 48
+    # Inbound email (backoffice/channels/email_in.py): replies go to reply+TOKEN@ this
+    # domain, which the mail server hands to `carebox mail receive`. Unset: no Reply-To.
+    CAREBOX_REPLY_DOMAIN = ""
     # Loyalty segment thresholds (backoffice/domain/loyalty.py documents each rule);
     # keys given here override DEFAULT_THRESHOLDS there.
     CAREBOX_LOYALTY: dict = {}
+    # The two service-indicator letters of every new resi (UPU S10; domain/shipments.py).
+    CAREBOX_RESI_PREFIX = "CB"
 
     @classmethod
     def from_env(cls) -> dict:
-        """Settings the environment overrides (DESIGN.md §5)."""
+        """Settings the environment overrides (docs/architecture.md §5)."""
         env = os.environ
         out: dict = {}
         for key in (
@@ -151,12 +171,14 @@ class Config:
             "RATELIMIT_STORAGE_URI",
             "BABEL_DEFAULT_LOCALE",
             "MAIL_SERVER",
+            "CAREBOX_REPLY_DOMAIN",
             "MAIL_USERNAME",
             "MAIL_PASSWORD",
             "MAIL_DEFAULT_SENDER",
             "CAREBOX_BASE_URL",
             "UPLOAD_FOLDER",
             "DATABASE_REPLICA_URL",
+            "CAREBOX_RESI_PREFIX",
         ):
             if env.get(key):
                 out[key] = env[key]
@@ -170,6 +192,9 @@ class Config:
                         "or '10 per minute;100 per day'"
                     ) from exc
                 out[key] = env[key]
+        if env.get("CAREBOX_TRUSTED_HOSTS"):
+            hosts = env["CAREBOX_TRUSTED_HOSTS"].split(",")
+            out["CAREBOX_TRUSTED_HOSTS"] = [h.strip() for h in hosts if h.strip()]
         if env.get("DATABASE_URL"):
             out["SQLALCHEMY_DATABASE_URI"] = env["DATABASE_URL"]
         if env.get("CAREBOX_PROXY_FIX"):
@@ -203,11 +228,13 @@ class Config:
 
 class DevelopmentConfig(Config):
     DEBUG = False
+    CAREBOX_BASE_URL = "http://127.0.0.1:5000"  # `make run PORT=…` sets it from the port
     SECRET_KEY = "dev-only-not-secret"  # noqa: S105
     SECURITY_PASSWORD_SALT = "dev-only-salt"  # noqa: S105
     # Served over plain http on 127.0.0.1 by `make run`.
     SESSION_COOKIE_SECURE = False
     REMEMBER_COOKIE_SECURE = False
+    CAREBOX_REPLY_DOMAIN = "reply.carebox.example"  # `carebox mail receive` on your own
 
 
 class TestingConfig(DevelopmentConfig):
@@ -222,6 +249,7 @@ class TestingConfig(DevelopmentConfig):
 class ProductionConfig(Config):
     @classmethod
     def validate(cls, config) -> None:
+        """Refuse to start without what production needs; fill in TRUSTED_HOSTS."""
         missing = [k for k in ("SECRET_KEY", "SECURITY_PASSWORD_SALT") if not config.get(k)]
         if missing:
             raise ConfigError(
@@ -230,6 +258,28 @@ class ProductionConfig(Config):
                 + ": set them in the environment (long random strings, e.g. "
                 "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`)."
             )
+        base = urlsplit(config.get("CAREBOX_BASE_URL") or "")
+        if base.scheme not in ("http", "https") or not base.hostname:
+            raise ConfigError(
+                "carebox refuses to start in production without CAREBOX_BASE_URL, the "
+                "site's address as customers type it (e.g. https://care.example.com): "
+                "links in emails are built on it, and requests for other hosts are refused."
+            )
+        if config.get("TRUSTED_HOSTS") is None:
+            config["TRUSTED_HOSTS"] = trusted_hosts(config)
+
+
+def trusted_hosts(config) -> list[str]:
+    """The Host names requests may name: CAREBOX_BASE_URL's, then CAREBOX_TRUSTED_HOSTS.
+
+    Flask answers any other Host with 400 before a view runs, so nothing can be made
+    to build a link, or read a page, under a name the site does not own.
+    """
+    hosts = [urlsplit(config["CAREBOX_BASE_URL"]).hostname]
+    for host in config.get("CAREBOX_TRUSTED_HOSTS") or []:
+        if host not in hosts:
+            hosts.append(host)
+    return hosts
 
 
 CONFIGS = {

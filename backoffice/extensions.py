@@ -25,7 +25,7 @@ NAMING_CONVENTION = {
 class Base(DeclarativeBase):
     registry = registry(
         metadata=MetaData(naming_convention=NAMING_CONVENTION),
-        # MySQL needs a length on every VARCHAR (STACK.md trap 10).
+        # MySQL needs a length on every VARCHAR (docs/architecture.md §13, trap 10).
         type_annotation_map={str: String(255)},
     )
 

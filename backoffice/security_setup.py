@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from flask import Flask, request
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
-from flask_security import RegisterFormV2, SQLAlchemyUserDatastore, user_registered
+from flask_security import (
+    RegisterFormV2,
+    SQLAlchemyUserDatastore,
+    password_reset,
+    user_not_registered,
+    user_registered,
+)
 from wtforms import BooleanField, StringField
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
+from .domain import accounts, contacts
 from .domain import permissions as perm
 from .extensions import db, limiter, security
 from .i18n import TranslatedMeta
@@ -42,6 +50,24 @@ def _give_customer_role(sender, user, **extra):
     user_datastore.add_role_to_user(user, perm.CUSTOMER)
 
 
+def _existing_address(sender, user, existing_email=False, form_data=None, **extra):
+    if existing_email:
+        from .channels.outbox_mail import commit_with_the_response
+
+        accounts.registration_for_existing_address(user, form_data or {})
+        commit_with_the_response()  # Flask-Security commits nothing on this path
+
+
+def _mail_language() -> dict:
+    """Flask-Security's emails (templates/security/email/) share carebox's email layout."""
+    locale = get_locale()
+    return {"lang": locale.language if locale else "id"}
+
+
+def _reset_claims(sender, user, **extra):
+    contacts.claimed_by_reset(user)  # the reset link proved the address, as a claim does
+
+
 def init_app(app: Flask) -> None:
     from .channels.outbox_mail import OutboxMailUtil
 
@@ -49,7 +75,12 @@ def init_app(app: Flask) -> None:
     # and the unbound `security` object is built in extensions.py before any app.
     security._mail_util_cls = OutboxMailUtil
     security.init_app(app, user_datastore, register_form=CareboxRegisterForm)
+    if not getattr(security, "_carebox_mail_context", False):  # once per process (trap 9)
+        security.mail_context_processor(_mail_language)
+        security._carebox_mail_context = True
     user_registered.connect(_give_customer_role, app)
+    user_not_registered.connect(_existing_address, app)
+    password_reset.connect(_reset_claims, app)
     _rate_limit_auth(app)
 
 

@@ -25,6 +25,7 @@ from .models import (
     TicketKind,
     User,
 )
+from .models.base import utcnow
 from .security_setup import ensure_roles, user_datastore
 
 SEED_DIR = ROOT / "seed"
@@ -112,6 +113,7 @@ def ensure_user(
             active=True,
             roles=[role],
             department=department,
+            confirmed_at=utcnow(),  # made by ops, not registered: nothing to confirm
         )
         db.session.flush()
     return user

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+import unicodedata
+from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
@@ -18,7 +20,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, SecurityError
 
 from .extensions import csrf, db
 from .i18n import LANG_COOKIE, supported
@@ -33,10 +35,20 @@ def csp_nonce() -> str:
 
 
 def safe_next(target: str | None, fallback: str = "/") -> str:
-    """Only same-site relative paths: an open redirect is a phishing tool."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return fallback
+    """Only same-site relative paths: an open redirect is a phishing tool.
+
+    Browsers drop tabs and newlines from a URL (`/\t/evil.example` is `//evil.example`,
+    another host) and read `\\` as `/`; so any control or whitespace character, a
+    backslash, or anything that parses with a scheme or a host means `fallback`.
+    """
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return fallback
+    if "\\" in target or any(ch.isspace() or unicodedata.category(ch)[0] == "C" for ch in target):
+        return fallback
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return fallback
+    return target
 
 
 @bp.route("/lang/<code>", methods=["POST"])
@@ -101,6 +113,12 @@ def _error_page(code: int, title: str, message: str):
 
 
 def _handle_http(exc: HTTPException):
+    if isinstance(exc, SecurityError):
+        current_app.logger.warning(
+            "refused a request for Host %r: not one of TRUSTED_HOSTS (CAREBOX_BASE_URL's "
+            "host, then CAREBOX_TRUSTED_HOSTS)",
+            request.environ.get("HTTP_HOST"),
+        )
     titles = {
         400: _("Bad request"),
         403: _("Access denied"),

@@ -177,16 +177,19 @@ def _signed_in():
 def faq_vote(entry_id: int):
     """'Was this helpful?': counted once per entry and account (or session, signed out)."""
     form = VoteForm()
-    target = safe_next(form.next.data, url_for("portal.faq")).split("#")[0] + f"#faq-{entry_id}"
     entry = db.session.get(FaqEntry, entry_id) if entry_id <= MAX_ID else None
     if entry is None or not entry.published:
         abort(404)
+    anchor = f"#faq-{entry_id}"
     if not form.validate_on_submit():
+        # Where to go back to is read only from a form that proved its origin (its
+        # CSRF token): an unchecked `next` would make this a redirector for anyone.
         if form.csrf_token.errors:
             flash(_("The form expired. Please try again."), "error")
         else:
             flash(_("Choose yes or no."), "error")
-        return redirect(target)
+        return redirect(url_for("portal.faq") + anchor)
+    target = safe_next(form.next.data, url_for("portal.faq")).split("#")[0] + anchor
     voted = list(session.get("faq_voted", []))
     counted = False
     if entry_id not in voted:

@@ -11,19 +11,21 @@ import re
 import unicodedata
 from decimal import Decimal, InvalidOperation
 
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 from flask_wtf.file import FileField
 from wtforms import (
     BooleanField,
     HiddenField,
     IntegerField,
+    PasswordField,
     RadioField,
     SelectField,
     StringField,
     TextAreaField,
     ValidationError,
 )
-from wtforms.validators import DataRequired, InputRequired, Length, Optional, Regexp
+from wtforms.validators import DataRequired, EqualTo, InputRequired, Length, Optional, Regexp
 
 from backoffice.i18n import TranslatedForm
 from backoffice.models import TicketKind
@@ -210,3 +212,32 @@ class AccountForm(TranslatedForm):
     def validate_locale(self, field):
         if field.data not in {"id", "en"}:
             raise ValidationError(_l("Choose one of the listed languages."))
+
+
+class ClaimForm(TranslatedForm):
+    """Claiming a contact-only record: the owner of the address chooses the password."""
+
+    name = StringField(
+        _l("Full name"), filters=[one_line], validators=[DataRequired(REQUIRED), too_long(120)]
+    )
+    phone = StringField(
+        _l("Phone (optional)"),
+        filters=[one_line],
+        validators=[Optional(), Regexp(PHONE_RE, message=PHONE_MESSAGE)],
+    )
+    password = PasswordField(_l("Password"), validators=[DataRequired(REQUIRED)])
+    password_confirm = PasswordField(
+        _l("Repeat the password"),
+        validators=[
+            DataRequired(REQUIRED),
+            EqualTo("password", message=_l("The two passwords are not the same.")),
+        ],
+    )
+    marketing_consent = BooleanField(_l("Send me news about new and improved products"))
+
+    def validate_password(self, field):
+        # Flask-Security's own policy (length, complexity, breached), as on /register.
+        util = current_app.extensions["security"]._password_util
+        errors = util.validate(field.data or "", True)[0]
+        if errors:
+            raise ValidationError(" ".join(str(e) for e in errors))

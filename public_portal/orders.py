@@ -103,7 +103,14 @@ def new_order():
             400,
         )
     db.session.commit()
-    flash(_("Thank you! Your order %(number)s was placed.", number=order.number), "success")
+    flash(
+        _(
+            "Thank you! Your order %(number)s was placed. Its resi (tracking number) is %(resi)s.",
+            number=order.number,
+            resi=order.resi,
+        ),
+        "success",
+    )
     return redirect(url_for("portal.order", number=order.number))
 
 

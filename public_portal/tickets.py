@@ -15,6 +15,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    get_template_attribute,
     jsonify,
     redirect,
     render_template,
@@ -217,6 +218,11 @@ def author_label(message: TicketMessage) -> str:
     return _("%(name)s, carebox", name=name) if name else _("carebox customer care")
 
 
+def _channel_badge(channel):
+    """The channel badge as the page shows it (templates/_channel.html), for live updates."""
+    return get_template_attribute("_channel.html", "channel_badge")(channel)
+
+
 def _message_json(message: TicketMessage) -> dict:
     return {
         "id": message.id,
@@ -225,6 +231,8 @@ def _message_json(message: TicketMessage) -> dict:
         "author": author_label(message),
         "at": message.created_at.isoformat() + "Z",
         "at_label": format_datetime(message.created_at, "short"),
+        "channel": message.channel.value,
+        "channel_html": str(_channel_badge(message.channel)),
         "attachments": [
             {
                 "url": url_for("portal.attachment", attachment_id=a.id),

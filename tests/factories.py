@@ -12,6 +12,7 @@ from backoffice.domain import permissions as perm
 from backoffice.domain import tickets
 from backoffice.domain.orders import place_order
 from backoffice.models import Department, Product, TicketKind, TicketStatus, User
+from backoffice.models.base import utcnow
 from backoffice.security_setup import user_datastore
 
 _seq = itertools.count(1)
@@ -49,7 +50,7 @@ class Factories:
             active=True,
             roles=[role] if role else [],
             department=department,
-            **fields,
+            **{"confirmed_at": utcnow(), **fields},
         )
         self.db.session.flush()
         return user

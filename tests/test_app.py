@@ -18,6 +18,7 @@ def test_production_refuses_to_start_without_secrets(monkeypatch):
     with pytest.raises(ConfigError, match="SECURITY_PASSWORD_SALT"):
         create_app("production")
     monkeypatch.setenv("SECURITY_PASSWORD_SALT", "s" * 40)
+    monkeypatch.setenv("CAREBOX_BASE_URL", "https://care.example.com")
     app = create_app("production")
     assert app.config["SESSION_COOKIE_SECURE"] and app.config["SESSION_COOKIE_HTTPONLY"]
     assert app.config["SECURITY_PASSWORD_HASH"] == "argon2"

@@ -174,6 +174,6 @@ def test_flask_security_messages_in_indonesian(browser, make, db):
     db.session.commit()
     data = {"email": user.email, "password": "salah-sekali"}
     resp = browser.post("/login", data)
-    assert "Kata sandi tidak valid" in text(resp) and "Invalid password" not in text(resp)
+    assert "Autentikasi gagal" in text(resp) and "Authentication failed" not in text(resp)
     resp = browser.post("/login", data, headers=EN, form_url="/login")
-    assert "Invalid password" in text(resp)
+    assert "Authentication failed" in text(resp)

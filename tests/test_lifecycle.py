@@ -24,7 +24,7 @@ P, T, R, F = TicketStatus.PROGRESS, TicketStatus.TEAM, TicketStatus.RESPONDED, T
 ACTORS = ("system", "master", "cs", "dept_own", "dept_other", "owner", "other_customer")
 
 # Who may move a ticket (with a department once dispatched) from one status to another.
-# Written from DESIGN.md §2 independently of TRANSITIONS, so the two check each other.
+# Written from docs/architecture.md §2 independently of TRANSITIONS, so the two check each other.
 EXPECTED = {
     (P, T): {"master", "system"},
     (P, R): {"master"},

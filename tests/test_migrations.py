@@ -134,3 +134,46 @@ def test_next_due_at_is_backfilled(empty_database_url):
         }
         downgrade(revision="base")
         db.engine.dispose()
+
+
+def test_orders_placed_before_resi_existed_get_one(empty_database_url):
+    """Upgrading a database with orders gives each a distinct, check-digit-valid resi."""
+    from backoffice.domain.shipments import is_valid_resi
+
+    app = create_app({"ENV_NAME": "testing", "SQLALCHEMY_DATABASE_URI": empty_database_url})
+    with app.app_context():
+        upgrade(revision="0003")
+        with db.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO user (id, email, active, fs_uniquifier, name, locale, "
+                    "marketing_consent, created_at, update_datetime) VALUES "
+                    "(1, 'a@example.com', 1, 'u1', 'A', 'id', 0, '2026-01-01', '2026-01-01')"
+                )
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO product (id, code, kind, name_id, name_en, description_id, "
+                    "description_en, base_price, price_per_kg, min_weight_kg, max_weight_kg, "
+                    "eta_days, badge, badge_note_id, badge_note_en, position, active) VALUES "
+                    "(1, 'REG', 'service', 'Reg', 'Reg', '', '', 0, 0, 1, 30, '2-3', 'none', "
+                    "'', '', 1, 1)"
+                )
+            )
+            for n in range(1, 6):
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO customer_order (id, number, customer_id, product_id, origin, "
+                        "destination, weight_kg, receiver_name, receiver_phone, notes, status, "
+                        "price, created_at, updated_at) VALUES (:n, :num, 1, 1, 'Jakarta', "
+                        "'Bandung', 1, '', '', '', 'placed', 1, '2026-01-01', '2026-01-01')"
+                    ),
+                    {"n": n, "num": f"ORD-2026-00000{n}"},
+                )
+        upgrade()
+        with db.engine.connect() as conn:
+            resis = [r for (r,) in conn.execute(sa.text("SELECT resi FROM customer_order"))]
+        assert len(resis) == 5 and len(set(resis)) == 5
+        assert all(is_valid_resi(r) for r in resis)
+        downgrade(revision="base")
+        db.engine.dispose()

@@ -49,8 +49,20 @@ def test_registration_gives_the_customer_role_only_whatever_is_posted(browser, d
     assert user.name == "Budi Santoso" and user.phone == "+62 812 3456 7890"
     assert user.marketing_consent is False and user.consent_changed_at is None
     assert user.locale == "id"
+    _confirm(browser, db, NEW_USER["email"])
+    browser.login(user, password=NEW_USER["password"])
     assert browser.get("/tickets").status_code == 200  # signed in, as a customer
     assert browser.get("/admin/").status_code == 403
+
+
+def _confirm(browser, db, email: str) -> None:
+    """Open the confirmation link of the welcome email, as the new customer does."""
+    from backoffice.models import OutboxEmail
+
+    db.session.commit()
+    mails = [m for m in db.session.scalars(select(OutboxEmail)) if email in m.recipient]
+    link = re.search(r"https?://[^/\s]+(/confirm/\S+)", mails[-1].body_text).group(1)
+    assert browser.get(link).status_code == 302
 
 
 def test_registration_in_english_with_consent(browser, db):
@@ -86,11 +98,15 @@ def test_registration_without_csrf_creates_nothing(client, db):
     assert _user(db, NEW_USER["email"]) is None
 
 
-def test_registering_an_existing_email_is_refused(browser, db, make):
-    make.user(perm.CUSTOMER, email=NEW_USER["email"])
+def test_registering_an_existing_email_changes_nothing_and_tells_only_its_owner(browser, db, make):
+    """The page answers as for a new address (tests/test_account_enumeration.py)."""
+    owner = make.user(perm.CUSTOMER, email=NEW_USER["email"], name="Asli")
     db.session.commit()
     resp = browser.post("/register", NEW_USER)
-    assert resp.status_code == 200 and field_error(resp, "email")
+    assert resp.status_code == 302 and not field_error(resp, "email")
+    user = _user(db, NEW_USER["email"])
+    assert user.id == owner.id and user.name == "Asli"
+    assert verify_password("password", user.password)
 
 
 def test_account_page_saves_profile_language_and_consent(login_as, db):

@@ -92,7 +92,17 @@ def test_staff_reply_shows_up_and_internal_notes_never(login_as, make, db):
     (message,) = data["messages"]
     assert message["body"] == "Paket Anda sudah kami temukan."
     assert message["mine"] is False and message["author"] == "Rina, carebox"
-    assert set(message) == {"id", "body", "mine", "author", "at", "at_label", "attachments"}
+    assert set(message) == {
+        "id",
+        "body",
+        "mine",
+        "author",
+        "at",
+        "at_label",
+        "attachments",
+        "channel",
+        "channel_html",
+    }
     # From the start, the whole conversation still has no note.
     everything = b.get(url).get_data(as_text=True)
     assert "RAHASIA" not in everything and "Paket Anda sudah kami temukan." in everything

@@ -13,6 +13,13 @@ def _commit_after_request(response):
     return response
 
 
+def commit_with_the_response() -> None:
+    """Commit the request's session once the view has answered (see OutboxMailUtil)."""
+    if has_request_context() and not g.get("_outbox_commit_hooked"):
+        g._outbox_commit_hooked = True
+        after_this_request(_commit_after_request)
+
+
 class OutboxMailUtil(MailUtil):
     """Queue the rendered mail instead of sending it in the request.
 
@@ -30,7 +37,14 @@ class OutboxMailUtil(MailUtil):
     """
 
     def send_mail(self, template, subject, recipient, sender, body, html, **kwargs) -> None:
+        from flask import current_app
+
         from ..domain.outbox import enqueue
+
+        if template == current_app.config["SECURITY_REGISTER_EMAIL_EXISTING_TEMPLATE"]:
+            # A registration for a known address: carebox answers that one itself
+            # (domain.accounts.registration_for_existing_address), so one mail goes out.
+            return
 
         if isinstance(sender, tuple | list) and len(sender) == 2:
             sender = f"{sender[0]} <{sender[1]}>"
@@ -42,6 +56,4 @@ class OutboxMailUtil(MailUtil):
             category=f"security.{str(template).rsplit('/', 1)[-1]}"[:40],
             sender=str(sender) if sender else None,
         )
-        if has_request_context() and not g.get("_outbox_commit_hooked"):
-            g._outbox_commit_hooked = True
-            after_this_request(_commit_after_request)
+        commit_with_the_response()

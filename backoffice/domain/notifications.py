@@ -35,7 +35,13 @@ def _lang(user: User) -> str:
     return user.locale if user.locale in langs else current_app.config["BABEL_DEFAULT_LOCALE"]
 
 
-def send_to(user: User, template: str, subject: Callable[[], str], **context) -> None:
+def send_to(
+    user: User,
+    template: str,
+    subject: Callable[[], str],
+    headers: dict[str, str] | None = None,
+    **context,
+) -> None:
     """Render `email/<template>.txt/.html` in `user`'s language and queue it for them.
 
     `subject` is called under the recipient's locale, so its gettext is theirs.
@@ -46,7 +52,20 @@ def send_to(user: User, template: str, subject: Callable[[], str], **context) ->
         ctx = {"recipient": user, "subject": title, "lang": lang, **context}
         text = render_template(f"email/{template}.txt", **ctx)
         html = render_template(f"email/{template}.html", **ctx)
-    enqueue((user.name, user.email) if user.name else user.email, title, text, html)
+    recipient = (user.name, user.email) if user.name else user.email
+    enqueue(recipient, title, text, html, headers=headers)
+
+
+def _about(ticket: Ticket, automatic: bool = True) -> dict:
+    """What every email about a ticket carries: headers that make it answerable by email
+    and threaded (channels/email_threads.py), and whether a reply by email lands."""
+    from ..channels.email_threads import reply_domain, ticket_headers
+
+    return {
+        "headers": ticket_headers(ticket, automatic=automatic),
+        "replyable": bool(reply_domain()),
+        "register_url": absolute_url("/register"),
+    }
 
 
 def _ticket_url(ticket: Ticket) -> str:
@@ -54,8 +73,11 @@ def _ticket_url(ticket: Ticket) -> str:
 
 
 def _customer(ticket: Ticket) -> User | None:
+    """The ticket's customer, when email can reach them (active, a real address)."""
+    from .contacts import mailable  # contacts sends through this module
+
     customer = ticket.customer
-    return customer if customer is not None and customer.active else None
+    return customer if customer is not None and customer.active and mailable(customer) else None
 
 
 def ticket_filed(ticket: Ticket) -> None:
@@ -72,6 +94,7 @@ def ticket_filed(ticket: Ticket) -> None:
             lambda: _("[%(number)s] We received your ticket", number=ticket.number),
             ticket=ticket,
             ticket_url=_ticket_url(ticket),
+            **_about(ticket),
         )
     if ticket.status is TicketStatus.TEAM:
         ticket_reached_department(ticket)
@@ -95,6 +118,7 @@ def message_posted(message: TicketMessage) -> None:
         ticket=ticket,
         message=message,
         ticket_url=_ticket_url(ticket),
+        **_about(ticket, automatic=False),
     )
 
 
@@ -124,6 +148,7 @@ def ticket_finished(ticket: Ticket, actor: User | None = None) -> None:
         ticket=ticket,
         rating_urls=rating_urls,
         ticket_url=_ticket_url(ticket),
+        **_about(ticket),
     )
 
 
@@ -162,6 +187,7 @@ def ticket_reached_department(ticket: Ticket, actor: User | None = None) -> None
             ticket=ticket,
             department_name=name,
             admin_url=link,
+            **_about(ticket),
         )
 
 

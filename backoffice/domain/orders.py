@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 from ..extensions import db
 from ..models import Order, OrderEvent, OrderStatus, Product, ProductKind, User
 from ..models.base import utcnow
-from . import DomainError, PermissionDenied, clean_text, loyalty, notifications
+from . import DomainError, PermissionDenied, clean_text, loyalty, notifications, shipments
 from . import permissions as perm
 
 S = OrderStatus
@@ -36,7 +36,10 @@ def place_order(
     notes: str = "",
     now: datetime | None = None,
 ) -> Order:
-    """Order a service; the price comes from its tariff. Flushes, never commits."""
+    """Order a service; the price comes from its tariff. Flushes, never commits.
+
+    The order is a shipment from here on: it gets its unique random resi.
+    """
     now = now or utcnow()
     if not perm.has(customer, perm.PORTAL):
         raise PermissionDenied(_("Only customers can order services."))
@@ -69,8 +72,7 @@ def place_order(
         status=S.PLACED,
         created_at=now,
     )
-    db.session.add(order)
-    db.session.flush()
+    shipments.assign_resi(order)  # adds and flushes the order
     order.number = f"ORD-{now.year}-{order.id:06d}"
     db.session.add(OrderEvent(order=order, actor=customer, to_status=S.PLACED, created_at=now))
     db.session.flush()

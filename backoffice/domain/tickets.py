@@ -21,6 +21,7 @@ from ..extensions import db
 from ..models import (
     Department,
     EventAction,
+    MessageChannel,
     Order,
     Priority,
     RoutingRule,
@@ -90,7 +91,7 @@ class Action(enum.StrEnum):
     RATE = "rate"
 
 
-# The status machine of DESIGN.md §2. A move not listed here is refused.
+# The status machine of docs/architecture.md §2. A move not listed here is refused.
 TRANSITIONS: dict[tuple[TicketStatus, TicketStatus], frozenset[Action]] = {
     (P, T): frozenset({Action.ROUTE, Action.DISPATCH}),
     (P, R): frozenset({Action.STAFF_REPLY}),
@@ -303,12 +304,16 @@ def file_ticket(
     *,
     order: Order | None = None,
     attachments: Sequence[TicketAttachment] = (),
+    channel: MessageChannel = MessageChannel.PORTAL,
+    external_id: str | None = None,
+    follow_up_of: Ticket | None = None,
     now: datetime | None = None,
 ) -> Ticket:
     """File a new ticket for `customer`; a matching routing rule sends it to `team`.
 
     Guarantees: the ticket has a unique number `CX-<year>-<id>`, SLA due times,
-    the first message and a FILED event (plus ROUTED naming the rule).
+    the first message (written on `channel`) and a FILED event (plus ROUTED
+    naming the rule).
     """
     now = now or utcnow()
     if not perm.has(customer, perm.PORTAL):
@@ -322,6 +327,7 @@ def file_ticket(
         subject=subject,
         customer=customer,
         order=order,
+        follow_up_of=follow_up_of,
         status=P,
         priority=Priority.NORMAL,
         created_at=now,
@@ -332,7 +338,13 @@ def file_ticket(
     db.session.flush()  # the id makes the number: unique without a counter to contend on
     ticket.number = f"CX-{now.year}-{ticket.id:06d}"
     msg = TicketMessage(
-        ticket=ticket, author=customer, body=body, created_at=now, attachments=list(attachments)
+        ticket=ticket,
+        author=customer,
+        body=body,
+        created_at=now,
+        attachments=list(attachments),
+        channel=channel,
+        external_id=external_id,
     )
     db.session.add(msg)
     db.session.add(
@@ -358,9 +370,11 @@ def post_message(
     internal: bool = False,
     expected_version: int | None = None,
     attachments: Sequence[TicketAttachment] = (),
+    channel: MessageChannel = MessageChannel.PORTAL,
+    external_id: str | None = None,
     now: datetime | None = None,
 ) -> TicketMessage:
-    """Add a public reply or an internal note, moving the status as DESIGN §2 says.
+    """Add a public reply or an internal note, moving the status as docs/architecture.md §2 says.
 
     A staff reply moves progress/team to responded and sets the first response
     time; a customer reply moves responded back to team (progress without a
@@ -386,6 +400,8 @@ def post_message(
         from_staff=not is_customer,
         created_at=now,
         attachments=list(attachments),
+        channel=channel,
+        external_id=external_id,
     )
     db.session.add(msg)
     _move(ticket, author, action, event, now=now)

@@ -105,6 +105,18 @@ class EventAction(LabelledEnum):
         }
 
 
+class MessageChannel(LabelledEnum):
+    """Where a ticket message was written: the portal (or the desk), email, WhatsApp."""
+
+    PORTAL = "portal"
+    EMAIL = "email"
+    WHATSAPP = "whatsapp"
+
+    @classmethod
+    def _labels(cls):
+        return {cls.PORTAL: _l("Portal"), cls.EMAIL: _l("Email"), cls.WHATSAPP: _l("WhatsApp")}
+
+
 class ProductKind(LabelledEnum):
     SERVICE = "service"
     PRODUCT = "product"

@@ -26,6 +26,8 @@ class Order(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str | None] = mapped_column(String(20), unique=True)
+    # The parcel's air waybill number (UPU S10, random serial): domain/shipments.py.
+    resi: Mapped[str] = mapped_column(String(13), unique=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
     product_id: Mapped[int] = mapped_column(ForeignKey("product.id"), index=True)
     origin: Mapped[str] = mapped_column(String(200))

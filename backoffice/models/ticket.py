@@ -20,7 +20,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ..extensions import db
 from .base import enum_column, utcnow
 from .department import Department
-from .enums import EventAction, Priority, TicketKind, TicketStatus
+from .enums import EventAction, MessageChannel, Priority, TicketKind, TicketStatus
 from .order import Order
 from .user import User
 
@@ -119,6 +119,11 @@ class Ticket(db.Model):
     rating: Mapped[int | None]
     rating_comment: Mapped[str | None] = mapped_column(Text)
     rated_at: Mapped[datetime | None]
+    # A customer who writes on a ticket finished more than REOPEN_WINDOW ago gets a
+    # new ticket pointing back at it (domain/inbound.py).
+    follow_up_of_id: Mapped[int | None] = mapped_column(
+        ForeignKey("ticket.id", ondelete="SET NULL"), index=True
+    )
     version_id: Mapped[int] = mapped_column(default=1)
 
     __mapper_args__ = {"version_id_col": version_id}
@@ -127,6 +132,7 @@ class Ticket(db.Model):
     assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id])
     department: Mapped[Department | None] = relationship()
     order: Mapped[Order | None] = relationship()
+    follow_up_of: Mapped[Ticket | None] = relationship(remote_side=[id])
     messages: Mapped[list[TicketMessage]] = relationship(
         back_populates="ticket",
         order_by="TicketMessage.id",
@@ -186,6 +192,9 @@ class TicketMessage(db.Model):
     __table_args__ = (
         Index("ix_message_ticket_id", "ticket_id", "id"),
         CheckConstraint("NOT internal OR from_staff", name="notes_are_staff"),
+        # A channel's own id of the message (an email's Message-ID, a WhatsApp
+        # message id): the same message delivered twice is stored once.
+        Index("uq_message_channel_ref", "channel", "external_id", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -196,6 +205,12 @@ class TicketMessage(db.Model):
     from_staff: Mapped[bool] = mapped_column(default=False)
     internal: Mapped[bool] = mapped_column(default=False)
     body: Mapped[str] = mapped_column(Text)
+    channel: Mapped[MessageChannel] = mapped_column(
+        enum_column(MessageChannel, "message_channel"),
+        default=MessageChannel.PORTAL,
+        server_default=MessageChannel.PORTAL.value,
+    )
+    external_id: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     ticket: Mapped[Ticket] = relationship(back_populates="messages")

@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from flask_security import AsaList, RoleMixin, UserMixin
-from sqlalchemy import Column, ForeignKey, Numeric, String, Table
+from sqlalchemy import Column, ForeignKey, Numeric, String, Table, false
 from sqlalchemy.ext.mutable import MutableList
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -57,6 +57,9 @@ class User(db.Model, UserMixin):
     department_id: Mapped[int | None] = mapped_column(
         ForeignKey("department.id", ondelete="SET NULL"), index=True
     )
+    # A customer record made from an inbound message (email, WhatsApp): no password,
+    # cannot sign in, until the owner of the address claims it (domain/contacts.py).
+    contact_only: Mapped[bool] = mapped_column(default=False, server_default=false())
     marketing_consent: Mapped[bool] = mapped_column(default=False)
     consent_changed_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -33,6 +33,8 @@
     var time = el("time", null, m.at_label);
     time.setAttribute("datetime", m.at);
     meta.appendChild(time);
+    // The channel badge is the server's own markup (fixed, escaped by Jinja), not user text.
+    if (m.channel_html) meta.insertAdjacentHTML("beforeend", " · " + m.channel_html);
     li.appendChild(meta);
     li.appendChild(el("div", "chat-body", m.body));
     m.attachments.forEach(function (a) {

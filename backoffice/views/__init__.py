@@ -1,6 +1,6 @@
 """The back office: Flask-Admin, built per app so test apps never share views.
 
-The menu each role sees is DESIGN §1: Flask-Admin leaves out every view whose
+The menu each role sees is docs/architecture.md §1: Flask-Admin leaves out every view whose
 `is_accessible` is false, and the same check refuses the view's URLs.
 """
 

@@ -19,6 +19,7 @@ from wtforms.validators import DataRequired, Length, Optional, ValidationError
 from ..domain import permissions as perm
 from ..extensions import db
 from ..models import Department, Role, TicketKind, User
+from ..models.base import utcnow
 from .base import SecureModelView, enum_label
 from .fields import EnumSelectField, Pattern, to_choices
 from .formatting import datetime_text
@@ -127,6 +128,7 @@ class StaffUserView(SecureModelView):
         needed, a password for a new account, and nobody locking themselves out."""
         if is_created:
             model.fs_uniquifier = uuid.uuid4().hex
+            model.confirmed_at = utcnow()  # the master admin vouches for a staff address
         try:
             model.email = current_app.extensions["security"]._mail_util.validate(form.email.data)
         except EmailValidateException as exc:

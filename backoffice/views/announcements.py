@@ -318,7 +318,7 @@ def _announcement_link(view, context, model, name):
 class AnnouncementSendView(SecureModelView):
     """The send log: who sent what to whom, and what became of the emails. Read-only.
 
-    Part of the announcements (DESIGN §1), so not a menu entry of its own: the
+    Part of the announcements (docs/architecture.md §1), so not a menu entry of its own: the
     announcement list and each "Send / publish" page link to it.
     """
 

@@ -21,7 +21,7 @@ from .fields import AdminForm, ModelConverter, guard_widgets
 class StaffAccessMixin:
     """Staff with `required_permission` only: 403 when signed in, login redirect otherwise.
 
-    Flask-Admin never calls Flask-Security's handlers (STACK.md trap 12), so the
+    Flask-Admin never calls Flask-Security's handlers (docs/architecture.md §13, trap 12), so the
     decision is made here. A view whose permission the user lacks is also left
     out of the menu, because Flask-Admin hides inaccessible views.
     """
@@ -53,7 +53,7 @@ class SecureModelView(StaffAccessMixin, ModelView):
 
     Guarantees:
     - every form (create, edit, delete, actions) carries and checks a CSRF
-      token (STACK.md trap 1);
+      token (docs/architecture.md §13, trap 1);
     - `scope()` narrows the list, its count, `get_one` (details, edit, delete,
       ajax) and the actions, which all read `get_query` (trap 2);
     - an operation the view does not offer answers 404 instead of Flask-Admin's

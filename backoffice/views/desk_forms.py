@@ -17,7 +17,8 @@ PUBLIC, INTERNAL = "public", "internal"
 
 
 class VersionedForm(TranslatedForm):
-    """Optimistic locking (STACK.md trap 8): the version the page showed, checked on save."""
+    """Optimistic locking (docs/architecture.md §13, trap 8): the version the page
+    showed, checked on save."""
 
     expected_version = IntegerField(validators=[InputRequired()], widget=HiddenInput())
 

@@ -1,6 +1,6 @@
 """Streaming CSV for the back office's exports, with spreadsheet formulas neutralised.
 
-Flask-Admin's own export loads every row first (STACK.md trap 5); these read
+Flask-Admin's own export loads every row first (docs/architecture.md §13, trap 5); these read
 rows in batches from a generator and send the CSV as it is written, so memory
 stays flat whatever the size.
 """

@@ -47,6 +47,7 @@ class OrderView(SecureModelView):
     column_auto_select_related = False
     column_list = [
         "number",
+        "resi",
         "customer",
         "product",
         "origin",
@@ -58,6 +59,7 @@ class OrderView(SecureModelView):
     ]
     column_labels = {
         "number": _l("Number"),
+        "resi": _l("Tracking number"),
         "customer": _l("Customer"),
         "product": _l("Service"),
         "origin": _l("Origin"),
@@ -78,7 +80,7 @@ class OrderView(SecureModelView):
         "created_at": lambda v, c, m, n: datetime_text(m.created_at),
     }
     column_sortable_list = ["number", "status", "price", "created_at"]
-    column_searchable_list = ["number", "customer.name", "customer.email", "receiver_name"]
+    column_searchable_list = ["number", "resi", "customer.name", "customer.email", "receiver_name"]
     column_default_sort = [("created_at", True), ("id", True)]
 
     def __init__(self, *args, **kwargs):

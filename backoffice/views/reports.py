@@ -1,6 +1,6 @@
 """Ticket reports for the master admin: CSV and XLSX exports and a summary.
 
-Why not Flask-Admin's export: it runs the list query with `.all()` (STACK.md
+Why not Flask-Admin's export: it runs the list query with `.all()` (docs/architecture.md §13,
 trap 5), so a year of tickets would sit in memory before the first byte is
 sent. Here the CSV is a generator that reads the rows in keyset-paginated
 batches of plain tuples (`id > last id ORDER BY id LIMIT n`), so memory stays

@@ -1,4 +1,4 @@
-"""The four ticket lists of DESIGN §1/§5: Progress, Team, Responded, Finished.
+"""The four ticket lists of docs/architecture.md §1/§5: Progress, Team, Responded, Finished.
 
 One view class, registered once per status with its own endpoint and URL.
 Every row shown, counted, opened or acted on passes through

@@ -1,4 +1,4 @@
-"""DESIGN §1's role table as a test: each role's menu shows exactly its lists, and
+"""docs/architecture.md §1's role table as a test: each role's menu shows exactly its lists, and
 every other list's URL is refused.
 
 The menu is read the way a person reads it: sign in, open each dropdown of the
@@ -14,8 +14,8 @@ from .support import STAFF, log_in, log_out, make_customer
 
 pytestmark = pytest.mark.browser
 
-# The lists DESIGN §1 names for the back office (URLs of §5): their URL and menu entry.
-DESIGN_LISTS = {
+# The back-office lists of docs/architecture.md §1 (URLs of §5): their URL and menu entry.
+DOCUMENTED_LISTS = {
     "/admin/": "Home",
     "/admin/tickets/progress/": "Progress",
     "/admin/tickets/team/": "Team",
@@ -71,8 +71,8 @@ def all_lists(live_server) -> dict[str, str]:
             for view in admin._views
             if view.is_visible()
         }
-    for url, name in DESIGN_LISTS.items():
-        assert lists.get(url) == name, f"DESIGN §1 names {name} at {url}"
+    for url, name in DOCUMENTED_LISTS.items():
+        assert lists.get(url) == name, f"docs/architecture.md §1 names {name} at {url}"
     return lists
 
 
