@@ -7,7 +7,6 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import flask_babel
-
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import func, select
