@@ -4,6 +4,7 @@ from .announcement import Announcement
 from .announcement_send import AnnouncementSend
 from .catalog import Product
 from .department import Department, RoutingRule
+from .desk import TicketViewer
 from .enums import (
     AnnouncementKind,
     Badge,
@@ -50,6 +51,7 @@ __all__ = [
     "TicketKind",
     "TicketMessage",
     "TicketStatus",
+    "TicketViewer",
     "User",
     "roles_users",
 ]
