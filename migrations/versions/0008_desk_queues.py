@@ -52,8 +52,6 @@ def upgrade():
 
 
 def downgrade():
-    with op.batch_alter_table("ticket_viewer", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_ticket_viewer_user_id"))
-    op.drop_table("ticket_viewer")
+    op.drop_table("ticket_viewer")  # its index goes with it (MariaDB keeps it for the FK)
     with op.batch_alter_table("ticket", schema=None) as batch_op:
         batch_op.drop_column("last_from_staff")
