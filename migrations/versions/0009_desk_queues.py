@@ -1,7 +1,7 @@
 """desk queues: who spoke last on a ticket, and when each staff member last opened it
 
-Revision ID: 0008_desk_queues
-Revises: 0007_channels
+Revision ID: 0009_desk_queues
+Revises: 0008_tracking
 
 `ticket.last_from_staff` is filled from each ticket's last public message;
 `ticket_viewer` starts empty (every ticket with a customer's last word shows as
@@ -11,8 +11,8 @@ unread to its assignee until they open it).
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008_desk_queues"
-down_revision = "0007_channels"
+revision = "0009_desk_queues"
+down_revision = "0008_tracking"
 branch_labels = None
 depends_on = None
 
