@@ -1,7 +1,7 @@
 """a counter row for confirming an announcement's send (Galera-safe)
 
-Revision ID: 0008_galera
-Revises: 0007_channels
+Revision ID: 0009_galera
+Revises: 0008_tracking
 Create Date: 2026-12-01 12:30:00
 
 Confirming a send used to lock the announcement's row (SELECT … FOR UPDATE) so
@@ -14,8 +14,8 @@ one of two racing nodes through (backoffice/transactions.py).
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008_galera"
-down_revision = "0007_channels"
+revision = "0009_galera"
+down_revision = "0008_tracking"
 branch_labels = None
 depends_on = None
 
