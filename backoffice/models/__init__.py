@@ -4,6 +4,7 @@ from .announcement import Announcement
 from .announcement_send import AnnouncementSend
 from .catalog import Product
 from .department import Department, RoutingRule
+from .desk import TicketViewer
 from .enums import (
     AnnouncementKind,
     Badge,
@@ -53,6 +54,7 @@ __all__ = [
     "TicketKind",
     "TicketMessage",
     "TicketStatus",
+    "TicketViewer",
     "TrackingEvent",
     "TrackingEventKind",
     "TrackingSource",
