@@ -1,7 +1,7 @@
 """a counter row for confirming an announcement's send (Galera-safe)
 
-Revision ID: 0009_galera
-Revises: 0008_tracking
+Revision ID: 0010_galera
+Revises: 0009_desk_queues
 Create Date: 2026-12-01 12:30:00
 
 Confirming a send used to lock the announcement's row (SELECT … FOR UPDATE) so
@@ -14,8 +14,8 @@ one of two racing nodes through (backoffice/transactions.py).
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009_galera"
-down_revision = "0008_tracking"
+revision = "0010_galera"
+down_revision = "0009_desk_queues"
 branch_labels = None
 depends_on = None
 
