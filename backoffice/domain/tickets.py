@@ -409,6 +409,7 @@ def post_message(
     ticket.updated_at = now
     if action is not Action.NOTE:
         ticket.last_message_at = now
+        ticket.last_from_staff = not is_customer
         if action is Action.STAFF_REPLY and ticket.first_response_at is None:
             ticket.first_response_at = now
     _flush(ticket)

@@ -4,6 +4,7 @@ from .announcement import Announcement
 from .announcement_send import AnnouncementSend
 from .catalog import Product
 from .department import Department, RoutingRule
+from .desk import TicketViewer
 from .enums import (
     AnnouncementKind,
     Badge,
@@ -15,10 +16,13 @@ from .enums import (
     ProductKind,
     TicketKind,
     TicketStatus,
+    TrackingEventKind,
+    TrackingSource,
 )
 from .faq import FaqCategory, FaqEntry, FaqVote
 from .order import Order, OrderEvent
 from .outbox import OutboxEmail
+from .shipment import TrackingEvent
 from .ticket import Ticket, TicketAttachment, TicketEvent, TicketMessage
 from .user import CustomerProfile, Role, User, roles_users
 
@@ -50,6 +54,10 @@ __all__ = [
     "TicketKind",
     "TicketMessage",
     "TicketStatus",
+    "TicketViewer",
+    "TrackingEvent",
+    "TrackingEventKind",
+    "TrackingSource",
     "User",
     "roles_users",
 ]

@@ -26,7 +26,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from ..domain import ConflictError, DomainError, PermissionDenied
+from ..domain import ConflictError, DomainError, PermissionDenied, presence
 from ..domain import attachments as files
 from ..domain import permissions as perm
 from ..domain import tickets as lifecycle
@@ -153,7 +153,12 @@ class TicketDeskView(StaffAccessMixin, BaseView):
 
     @expose("/<number>/")
     def desk(self, number: str):
-        return self._render(self._ticket(number))
+        """The desk; opening it is recorded (the lists' unread mark, domain.presence)."""
+        ticket = self._ticket(number)
+        page = self._render(ticket)
+        presence.mark_opened(ticket, current_user)
+        db.session.commit()
+        return page
 
     # --- actions -------------------------------------------------------------
 
