@@ -8,6 +8,8 @@ from .enums import (
     AnnouncementKind,
     Badge,
     EventAction,
+    InboundReason,
+    InboundStatus,
     MessageChannel,
     OrderStatus,
     OutboxStatus,
@@ -17,6 +19,7 @@ from .enums import (
     TicketStatus,
 )
 from .faq import FaqCategory, FaqEntry, FaqVote
+from .inbound_email import InboundEmail
 from .order import Order, OrderEvent
 from .outbox import OutboxEmail
 from .ticket import Ticket, TicketAttachment, TicketEvent, TicketMessage
@@ -33,6 +36,9 @@ __all__ = [
     "FaqCategory",
     "FaqEntry",
     "FaqVote",
+    "InboundEmail",
+    "InboundReason",
+    "InboundStatus",
     "MessageChannel",
     "Order",
     "OrderEvent",
