@@ -17,11 +17,14 @@ from .enums import (
     ProductKind,
     TicketKind,
     TicketStatus,
+    TrackingEventKind,
+    TrackingSource,
 )
 from .faq import FaqCategory, FaqEntry, FaqVote
 from .inbound_email import InboundEmail
 from .order import Order, OrderEvent
 from .outbox import OutboxEmail
+from .shipment import TrackingEvent
 from .ticket import Ticket, TicketAttachment, TicketEvent, TicketMessage
 from .user import CustomerProfile, Role, User, roles_users
 
@@ -56,6 +59,9 @@ __all__ = [
     "TicketKind",
     "TicketMessage",
     "TicketStatus",
+    "TrackingEvent",
+    "TrackingEventKind",
+    "TrackingSource",
     "User",
     "roles_users",
 ]
