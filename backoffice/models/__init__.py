@@ -2,6 +2,7 @@
 
 from .announcement import Announcement
 from .announcement_send import AnnouncementSend
+from .calendar import BusinessHours, CompanyDay
 from .catalog import Product
 from .department import Department, RoutingRule
 from .enums import (
@@ -27,6 +28,8 @@ __all__ = [
     "AnnouncementSend",
     "AnnouncementKind",
     "Badge",
+    "BusinessHours",
+    "CompanyDay",
     "CustomerProfile",
     "Department",
     "EventAction",
