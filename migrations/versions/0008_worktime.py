@@ -107,9 +107,7 @@ def downgrade():
         batch_op.drop_column("first_response_left")
         batch_op.drop_column("sla_since")
     op.drop_table("company_day")
-    with op.batch_alter_table("business_hours", schema=None) as batch_op:
-        batch_op.drop_index("ix_business_hours_department")
-    op.drop_table("business_hours")
+    op.drop_table("business_hours")  # its index goes with it (MariaDB keeps it for the FK)
     with op.batch_alter_table("department", schema=None) as batch_op:
         batch_op.drop_column("observes_holidays")
         batch_op.drop_column("timezone")
