@@ -16,10 +16,13 @@ from .enums import (
     ProductKind,
     TicketKind,
     TicketStatus,
+    TrackingEventKind,
+    TrackingSource,
 )
 from .faq import FaqCategory, FaqEntry, FaqVote
 from .order import Order, OrderEvent
 from .outbox import OutboxEmail
+from .shipment import TrackingEvent
 from .ticket import Ticket, TicketAttachment, TicketEvent, TicketMessage
 from .user import CustomerProfile, Role, User, roles_users
 
@@ -53,6 +56,9 @@ __all__ = [
     "TicketKind",
     "TicketMessage",
     "TicketStatus",
+    "TrackingEvent",
+    "TrackingEventKind",
+    "TrackingSource",
     "User",
     "roles_users",
 ]

@@ -184,3 +184,49 @@ class AnnouncementKind(LabelledEnum):
             cls.IMPROVED_PRODUCT: _l("Improved product"),
             cls.NEWS: _l("General news"),
         }
+
+
+class TrackingEventKind(LabelledEnum):
+    """What happened to a parcel (docs/architecture.md, shipments)."""
+
+    PICKED_UP = "picked_up"
+    AT_HUB = "at_hub"
+    DEPARTED_HUB = "departed_hub"
+    OUT_FOR_DELIVERY = "out_for_delivery"
+    DELIVERED = "delivered"
+    DELIVERY_FAILED = "delivery_failed"
+    RETURNED = "returned"
+    ON_HOLD = "on_hold"
+
+    @classmethod
+    def _labels(cls):
+        return {
+            cls.PICKED_UP: _l("Picked up"),
+            cls.AT_HUB: _l("Arrived at hub"),
+            cls.DEPARTED_HUB: _l("Departed hub"),
+            cls.OUT_FOR_DELIVERY: _l("Out for delivery"),
+            cls.DELIVERED: _l("Delivered"),
+            cls.DELIVERY_FAILED: _l("Delivery failed"),
+            cls.RETURNED: _l("Returned to sender"),
+            cls.ON_HOLD: _l("On hold"),
+        }
+
+
+class TrackingSource(LabelledEnum):
+    """Where a tracking event came in."""
+
+    IMPORT = "import"
+    API = "api"
+    STAFF = "staff"
+    MIGRATION = "migration"
+    SEED = "seed"
+
+    @classmethod
+    def _labels(cls):
+        return {
+            cls.IMPORT: _l("File import"),
+            cls.API: _l("API"),
+            cls.STAFF: _l("Staff"),
+            cls.MIGRATION: _l("Earlier status change"),
+            cls.SEED: _l("Demo data"),
+        }
