@@ -5,6 +5,7 @@ from .announcement_send import AnnouncementSend
 from .calendar import BusinessHours, CompanyDay
 from .catalog import Product
 from .department import Department, RoutingRule
+from .desk import TicketViewer
 from .enums import (
     AnnouncementKind,
     Badge,
@@ -56,6 +57,7 @@ __all__ = [
     "TicketKind",
     "TicketMessage",
     "TicketStatus",
+    "TicketViewer",
     "TrackingEvent",
     "TrackingEventKind",
     "TrackingSource",

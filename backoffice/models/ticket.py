@@ -12,6 +12,7 @@ from sqlalchemy import (
     String,
     Text,
     and_,
+    false,
     or_,
 )
 from sqlalchemy.ext.hybrid import hybrid_method
@@ -108,6 +109,9 @@ class Ticket(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     last_message_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Who wrote the last public message (the desk's "who spoke last" column);
+    # kept by domain.tickets.post_message, like last_message_at.
+    last_from_staff: Mapped[bool] = mapped_column(default=False, server_default=false())
     first_response_due: Mapped[datetime]
     resolution_due: Mapped[datetime]
     # The due time that matters now (domain.sla keeps it): the first response's
