@@ -2,8 +2,10 @@
 
 from .announcement import Announcement
 from .announcement_send import AnnouncementSend
+from .calendar import BusinessHours, CompanyDay
 from .catalog import Product
 from .department import Department, RoutingRule
+from .desk import TicketViewer
 from .enums import (
     AnnouncementKind,
     Badge,
@@ -33,6 +35,8 @@ __all__ = [
     "AnnouncementSend",
     "AnnouncementKind",
     "Badge",
+    "BusinessHours",
+    "CompanyDay",
     "CustomerProfile",
     "Department",
     "EventAction",
@@ -59,6 +63,7 @@ __all__ = [
     "TicketKind",
     "TicketMessage",
     "TicketStatus",
+    "TicketViewer",
     "TrackingEvent",
     "TrackingEventKind",
     "TrackingSource",

@@ -86,6 +86,7 @@ class EventAction(LabelledEnum):
     FINISHED = "finished"
     REOPENED = "reopened"
     RATED = "rated"
+    DUE_MOVED = "due_moved"  # the SLA due time moved: the note says why (domain/sla.py)
 
     @classmethod
     def _labels(cls):
@@ -102,6 +103,7 @@ class EventAction(LabelledEnum):
             cls.FINISHED: _l("Finished"),
             cls.REOPENED: _l("Reopened"),
             cls.RATED: _l("Rated"),
+            cls.DUE_MOVED: _l("Due time moved"),
         }
 
 
