@@ -42,6 +42,7 @@ from ..models import (
     TicketStatus,
 )
 from ..models.base import MAX_ID, utcnow
+from ..transactions import commit_or_conflict
 from .base import StaffAccessMixin
 from .desk_context import customer_summary, load_events, load_messages, state_key
 from .desk_forms import INTERNAL, PUBLIC, ActionForm, DispatchForm, PriorityForm, ReplyForm
@@ -186,9 +187,11 @@ class TicketDeskView(StaffAccessMixin, BaseView):
             return self._render(ticket, 400, **given)
         before = ticket.status
         stored = []
+        conflict = lifecycle.conflict_message(ticket)
         try:
             work(ticket, form, stored)
-            db.session.commit()
+            # A decision on the version the user saw: a Galera conflict is not retried.
+            commit_or_conflict(conflict)
         except PermissionDenied:
             self._discard(stored)
             db.session.rollback()
