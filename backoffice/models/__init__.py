@@ -10,6 +10,8 @@ from .enums import (
     AnnouncementKind,
     Badge,
     EventAction,
+    InboundReason,
+    InboundStatus,
     MessageChannel,
     OrderStatus,
     OutboxStatus,
@@ -21,6 +23,7 @@ from .enums import (
     TrackingSource,
 )
 from .faq import FaqCategory, FaqEntry, FaqVote
+from .inbound_email import InboundEmail
 from .order import Order, OrderEvent
 from .outbox import OutboxEmail
 from .shipment import TrackingEvent
@@ -40,6 +43,9 @@ __all__ = [
     "FaqCategory",
     "FaqEntry",
     "FaqVote",
+    "InboundEmail",
+    "InboundReason",
+    "InboundStatus",
     "MessageChannel",
     "Order",
     "OrderEvent",
