@@ -1,14 +1,14 @@
 """desk assignment: round-robin per department, agents marked away
 
-Revision ID: 0012_desk_assignment
-Revises: 0011_inbound_email
+Revision ID: 0013_desk_assignment
+Revises: 0012_inbound_email
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012_desk_assignment"
-down_revision = "0011_inbound_email"
+revision = "0013_desk_assignment"
+down_revision = "0012_inbound_email"
 branch_labels = None
 depends_on = None
 
