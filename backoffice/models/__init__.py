@@ -2,6 +2,7 @@
 
 from .announcement import Announcement
 from .announcement_send import AnnouncementSend
+from .calendar import BusinessHours, CompanyDay
 from .catalog import Product
 from .department import Department, RoutingRule
 from .desk import TicketViewer
@@ -9,6 +10,8 @@ from .enums import (
     AnnouncementKind,
     Badge,
     EventAction,
+    InboundReason,
+    InboundStatus,
     MessageChannel,
     OrderStatus,
     OutboxStatus,
@@ -20,6 +23,7 @@ from .enums import (
     TrackingSource,
 )
 from .faq import FaqCategory, FaqEntry, FaqVote
+from .inbound_email import InboundEmail
 from .order import Order, OrderEvent
 from .outbox import OutboxEmail
 from .shipment import TrackingEvent
@@ -31,12 +35,17 @@ __all__ = [
     "AnnouncementSend",
     "AnnouncementKind",
     "Badge",
+    "BusinessHours",
+    "CompanyDay",
     "CustomerProfile",
     "Department",
     "EventAction",
     "FaqCategory",
     "FaqEntry",
     "FaqVote",
+    "InboundEmail",
+    "InboundReason",
+    "InboundStatus",
     "MessageChannel",
     "Order",
     "OrderEvent",

@@ -117,6 +117,17 @@ class Ticket(db.Model):
     # The due time that matters now (domain.sla keeps it): the first response's
     # until answered, then the resolution's; NULL while the clock is stopped.
     next_due_at: Mapped[datetime | None]
+    # The working-time clocks (domain/sla.py): from `sla_since`, this many working
+    # seconds were left on each; `sla_paused_at` while waiting for the customer or
+    # finished. NULL `sla_since`: a ticket from before working time, due times as stored.
+    sla_since: Mapped[datetime | None]
+    first_response_left: Mapped[int | None]
+    resolution_left: Mapped[int | None]
+    sla_paused_at: Mapped[datetime | None]
+    # When the 80 % warning went out for the clock running then (once per clock).
+    sla_warned_at: Mapped[datetime | None]
+    # When the customer was told the waiting ticket will be finished (auto-finish).
+    auto_finish_warned_at: Mapped[datetime | None]
     first_response_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     reopen_count: Mapped[int] = mapped_column(default=0)
