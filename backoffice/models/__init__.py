@@ -23,7 +23,7 @@ from .enums import (
     TrackingSource,
 )
 from .faq import FaqCategory, FaqEntry, FaqVote
-from .inbound_email import InboundEmail
+from .inbound_email import InboundEmail, InboundEmailChunk
 from .order import Order, OrderEvent
 from .outbox import OutboxEmail
 from .shipment import TrackingEvent
@@ -44,6 +44,7 @@ __all__ = [
     "FaqEntry",
     "FaqVote",
     "InboundEmail",
+    "InboundEmailChunk",
     "InboundReason",
     "InboundStatus",
     "MessageChannel",
