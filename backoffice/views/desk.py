@@ -41,11 +41,19 @@ from ..models import (
     TicketMessage,
     TicketStatus,
 )
-from ..models.base import utcnow
+from ..models.base import MAX_ID, utcnow
 from ..transactions import commit_or_conflict
 from .base import StaffAccessMixin
 from .desk_context import customer_summary, load_events, load_messages, state_key
-from .desk_forms import INTERNAL, PUBLIC, ActionForm, DispatchForm, PriorityForm, ReplyForm
+from .desk_forms import (
+    INTERNAL,
+    PUBLIC,
+    ActionForm,
+    DispatchForm,
+    PriorityForm,
+    ReplyForm,
+    assignee_from,
+)
 from .fields import to_choices
 from .tickets import LIST_ENDPOINTS
 
@@ -116,8 +124,16 @@ class TicketDeskView(StaffAccessMixin, BaseView):
         allowed = lifecycle.allowed_actions(ticket, current_user)
         events = load_events(ticket)
         messages = load_messages(ticket)
+        colleagues = []
+        if Action.ASSIGN in allowed:
+            colleagues = [
+                u
+                for u in db.session.scalars(perm.staff_with(perm.BACKOFFICE))
+                if u.id != current_user.id and perm.can_work_on(u, ticket)
+            ]
         html = self.render(
             "admin/tickets/desk.html",
+            colleagues=colleagues,
             ticket=ticket,
             messages=messages,
             events=events,
@@ -278,9 +294,11 @@ class TicketDeskView(StaffAccessMixin, BaseView):
     @expose("/<number>/assign", methods=["POST"])
     def assign(self, number: str):
         def work(ticket, form, stored):
-            target = current_user if form.assignee.data != "none" else None
             lifecycle.assign(
-                ticket, target, current_user, expected_version=form.expected_version.data
+                ticket,
+                assignee_from(form.assignee.data),
+                current_user,
+                expected_version=form.expected_version.data,
             )
 
         return self._perform(number, ActionForm, work, _("Assignment changed."))
@@ -320,7 +338,8 @@ class TicketDeskView(StaffAccessMixin, BaseView):
         lookup and an empty answer.
         """
         ticket = self._ticket(number)
-        after = max(request.args.get("after", default=0, type=int), 0)
+        # Clamped: an id past 2**63 cannot be bound on SQLite, and no message has one.
+        after = min(max(request.args.get("after", default=0, type=int), 0), MAX_ID)
         etag = f"t{ticket.id}-v{ticket.version_id}-a{after}"
         if request.if_none_match.contains(etag):
             resp = current_app.response_class(status=304)
@@ -346,6 +365,8 @@ class TicketDeskView(StaffAccessMixin, BaseView):
     def attachment(self, number: str, attachment_id: int):
         """A file of this ticket, after the same scope check as the desk itself."""
         ticket = self._ticket(number)
+        if attachment_id > MAX_ID:
+            abort(404)
         found = db.session.scalar(
             select(TicketAttachment)
             .join(TicketMessage, TicketAttachment.message_id == TicketMessage.id)
