@@ -11,7 +11,7 @@ from wtforms.widgets import HiddenInput
 from ..domain.tickets import MAX_BODY
 from ..i18n import TranslatedForm
 from ..models import Priority
-from .fields import to_choices
+from .fields import PlaceholderSelect, int_or_none, to_choices
 
 PUBLIC, INTERNAL = "public", "internal"
 
@@ -35,7 +35,12 @@ class ReplyForm(VersionedForm):
 
 
 class DispatchForm(VersionedForm):
-    department = SelectField(_l("Department"), coerce=int, validators=[InputRequired()])
+    department = SelectField(
+        _l("Department"),
+        coerce=int_or_none,
+        validators=[InputRequired()],
+        widget=PlaceholderSelect(),
+    )
     note = StringField(_l("Note"), validators=[Optional(), Length(max=400)])
 
 
@@ -44,6 +49,7 @@ class PriorityForm(VersionedForm):
         _l("Priority"),
         choices=lambda: to_choices((p.value, p.label) for p in Priority),
         validators=[InputRequired()],
+        widget=PlaceholderSelect(),
     )
 
 
