@@ -107,7 +107,7 @@ def create_app(config: dict | str | None = None) -> Flask:
         hops = int(app.config["PROXY_FIX"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
-    from . import cli, i18n, replica, security_setup, web
+    from . import cli, i18n, replica, security_setup, transactions, web
     from .extensions import babel, csrf, db, limiter, migrate
 
     db.init_app(app)
@@ -118,6 +118,7 @@ def create_app(config: dict | str | None = None) -> Flask:
     limiter.init_app(app)
     security_setup.init_app(app)
     web.init_app(app)
+    transactions.init_app(app)
 
     from public_portal import init_app as init_portal
 

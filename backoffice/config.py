@@ -95,6 +95,10 @@ class Config:
     SECURITY_USERNAME_ENABLE = False
     SECURITY_PASSWORD_LENGTH_MIN = 8
     SECURITY_PASSWORD_CHECK_BREACHED = False
+    # Flask-Security's default ({"private": True, ...}) goes through werkzeug's
+    # cache_control[...] = value and comes out as "private=True, no-store=True", which
+    # caches ignore; None makes a bare directive: "private, no-store".
+    SECURITY_CACHE_CONTROL = {"private": None, "no-store": None}
 
     # Mail (SMTP); unset MAIL_SERVER in development logs mail instead of sending.
     MAIL_SERVER = ""
@@ -132,7 +136,9 @@ class Config:
 
     # carebox
     PROXY_FIX = 0  # how many trusted reverse proxies set X-Forwarded-* (CAREBOX_PROXY_FIX)
-    CAREBOX_SLA_HOURS: dict = {}
+    CAREBOX_SLA_HOURS: dict = {}  # working hours per priority (domain/sla.py)
+    # The department whose working calendar a ticket without a department runs on.
+    CAREBOX_DEFAULT_CALENDAR = "CS"
     # The site's address: every link in an email, and in production the only Host
     # a request may name (TRUSTED_HOSTS), come from it. Required in production.
     CAREBOX_BASE_URL = ""
@@ -154,6 +160,11 @@ class Config:
     # Inbound email (backoffice/channels/email_in.py): replies go to reply+TOKEN@ this
     # domain, which the mail server hands to `carebox mail receive`. Unset: no Reply-To.
     CAREBOX_REPLY_DOMAIN = ""
+    # The largest message `carebox mail receive` accepts (bytes; larger: 552). Keep it
+    # under MariaDB's max_allowed_packet (16 MB by default): the raw message is stored.
+    CAREBOX_MAIL_MAX_BYTES = 15 * 1024 * 1024
+    # Mails from one sender in an hour above which the rest are not posted (logged).
+    CAREBOX_MAIL_MAX_PER_HOUR = 20
     # Loyalty segment thresholds (backoffice/domain/loyalty.py documents each rule);
     # keys given here override DEFAULT_THRESHOLDS there.
     CAREBOX_LOYALTY: dict = {}
@@ -179,6 +190,7 @@ class Config:
             "UPLOAD_FOLDER",
             "DATABASE_REPLICA_URL",
             "CAREBOX_RESI_PREFIX",
+            "CAREBOX_DEFAULT_CALENDAR",
         ):
             if env.get(key):
                 out[key] = env[key]
@@ -216,6 +228,12 @@ class Config:
                     out[key] = float(env[key])
                 except ValueError as exc:
                     raise ConfigError(f"{key}={env[key]!r} is not a number of seconds") from exc
+        for key in ("CAREBOX_MAIL_MAX_BYTES", "CAREBOX_MAIL_MAX_PER_HOUR"):
+            if env.get(key):
+                try:
+                    out[key] = int(env[key])
+                except ValueError as exc:
+                    raise ConfigError(f"{key}={env[key]!r} is not a whole number") from exc
         if env.get("MAIL_TIMEOUT"):
             out["MAIL_TIMEOUT"] = float(env["MAIL_TIMEOUT"])
         for key in ("CAREBOX_OUTBOX", "CAREBOX_LOYALTY"):

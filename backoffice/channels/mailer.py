@@ -5,8 +5,9 @@ Guarantees:
   `SELECT … FOR UPDATE SKIP LOCKED` on MariaDB/MySQL (workers never wait for
   each other) and with a single `UPDATE … WHERE id IN (SELECT … LIMIT n)` on
   SQLite (one writer at a time, so the statement is atomic). A worker checks
-  that it still holds the claim before each send and renews it when it is
-  half spent, so a slow worker never races the one that would take over.
+  that it still holds the claim before each send and, once half of it is spent,
+  renews it for the rest of its batch, so a slow worker never races the one that
+  would take over, however long the batch takes.
 - A claimed row's `next_attempt_at` is its claim deadline: if the worker dies,
   the row becomes due again after `claim_timeout_seconds` (one attempt spent).
 - When the SMTP server cannot be reached, the claimed rows go back to pending
@@ -36,6 +37,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime
 
@@ -49,6 +51,7 @@ from ..domain import announcements
 from ..extensions import db
 from ..models import AnnouncementSend, OutboxEmail, OutboxStatus
 from ..models.base import utcnow
+from ..transactions import retrying
 
 log = logging.getLogger("carebox.outbox")
 
@@ -59,16 +62,35 @@ DEFAULT_OUTBOX = {
     "backoff_seconds": 60,  # retry after 1, 2, 4, … minutes …
     "backoff_max_seconds": 6 * 3600,  # … at most 6 hours apart
     "outage_retry_seconds": 30,  # SMTP unreachable: try the rows again after this
-    "claim_timeout_seconds": 600,  # a claim older than this is a dead worker's
+    # A claim older than this is a dead worker's: its batch is due again this long after
+    # the claim, so a crash delays mail by two minutes, not ten. Short is safe because a
+    # live worker renews its claim before each send once half of it is spent (see
+    # `_still_mine`): every send starts with at least 60 s of claim left, six times
+    # MAIL_TIMEOUT (10 s, the bound on each SMTP step), however long the whole batch takes.
+    "claim_timeout_seconds": 120,
 }
+
+# Lines up to SMTP's own limit (RFC 5322: 998): with the default 78, the email package
+# folds a long header it cannot break at a space into RFC 2047 words, and
+# `List-Unsubscribe: =?utf-8?q?=3Chttps...` is a link no mail client acts on (RFC 2369
+# and 8058 want the raw `<https://…>` on one line; docs/architecture.md §13, trap 19).
+MAIL_POLICY = policy.SMTP.clone(max_line_length=998)
 
 T = OutboxEmail.__table__
 SENDING, PENDING = OutboxStatus.SENDING.value, OutboxStatus.PENDING.value
 
 
 def settings() -> dict:
-    """DEFAULT_OUTBOX overlaid with the app's `CAREBOX_OUTBOX`."""
-    return {**DEFAULT_OUTBOX, **(current_app.config.get("CAREBOX_OUTBOX") or {})}
+    """DEFAULT_OUTBOX overlaid with the app's `CAREBOX_OUTBOX`.
+
+    Unless set there, the claim timeout grows with a raised MAIL_TIMEOUT, so the claim
+    left at each send stays at least six SMTP timeouts.
+    """
+    out = {**DEFAULT_OUTBOX, **(current_app.config.get("CAREBOX_OUTBOX") or {})}
+    if "claim_timeout_seconds" not in (current_app.config.get("CAREBOX_OUTBOX") or {}):
+        mail_timeout = float(current_app.config.get("MAIL_TIMEOUT") or 10)
+        out["claim_timeout_seconds"] = max(out["claim_timeout_seconds"], 12 * mail_timeout)
+    return out
 
 
 @dataclass
@@ -196,7 +218,7 @@ def transport():
 def build_message(row: Claimed) -> EmailMessage:
     """The MIME message of a row: text, plus an HTML alternative when there is one."""
     config = current_app.config
-    msg = EmailMessage()
+    msg = EmailMessage(policy=MAIL_POLICY)
     msg["From"] = row.sender or config["MAIL_DEFAULT_SENDER"]
     msg["To"] = row.recipient
     msg["Subject"] = row.subject
@@ -233,56 +255,65 @@ def claim(batch: int | None = None, now: datetime | None = None) -> list[Claimed
         "attempts": T.c.attempts + 1,
     }
     oldest = (T.c.next_attempt_at, T.c.id)
-    with db.engine.connect() as conn:
-        if _is_mysql():
-            # READ COMMITTED: no gap locks, so enqueuing never waits on a claim.
-            conn = conn.execution_options(isolation_level="READ COMMITTED")
-            with conn.begin():
-                ids: list[int] = []
-                # One status at a time, in the index's own order: with a filesort
-                # (an IN over both statuses) InnoDB would lock every due row
-                # before LIMIT applies, and the other workers would find none.
-                for status in (PENDING, SENDING):
-                    ids += conn.scalars(
-                        select(T.c.id)
-                        .where(T.c.status == status, T.c.next_attempt_at <= now)
-                        .order_by(*oldest)
-                        .limit(batch - len(ids))
-                        .with_for_update(skip_locked=True)
-                    ).all()
-                    if len(ids) >= batch:
-                        break
-                if ids:
-                    conn.execute(update(T).where(T.c.id.in_(ids)).values(**values))
-        else:
-            # SQLite has no row locks; one UPDATE with its own subquery is atomic
-            # because SQLite runs one writer at a time.
-            with conn.begin():
-                a = T.alias("candidate")  # an alias, or the subquery correlates to the target
-                pick = (
-                    select(a.c.id)
-                    .where(a.c.status.in_((PENDING, SENDING)), a.c.next_attempt_at <= now)
-                    .order_by(a.c.next_attempt_at, a.c.id)
-                    .limit(batch)
-                )
-                conn.execute(update(T).where(T.c.id.in_(pick)).values(**values))
-        with conn.begin():
-            rows = conn.execute(
-                select(
-                    T.c.id,
-                    T.c.attempts,
-                    T.c.recipient,
-                    T.c.subject,
-                    T.c.body_text,
-                    T.c.body_html,
-                    T.c.sender,
-                    T.c.message_id,
-                    T.c.headers,
-                    T.c.announcement_send_id,
-                )
-                .where(T.c.claim_token == token)
-                .order_by(T.c.id)
-            ).all()
+    # The UPDATE re-checks what the SELECT chose (a compare-and-set): under Galera the
+    # SELECT's row locks bind only this node, and it is this write that certification
+    # lets through for exactly one of two workers racing on two nodes; the loser's
+    # commit fails with 1213 and changed nothing, so the claim is simply taken again.
+    still_due = and_(T.c.status.in_((PENDING, SENDING)), T.c.next_attempt_at <= now)
+
+    def take() -> None:
+        with db.engine.connect() as conn:
+            if _is_mysql():
+                # READ COMMITTED: no gap locks, so enqueuing never waits on a claim.
+                conn = conn.execution_options(isolation_level="READ COMMITTED")
+                with conn.begin():
+                    ids: list[int] = []
+                    # One status at a time, in the index's own order: with a filesort
+                    # (an IN over both statuses) InnoDB would lock every due row
+                    # before LIMIT applies, and the other workers would find none.
+                    for status in (PENDING, SENDING):
+                        ids += conn.scalars(
+                            select(T.c.id)
+                            .where(T.c.status == status, T.c.next_attempt_at <= now)
+                            .order_by(*oldest)
+                            .limit(batch - len(ids))
+                            .with_for_update(skip_locked=True)
+                        ).all()
+                        if len(ids) >= batch:
+                            break
+                    if ids:
+                        conn.execute(update(T).where(T.c.id.in_(ids), still_due).values(**values))
+            else:
+                # SQLite has no row locks; one UPDATE with its own subquery is atomic
+                # because SQLite runs one writer at a time.
+                with conn.begin():
+                    a = T.alias("candidate")  # an alias, or the subquery correlates
+                    pick = (
+                        select(a.c.id)
+                        .where(a.c.status.in_((PENDING, SENDING)), a.c.next_attempt_at <= now)
+                        .order_by(a.c.next_attempt_at, a.c.id)
+                        .limit(batch)
+                    )
+                    conn.execute(update(T).where(T.c.id.in_(pick)).values(**values))
+
+    retrying(take, commit=False, what="outbox claim")
+    with db.engine.connect() as conn, conn.begin():
+        rows = conn.execute(
+            select(
+                T.c.id,
+                T.c.attempts,
+                T.c.recipient,
+                T.c.subject,
+                T.c.body_text,
+                T.c.body_html,
+                T.c.sender,
+                T.c.message_id,
+                T.c.headers,
+                T.c.announcement_send_id,
+            )
+            .where(T.c.claim_token == token)
+            .order_by(T.c.id)
+        ).all()
     return [Claimed(token=token, claimed_at=now, **row._mapping) for row in rows]
 
 
@@ -290,18 +321,31 @@ def _mine(row: Claimed):
     return and_(T.c.id == row.id, T.c.claim_token == row.token, T.c.status == SENDING)
 
 
-def _still_mine(row: Claimed, now: datetime, timeout: float) -> bool:
-    """Whether the claim is ours to send on; renews it once half of it is spent."""
+def _still_mine(row: Claimed, now: datetime, timeout: float, rest: list[Claimed] = ()) -> bool:
+    """Whether the claim is ours to send on; renews it once half of it is spent.
+
+    The renewal covers `rest`, the batch's rows still to send, too: they share the
+    claim's deadline, and a batch that outlasts the timeout would otherwise lose its
+    tail to another worker while this one is still sending.
+    """
     if (now - row.claimed_at).total_seconds() < timeout / 2:
         return True  # not even half-way to the deadline: nobody else can have it
-    with db.engine.begin() as conn:
-        renewed = conn.execute(
-            update(T)
-            .where(_mine(row))
-            .values(claimed_at=now, next_attempt_at=now + timedelta(seconds=timeout))
-        ).rowcount
-    if renewed:
-        row.claimed_at = now
+    values = {"claimed_at": now, "next_attempt_at": now + timedelta(seconds=timeout)}
+
+    def renew() -> list[Claimed]:
+        with db.engine.begin() as conn:
+            if not conn.execute(update(T).where(_mine(row)).values(**values)).rowcount:
+                return []
+            return [row] + [
+                other
+                for other in rest
+                if other is not row
+                and conn.execute(update(T).where(_mine(other)).values(**values)).rowcount
+            ]
+
+    renewed = retrying(renew, commit=False, what="outbox renew")
+    for claimed in renewed:
+        claimed.claimed_at = now
     return bool(renewed)
 
 
@@ -316,14 +360,22 @@ def _count(conn: Connection, row: Claimed, column: str) -> None:
 
 
 def _mark_sent(row: Claimed, now: datetime) -> None:
-    with db.engine.begin() as conn:
-        done = conn.execute(
-            update(T)
-            .where(_mine(row))
-            .values(status=OutboxStatus.SENT.value, sent_at=now, claim_token=None, last_error=None)
-        ).rowcount
-        if done:
-            _count(conn, row, "sent")
+    # Retried on a conflict (two workers counting sends of one announcement on two
+    # nodes): a mail sent but not recorded would be sent again after the claim timeout.
+    def record() -> int:
+        with db.engine.begin() as conn:
+            done = conn.execute(
+                update(T)
+                .where(_mine(row))
+                .values(
+                    status=OutboxStatus.SENT.value, sent_at=now, claim_token=None, last_error=None
+                )
+            ).rowcount
+            if done:
+                _count(conn, row, "sent")
+            return done
+
+    done = retrying(record, commit=False, what="outbox sent")
     if not done:
         log.warning("outbox %s was sent after its claim expired", row.id)
 
@@ -346,28 +398,36 @@ def _mark_refused(row: Claimed, exc: Exception, now: datetime, cfg: dict) -> boo
         values["status"] = OutboxStatus.FAILED.value
     else:
         values.update(status=PENDING, next_attempt_at=now + timedelta(seconds=delay))
-    with db.engine.begin() as conn:
-        if conn.execute(update(T).where(_mine(row)).values(**values)).rowcount and give_up:
-            _count(conn, row, "failed")
+
+    def record() -> None:
+        with db.engine.begin() as conn:
+            if conn.execute(update(T).where(_mine(row)).values(**values)).rowcount and give_up:
+                _count(conn, row, "failed")
+
+    retrying(record, commit=False, what="outbox refused")
     log.warning("outbox %s to %s: %s (%s)", row.id, row.recipient, exc, values["status"])
     return give_up
 
 
 def _release(rows: list[Claimed], reason: str, now: datetime, cfg: dict) -> None:
     """Hand rows back untried: the attempt the claim counted is given back."""
-    with db.engine.begin() as conn:
-        for row in rows:
-            conn.execute(
-                update(T)
-                .where(_mine(row))
-                .values(
-                    status=PENDING,
-                    claim_token=None,
-                    attempts=T.c.attempts - 1,
-                    last_error=reason[:2000],
-                    next_attempt_at=now + timedelta(seconds=cfg["outage_retry_seconds"]),
+
+    def record() -> None:
+        with db.engine.begin() as conn:
+            for row in rows:
+                conn.execute(
+                    update(T)
+                    .where(_mine(row))
+                    .values(
+                        status=PENDING,
+                        claim_token=None,
+                        attempts=T.c.attempts - 1,
+                        last_error=reason[:2000],
+                        next_attempt_at=now + timedelta(seconds=cfg["outage_retry_seconds"]),
+                    )
                 )
-            )
+
+    retrying(record, commit=False, what="outbox release")
 
 
 def deliver(
@@ -381,7 +441,7 @@ def deliver(
     sender = sender or transport()
     try:
         for index, row in enumerate(rows):
-            if not _still_mine(row, clock(), cfg["claim_timeout_seconds"]):
+            if not _still_mine(row, clock(), cfg["claim_timeout_seconds"], rows[index:]):
                 report.lost += 1
                 continue
             try:
@@ -422,8 +482,11 @@ def work(batch: int | None = None, now: datetime | None = None) -> SendReport:
     chunk is written through the domain layer), so only a worker calls it.
     """
     try:
-        queued = announcements.queue_next_chunk(now=now)
-        db.session.commit()
+        # Two workers on two nodes may take the same chunk: the cursor's compare-and-set
+        # is a write, so certification fails the later one (1213), which tries again.
+        queued = retrying(
+            lambda: announcements.queue_next_chunk(now=now), what="announcement queueing"
+        )
     except DBAPIError:
         db.session.rollback()
         raise

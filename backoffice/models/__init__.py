@@ -2,12 +2,16 @@
 
 from .announcement import Announcement
 from .announcement_send import AnnouncementSend
+from .calendar import BusinessHours, CompanyDay
 from .catalog import Product
 from .department import Department, RoutingRule
+from .desk import TicketViewer
 from .enums import (
     AnnouncementKind,
     Badge,
     EventAction,
+    InboundReason,
+    InboundStatus,
     MessageChannel,
     OrderStatus,
     OutboxStatus,
@@ -15,10 +19,14 @@ from .enums import (
     ProductKind,
     TicketKind,
     TicketStatus,
+    TrackingEventKind,
+    TrackingSource,
 )
 from .faq import FaqCategory, FaqEntry, FaqVote
+from .inbound_email import InboundEmail
 from .order import Order, OrderEvent
 from .outbox import OutboxEmail
+from .shipment import TrackingEvent
 from .ticket import Ticket, TicketAttachment, TicketEvent, TicketMessage
 from .user import CustomerProfile, Role, User, roles_users
 
@@ -27,12 +35,17 @@ __all__ = [
     "AnnouncementSend",
     "AnnouncementKind",
     "Badge",
+    "BusinessHours",
+    "CompanyDay",
     "CustomerProfile",
     "Department",
     "EventAction",
     "FaqCategory",
     "FaqEntry",
     "FaqVote",
+    "InboundEmail",
+    "InboundReason",
+    "InboundStatus",
     "MessageChannel",
     "Order",
     "OrderEvent",
@@ -50,6 +63,10 @@ __all__ = [
     "TicketKind",
     "TicketMessage",
     "TicketStatus",
+    "TicketViewer",
+    "TrackingEvent",
+    "TrackingEventKind",
+    "TrackingSource",
     "User",
     "roles_users",
 ]

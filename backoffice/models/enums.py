@@ -86,6 +86,7 @@ class EventAction(LabelledEnum):
     FINISHED = "finished"
     REOPENED = "reopened"
     RATED = "rated"
+    DUE_MOVED = "due_moved"  # the SLA due time moved: the note says why (domain/sla.py)
 
     @classmethod
     def _labels(cls):
@@ -102,6 +103,7 @@ class EventAction(LabelledEnum):
             cls.FINISHED: _l("Finished"),
             cls.REOPENED: _l("Reopened"),
             cls.RATED: _l("Rated"),
+            cls.DUE_MOVED: _l("Due time moved"),
         }
 
 
@@ -181,4 +183,102 @@ class AnnouncementKind(LabelledEnum):
             cls.NEW_PRODUCT: _l("New product"),
             cls.IMPROVED_PRODUCT: _l("Improved product"),
             cls.NEWS: _l("General news"),
+        }
+
+
+class TrackingEventKind(LabelledEnum):
+    """What happened to a parcel (docs/architecture.md, shipments)."""
+
+    PICKED_UP = "picked_up"
+    AT_HUB = "at_hub"
+    DEPARTED_HUB = "departed_hub"
+    OUT_FOR_DELIVERY = "out_for_delivery"
+    DELIVERED = "delivered"
+    DELIVERY_FAILED = "delivery_failed"
+    RETURNED = "returned"
+    ON_HOLD = "on_hold"
+
+    @classmethod
+    def _labels(cls):
+        return {
+            cls.PICKED_UP: _l("Picked up"),
+            cls.AT_HUB: _l("Arrived at hub"),
+            cls.DEPARTED_HUB: _l("Departed hub"),
+            cls.OUT_FOR_DELIVERY: _l("Out for delivery"),
+            cls.DELIVERED: _l("Delivered"),
+            cls.DELIVERY_FAILED: _l("Delivery failed"),
+            cls.RETURNED: _l("Returned to sender"),
+            cls.ON_HOLD: _l("On hold"),
+        }
+
+
+class TrackingSource(LabelledEnum):
+    """Where a tracking event came in."""
+
+    IMPORT = "import"
+    API = "api"
+    STAFF = "staff"
+    MIGRATION = "migration"
+    SEED = "seed"
+
+    @classmethod
+    def _labels(cls):
+        return {
+            cls.IMPORT: _l("File import"),
+            cls.API: _l("API"),
+            cls.STAFF: _l("Staff"),
+            cls.MIGRATION: _l("Earlier status change"),
+            cls.SEED: _l("Demo data"),
+        }
+
+
+class InboundStatus(LabelledEnum):
+    """Where an inbound email stands (backoffice/channels/email_in.py)."""
+
+    RECEIVED = "received"  # stored, not processed yet (or processing failed: retried)
+    POSTED = "posted"  # became a message in a ticket
+    HELD = "held"  # waits for staff to accept or reject it
+    IGNORED = "ignored"  # never a message: an auto-reply, a bounce, a loop, a flood
+    REJECTED = "rejected"  # held, then rejected by staff
+
+    @classmethod
+    def _labels(cls):
+        return {
+            cls.RECEIVED: _l("Received"),
+            cls.POSTED: _l("Posted"),
+            cls.HELD: _l("Held for review"),
+            cls.IGNORED: _l("Ignored"),
+            cls.REJECTED: _l("Rejected"),
+        }
+
+
+class InboundReason(LabelledEnum):
+    """Why an inbound email was held or ignored."""
+
+    AUTO_REPLY = "auto_reply"
+    BOUNCE = "bounce"
+    BULK = "bulk"
+    LOOP = "loop"
+    THROTTLED = "throttled"
+    EMPTY = "empty"
+    BAD_TOKEN = "bad_token"  # noqa: S105 (a reason, not a secret)
+    WRONG_SENDER = "wrong_sender"
+    STAFF_SENDER = "staff_sender"
+    NOT_AUTHENTIC = "not_authentic"
+    NO_SENDER = "no_sender"
+
+    @classmethod
+    def _labels(cls):
+        return {
+            cls.AUTO_REPLY: _l("Automatic reply (out of office, vacation)"),
+            cls.BOUNCE: _l("Delivery failure report (bounce)"),
+            cls.BULK: _l("Bulk or mailing-list mail"),
+            cls.LOOP: _l("carebox's own email came back"),
+            cls.THROTTLED: _l("Sender over the hourly limit"),
+            cls.EMPTY: _l("No text and no files"),
+            cls.BAD_TOKEN: _l("Reply address with a forged or damaged token"),
+            cls.WRONG_SENDER: _l("Sender is not the ticket's customer"),
+            cls.STAFF_SENDER: _l("Sender is a staff account"),
+            cls.NOT_AUTHENTIC: _l("Sender's domain failed authentication (DMARC)"),
+            cls.NO_SENDER: _l("No usable sender address"),
         }

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 from flask import abort, flash, redirect, request, url_for
 from flask_admin import expose
-from flask_admin.contrib.sqla.filters import BaseSQLAFilter
-from flask_admin.model import filters as model_filters
 from flask_admin.model.template import EndpointLinkRowAction
 from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
@@ -37,8 +35,10 @@ from ..domain.loyalty import Segment
 from ..extensions import db
 from ..i18n import TranslatedMeta
 from ..models import Announcement, AnnouncementSend, Product
+from ..transactions import commit_or_conflict
 from .base import SecureModelView
 from .fields import AdminForm, to_choices
+from .filters import IdFilter
 from .formatting import datetime_text
 
 LOG_SHOWN = 50
@@ -208,11 +208,12 @@ class AnnouncementSendMixin:
         preview = redirect(url_for(".send_view", id=announcement.id, **audience_args(audience)))
         previous = ann.previous_sends(announcement, audience, lock=True)
         refusal = None
+        sent_meanwhile = _(
+            "This announcement was sent to this audience meanwhile, so nothing was "
+            "sent now. Check the send log below."
+        )
         if len(previous) != form.seen_sends.data:
-            refusal = _(
-                "This announcement was sent to this audience meanwhile, so nothing was "
-                "sent now. Check the send log below."
-            )
+            refusal = sent_meanwhile
         elif previous and not form.send_again.data:
             refusal = _(
                 "This announcement already went to this audience on %(when)s. Nothing was "
@@ -238,7 +239,8 @@ class AnnouncementSendMixin:
             log = ann.send_announcement(announcement, audience, current_user, targeted=count)
             if form.publish.data:
                 ann.publish(announcement, current_user)
-            db.session.commit()
+            # Galera: a confirmation of this announcement committed on another node first.
+            commit_or_conflict(sent_meanwhile)
         except PermissionDenied:
             db.session.rollback()
             abort(403)
@@ -285,7 +287,7 @@ class AnnouncementSendMixin:
         return page
 
 
-class AnnouncementFilter(BaseSQLAFilter, model_filters.BaseIntFilter):
+class AnnouncementFilter(IdFilter):
     """The sends of one announcement; options are read per request (SecureModelView)."""
 
     def __init__(self, name):
@@ -299,9 +301,6 @@ class AnnouncementFilter(BaseSQLAFilter, model_filters.BaseIntFilter):
 
     def apply(self, query, value, alias=None):
         return query.filter(self.get_column(alias) == value)
-
-    def operation(self):
-        return _l("equals")
 
 
 def _waiting(send: AnnouncementSend) -> Markup | int:

@@ -26,7 +26,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from ..domain import ConflictError, DomainError, PermissionDenied
+from ..domain import ConflictError, DomainError, PermissionDenied, presence
 from ..domain import attachments as files
 from ..domain import permissions as perm
 from ..domain import tickets as lifecycle
@@ -41,7 +41,8 @@ from ..models import (
     TicketMessage,
     TicketStatus,
 )
-from ..models.base import utcnow
+from ..models.base import MAX_ID, utcnow
+from ..transactions import commit_or_conflict
 from .base import StaffAccessMixin
 from .desk_context import customer_summary, load_events, load_messages, state_key
 from .desk_forms import INTERNAL, PUBLIC, ActionForm, DispatchForm, PriorityForm, ReplyForm
@@ -153,7 +154,12 @@ class TicketDeskView(StaffAccessMixin, BaseView):
 
     @expose("/<number>/")
     def desk(self, number: str):
-        return self._render(self._ticket(number))
+        """The desk; opening it is recorded (the lists' unread mark, domain.presence)."""
+        ticket = self._ticket(number)
+        page = self._render(ticket)
+        presence.mark_opened(ticket, current_user)
+        db.session.commit()
+        return page
 
     # --- actions -------------------------------------------------------------
 
@@ -181,9 +187,11 @@ class TicketDeskView(StaffAccessMixin, BaseView):
             return self._render(ticket, 400, **given)
         before = ticket.status
         stored = []
+        conflict = lifecycle.conflict_message(ticket)
         try:
             work(ticket, form, stored)
-            db.session.commit()
+            # A decision on the version the user saw: a Galera conflict is not retried.
+            commit_or_conflict(conflict)
         except PermissionDenied:
             self._discard(stored)
             db.session.rollback()
@@ -312,7 +320,8 @@ class TicketDeskView(StaffAccessMixin, BaseView):
         lookup and an empty answer.
         """
         ticket = self._ticket(number)
-        after = max(request.args.get("after", default=0, type=int), 0)
+        # Clamped: an id past 2**63 cannot be bound on SQLite, and no message has one.
+        after = min(max(request.args.get("after", default=0, type=int), 0), MAX_ID)
         etag = f"t{ticket.id}-v{ticket.version_id}-a{after}"
         if request.if_none_match.contains(etag):
             resp = current_app.response_class(status=304)
@@ -338,6 +347,8 @@ class TicketDeskView(StaffAccessMixin, BaseView):
     def attachment(self, number: str, attachment_id: int):
         """A file of this ticket, after the same scope check as the desk itself."""
         ticket = self._ticket(number)
+        if attachment_id > MAX_ID:
+            abort(404)
         found = db.session.scalar(
             select(TicketAttachment)
             .join(TicketMessage, TicketAttachment.message_id == TicketMessage.id)
