@@ -8,6 +8,7 @@ from .enums import (
     AnnouncementKind,
     Badge,
     EventAction,
+    InboxStatus,
     MessageChannel,
     OrderStatus,
     OutboxStatus,
@@ -15,12 +16,16 @@ from .enums import (
     ProductKind,
     TicketKind,
     TicketStatus,
+    WhatsAppDelivery,
+    WhatsAppItemKind,
+    WhatsAppSendKind,
 )
 from .faq import FaqCategory, FaqEntry, FaqVote
 from .order import Order, OrderEvent
 from .outbox import OutboxEmail
 from .ticket import Ticket, TicketAttachment, TicketEvent, TicketMessage
 from .user import CustomerProfile, Role, User, roles_users
+from .whatsapp import OutboxWhatsApp, WhatsAppInbox, WhatsAppWebhook
 
 __all__ = [
     "Announcement",
@@ -52,4 +57,11 @@ __all__ = [
     "TicketStatus",
     "User",
     "roles_users",
+    "InboxStatus",
+    "OutboxWhatsApp",
+    "WhatsAppDelivery",
+    "WhatsAppInbox",
+    "WhatsAppItemKind",
+    "WhatsAppSendKind",
+    "WhatsAppWebhook",
 ]
