@@ -208,7 +208,7 @@ def test_a_message_from_a_staff_phone_is_not_posted(whatsapp, client, db, make):
     report = process(db)
     assert report.failed == 1 and messages(db) == []
     item = db.session.scalars(select(WhatsAppInbox)).one()
-    assert item.status is InboxStatus.FAILED and "staf" in item.last_error  # the default language's words
+    assert item.status is InboxStatus.FAILED and "staf" in item.last_error  # in Indonesian
 
 
 def test_media_while_the_graph_api_is_down_waits_without_spending_attempts(
