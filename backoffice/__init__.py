@@ -107,7 +107,7 @@ def create_app(config: dict | str | None = None) -> Flask:
         hops = int(app.config["PROXY_FIX"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
-    from . import cli, i18n, replica, security_setup, web
+    from . import cli, i18n, replica, security_setup, transactions, web
     from .channels import whatsapp
     from .extensions import babel, csrf, db, limiter, migrate
 
@@ -120,6 +120,7 @@ def create_app(config: dict | str | None = None) -> Flask:
     security_setup.init_app(app)
     web.init_app(app)
     whatsapp.init_app(app)
+    transactions.init_app(app)
 
     from public_portal import init_app as init_portal
 

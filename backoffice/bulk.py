@@ -258,6 +258,7 @@ def seed_bulk(
                         "created_at": created,
                         "updated_at": last,
                         "last_message_at": last,
+                        "last_from_staff": first_at is not None,
                         "first_response_due": first_due,
                         "resolution_due": created + timedelta(hours=72),
                         "first_response_at": first_at,

@@ -135,7 +135,9 @@ class Config:
 
     # carebox
     PROXY_FIX = 0  # how many trusted reverse proxies set X-Forwarded-* (CAREBOX_PROXY_FIX)
-    CAREBOX_SLA_HOURS: dict = {}
+    CAREBOX_SLA_HOURS: dict = {}  # working hours per priority (domain/sla.py)
+    # The department whose working calendar a ticket without a department runs on.
+    CAREBOX_DEFAULT_CALENDAR = "CS"
     # The site's address: every link in an email, and in production the only Host
     # a request may name (TRUSTED_HOSTS), come from it. Required in production.
     CAREBOX_BASE_URL = ""
@@ -201,6 +203,7 @@ class Config:
             "WHATSAPP_PHONE_NUMBER_ID",
             "WHATSAPP_API_BASE",
             "WHATSAPP_REPLY_TEMPLATE",
+            "CAREBOX_DEFAULT_CALENDAR",
         ):
             if env.get(key):
                 out[key] = env[key]

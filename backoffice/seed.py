@@ -11,12 +11,13 @@ from sqlalchemy import select
 
 from .config import ROOT
 from .domain import permissions as perm
-from .domain import tickets
+from .domain import tickets, worktime
 from .domain.catalog import import_products
 from .domain.faq import import_faq
 from .domain.orders import place_order
 from .extensions import db
 from .models import (
+    BusinessHours,
     Department,
     Priority,
     Product,
@@ -58,11 +59,30 @@ def seed_departments() -> dict[str, Department]:
     for row in _load("departments.yaml"):
         if row["code"] not in existing:
             fields = {k: row.get(k) for k in ("code", "name_id", "name_en", "email")}
-            dep = Department(**fields)
+            dep = Department(
+                **fields,
+                timezone=row.get("timezone", worktime.DEFAULT_ZONE),
+                observes_holidays=row.get("observes_holidays", True),
+            )
             db.session.add(dep)
             existing[dep.code] = dep
     db.session.flush()
+    _seed_hours(existing)
     return existing
+
+
+def _seed_hours(departments: dict[str, Department]) -> None:
+    """The seed file's business hours for each department that has none yet."""
+    have = set(db.session.scalars(select(BusinessHours.department_id).distinct()))
+    for row in _load("departments.yaml"):
+        dep = departments.get(row["code"])
+        if dep is None or dep.id in have or not row.get("hours"):
+            continue
+        for weekday, start, end in worktime.rows_from_spec(row["hours"]):
+            db.session.add(
+                BusinessHours(department=dep, weekday=weekday, start_minute=start, end_minute=end)
+            )
+    db.session.flush()
 
 
 def seed_products() -> dict[str, Product]:

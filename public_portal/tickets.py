@@ -45,6 +45,7 @@ from backoffice.models import (
     TicketStatus,
     User,
 )
+from backoffice.transactions import retrying
 
 from .base import (
     MAX_ID,
@@ -166,20 +167,23 @@ def new_ticket():
         _discard(attachment)
         return _render_new(form, 400)
     try:
-        ticket = lifecycle.file_ticket(
-            current_user,
-            TicketKind(form.kind.data),
-            form.subject.data,
-            form.body.data,
-            order=order,
-            attachments=[attachment] if attachment else [],
+        # Safe to repeat: a Galera conflict (another node's commit) files it again.
+        ticket = retrying(
+            lambda: lifecycle.file_ticket(
+                current_user,
+                TicketKind(form.kind.data),
+                form.subject.data,
+                form.body.data,
+                order=order,
+                attachments=[attachment] if attachment else [],
+            ),
+            what="filing a ticket",
         )
     except DomainError as exc:
         db.session.rollback()
         _discard(attachment)
         form.form_errors.append(str(exc))
         return _render_new(form, 400)
-    db.session.commit()
     flash(
         _("Thank you! Your ticket %(number)s was filed. We answer here.", number=ticket.number),
         "success",
@@ -337,11 +341,15 @@ def reply(number: str):
     attachment = _store_upload(form.attachment) if ok else None
     if ok and not form.attachment.errors:
         try:
-            message = lifecycle.post_message(
-                ticket,
-                current_user,
-                form.body.data,
-                attachments=[attachment] if attachment else [],
+            # Safe to repeat: posting checks again what the ticket allows now.
+            message = retrying(
+                lambda: lifecycle.post_message(
+                    ticket,
+                    current_user,
+                    form.body.data,
+                    attachments=[attachment] if attachment else [],
+                ),
+                what="a customer's reply",
             )
         except DomainError as exc:
             db.session.rollback()
@@ -351,7 +359,6 @@ def reply(number: str):
                 _discard(attachment)
                 return _refused(ticket, str(exc))  # the reply form is gone: say it on top
         else:
-            db.session.commit()
             if wants_json():
                 return jsonify(ok=True, message=_message_json(message), version=ticket.version_id)
             return redirect(url_for("portal.ticket", number=ticket.number) + f"#m{message.id}")

@@ -151,10 +151,11 @@ def test_filters_search_and_sort(app, login_as, make, db):
     name_part = w.team_claims.customer.name.split()[-1]
     assert w.team_claims.number in numbers(f"search={name_part}")
     assert numbers(f"search={urgent.subject.replace(' ', '+')}") == {urgent.number}
-    # Newest first by default; page sizes are offered.
+    # Most urgent first by default (the overdue one, then the urgent one: issue 13);
+    # page sizes are offered.
     html = b.get("/admin/tickets/team/").get_data(as_text=True)
     order_seen = re.findall(r'desk/([A-Z0-9-]+)/"', html)
-    assert order_seen[0] == with_order.number and order_seen[-1] == late.number
+    assert order_seen[:2] == [late.number, urgent.number]
     assert "page_size=50" in html and "page_size=100" in html
 
 

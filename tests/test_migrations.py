@@ -177,3 +177,67 @@ def test_orders_placed_before_resi_existed_get_one(empty_database_url):
         assert all(is_valid_resi(r) for r in resis)
         downgrade(revision="base")
         db.engine.dispose()
+
+
+def test_order_status_history_becomes_tracking_events(empty_database_url):
+    """0008: the status changes made before tracking events existed become events, and
+    the order knows its latest one."""
+    app = create_app({"ENV_NAME": "testing", "SQLALCHEMY_DATABASE_URI": empty_database_url})
+    with app.app_context():
+        upgrade(revision="0007_channels")
+        with db.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO user (id, email, active, fs_uniquifier, name, locale, "
+                    "marketing_consent, created_at, update_datetime, contact_only) VALUES "
+                    "(1, 'a@example.com', 1, 'u1', 'A', 'id', 0, '2026-01-01', '2026-01-01', 0)"
+                )
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO product (id, code, kind, name_id, name_en, description_id, "
+                    "description_en, base_price, price_per_kg, min_weight_kg, max_weight_kg, "
+                    "eta_days, badge, badge_note_id, badge_note_en, position, active) VALUES "
+                    "(1, 'REG', 'service', 'Reg', 'Reg', '', '', 0, 0, 1, 30, '2-3', 'none', "
+                    "'', '', 1, 1)"
+                )
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO customer_order (id, number, resi, customer_id, product_id, "
+                    "origin, destination, weight_kg, receiver_name, receiver_phone, notes, "
+                    "status, price, created_at, updated_at) VALUES (1, 'ORD-1', "
+                    "'CB123456785ID', 1, 1, 'Jl. Rahasia 1', 'Bandung', 1, '', '', '', "
+                    "'in_transit', 1, '2026-01-01', '2026-01-01')"
+                )
+            )
+            for eid, to, at in (
+                (1, "placed", "2026-01-01 08:00:00"),
+                (2, "picked_up", "2026-01-01 10:00:00"),
+                (3, "in_transit", "2026-01-02 09:00:00"),
+            ):
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO order_event (id, order_id, actor_id, from_status, "
+                        "to_status, note, created_at) VALUES (:id, 1, 1, NULL, :to, '', :at)"
+                    ),
+                    {"id": eid, "to": to, "at": at},
+                )
+        upgrade(revision="0008_tracking")
+        with db.engine.connect() as conn:
+            events = conn.execute(
+                sa.text(
+                    "SELECT event, occurred_at, location, source FROM tracking_event "
+                    "ORDER BY occurred_at"
+                )
+            ).all()
+            order = conn.execute(
+                sa.text("SELECT last_event, last_event_at FROM customer_order")
+            ).one()
+        assert [(e[0], str(e[1])[:19], e[2], e[3]) for e in events] == [
+            ("picked_up", "2026-01-01 10:00:00", "", "migration"),
+            ("departed_hub", "2026-01-02 09:00:00", "", "migration"),
+        ]
+        assert order[0] == "departed_hub" and str(order[1])[:19] == "2026-01-02 09:00:00"
+        downgrade(revision="base")
+        db.engine.dispose()

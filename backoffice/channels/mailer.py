@@ -49,6 +49,7 @@ from ..domain import announcements
 from ..extensions import db
 from ..models import AnnouncementSend, OutboxEmail, OutboxStatus
 from ..models.base import utcnow
+from ..transactions import retrying
 
 log = logging.getLogger("carebox.outbox")
 
@@ -233,56 +234,65 @@ def claim(batch: int | None = None, now: datetime | None = None) -> list[Claimed
         "attempts": T.c.attempts + 1,
     }
     oldest = (T.c.next_attempt_at, T.c.id)
-    with db.engine.connect() as conn:
-        if _is_mysql():
-            # READ COMMITTED: no gap locks, so enqueuing never waits on a claim.
-            conn = conn.execution_options(isolation_level="READ COMMITTED")
-            with conn.begin():
-                ids: list[int] = []
-                # One status at a time, in the index's own order: with a filesort
-                # (an IN over both statuses) InnoDB would lock every due row
-                # before LIMIT applies, and the other workers would find none.
-                for status in (PENDING, SENDING):
-                    ids += conn.scalars(
-                        select(T.c.id)
-                        .where(T.c.status == status, T.c.next_attempt_at <= now)
-                        .order_by(*oldest)
-                        .limit(batch - len(ids))
-                        .with_for_update(skip_locked=True)
-                    ).all()
-                    if len(ids) >= batch:
-                        break
-                if ids:
-                    conn.execute(update(T).where(T.c.id.in_(ids)).values(**values))
-        else:
-            # SQLite has no row locks; one UPDATE with its own subquery is atomic
-            # because SQLite runs one writer at a time.
-            with conn.begin():
-                a = T.alias("candidate")  # an alias, or the subquery correlates to the target
-                pick = (
-                    select(a.c.id)
-                    .where(a.c.status.in_((PENDING, SENDING)), a.c.next_attempt_at <= now)
-                    .order_by(a.c.next_attempt_at, a.c.id)
-                    .limit(batch)
-                )
-                conn.execute(update(T).where(T.c.id.in_(pick)).values(**values))
-        with conn.begin():
-            rows = conn.execute(
-                select(
-                    T.c.id,
-                    T.c.attempts,
-                    T.c.recipient,
-                    T.c.subject,
-                    T.c.body_text,
-                    T.c.body_html,
-                    T.c.sender,
-                    T.c.message_id,
-                    T.c.headers,
-                    T.c.announcement_send_id,
-                )
-                .where(T.c.claim_token == token)
-                .order_by(T.c.id)
-            ).all()
+    # The UPDATE re-checks what the SELECT chose (a compare-and-set): under Galera the
+    # SELECT's row locks bind only this node, and it is this write that certification
+    # lets through for exactly one of two workers racing on two nodes; the loser's
+    # commit fails with 1213 and changed nothing, so the claim is simply taken again.
+    still_due = and_(T.c.status.in_((PENDING, SENDING)), T.c.next_attempt_at <= now)
+
+    def take() -> None:
+        with db.engine.connect() as conn:
+            if _is_mysql():
+                # READ COMMITTED: no gap locks, so enqueuing never waits on a claim.
+                conn = conn.execution_options(isolation_level="READ COMMITTED")
+                with conn.begin():
+                    ids: list[int] = []
+                    # One status at a time, in the index's own order: with a filesort
+                    # (an IN over both statuses) InnoDB would lock every due row
+                    # before LIMIT applies, and the other workers would find none.
+                    for status in (PENDING, SENDING):
+                        ids += conn.scalars(
+                            select(T.c.id)
+                            .where(T.c.status == status, T.c.next_attempt_at <= now)
+                            .order_by(*oldest)
+                            .limit(batch - len(ids))
+                            .with_for_update(skip_locked=True)
+                        ).all()
+                        if len(ids) >= batch:
+                            break
+                    if ids:
+                        conn.execute(update(T).where(T.c.id.in_(ids), still_due).values(**values))
+            else:
+                # SQLite has no row locks; one UPDATE with its own subquery is atomic
+                # because SQLite runs one writer at a time.
+                with conn.begin():
+                    a = T.alias("candidate")  # an alias, or the subquery correlates
+                    pick = (
+                        select(a.c.id)
+                        .where(a.c.status.in_((PENDING, SENDING)), a.c.next_attempt_at <= now)
+                        .order_by(a.c.next_attempt_at, a.c.id)
+                        .limit(batch)
+                    )
+                    conn.execute(update(T).where(T.c.id.in_(pick)).values(**values))
+
+    retrying(take, commit=False, what="outbox claim")
+    with db.engine.connect() as conn, conn.begin():
+        rows = conn.execute(
+            select(
+                T.c.id,
+                T.c.attempts,
+                T.c.recipient,
+                T.c.subject,
+                T.c.body_text,
+                T.c.body_html,
+                T.c.sender,
+                T.c.message_id,
+                T.c.headers,
+                T.c.announcement_send_id,
+            )
+            .where(T.c.claim_token == token)
+            .order_by(T.c.id)
+        ).all()
     return [Claimed(token=token, claimed_at=now, **row._mapping) for row in rows]
 
 
@@ -294,12 +304,16 @@ def _still_mine(row: Claimed, now: datetime, timeout: float) -> bool:
     """Whether the claim is ours to send on; renews it once half of it is spent."""
     if (now - row.claimed_at).total_seconds() < timeout / 2:
         return True  # not even half-way to the deadline: nobody else can have it
-    with db.engine.begin() as conn:
-        renewed = conn.execute(
-            update(T)
-            .where(_mine(row))
-            .values(claimed_at=now, next_attempt_at=now + timedelta(seconds=timeout))
-        ).rowcount
+
+    def renew() -> int:
+        with db.engine.begin() as conn:
+            return conn.execute(
+                update(T)
+                .where(_mine(row))
+                .values(claimed_at=now, next_attempt_at=now + timedelta(seconds=timeout))
+            ).rowcount
+
+    renewed = retrying(renew, commit=False, what="outbox renew")
     if renewed:
         row.claimed_at = now
     return bool(renewed)
@@ -316,14 +330,22 @@ def _count(conn: Connection, row: Claimed, column: str) -> None:
 
 
 def _mark_sent(row: Claimed, now: datetime) -> None:
-    with db.engine.begin() as conn:
-        done = conn.execute(
-            update(T)
-            .where(_mine(row))
-            .values(status=OutboxStatus.SENT.value, sent_at=now, claim_token=None, last_error=None)
-        ).rowcount
-        if done:
-            _count(conn, row, "sent")
+    # Retried on a conflict (two workers counting sends of one announcement on two
+    # nodes): a mail sent but not recorded would be sent again after the claim timeout.
+    def record() -> int:
+        with db.engine.begin() as conn:
+            done = conn.execute(
+                update(T)
+                .where(_mine(row))
+                .values(
+                    status=OutboxStatus.SENT.value, sent_at=now, claim_token=None, last_error=None
+                )
+            ).rowcount
+            if done:
+                _count(conn, row, "sent")
+            return done
+
+    done = retrying(record, commit=False, what="outbox sent")
     if not done:
         log.warning("outbox %s was sent after its claim expired", row.id)
 
@@ -346,28 +368,36 @@ def _mark_refused(row: Claimed, exc: Exception, now: datetime, cfg: dict) -> boo
         values["status"] = OutboxStatus.FAILED.value
     else:
         values.update(status=PENDING, next_attempt_at=now + timedelta(seconds=delay))
-    with db.engine.begin() as conn:
-        if conn.execute(update(T).where(_mine(row)).values(**values)).rowcount and give_up:
-            _count(conn, row, "failed")
+
+    def record() -> None:
+        with db.engine.begin() as conn:
+            if conn.execute(update(T).where(_mine(row)).values(**values)).rowcount and give_up:
+                _count(conn, row, "failed")
+
+    retrying(record, commit=False, what="outbox refused")
     log.warning("outbox %s to %s: %s (%s)", row.id, row.recipient, exc, values["status"])
     return give_up
 
 
 def _release(rows: list[Claimed], reason: str, now: datetime, cfg: dict) -> None:
     """Hand rows back untried: the attempt the claim counted is given back."""
-    with db.engine.begin() as conn:
-        for row in rows:
-            conn.execute(
-                update(T)
-                .where(_mine(row))
-                .values(
-                    status=PENDING,
-                    claim_token=None,
-                    attempts=T.c.attempts - 1,
-                    last_error=reason[:2000],
-                    next_attempt_at=now + timedelta(seconds=cfg["outage_retry_seconds"]),
+
+    def record() -> None:
+        with db.engine.begin() as conn:
+            for row in rows:
+                conn.execute(
+                    update(T)
+                    .where(_mine(row))
+                    .values(
+                        status=PENDING,
+                        claim_token=None,
+                        attempts=T.c.attempts - 1,
+                        last_error=reason[:2000],
+                        next_attempt_at=now + timedelta(seconds=cfg["outage_retry_seconds"]),
+                    )
                 )
-            )
+
+    retrying(record, commit=False, what="outbox release")
 
 
 def deliver(
@@ -422,8 +452,11 @@ def work(batch: int | None = None, now: datetime | None = None) -> SendReport:
     chunk is written through the domain layer), so only a worker calls it.
     """
     try:
-        queued = announcements.queue_next_chunk(now=now)
-        db.session.commit()
+        # Two workers on two nodes may take the same chunk: the cursor's compare-and-set
+        # is a write, so certification fails the later one (1213), which tries again.
+        queued = retrying(
+            lambda: announcements.queue_next_chunk(now=now), what="announcement queueing"
+        )
     except DBAPIError:
         db.session.rollback()
         raise

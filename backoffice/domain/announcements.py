@@ -334,11 +334,14 @@ def previous_sends(
 ) -> list[AnnouncementSend]:
     """The earlier sends of `announcement` to exactly `audience`, oldest first.
 
-    With `lock`, the announcement's row is locked first (SELECT … FOR UPDATE,
-    until the caller's transaction ends) and the sends are read with a locking
-    read, which sees rows committed after the transaction's snapshot: two
-    confirmations of the same send then run one after the other, and the
-    second sees the first. SQLite ignores FOR UPDATE; it runs one writer at a time.
+    With `lock`, the announcement's `send_count` is incremented first (a row lock
+    until the caller's transaction ends; the caller rolls back when it sends
+    nothing) and the sends are read with a locking read, which sees rows
+    committed after the transaction's snapshot: two confirmations of the same
+    send on one server then run one after the other, and the second sees the
+    first. On two Galera nodes the lock binds each node only, but both
+    confirmations write the announcement's row, so certification fails the
+    later commit (error 1213, shown as a conflict). SQLite runs one writer at a time.
     """
     stmt = (
         select(AnnouncementSend)
@@ -353,8 +356,12 @@ def previous_sends(
     )
     if lock:
         db.session.execute(
-            select(Announcement.id).where(Announcement.id == announcement.id).with_for_update()
+            update(Announcement)
+            .where(Announcement.id == announcement.id)
+            .values(send_count=Announcement.send_count + 1)
+            .execution_options(synchronize_session=False)
         )
+        db.session.expire(announcement, ["send_count"])
         stmt = stmt.with_for_update()
     return list(db.session.scalars(stmt))
 

@@ -8,7 +8,7 @@ from decimal import Decimal, InvalidOperation
 from flask_babel import gettext as _
 
 from ..extensions import db
-from ..models import Order, OrderEvent, OrderStatus, Product, ProductKind, User
+from ..models import Order, OrderEvent, OrderStatus, Product, ProductKind, TrackingSource, User
 from ..models.base import utcnow
 from . import DomainError, PermissionDenied, clean_text, loyalty, notifications, shipments
 from . import permissions as perm
@@ -107,5 +107,12 @@ def change_status(
     order.status = to
     db.session.add(event)
     db.session.flush()
+    if to in shipments.STATUS_EVENT:  # a status change is a tracking event too
+        shipments.record_events(
+            [shipments.EventIn(order.resi, shipments.STATUS_EVENT[to].value, now)],
+            source=TrackingSource.STAFF,
+            actor=actor,
+            now=now,
+        )
     notifications.order_status_changed(order, event)
     return event

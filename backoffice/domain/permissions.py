@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from sqlalchemy import Select, and_, false, or_, select
 
-from ..models import Order, Ticket, TicketStatus, User
+from ..extensions import db
+from ..models import Order, Role, Ticket, TicketStatus, User, roles_users
 
 MASTER_ADMIN = "master_admin"
 ADMIN_DEPARTMENT = "admin_department"
@@ -166,3 +167,28 @@ def customer_orders(user: User) -> Select:
     if not has(user, PORTAL):
         return select(Order).where(false())
     return select(Order).where(Order.customer_id == user.id)
+
+
+def staff_with(permission: str) -> Select:
+    """SELECT of the active users whom some role grants `permission` (by name order).
+
+    Roles are a handful of rows, so which of them grant it is decided here in
+    Python, by the same list Flask-Security reads; the users are filtered in SQL."""
+    role_ids = [
+        r.id for r in db.session.scalars(select(Role)) if permission in (r.permissions or [])
+    ]
+    holders = select(roles_users.c.user_id).where(roles_users.c.role_id.in_(role_ids))
+    return select(User).where(User.active, User.id.in_(holders)).order_by(User.name, User.id)
+
+
+def can_work_on(user: User | None, ticket: Ticket) -> bool:
+    """Whether `ticket` may be assigned to `user`: active staff who may answer it
+    (a reply or a note) and who can see it. The one rule of assignment, for the
+    desk, the bulk action and round-robin alike."""
+    return bool(
+        user is not None
+        and user.active
+        and is_staff(user)
+        and (has(user, TICKET_REPLY) or has(user, TICKET_NOTE))
+        and can_see_ticket(user, ticket)
+    )

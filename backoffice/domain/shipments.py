@@ -6,6 +6,13 @@ catches a mistyped digit before any lookup, so a typo is answered "mistyped",
 never "unknown". Serials are random, not a counter: with public tracking, a
 sequence would let anyone walk through every other parcel's movements.
 
+Tracking events (what happened to a parcel, when and where) are appended and
+never edited. Every way in — the CSV import, the API, a staff member on the order
+page, the seed — goes through `record_events`, which checks each event on its own
+(a bad one is refused with its reason, the others land), skips an event already
+recorded (the same resi, event and moment: imports and the API are idempotent)
+and moves the order's status to follow its latest event.
+
 Nothing here reads the request or commits; the caller owns the transaction.
 """
 
@@ -14,14 +21,22 @@ from __future__ import annotations
 import enum
 import re
 import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, timezone
 
 from flask import current_app
+from flask_babel import format_datetime
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import and_, bindparam, case, insert, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 
 from ..extensions import db
-from ..models import Order
+from ..models import Order, OrderStatus, TrackingEvent, TrackingEventKind, TrackingSource, User
+from ..models.base import utcnow
+from . import DomainError, PermissionDenied
+from . import permissions as perm
 
 # UPU S10 check digit: weights of the eight serial digits.
 WEIGHTS = (8, 6, 4, 2, 3, 5, 9, 7)
@@ -184,6 +199,473 @@ def find_order(resi: str) -> Order | None:
     return db.session.scalar(select(Order).where(Order.resi == resi))
 
 
-def status_label(order: Order) -> str:
-    """The shipment's current status in the request's language (e.g. "Dalam perjalanan")."""
-    return order.status.label
+# ---------------------------------------------------------------------------
+# Tracking events
+
+K = TrackingEventKind
+# The order's status follows its latest event through this table (the order keeps the
+# event itself too, in `last_event`, for the finer picture: out for delivery, failed...).
+EVENT_STATUS: dict[TrackingEventKind, OrderStatus] = {
+    K.PICKED_UP: OrderStatus.PICKED_UP,
+    K.AT_HUB: OrderStatus.IN_TRANSIT,
+    K.DEPARTED_HUB: OrderStatus.IN_TRANSIT,
+    K.OUT_FOR_DELIVERY: OrderStatus.IN_TRANSIT,
+    K.DELIVERY_FAILED: OrderStatus.IN_TRANSIT,
+    K.ON_HOLD: OrderStatus.IN_TRANSIT,
+    K.RETURNED: OrderStatus.IN_TRANSIT,
+    K.DELIVERED: OrderStatus.DELIVERED,
+}
+# Two events at the same moment: the one later in a parcel's life counts as the latest.
+RANK: dict[TrackingEventKind, int] = {kind: i for i, kind in enumerate(TrackingEventKind)}
+# Staff's order status changes are tracking events too.
+STATUS_EVENT: dict[OrderStatus, TrackingEventKind] = {
+    OrderStatus.PICKED_UP: K.PICKED_UP,
+    OrderStatus.IN_TRANSIT: K.DEPARTED_HUB,
+    OrderStatus.DELIVERED: K.DELIVERED,
+}
+# Parcels that are moving: the ones that can be stuck (no event for N days).
+MOVING = (OrderStatus.PICKED_UP, OrderStatus.IN_TRANSIT)
+MAX_LOCATION = 120
+MAX_NOTE = 500
+DEFAULT_OFFSET = 7 * 60  # a time without an offset is Western Indonesian Time (WIB, UTC+7)
+FUTURE_SLACK = timedelta(hours=1)  # scanners' clocks drift; further ahead is a typo
+EARLIEST = datetime(2000, 1, 1)
+LOOKUP_CHUNK = 500
+ZONES = {420: "WIB", 480: "WITA", 540: "WIT"}
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+INSERTED, UNCHANGED, REFUSED = "inserted", "unchanged", "refused"
+
+
+@dataclass(slots=True)
+class EventIn:
+    """One event as it came in (text from a file or JSON), before any check."""
+
+    resi: str
+    event: str
+    occurred_at: str | datetime
+    location: str = ""
+    note: str = ""
+
+
+@dataclass(slots=True)
+class EventResult:
+    """What became of one EventIn: inserted, unchanged (already recorded) or refused."""
+
+    outcome: str
+    resi: str = ""
+    reason: str = ""
+
+
+@dataclass(slots=True)
+class _Clean:
+    index: int
+    resi: str
+    kind: TrackingEventKind
+    at: datetime
+    offset: int
+    location: str
+    note: str
+
+
+def parse_occurred_at(value: str | datetime) -> tuple[datetime, int]:
+    """An ISO 8601 time (`2026-12-01T14:05:00+07:00`, `...Z`, or without an offset,
+    taken as WIB) as naive UTC and its offset in minutes. A naive `datetime` is UTC, as
+    everywhere in the code. Raises ValueError."""
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+    else:
+        text = str(value or "").strip()
+        if not text or len(text) > 40:
+            raise ValueError("empty or too long")
+        moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone(timedelta(minutes=DEFAULT_OFFSET)))
+    offset = moment.utcoffset()
+    minutes = int(offset.total_seconds() // 60)
+    if abs(minutes) > 14 * 60:
+        raise ValueError("offset out of range")
+    return moment.astimezone(UTC).replace(tzinfo=None, microsecond=0), minutes
+
+
+def _clean_text(text, limit: int) -> str | None:
+    text = _CONTROL.sub(" ", str(text or "")).strip()
+    return text if len(text) <= limit else None
+
+
+def _check(index: int, item: EventIn, now: datetime) -> _Clean | EventResult:
+    resi = normalise_resi(item.resi)
+    verdict = check_resi(resi)
+    if verdict is not ResiCheck.VALID:
+        return EventResult(REFUSED, resi[:20], resi_message(verdict))
+    try:
+        kind = TrackingEventKind(str(item.event or "").strip().lower())
+    except ValueError:
+        return EventResult(
+            REFUSED,
+            resi,
+            _(
+                "Unknown event %(event)s (one of: %(kinds)s).",
+                event=repr(str(item.event or "")[:40]),
+                kinds=", ".join(k.value for k in TrackingEventKind),
+            ),
+        )
+    try:
+        at, offset = parse_occurred_at(item.occurred_at)
+    except (ValueError, TypeError, OverflowError):
+        return EventResult(
+            REFUSED,
+            resi,
+            _("The time is not an ISO 8601 time such as 2026-12-01T14:05:00+07:00."),
+        )
+    if at > now + FUTURE_SLACK or at < EARLIEST:
+        return EventResult(REFUSED, resi, _("The time lies in the future or before 2000."))
+    location = _clean_text(item.location, MAX_LOCATION)
+    note = _clean_text(item.note, MAX_NOTE)
+    if location is None or note is None:
+        return EventResult(
+            REFUSED,
+            resi,
+            _(
+                "Location (at most %(a)d characters) or note (at most %(b)d) is too long.",
+                a=MAX_LOCATION,
+                b=MAX_NOTE,
+            ),
+        )
+    return _Clean(index, resi, kind, at, offset, location, note)
+
+
+def _newer(at: datetime, kind: TrackingEventKind, than_at, than_kind) -> bool:
+    if than_at is None:
+        return True
+    if at != than_at:
+        return at > than_at
+    return than_kind is None or RANK[kind] >= RANK[TrackingEventKind(than_kind)]
+
+
+def _rank_sql():
+    return case(
+        {kind.value: rank for kind, rank in RANK.items()}, value=Order.__table__.c.last_event
+    )
+
+
+def record_events(
+    items: Sequence[EventIn],
+    *,
+    source: TrackingSource,
+    actor: User | None = None,
+    now: datetime | None = None,
+) -> list[EventResult]:
+    """Append the events of `items` (one batch; the caller commits) and return one result
+    per item, in order. Guarantees:
+
+    - each item is checked on its own (resi check digit, a known resi whose order is not
+      cancelled, a known event, an ISO 8601 time not in the future, lengths); a refused
+      item carries its reason and never stops the others;
+    - an event already recorded (same resi, event and occurred_at — also twice in one
+      batch, or inserted by a concurrent import) is `unchanged`, never a second row;
+    - the order's status, `last_event` and `last_event_at` follow its latest event by
+      occurred_at, even when events arrive out of order or two writers race (the
+      update only moves forward).
+    """
+    now = now or utcnow()
+    session = db.session
+    results: list[EventResult | None] = [None] * len(items)
+    clean: list[_Clean] = []
+    for index, item in enumerate(items):
+        verdict = _check(index, item, now)
+        if isinstance(verdict, EventResult):
+            results[index] = verdict
+        else:
+            clean.append(verdict)
+
+    orders = {}
+    wanted = sorted({c.resi for c in clean})
+    cols = Order.__table__.c
+    for start in range(0, len(wanted), LOOKUP_CHUNK):
+        chunk = wanted[start : start + LOOKUP_CHUNK]
+        for row in session.execute(
+            select(cols.id, cols.resi, cols.status, cols.last_event, cols.last_event_at).where(
+                cols.resi.in_(chunk)
+            )
+        ):
+            orders[row.resi] = row
+
+    rows, keys = [], {}
+    for c in clean:
+        order = orders.get(c.resi)
+        if order is None:
+            results[c.index] = EventResult(REFUSED, c.resi, _("No parcel has this resi."))
+            continue
+        if order.status == OrderStatus.CANCELLED.value:
+            results[c.index] = EventResult(REFUSED, c.resi, _("This order was cancelled."))
+            continue
+        key = (order.id, c.at, c.kind.value)
+        if key in keys:
+            results[c.index] = EventResult(UNCHANGED, c.resi)
+            continue
+        keys[key] = c
+    existing = set()
+    key_list = list(keys)
+    ev = TrackingEvent.__table__.c
+    for start in range(0, len(key_list), LOOKUP_CHUNK):
+        chunk = key_list[start : start + LOOKUP_CHUNK]
+        existing.update(
+            (r[0], r[1], str(r[2]))
+            for r in session.execute(
+                select(ev.order_id, ev.occurred_at, ev.event).where(
+                    tuple_(ev.order_id, ev.occurred_at, ev.event).in_(chunk)
+                )
+            )
+        )
+    for key, c in keys.items():
+        if key in existing:
+            results[c.index] = EventResult(UNCHANGED, c.resi)
+            continue
+        results[c.index] = EventResult(INSERTED, c.resi)
+        rows.append(
+            {
+                "order_id": key[0],
+                "event": c.kind.value,
+                "occurred_at": c.at,
+                "utc_offset": c.offset,
+                "location": c.location,
+                "note": c.note,
+                "source": TrackingSource(source).value,
+                "actor_id": actor.id if actor is not None else None,
+                "recorded_at": now,
+            }
+        )
+    if rows:
+        _insert_new(rows, keys, results, now)
+        _follow_latest(rows, orders, keys, now)
+    return results  # type: ignore[return-value]
+
+
+def _insert_new(rows, keys, results, now) -> None:
+    """Multi-row INSERT that skips rows a concurrent writer recorded meanwhile."""
+    table = TrackingEvent.__table__
+    stmt = insert(table).prefix_with("IGNORE", dialect="mysql")
+    stmt = stmt.prefix_with("OR IGNORE", dialect="sqlite")
+    inserted = db.session.execute(stmt, rows).rowcount
+    if inserted is None or inserted < 0 or inserted == len(rows):
+        return
+    # Someone else inserted some of these keys between our lookup and our insert: the
+    # rows that carry our own stamp are ours, the others are unchanged.
+    ev = table.c
+    ours = {
+        (r[0], r[1], str(r[2]))
+        for r in db.session.execute(
+            select(ev.order_id, ev.occurred_at, ev.event).where(
+                tuple_(ev.order_id, ev.occurred_at, ev.event).in_(
+                    [(r["order_id"], r["occurred_at"], r["event"]) for r in rows]
+                ),
+                ev.recorded_at == now,
+            )
+        )
+    }
+    for r in rows:
+        key = (r["order_id"], r["occurred_at"], r["event"])
+        if key not in ours:
+            results[keys[key].index] = EventResult(UNCHANGED, keys[key].resi)
+
+
+def _follow_latest(rows, orders, keys, now) -> None:
+    """Move each touched order to its newest event, only ever forward."""
+    best: dict[int, tuple[datetime, TrackingEventKind]] = {}
+    for r in rows:
+        kind = TrackingEventKind(r["event"])
+        old = best.get(r["order_id"])
+        if old is None or _newer(r["occurred_at"], kind, *old):
+            best[r["order_id"]] = (r["occurred_at"], kind)
+    by_id = {o.id: o for o in orders.values()}
+    updates = []
+    for order_id, (at, kind) in best.items():
+        order = by_id[order_id]
+        if _newer(at, kind, order.last_event_at, order.last_event):
+            updates.append(
+                {
+                    "oid": order_id,
+                    "at": at,
+                    "kind": kind.value,
+                    "rank": RANK[kind],
+                    "status": EVENT_STATUS[kind].value,
+                    "now": now,
+                }
+            )
+    if not updates:
+        return
+    c = Order.__table__.c
+    stmt = (
+        update(Order.__table__)
+        .where(
+            c.id == bindparam("oid"),
+            c.status != OrderStatus.CANCELLED.value,
+            or_(
+                c.last_event_at.is_(None),
+                c.last_event_at < bindparam("at"),
+                and_(c.last_event_at == bindparam("at"), _rank_sql() <= bindparam("rank")),
+            ),
+        )
+        .values(
+            status=bindparam("status"),
+            last_event=bindparam("kind"),
+            last_event_at=bindparam("at"),
+            updated_at=bindparam("now"),
+        )
+    )
+    db.session.execute(stmt, updates, execution_options={"synchronize_session": False})
+    session = db.session
+    for u in updates:  # ORM objects of these orders must not keep the old status
+        obj = session.identity_map.get(session.identity_key(Order, u["oid"]))
+        if obj is not None:
+            session.expire(obj, ["status", "last_event", "last_event_at", "updated_at"])
+
+
+def add_event(
+    order: Order,
+    kind: TrackingEventKind | str,
+    actor: User,
+    *,
+    occurred_at: datetime | str | None = None,
+    location: str = "",
+    note: str = "",
+    now: datetime | None = None,
+) -> EventResult:
+    """A staff member (orders.update) adds one event by hand on the order page.
+    Raises PermissionDenied, or DomainError with the reason it was refused."""
+    if not perm.has(actor, perm.ORDERS_UPDATE):
+        raise PermissionDenied(_("You are not allowed to change orders."))
+    now = now or utcnow()
+    if occurred_at is None:
+        occurred_at = now
+    result = record_events(
+        [EventIn(order.resi, str(kind), occurred_at, location, note)],
+        source=TrackingSource.STAFF,
+        actor=actor,
+        now=now,
+    )[0]
+    if result.outcome == REFUSED:
+        raise DomainError(result.reason)
+    if result.outcome == UNCHANGED:
+        raise DomainError(_("This event is already in the parcel's timeline."))
+    return result
+
+
+def timeline(order: Order | int) -> list[TrackingEvent]:
+    """The order's tracking events, oldest first (served by the unique key's index)."""
+    order_id = order if isinstance(order, int) else order.id
+    return list(
+        db.session.scalars(
+            select(TrackingEvent)
+            .where(TrackingEvent.order_id == order_id)
+            .order_by(TrackingEvent.occurred_at, TrackingEvent.id)
+        )
+    )
+
+
+def stuck_orders(days: int, *, now: datetime | None = None):
+    """A select of moving parcels with no event for `days` days (the stuck situation):
+    a range on ix_order_status_last_event per moving status, no full scan."""
+    cutoff = (now or utcnow()) - timedelta(days=days)
+    return select(Order).where(Order.status.in_(MOVING), Order.last_event_at < cutoff)
+
+
+def local_time(at: datetime, offset: int) -> str:
+    """An event's time where it happened, e.g. `01 Des 2026 14.05 WIB`."""
+    local = at + timedelta(minutes=offset)
+    zone = ZONES.get(offset) or f"UTC{offset // 60:+03d}:{abs(offset) % 60:02d}"
+    return f"{format_datetime(local, 'dd MMM yyyy HH:mm', rebase=False)} {zone}"
+
+
+def eta_days(order: Order) -> int | None:
+    """The longest delivery time the order's service promises, in days (None: none)."""
+    text = (order.product.eta_days or "").strip() if order.product else ""
+    numbers = [int(n) for n in re.findall(r"\d+", text)]
+    return max(numbers) if numbers else None
+
+
+@dataclass(slots=True)
+class Shipment:
+    """What anybody may see of one parcel: no names, phones or addresses."""
+
+    resi: str
+    status: str
+    last_event: TrackingEventKind | None
+    events: list[TrackingEvent]
+    promised: date | None
+    late: bool
+    delivered: bool
+
+
+def shipment(order: Order, *, now: datetime | None = None) -> Shipment:
+    """The parcel's timeline, its promised date (first scan, or the order, plus the
+    service's ETA, in WIB days) and whether it is late (not delivered by then, or
+    delivered after it)."""
+    now = now or utcnow()
+    events = timeline(order)
+    days = eta_days(order)
+    promised = None
+    late = False
+    delivered_at = next((e.occurred_at for e in events if e.event is K.DELIVERED), None)
+    if days is not None:
+        picked = next((e.occurred_at for e in events if e.event is K.PICKED_UP), None)
+        start = picked or order.created_at
+        promised = (start + timedelta(minutes=DEFAULT_OFFSET)).date() + timedelta(days=days)
+        until = delivered_at or now
+        ended = order.status is OrderStatus.CANCELLED or order.last_event is K.RETURNED
+        late = not ended and (until + timedelta(minutes=DEFAULT_OFFSET)).date() > promised
+    return Shipment(
+        resi=order.resi,
+        status=status_text_of(order),
+        last_event=order.last_event,
+        events=events,
+        promised=promised,
+        late=late,
+        delivered=delivered_at is not None and order.last_event is K.DELIVERED,
+    )
+
+
+def status_text_of(order: Order) -> str:
+    """The parcel's latest status in the request's language: its latest event (where and
+    when), or the order's status before the first event."""
+    if order.last_event is None or order.last_event_at is None:
+        return order.status.label
+    event = db.session.scalar(
+        select(TrackingEvent)
+        .where(
+            TrackingEvent.order_id == order.id,
+            TrackingEvent.occurred_at == order.last_event_at,
+            TrackingEvent.event == order.last_event,
+        )
+        .limit(1)
+    )
+    label = order.last_event.label
+    if event is None:
+        return label
+    where = f", {event.location}" if event.location else ""
+    return f"{label}{where} ({local_time(event.occurred_at, event.utc_offset)})"
+
+
+def latest_status_text(resi: str | None) -> str | None:
+    """The latest status text of a resi (the desk's `{status_kiriman}` placeholder and the
+    channels' replies), e.g. "Out for delivery, Bandung (01 Dec 2026 09:10 WIB)".
+    None when the text is no valid resi or no parcel has it."""
+    resi = normalise_resi(resi)
+    if not is_valid_resi(resi):
+        return None
+    order = db.session.scalar(
+        select(Order).where(Order.resi == resi).options(joinedload(Order.product))
+    )
+    return status_text_of(order) if order is not None else None
+
+
+def orders_of(resis: Iterable[str]) -> dict[str, Order]:
+    """The orders of some normalised resi, by resi (one query)."""
+    resis = list(resis)
+    if not resis:
+        return {}
+    found = db.session.scalars(
+        select(Order).where(Order.resi.in_(resis)).options(joinedload(Order.product))
+    )
+    return {o.resi: o for o in found}

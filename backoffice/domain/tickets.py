@@ -35,6 +35,7 @@ from ..models import (
 )
 from ..models.base import utcnow
 from ..models.enums import OPEN_STATUSES
+from ..transactions import CertificationConflict
 from . import ConflictError, DomainError, PermissionDenied, clean_text, notifications, sla
 from . import permissions as perm
 
@@ -187,14 +188,16 @@ def _check(
     ticket: Ticket, actor: User | None, action: Action, expected_version: int | None, now: datetime
 ) -> None:
     if expected_version is not None and int(expected_version) != ticket.version_id:
-        raise ConflictError(_conflict_message(ticket))
+        raise ConflictError(conflict_message(ticket))
     if not _may(actor, ticket, action, now):
         if action is Action.REOPEN and actor is not None and perm.owns_ticket(actor, ticket):
             raise DomainError(_("A ticket can be reopened only within 7 days of finishing."))
         raise PermissionDenied(_("You are not allowed to do that on this ticket."))
 
 
-def _conflict_message(ticket: Ticket) -> str:
+def conflict_message(ticket: Ticket) -> str:
+    """The "changed by someone else" text for `ticket` (read it before a flush or commit
+    that may fail: a failed one leaves the ticket unreadable)."""
     return _(
         "Ticket %(number)s was changed by someone else while you were working on it. "
         "Reload the page to see the latest version; nothing of yours was saved.",
@@ -243,10 +246,13 @@ def _move(
 
 def _flush(ticket: Ticket) -> None:
     sla.refresh(ticket)  # every operation ends here: the stored due times follow it
-    message = _conflict_message(ticket)  # a failed flush leaves the ticket unreadable
+    message = conflict_message(ticket)  # a failed flush leaves the ticket unreadable
     try:
         db.session.flush()
     except StaleDataError as exc:
+        raise ConflictError(message) from exc
+    except CertificationConflict as exc:
+        # Galera: another node's commit changed this ticket (backoffice/transactions.py).
         raise ConflictError(message) from exc
 
 
@@ -409,6 +415,7 @@ def post_message(
     ticket.updated_at = now
     if action is not Action.NOTE:
         ticket.last_message_at = now
+        ticket.last_from_staff = not is_customer
         if action is Action.STAFF_REPLY and ticket.first_response_at is None:
             ticket.first_response_at = now
     _flush(ticket)

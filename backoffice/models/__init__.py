@@ -2,8 +2,10 @@
 
 from .announcement import Announcement
 from .announcement_send import AnnouncementSend
+from .calendar import BusinessHours, CompanyDay
 from .catalog import Product
 from .department import Department, RoutingRule
+from .desk import TicketViewer
 from .enums import (
     AnnouncementKind,
     Badge,
@@ -16,6 +18,8 @@ from .enums import (
     ProductKind,
     TicketKind,
     TicketStatus,
+    TrackingEventKind,
+    TrackingSource,
     WhatsAppDelivery,
     WhatsAppItemKind,
     WhatsAppSendKind,
@@ -23,6 +27,7 @@ from .enums import (
 from .faq import FaqCategory, FaqEntry, FaqVote
 from .order import Order, OrderEvent
 from .outbox import OutboxEmail
+from .shipment import TrackingEvent
 from .ticket import Ticket, TicketAttachment, TicketEvent, TicketMessage
 from .user import CustomerProfile, Role, User, roles_users
 from .whatsapp import OutboxWhatsApp, WhatsAppInbox, WhatsAppWebhook
@@ -32,6 +37,8 @@ __all__ = [
     "AnnouncementSend",
     "AnnouncementKind",
     "Badge",
+    "BusinessHours",
+    "CompanyDay",
     "CustomerProfile",
     "Department",
     "EventAction",
@@ -55,6 +62,10 @@ __all__ = [
     "TicketKind",
     "TicketMessage",
     "TicketStatus",
+    "TicketViewer",
+    "TrackingEvent",
+    "TrackingEventKind",
+    "TrackingSource",
     "User",
     "roles_users",
     "InboxStatus",

@@ -28,6 +28,10 @@ class Announcement(db.Model):
     published: Mapped[bool] = mapped_column(default=False, index=True)
     published_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Confirmed sends: every confirmation increments it, so two confirmations racing on
+    # two Galera nodes write the same row and certification lets one through (a lock
+    # would bind one node only). domain.announcements.previous_sends(lock=True).
+    send_count: Mapped[int] = mapped_column(default=0, server_default="0")
 
     product: Mapped[Product | None] = relationship()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import CheckConstraint, ForeignKey, String
+from sqlalchemy import CheckConstraint, ForeignKey, String, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -19,6 +19,12 @@ class Department(db.Model):
     name_en: Mapped[str] = mapped_column(String(120))
     email: Mapped[str | None]
     active: Mapped[bool] = mapped_column(default=True)
+    # The working calendar (domain/worktime.py): the zone its hours are in, and whether
+    # public holidays and company days off stop its clock (an on-call desk: no).
+    timezone: Mapped[str] = mapped_column(
+        String(40), default="Asia/Jakarta", server_default="Asia/Jakarta"
+    )
+    observes_holidays: Mapped[bool] = mapped_column(default=True, server_default=true())
 
     def __str__(self) -> str:
         from flask_babel import get_locale

@@ -86,6 +86,7 @@ class EventAction(LabelledEnum):
     FINISHED = "finished"
     REOPENED = "reopened"
     RATED = "rated"
+    DUE_MOVED = "due_moved"  # the SLA due time moved: the note says why (domain/sla.py)
 
     @classmethod
     def _labels(cls):
@@ -102,6 +103,7 @@ class EventAction(LabelledEnum):
             cls.FINISHED: _l("Finished"),
             cls.REOPENED: _l("Reopened"),
             cls.RATED: _l("Rated"),
+            cls.DUE_MOVED: _l("Due time moved"),
         }
 
 
@@ -232,6 +234,19 @@ class WhatsAppDelivery(LabelledEnum):
     READ = "read"
     FAILED = "failed"
 
+
+class TrackingEventKind(LabelledEnum):
+    """What happened to a parcel (docs/architecture.md, shipments)."""
+
+    PICKED_UP = "picked_up"
+    AT_HUB = "at_hub"
+    DEPARTED_HUB = "departed_hub"
+    OUT_FOR_DELIVERY = "out_for_delivery"
+    DELIVERED = "delivered"
+    DELIVERY_FAILED = "delivery_failed"
+    RETURNED = "returned"
+    ON_HOLD = "on_hold"
+
     @classmethod
     def _labels(cls):
         return {
@@ -239,4 +254,32 @@ class WhatsAppDelivery(LabelledEnum):
             cls.DELIVERED: _l("Delivered"),
             cls.READ: _l("Read"),
             cls.FAILED: _l("Not delivered"),
+            cls.PICKED_UP: _l("Picked up"),
+            cls.AT_HUB: _l("Arrived at hub"),
+            cls.DEPARTED_HUB: _l("Departed hub"),
+            cls.OUT_FOR_DELIVERY: _l("Out for delivery"),
+            cls.DELIVERED: _l("Delivered"),
+            cls.DELIVERY_FAILED: _l("Delivery failed"),
+            cls.RETURNED: _l("Returned to sender"),
+            cls.ON_HOLD: _l("On hold"),
+        }
+
+
+class TrackingSource(LabelledEnum):
+    """Where a tracking event came in."""
+
+    IMPORT = "import"
+    API = "api"
+    STAFF = "staff"
+    MIGRATION = "migration"
+    SEED = "seed"
+
+    @classmethod
+    def _labels(cls):
+        return {
+            cls.IMPORT: _l("File import"),
+            cls.API: _l("API"),
+            cls.STAFF: _l("Staff"),
+            cls.MIGRATION: _l("Earlier status change"),
+            cls.SEED: _l("Demo data"),
         }

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ..extensions import db
 from .base import enum_column, utcnow
 from .catalog import Product
-from .enums import OrderStatus
+from .enums import OrderStatus, TrackingEventKind
 from .user import User
 
 
@@ -22,6 +22,8 @@ class Order(db.Model):
         CheckConstraint("price >= 0", name="price_not_negative"),
         Index("ix_order_customer_created", "customer_id", "created_at"),
         Index("ix_order_status_created", "status", "created_at"),
+        # "Shipments with no event for N days" (the stuck situation): a range per status.
+        Index("ix_order_status_last_event", "status", "last_event_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -40,6 +42,11 @@ class Order(db.Model):
         enum_column(OrderStatus, "order_status"), default=OrderStatus.PLACED
     )
     price: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    # The latest tracking event (by occurred_at), kept here by domain/shipments.py.
+    last_event: Mapped[TrackingEventKind | None] = mapped_column(
+        enum_column(TrackingEventKind, "order_last_event")
+    )
+    last_event_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -12,6 +12,7 @@ from sqlalchemy import (
     String,
     Text,
     and_,
+    false,
     or_,
 )
 from sqlalchemy.ext.hybrid import hybrid_method
@@ -108,11 +109,25 @@ class Ticket(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     last_message_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Who wrote the last public message (the desk's "who spoke last" column);
+    # kept by domain.tickets.post_message, like last_message_at.
+    last_from_staff: Mapped[bool] = mapped_column(default=False, server_default=false())
     first_response_due: Mapped[datetime]
     resolution_due: Mapped[datetime]
     # The due time that matters now (domain.sla keeps it): the first response's
     # until answered, then the resolution's; NULL while the clock is stopped.
     next_due_at: Mapped[datetime | None]
+    # The working-time clocks (domain/sla.py): from `sla_since`, this many working
+    # seconds were left on each; `sla_paused_at` while waiting for the customer or
+    # finished. NULL `sla_since`: a ticket from before working time, due times as stored.
+    sla_since: Mapped[datetime | None]
+    first_response_left: Mapped[int | None]
+    resolution_left: Mapped[int | None]
+    sla_paused_at: Mapped[datetime | None]
+    # When the 80 % warning went out for the clock running then (once per clock).
+    sla_warned_at: Mapped[datetime | None]
+    # When the customer was told the waiting ticket will be finished (auto-finish).
+    auto_finish_warned_at: Mapped[datetime | None]
     first_response_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     reopen_count: Mapped[int] = mapped_column(default=0)

@@ -37,6 +37,7 @@ from ..domain.loyalty import Segment
 from ..extensions import db
 from ..i18n import TranslatedMeta
 from ..models import Announcement, AnnouncementSend, Product
+from ..transactions import commit_or_conflict
 from .base import SecureModelView
 from .fields import AdminForm, to_choices
 from .formatting import datetime_text
@@ -208,11 +209,12 @@ class AnnouncementSendMixin:
         preview = redirect(url_for(".send_view", id=announcement.id, **audience_args(audience)))
         previous = ann.previous_sends(announcement, audience, lock=True)
         refusal = None
+        sent_meanwhile = _(
+            "This announcement was sent to this audience meanwhile, so nothing was "
+            "sent now. Check the send log below."
+        )
         if len(previous) != form.seen_sends.data:
-            refusal = _(
-                "This announcement was sent to this audience meanwhile, so nothing was "
-                "sent now. Check the send log below."
-            )
+            refusal = sent_meanwhile
         elif previous and not form.send_again.data:
             refusal = _(
                 "This announcement already went to this audience on %(when)s. Nothing was "
@@ -238,7 +240,8 @@ class AnnouncementSendMixin:
             log = ann.send_announcement(announcement, audience, current_user, targeted=count)
             if form.publish.data:
                 ann.publish(announcement, current_user)
-            db.session.commit()
+            # Galera: a confirmation of this announcement committed on another node first.
+            commit_or_conflict(sent_meanwhile)
         except PermissionDenied:
             db.session.rollback()
             abort(403)

@@ -15,6 +15,7 @@ from wtforms import HiddenField
 from ..domain import DomainError
 from ..domain import permissions as perm
 from ..models.base import MAX_ID
+from ..transactions import is_conflict
 from .fields import AdminForm, ModelConverter, guard_widgets
 
 
@@ -201,6 +202,15 @@ class SecureModelView(StaffAccessMixin, ModelView):
     def handle_view_exception(self, exc: Exception) -> bool:
         if isinstance(exc, DomainError):
             flash(str(exc), "error")
+            return True
+        if is_conflict(exc):  # Galera: another node's commit won (backoffice/transactions.py)
+            flash(
+                _(
+                    "Someone else changed this record while you were editing it, so "
+                    "nothing was saved. Open it again to see their change, then redo yours."
+                ),
+                "error",
+            )
             return True
         if isinstance(exc, IntegrityError):
             flash(

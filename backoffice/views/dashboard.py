@@ -224,6 +224,21 @@ def master_figures(today: date | None = None) -> dict:
 # --- the view ------------------------------------------------------------------
 
 
+def queue_links(user) -> list[tuple[str, str]]:
+    """The home page's ways into the queues (docs/architecture.md §9), for the lists
+    this user sees: Mine and Unassigned in Team, my tickets waiting for the customer."""
+    statuses = perm.visible_statuses(user)
+    links = []
+    if TicketStatus.TEAM in statuses:
+        team = f"{LIST_ENDPOINTS[TicketStatus.TEAM]}.index_view"
+        links.append((_("Mine"), url_for(team, assignee="me")))
+        links.append((_("Unassigned"), url_for(team, assignee="none")))
+    if TicketStatus.RESPONDED in statuses:
+        responded = f"{LIST_ENDPOINTS[TicketStatus.RESPONDED]}.index_view"
+        links.append((_("Waiting for the customer"), url_for(responded, assignee="me")))
+    return links
+
+
 class HomeView(StaffAccessMixin, AdminIndexView):
     """/admin/: counts of the user's lists, SLA breaches, their open tickets; charts for master."""
 
@@ -236,6 +251,7 @@ class HomeView(StaffAccessMixin, AdminIndexView):
             row["breached_url"] = self._breached_url(row["endpoint"])
         my_count, my_tickets = my_open_tickets(current_user)
         context = {
+            "queue_links": queue_links(current_user),
             "lists": lists,
             "breached_total": at_least(r["breached"] for r in lists if r["open"]),
             "my_count": my_count,

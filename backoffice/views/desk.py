@@ -26,7 +26,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from ..domain import ConflictError, DomainError, PermissionDenied
+from ..domain import ConflictError, DomainError, PermissionDenied, presence
 from ..domain import attachments as files
 from ..domain import permissions as perm
 from ..domain import tickets as lifecycle
@@ -42,6 +42,7 @@ from ..models import (
     TicketStatus,
 )
 from ..models.base import utcnow
+from ..transactions import commit_or_conflict
 from .base import StaffAccessMixin
 from .desk_context import customer_summary, load_events, load_messages, state_key
 from .desk_forms import INTERNAL, PUBLIC, ActionForm, DispatchForm, PriorityForm, ReplyForm
@@ -153,7 +154,12 @@ class TicketDeskView(StaffAccessMixin, BaseView):
 
     @expose("/<number>/")
     def desk(self, number: str):
-        return self._render(self._ticket(number))
+        """The desk; opening it is recorded (the lists' unread mark, domain.presence)."""
+        ticket = self._ticket(number)
+        page = self._render(ticket)
+        presence.mark_opened(ticket, current_user)
+        db.session.commit()
+        return page
 
     # --- actions -------------------------------------------------------------
 
@@ -181,9 +187,11 @@ class TicketDeskView(StaffAccessMixin, BaseView):
             return self._render(ticket, 400, **given)
         before = ticket.status
         stored = []
+        conflict = lifecycle.conflict_message(ticket)
         try:
             work(ticket, form, stored)
-            db.session.commit()
+            # A decision on the version the user saw: a Galera conflict is not retried.
+            commit_or_conflict(conflict)
         except PermissionDenied:
             self._discard(stored)
             db.session.rollback()

@@ -7,7 +7,7 @@ Every row shown, counted, opened or acted on passes through
 
 from __future__ import annotations
 
-from flask import flash, redirect, request, url_for
+from flask import flash, g, redirect, request, url_for
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla.filters import FilterLike
@@ -19,12 +19,13 @@ from markupsafe import Markup, escape
 from sqlalchemy import and_, case
 from sqlalchemy.orm import joinedload
 
-from ..domain import ConflictError, DomainError
+from ..domain import ConflictError, DomainError, presence
 from ..domain import permissions as perm
 from ..domain import tickets as lifecycle
 from ..extensions import db
 from ..models import Priority, Ticket, TicketKind, TicketStatus
 from ..models.base import utcnow
+from . import queues
 from .base import SecureModelView
 from .filters import DepartmentFilter, EnumFilter, LocalDateBetween, SlaFilter
 from .formatting import datetime_text
@@ -99,6 +100,19 @@ def _datetime(view, context, model, name):
     return datetime_text(getattr(model, name))
 
 
+def _last_speaker(view, context, model, name):
+    """Customer or staff, and an unread mark when the customer wrote after the
+    assignee last opened the ticket (the opened times are read once per page)."""
+    who = _("Staff") if model.last_from_staff else _("Customer")
+    opened = getattr(g, "ticket_opened", {}).get((model.id, model.assignee_id))
+    if presence.is_unread(model, opened):
+        return Markup(
+            '{} <span class="badge badge-info unread" title="{t}">●'
+            '<span class="sr-only"> {t}</span></span>'
+        ).format(who, t=_("Unread by the assignee"))
+    return who
+
+
 PRIORITY_RANK = case(
     {Priority.URGENT: 4, Priority.HIGH: 3, Priority.NORMAL: 2, Priority.LOW: 1},
     value=Ticket.priority,
@@ -122,6 +136,7 @@ class TicketListView(SecureModelView):
         "age",
         "sla_due",
         "last_message_at",
+        "last_speaker",
         "assignee",
     ]
     column_labels = {
@@ -135,6 +150,7 @@ class TicketListView(SecureModelView):
         "age": _l("Age"),
         "sla_due": _l("SLA due"),
         "last_message_at": _l("Last message"),
+        "last_speaker": _l("Spoke last"),
         "assignee": _l("Assignee"),
         "customer.name": _l("Customer name"),
         "customer.email": _l("Customer e-mail"),
@@ -151,6 +167,7 @@ class TicketListView(SecureModelView):
         "age": _age,
         "sla_due": _sla,
         "last_message_at": _datetime,
+        "last_speaker": _last_speaker,
     }
     column_sortable_list = [
         "number",
@@ -160,6 +177,8 @@ class TicketListView(SecureModelView):
         ("sla_due", "resolution_due"),
         "last_message_at",
     ]
+    # Searches keep their own order (newest first, see get_list); without a search the
+    # default order is the queue's, most urgent first (views/queues.py).
     # Turns Flask-Admin's search box on; what a term matches is ticket_search's
     # (see get_list), not Flask-Admin's "%term%" over these columns.
     column_searchable_list = ["number", "subject", "customer.name", "customer.email"]
@@ -206,6 +225,9 @@ class TicketListView(SecureModelView):
         - The search is ticket_search's (see there for what matches and why);
           its ids are looked up first, inside the scope and the filters, and the
           page is then read by primary key.
+        - The queue arguments (views/queues.py: ?assignee=, ?spoke=) narrow the
+          rows like a filter; without a search or a column sort the order is the
+          queue's, most urgent first.
         - Pages are still LIMIT/OFFSET, so a deep page costs O(offset): in the
           default order the skipped rows are index entries only (see below); in
           another order the database sorts the list. The capped count keeps the
@@ -213,8 +235,10 @@ class TicketListView(SecureModelView):
         """
         joins: dict = {}
         id_joins: dict = {}
-        query = self.get_query()
-        ids = db.session.query(Ticket.id, Ticket.created_at).filter(self.scope())
+        queue = self.queue_filter()
+        query = self.get_query().filter(*queue.clauses)
+        ids = db.session.query(Ticket.id, Ticket.created_at).filter(self.scope(), *queue.clauses)
+        queue_order = queues.queue_order(self.status)
         if filters and self._filters:
             query, ids, joins, id_joins = self._apply_filters(query, ids, joins, id_joins, filters)
         term = normalise(search)
@@ -240,15 +264,30 @@ class TicketListView(SecureModelView):
             count = capped_count(ids.statement)
             if sort_column is None and page and page_size:
                 # A deep page in the default order: skip the first rows in the index
-                # alone (ix_ticket_status_created), then read this page by id. Still
+                # alone (ix_ticket_status_next_due and its twins), then read this page by id. Still
                 # O(offset), but index entries instead of joined rows (0.9 s -> ms
                 # at OFFSET 5,000 of the Finished list).
-                newest = ids.statement.order_by(Ticket.created_at.desc(), Ticket.id.desc())
-                rows = db.session.execute(newest.offset(page * page_size).limit(page_size))
+                first = ids.statement.with_only_columns(Ticket.id).order_by(*queue_order)
+                rows = db.session.execute(first.offset(page * page_size).limit(page_size))
                 query, page = query.filter(Ticket.id.in_([r.id for r in rows])), None
-        query, joins = self._apply_sorting(query, joins, sort_column, sort_desc)
+        if sort_column is None and not term:
+            query = query.order_by(*queue_order)
+        else:
+            query, joins = self._apply_sorting(query, joins, sort_column, sort_desc)
         query = self._apply_pagination(query, page, page_size)
-        return count, (query.all() if execute else query)
+        if not execute:
+            return count, query
+        rows = query.all()
+        g.ticket_opened = presence.opened_times((t.id, t.assignee_id) for t in rows)
+        return count, rows
+
+    def queue_filter(self) -> queues.QueueFilter:
+        """This request's queue arguments, parsed once (problems flashed once)."""
+        if "ticket_queue" not in g:
+            g.ticket_queue = queues.parse(request.args, current_user)
+            for problem in g.ticket_queue.problems:
+                flash(problem, "warning")
+        return g.ticket_queue
 
     def filter_arg(self, filter_class) -> str:
         """The query-string name of this view's filter of `filter_class` (for links)."""
@@ -270,8 +309,38 @@ class TicketListView(SecureModelView):
             limit=SEARCH_LIMIT,
         )
 
+    def queue_links(self) -> dict:
+        """The list page's queue bar: links keep the other arguments (filters,
+        search, sort, page size) and start again at the first page."""
+        queue = self.queue_filter()
+        kept = {k: v for k, v in request.args.items(multi=False) if k not in ("page",)}
+
+        def link(**change):
+            args = {**kept, **change}
+            return url_for(".index_view", **{k: v for k, v in args.items() if v})
+
+        colleagues = db.session.scalars(perm.staff_with(perm.BACKOFFICE)).all()
+        return {
+            "assignee": queue.assignee,
+            "spoke": queue.spoke,
+            "assignee_links": [
+                ("", _("Everyone's"), link(assignee="")),
+                (queues.ASSIGNEE_ME, _("Mine"), link(assignee=queues.ASSIGNEE_ME)),
+                (queues.ASSIGNEE_NONE, _("Unassigned"), link(assignee=queues.ASSIGNEE_NONE)),
+            ],
+            "spoke_links": [
+                ("", _("Anyone"), link(spoke="")),
+                (queues.SPOKE_CUSTOMER, _("Customer"), link(spoke=queues.SPOKE_CUSTOMER)),
+                (queues.SPOKE_STAFF, _("Staff"), link(spoke=queues.SPOKE_STAFF)),
+            ],
+            "colleagues": [(str(u.id), u.display_name) for u in colleagues],
+            "hidden": [(k, v) for k, v in kept.items() if k != "assignee"],
+        }
+
     def render(self, template, **kwargs):
         kwargs.setdefault("ticket_status", self.status)
+        if template == self.list_template:
+            kwargs.setdefault("queue", self.queue_links())
         kwargs.setdefault("can_report", perm.has(current_user, perm.REPORTS))
         kwargs.setdefault("search_help", self.search_help())
         return super().render(template, **kwargs)

@@ -1,0 +1,200 @@
+"""Tracking events: appended once, never edited; the order's status follows the latest
+event; every refusal carries its reason; staff status changes are events too."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+
+import flask_babel
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import func, select
+
+from backoffice.domain import DomainError, PermissionDenied, shipments
+from backoffice.domain import orders as order_rules
+from backoffice.domain import permissions as perm
+from backoffice.domain.shipments import EventIn, record_events
+from backoffice.models import OrderStatus, TrackingEvent, TrackingEventKind, TrackingSource
+
+NOW = datetime(2026, 12, 1, 12, 0, 0)
+
+
+@contextmanager
+def english(app):
+    with app.test_request_context(headers={"Accept-Language": "en"}):
+        flask_babel.refresh()
+        yield
+    flask_babel.refresh()
+
+
+K = TrackingEventKind
+
+
+def _events(order):
+    return shipments.timeline(order)
+
+
+def _record(*items, now=NOW):
+    return record_events(list(items), source=TrackingSource.IMPORT, now=now)
+
+
+def test_events_append_and_status_follows_the_latest(make, db):
+    order = make.order()
+    r = order.resi
+    results = _record(
+        EventIn(r, "picked_up", "2026-11-30T08:00:00+07:00", "Jakarta"),
+        EventIn(r, "at_hub", "2026-11-30T15:00:00+07:00", "Hub Cakung, Jakarta"),
+        EventIn(r, "out_for_delivery", "2026-12-01T08:30:00+07:00", "Bandung"),
+    )
+    assert [x.outcome for x in results] == ["inserted"] * 3
+    db.session.commit()
+    assert order.status is OrderStatus.IN_TRANSIT
+    assert order.last_event is K.OUT_FOR_DELIVERY
+    assert order.last_event_at == datetime(2026, 12, 1, 1, 30)  # stored in UTC
+    events = _events(order)
+    assert [e.event for e in events] == [K.PICKED_UP, K.AT_HUB, K.OUT_FOR_DELIVERY]
+    assert events[0].utc_offset == 420 and events[0].location == "Jakarta"
+    # An older event that arrives late joins the timeline but does not move the status back.
+    late = _record(EventIn(r, "departed_hub", "2026-11-30T18:00:00+07:00", "Jakarta"))
+    assert late[0].outcome == "inserted"
+    db.session.commit()
+    assert order.last_event is K.OUT_FOR_DELIVERY
+    assert [e.event for e in _events(order)][2] == K.DEPARTED_HUB
+    delivered = _record(EventIn(r, "DELIVERED", "2026-12-01T10:00:00Z", "Bandung"))
+    assert delivered[0].outcome == "inserted"
+    db.session.commit()
+    assert order.status is OrderStatus.DELIVERED and order.last_event is K.DELIVERED
+    assert shipments.timeline(order)[-1].utc_offset == 0
+
+
+def test_the_same_event_twice_is_one_event(make, db):
+    order = make.order()
+    e = EventIn(order.resi, "at_hub", "2026-11-30T15:00:00+07:00", "Hub Cakung")
+    same_moment_other_offset = EventIn(order.resi, "at_hub", "2026-11-30T08:00:00Z", "x")
+    first = _record(e, e, same_moment_other_offset)
+    assert [x.outcome for x in first] == ["inserted", "unchanged", "unchanged"]
+    db.session.commit()
+    again = _record(e)
+    assert again[0].outcome == "unchanged"
+    db.session.commit()
+    count = db.session.scalar(select(func.count()).select_from(TrackingEvent))
+    assert count == 1
+
+
+@pytest.mark.parametrize(
+    ("item", "reason"),
+    [
+        (EventIn("CB123456784ID", "at_hub", "2026-11-30T15:00:00+07:00"), "check digit"),
+        (EventIn("hello", "at_hub", "2026-11-30T15:00:00+07:00"), "not a resi"),
+        (EventIn("CB000000080ID", "at_hub", "2026-11-30T15:00:00+07:00"), "No parcel"),
+        (EventIn("{resi}", "teleported", "2026-11-30T15:00:00+07:00"), "Unknown event"),
+        (EventIn("{resi}", "at_hub", "30/11/2026 15:00"), "ISO 8601"),
+        (EventIn("{resi}", "at_hub", ""), "ISO 8601"),
+        (EventIn("{resi}", "at_hub", "2026-11-30T15:00:00+23:00"), "ISO 8601"),
+        (EventIn("{resi}", "at_hub", "2027-01-01T00:00:00+07:00"), "future"),
+        (EventIn("{resi}", "at_hub", "1999-12-31T00:00:00+07:00"), "before 2000"),
+        (EventIn("{resi}", "at_hub", "2026-11-30T15:00:00+07:00", "x" * 121), "too long"),
+        (EventIn("{resi}", "at_hub", "2026-11-30T15:00:00+07:00", "", "n" * 501), "too long"),
+    ],
+)
+def test_refused_events_say_why_and_do_not_stop_the_others(app, make, db, item, reason):
+    order = make.order()
+    item.resi = item.resi.replace("{resi}", order.resi)
+    good = EventIn(order.resi, "picked_up", "2026-11-30T08:00:00+07:00", "Jakarta")
+    with english(app):
+        results = _record(good, item)
+    assert results[0].outcome == "inserted"
+    assert results[1].outcome == "refused" and reason in results[1].reason
+    db.session.commit()
+    assert [e.event for e in _events(order)] == [K.PICKED_UP]
+
+
+def test_a_cancelled_order_takes_no_events(make, db):
+    order = make.order()
+    staff = make.user(perm.CUSTOMER_SERVICE)
+    order_rules.change_status(order, OrderStatus.CANCELLED, staff)
+    result = _record(EventIn(order.resi, "at_hub", "2026-11-30T15:00:00+07:00"))[0]
+    assert result.outcome == "refused"
+    assert order.status is OrderStatus.CANCELLED
+
+
+def test_events_are_never_edited(make, db):
+    order = make.order()
+    _record(EventIn(order.resi, "at_hub", "2026-11-30T15:00:00+07:00", "Hub"))
+    db.session.commit()
+    event = _events(order)[0]
+    event.location = "elsewhere"
+    with pytest.raises(RuntimeError, match="never edited"):
+        db.session.flush()
+    db.session.rollback()
+
+
+def test_staff_status_changes_are_tracking_events(make, db):
+    order = make.order()
+    staff = make.user(perm.CUSTOMER_SERVICE)
+    t0 = NOW - timedelta(hours=5)
+    order_rules.change_status(order, OrderStatus.PICKED_UP, staff, now=t0)
+    order_rules.change_status(order, OrderStatus.IN_TRANSIT, staff, now=t0 + timedelta(hours=1))
+    order_rules.change_status(order, OrderStatus.DELIVERED, staff, now=t0 + timedelta(hours=2))
+    db.session.commit()
+    events = _events(order)
+    assert [e.event for e in events] == [K.PICKED_UP, K.DEPARTED_HUB, K.DELIVERED]
+    assert all(e.source is TrackingSource.STAFF and e.actor_id == staff.id for e in events)
+    assert order.status is OrderStatus.DELIVERED and order.last_event is K.DELIVERED
+
+
+def test_staff_add_an_event_by_hand_only_with_the_order_permission(make, db):
+    order = make.order()
+    for role in (perm.MASTER_ADMIN, perm.CUSTOMER_SERVICE):
+        staff = make.user(role)
+        at = NOW - timedelta(hours=3 if role == perm.MASTER_ADMIN else 2)
+        result = shipments.add_event(order, "at_hub", staff, occurred_at=at, location="Hub")
+        assert result.outcome == "inserted"
+    for role in (perm.ADMIN_DEPARTMENT, perm.CUSTOMER):
+        with pytest.raises(PermissionDenied):
+            shipments.add_event(order, "at_hub", make.user(role), occurred_at=NOW)
+    with pytest.raises(DomainError):  # the very same event again
+        shipments.add_event(order, "at_hub", make.user(perm.MASTER_ADMIN), occurred_at=at)
+    assert len(_events(order)) == 2
+
+
+def test_latest_status_text(app, make, db):
+    order = make.order()
+    with english(app):
+        assert shipments.latest_status_text(order.resi) == "Placed"
+        _record(EventIn(order.resi, "out_for_delivery", "2026-12-01T08:30:00+07:00", "Bandung"))
+        text = shipments.latest_status_text(order.resi.lower())
+        assert text == "Out for delivery, Bandung (01 Dec 2026 08:30 WIB)"
+        assert shipments.latest_status_text("CB000000080ID") is None
+        assert shipments.latest_status_text("CB123456784ID") is None
+        assert shipments.latest_status_text(None) is None
+
+
+def test_stuck_parcels_are_found_through_the_index(make, db):
+    moving, quiet, fresh = make.order(), make.order(), make.order()
+    _record(EventIn(quiet.resi, "at_hub", "2026-11-25T10:00:00+07:00"))
+    _record(EventIn(moving.resi, "at_hub", "2026-11-30T10:00:00+07:00"))
+    db.session.commit()
+    stuck = db.session.scalars(shipments.stuck_orders(3, now=NOW)).all()
+    assert [o.id for o in stuck] == [quiet.id]
+    assert fresh not in stuck
+    stmt = shipments.stuck_orders(3, now=NOW)
+    compiled = stmt.compile(db.engine, compile_kwargs={"literal_binds": True})
+    with db.engine.connect() as conn:
+        if db.engine.dialect.name == "sqlite":
+            plan = " ".join(str(r) for r in conn.execute(sa.text(f"EXPLAIN QUERY PLAN {compiled}")))
+        else:
+            plan = " ".join(str(r) for r in conn.execute(sa.text(f"EXPLAIN {compiled}")))
+    assert "ix_order_status_last_event" in plan
+
+
+def test_promised_date_and_late(make, db):
+    order = make.order(product="REG")  # 2-3 days
+    _record(EventIn(order.resi, "picked_up", "2026-11-20T09:00:00+07:00", "Jakarta"))
+    view = shipments.shipment(order, now=NOW)
+    assert str(view.promised) == "2026-11-23"
+    assert view.late and not view.delivered
+    _record(EventIn(order.resi, "delivered", "2026-11-22T09:00:00+07:00", "Bandung"))
+    view = shipments.shipment(order, now=NOW)
+    assert view.delivered and not view.late
