@@ -285,6 +285,102 @@ def loyalty_refresh(batch: int | None):
     click.echo(f"{report.customers:,} customers refreshed in {report.seconds:.2f} s")
 
 
+@click.group("mail")
+def mail_group():
+    """Inbound email: the receiver, retries, figures (backoffice/channels/email_in.py)."""
+
+
+def _log_to_stderr() -> None:
+    import logging
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+
+
+@mail_group.command("receive")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=2525, show_default=True)
+@click.option("--smtp", is_flag=True, help="Speak SMTP instead of LMTP.")
+@click.option(
+    "--retry-every",
+    type=click.FloatRange(1, 3600),
+    default=60,
+    show_default=True,
+    help="Seconds between retries of stored but unprocessed mail.",
+)
+@with_appcontext
+def mail_receive(host: str, port: int, smtp: bool, retry_every: float):
+    """Receive mail from the mail server (LMTP, or SMTP with --smtp) until SIGTERM or Ctrl-C."""
+    import signal
+    import threading
+
+    from flask import current_app
+
+    from .channels.mail_server import serve
+
+    _log_to_stderr()
+    stop = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)
+    }
+    kind = "SMTP" if smtp else "LMTP"
+    click.echo(f"mail: {kind} on {host}:{port}; stop with Ctrl-C or SIGTERM")
+    try:
+        serve(
+            current_app._get_current_object(),
+            host,
+            port,
+            smtp=smtp,
+            retry_every=retry_every,
+            stop=stop,
+        )
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    click.echo("mail: stopped")
+
+
+@mail_group.command("process")
+@click.option("--all", "everything", is_flag=True, help="Also rows that failed 5 times.")
+@with_appcontext
+def mail_process(everything: bool):
+    """Process stored mail that was not processed yet (after a failure or an outage)."""
+    from .channels.email_in import process_pending
+
+    _log_to_stderr()
+    counts = process_pending(max_attempts=None if everything else 5)
+    total = sum(counts.values())
+    details = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
+    click.echo(f"processed {total}" + (f" ({details})" if details else ""))
+
+
+@mail_group.command("status")
+@click.option("--hours", type=click.IntRange(1, 24 * 365), default=24, show_default=True)
+@with_appcontext
+def mail_status(hours: int):
+    """Inbound mail of the last HOURS by status and reason; held, unprocessed, throttled."""
+    from datetime import timedelta
+
+    from .channels.email_in import status_counts, throttled_senders
+
+    since = utcnow() - timedelta(hours=hours)
+    recent = status_counts(since)
+    overall = status_counts()
+    click.echo(f"last {hours} h: " + _counts(recent["by_status"]))
+    if recent["by_reason"]:
+        click.echo("  reasons: " + _counts(recent["by_reason"]))
+    click.echo(
+        f"waiting: {overall['by_status'].get('held', 0)} held for review, "
+        f"{overall['by_status'].get('received', 0)} not processed yet"
+    )
+    for sender, count in throttled_senders(since):
+        click.echo(f"  throttled: {sender} ({count})")
+
+
+def _counts(counts: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
+
+
 def init_app(app: Flask) -> None:
     for command in (
         seed_command,
@@ -295,5 +391,6 @@ def init_app(app: Flask) -> None:
         outbox_group,
         loyalty_group,
         whatsapp_group,
+        mail_group,
     ):
         app.cli.add_command(command)

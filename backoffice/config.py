@@ -159,6 +159,11 @@ class Config:
     # Inbound email (backoffice/channels/email_in.py): replies go to reply+TOKEN@ this
     # domain, which the mail server hands to `carebox mail receive`. Unset: no Reply-To.
     CAREBOX_REPLY_DOMAIN = ""
+    # The largest message `carebox mail receive` accepts (bytes; larger: 552). Keep it
+    # under MariaDB's max_allowed_packet (16 MB by default): the raw message is stored.
+    CAREBOX_MAIL_MAX_BYTES = 15 * 1024 * 1024
+    # Mails from one sender in an hour above which the rest are not posted (logged).
+    CAREBOX_MAIL_MAX_PER_HOUR = 20
     # Loyalty segment thresholds (backoffice/domain/loyalty.py documents each rule);
     # keys given here override DEFAULT_THRESHOLDS there.
     CAREBOX_LOYALTY: dict = {}
@@ -248,6 +253,12 @@ class Config:
                 raise ConfigError(
                     f"WHATSAPP_TIMEOUT={env['WHATSAPP_TIMEOUT']!r} is not a number of seconds"
                 ) from exc
+        for key in ("CAREBOX_MAIL_MAX_BYTES", "CAREBOX_MAIL_MAX_PER_HOUR"):
+            if env.get(key):
+                try:
+                    out[key] = int(env[key])
+                except ValueError as exc:
+                    raise ConfigError(f"{key}={env[key]!r} is not a whole number") from exc
         if env.get("MAIL_TIMEOUT"):
             out["MAIL_TIMEOUT"] = float(env["MAIL_TIMEOUT"])
         for key in ("CAREBOX_OUTBOX", "CAREBOX_LOYALTY", "WHATSAPP_QUEUE"):

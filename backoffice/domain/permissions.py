@@ -43,6 +43,7 @@ CUSTOMERS_EXPORT = "customers.export"  # the customer list with loyalty figures,
 ORDERS_READ = "orders.read"
 ORDERS_UPDATE = "orders.update"
 DASHBOARD_CHARTS = "dashboard.charts"
+MAIL_REVIEW = "mail.review"  # held inbound email: accept or reject it
 # Portal
 PORTAL = "portal.use"  # file tickets, order services, follow own objects
 
@@ -66,6 +67,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         ORDERS_READ,
         ORDERS_UPDATE,
         DASHBOARD_CHARTS,
+        MAIL_REVIEW,
     ),
     CUSTOMER_SERVICE: (
         BACKOFFICE,
@@ -80,6 +82,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         CUSTOMERS_READ,
         ORDERS_READ,
         ORDERS_UPDATE,
+        MAIL_REVIEW,
     ),
     ADMIN_DEPARTMENT: (BACKOFFICE, TICKETS_DEPARTMENT, TICKET_REPLY, TICKET_NOTE),
     CUSTOMER: (PORTAL,),

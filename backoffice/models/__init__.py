@@ -10,6 +10,8 @@ from .enums import (
     AnnouncementKind,
     Badge,
     EventAction,
+    InboundReason,
+    InboundStatus,
     InboxStatus,
     MessageChannel,
     OrderStatus,
@@ -25,6 +27,7 @@ from .enums import (
     WhatsAppSendKind,
 )
 from .faq import FaqCategory, FaqEntry, FaqVote
+from .inbound_email import InboundEmail
 from .order import Order, OrderEvent
 from .outbox import OutboxEmail
 from .shipment import TrackingEvent
@@ -45,6 +48,9 @@ __all__ = [
     "FaqCategory",
     "FaqEntry",
     "FaqVote",
+    "InboundEmail",
+    "InboundReason",
+    "InboundStatus",
     "MessageChannel",
     "Order",
     "OrderEvent",

@@ -283,3 +283,55 @@ class TrackingSource(LabelledEnum):
             cls.MIGRATION: _l("Earlier status change"),
             cls.SEED: _l("Demo data"),
         }
+
+
+class InboundStatus(LabelledEnum):
+    """Where an inbound email stands (backoffice/channels/email_in.py)."""
+
+    RECEIVED = "received"  # stored, not processed yet (or processing failed: retried)
+    POSTED = "posted"  # became a message in a ticket
+    HELD = "held"  # waits for staff to accept or reject it
+    IGNORED = "ignored"  # never a message: an auto-reply, a bounce, a loop, a flood
+    REJECTED = "rejected"  # held, then rejected by staff
+
+    @classmethod
+    def _labels(cls):
+        return {
+            cls.RECEIVED: _l("Received"),
+            cls.POSTED: _l("Posted"),
+            cls.HELD: _l("Held for review"),
+            cls.IGNORED: _l("Ignored"),
+            cls.REJECTED: _l("Rejected"),
+        }
+
+
+class InboundReason(LabelledEnum):
+    """Why an inbound email was held or ignored."""
+
+    AUTO_REPLY = "auto_reply"
+    BOUNCE = "bounce"
+    BULK = "bulk"
+    LOOP = "loop"
+    THROTTLED = "throttled"
+    EMPTY = "empty"
+    BAD_TOKEN = "bad_token"  # noqa: S105 (a reason, not a secret)
+    WRONG_SENDER = "wrong_sender"
+    STAFF_SENDER = "staff_sender"
+    NOT_AUTHENTIC = "not_authentic"
+    NO_SENDER = "no_sender"
+
+    @classmethod
+    def _labels(cls):
+        return {
+            cls.AUTO_REPLY: _l("Automatic reply (out of office, vacation)"),
+            cls.BOUNCE: _l("Delivery failure report (bounce)"),
+            cls.BULK: _l("Bulk or mailing-list mail"),
+            cls.LOOP: _l("carebox's own email came back"),
+            cls.THROTTLED: _l("Sender over the hourly limit"),
+            cls.EMPTY: _l("No text and no files"),
+            cls.BAD_TOKEN: _l("Reply address with a forged or damaged token"),
+            cls.WRONG_SENDER: _l("Sender is not the ticket's customer"),
+            cls.STAFF_SENDER: _l("Sender is a staff account"),
+            cls.NOT_AUTHENTIC: _l("Sender's domain failed authentication (DMARC)"),
+            cls.NO_SENDER: _l("No usable sender address"),
+        }
