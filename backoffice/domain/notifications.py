@@ -130,6 +130,13 @@ class ReplyRoute:
     window_ends_at: datetime | None = None
     template: str | None = None
 
+    def window_left(self, now: datetime | None = None) -> tuple[int, int] | None:
+        """(hours, minutes) until the window closes; None when it is closed or unknown."""
+        if self.window_ends_at is None:
+            return None
+        seconds = int((self.window_ends_at - (now or utcnow())).total_seconds())
+        return divmod(seconds // 60, 60) if seconds > 0 else None
+
 
 def _last_customer_message(ticket: Ticket) -> TicketMessage | None:
     stmt = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, backref, mapped_column, relationship
 
 from ..extensions import db
 from .base import enum_column, utcnow
@@ -111,5 +111,8 @@ class OutboxWhatsApp(db.Model):
     delivery_at: Mapped[datetime | None]
     delivery_error: Mapped[str | None] = mapped_column(Text)
 
-    message: Mapped[TicketMessage] = relationship()
+    # `TicketMessage.whatsapp_send`: the desk shows each reply's ticks without a query per message.
+    message: Mapped[TicketMessage] = relationship(
+        backref=backref("whatsapp_send", uselist=False, lazy="selectin", viewonly=True)
+    )
     ticket: Mapped[Ticket] = relationship()
