@@ -35,6 +35,7 @@ def deliver(client, *deliveries):
 
 def process(db, **kw):
     report = process_pending(**kw)
+    db.session.commit()  # a fresh snapshot on MariaDB: the workers commit on their own
     db.session.expire_all()
     return report
 

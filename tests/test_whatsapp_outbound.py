@@ -43,6 +43,7 @@ def customer_writes(client, db, text="Halo, paket saya di mana?", hours_ago=0, *
         post(client, payloads.text(text, sender=SENDER, timestamp=stamp, **kw)).status_code == 200
     )
     assert process_pending().done == 1
+    db.session.commit()  # a fresh snapshot on MariaDB: the workers commit on their own
     db.session.expire_all()
     return db.session.scalars(select(Ticket).order_by(Ticket.id.desc())).first()
 
@@ -57,6 +58,7 @@ def staff_reply(db, make, ticket, body="Paket Anda sedang diantar kurir hari ini
 def rows() -> list[OutboxWhatsApp]:
     from backoffice.extensions import db
 
+    db.session.commit()  # a fresh snapshot on MariaDB: the workers commit on their own
     db.session.expire_all()
     return list(db.session.scalars(select(OutboxWhatsApp).order_by(OutboxWhatsApp.id)))
 
@@ -197,7 +199,7 @@ def test_a_rate_limit_waits_at_least_retry_after(whatsapp, client, db, make):
     ticket = customer_writes(client, db)
     staff_reply(db, make, ticket)
     whatsapp.fail_next_send(130429, retry_after="600")
-    before = utcnow()
+    before = utcnow().replace(microsecond=0)  # MariaDB keeps whole seconds
     assert send_pending().retried == 1
     (row,) = rows()
     assert row.next_attempt_at >= before + timedelta(seconds=600)
@@ -297,6 +299,7 @@ def test_a_reply_to_carebox_message_lands_in_its_ticket(whatsapp, client, db, ma
     db.session.commit()
     post(client, payloads.text("Terima kasih!", sender=SENDER, context=row.wa_message_id))
     process_pending()
+    db.session.commit()  # a fresh snapshot on MariaDB: the workers commit on their own
     db.session.expire_all()
     last = db.session.scalars(select(TicketMessage).order_by(TicketMessage.id.desc())).first()
     assert last.ticket_id == ticket.id != other.id and last.body == "Terima kasih!"

@@ -317,6 +317,9 @@ def process_pending(
     """
     cfg = settings()
     now = now or utcnow()
+    # End the session's transaction first: on MariaDB (REPEATABLE READ) a snapshot taken
+    # before the claim would show the rows without this worker's claim token.
+    db.session.commit()
     claim = queue.claim(
         T,
         waiting=PENDING,
