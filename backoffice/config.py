@@ -96,6 +96,10 @@ class Config:
     SECURITY_USERNAME_ENABLE = False
     SECURITY_PASSWORD_LENGTH_MIN = 8
     SECURITY_PASSWORD_CHECK_BREACHED = False
+    # Flask-Security's default ({"private": True, ...}) goes through werkzeug's
+    # cache_control[...] = value and comes out as "private=True, no-store=True", which
+    # caches ignore; None makes a bare directive: "private, no-store".
+    SECURITY_CACHE_CONTROL = {"private": None, "no-store": None}
 
     # Mail (SMTP); unset MAIL_SERVER in development logs mail instead of sending.
     MAIL_SERVER = ""

@@ -21,7 +21,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException, SecurityError
+from werkzeug.exceptions import BadRequest, HTTPException, SecurityError
 
 from .extensions import csrf, db
 from .i18n import LANG_COOKIE, supported
@@ -80,6 +80,35 @@ def _referrer_path() -> str | None:
         return None
     host = request.host_url.rstrip("/")
     return ref[len(host) :] if ref.startswith(host) else None
+
+
+def _has_control(value: str) -> bool:
+    return any(unicodedata.category(ch) == "Cc" for ch in value)
+
+
+def _refuse_malformed_input():
+    """400 for what no browser sends, before any view (or Flask-WTF) reads the body.
+
+    - a multipart part without a `name` (werkzeug files it under the key None, and
+      Flask-WTF's CSRF check then calls `None.endswith`: a 500 before login,
+      docs/architecture.md §13 trap 18);
+    - a `next` carrying control characters (CR/LF, NUL, tab) for Flask-Security's pages
+      (login, logout, register, reset…): Flask-Security "repairs" such a value into
+      another path (`/\r\nSet-Cookie: x` becomes `/Set-Cookie%3A%20x`) rather than
+      dropping it; no page of ours makes such a link, so it is refused outright. carebox's
+      own views read `next` through `safe_next`, which falls back to a safe page.
+    """
+    if request.mimetype == "multipart/form-data" and (
+        None in request.form or None in request.files
+    ):
+        raise BadRequest("multipart part without a name")
+    if request.blueprint != "security":
+        return
+    nexts = request.args.getlist("next")
+    if request.mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        nexts += request.form.getlist("next")
+    if any(_has_control(value) for value in nexts):
+        raise BadRequest("control characters in next")
 
 
 def _security_headers(resp):
@@ -170,6 +199,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     # First of all before-request functions (Flask-Principal's loads the user).
     app.before_request_funcs.setdefault(None, []).insert(0, _refuse_oversized)
+    app.before_request(_refuse_malformed_input)
     app.after_request(_security_headers)
     app.register_error_handler(CSRFError, _handle_csrf)
     app.register_error_handler(HTTPException, _handle_http)

@@ -28,6 +28,7 @@ class _Collector:
     def __init__(self):
         self.lock = threading.Lock()
         self.messages: list[EmailMessage] = []
+        self.raw: list[bytes] = []  # the bytes of each message as it came over the wire
         self.envelopes: list = []
         self.refuse: set[str] = set()  # recipients answered with 550 (permanent)
         self.tempfail: set[str] = set()  # recipients answered with 451 (try again later)
@@ -47,6 +48,7 @@ class _Collector:
         message = email.message_from_bytes(envelope.content, policy=policy.default)
         with self.lock:
             self.messages.append(message)
+            self.raw.append(envelope.original_content or envelope.content)
             self.envelopes.append(envelope)
         return "250 Message accepted for delivery"
 
@@ -71,6 +73,11 @@ class SmtpServer:
         with self.handler.lock:
             return list(self.handler.messages)
 
+    @property
+    def raw(self) -> list[bytes]:
+        with self.handler.lock:
+            return list(self.handler.raw)
+
     def to(self, address: str) -> list[EmailMessage]:
         """Messages whose envelope went to `address`."""
         with self.handler.lock:
@@ -83,6 +90,7 @@ class SmtpServer:
     def clear(self) -> None:
         with self.handler.lock:
             self.handler.messages.clear()
+            self.handler.raw.clear()
             self.handler.envelopes.clear()
 
 

@@ -382,3 +382,24 @@ def test_headers_are_stored_as_json(db, people, announcement):
     announcements.queue_all()
     row = db.session.scalars(select(OutboxEmail)).one()
     assert set(json.loads(row.headers)) == {"List-Unsubscribe", "List-Unsubscribe-Post"}
+
+
+def test_list_unsubscribe_goes_over_the_wire_raw_on_one_line(db, people, announcement, smtp):
+    """RFC 2369/8058: mail clients act on `List-Unsubscribe: <https://…>` as sent, not on
+    an RFC 2047 word (`=?utf-8?q?…`), which the email package's default folding makes of
+    a URL longer than 78 characters (issue 9 item 16)."""
+    announcements.send_announcement(announcement, Audience.all_customers(), people["master"])
+    db.session.commit()
+    assert mailer.work().sent == 4
+    raw = smtp.raw
+    assert len(raw) == 4
+    for data in raw:
+        lines = data.split(b"\r\n")
+        [header] = [line for line in lines if line.lower().startswith(b"list-unsubscribe:")]
+        url = header.split(b": ", 1)[1]
+        assert url.startswith(b"<" + BASE.encode() + b"/email/unsubscribe/") and url.endswith(b">")
+        assert len(header) > 78  # long enough that the default policy would have folded it
+        assert b"=?" not in header
+        following = lines[lines.index(header) + 1]
+        assert not following[:1].isspace()  # not folded onto a continuation line
+        assert b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" in lines

@@ -46,6 +46,14 @@ def test_security_headers(client):
     assert resp.headers["X-Frame-Options"] == "DENY"
 
 
+@pytest.mark.parametrize("path", ["/login", "/register", "/reset", "/reset/not-a-token"])
+def test_security_pages_send_a_valid_cache_control(client, path):
+    """Not Flask-Security's default `private=True, no-store=True` (issue 9 item 9)."""
+    resp = client.get(path)
+    assert resp.headers["Cache-Control"] == "private, no-store"
+    assert resp.cache_control.no_store and resp.cache_control.private
+
+
 def test_login_without_csrf_is_refused_and_changes_nothing(client, make, db):
     user = make.user(perm.CUSTOMER)
     db.session.commit()

@@ -175,24 +175,59 @@ def test_permanent_refusal_fails_at_once(db, smtp):
 
 
 def test_dead_workers_claim_is_retried_after_the_timeout(db, smtp):
+    """Two minutes by default (issue 9 item 17), not ten."""
+    assert mailer.settings()["claim_timeout_seconds"] == 120
     ids = queue(db, 3)
     t0 = utcnow()
     dead = mailer.claim(now=t0)  # this worker dies before sending
     assert len(dead) == 3
-    assert mailer.send_pending(now=t0 + timedelta(seconds=300)).claimed == 0
-    report = mailer.send_pending(now=t0 + timedelta(seconds=601))
+    assert mailer.send_pending(now=t0 + timedelta(seconds=115)).claimed == 0
+    report = mailer.send_pending(now=t0 + timedelta(seconds=121))
     assert report.sent == 3
     assert outbox_ids(smtp.messages) == ids
     assert {r.attempts for r in rows(db)} == {2}
+
+
+def test_a_long_batch_keeps_its_claim_by_renewing_it(db, smtp):
+    """A live worker whose batch outlasts the claim timeout renews before each send: a
+    second worker polling all along takes nothing, and every email goes out once."""
+    ids = queue(db, 5)
+    t0 = utcnow()
+    now = [t0]
+    rows_ = mailer.claim(now=t0)
+    real = mailer.SMTPTransport(mailer.current_app.config)
+    rival_claims = []
+
+    class SlowSMTP:
+        def send(self, message):
+            real.send(message)
+            now[0] += timedelta(seconds=50)  # each send takes 50 s: 250 s for the batch
+            rival_claims.extend(mailer.claim(now=now[0]))
+
+        def close(self):
+            real.close()
+
+    report = mailer.deliver(rows_, clock=lambda: now[0], sender=SlowSMTP())
+    assert now[0] - t0 > timedelta(seconds=2 * 120)
+    assert (report.sent, report.lost, rival_claims) == (5, 0, [])
+    assert outbox_ids(smtp.messages) == ids
+
+
+def test_claim_timeout_follows_a_raised_mail_timeout(app, monkeypatch):
+    with app.app_context():
+        monkeypatch.setitem(app.config, "MAIL_TIMEOUT", 30)
+        assert mailer.settings()["claim_timeout_seconds"] == 360
+        monkeypatch.setitem(app.config, "CAREBOX_OUTBOX", {"claim_timeout_seconds": 90})
+        assert mailer.settings()["claim_timeout_seconds"] == 90
 
 
 def test_a_slow_worker_whose_claim_was_taken_over_does_not_send(db, smtp):
     queue(db, 2)
     t0 = utcnow()
     slow = mailer.claim(now=t0)
-    took_over = mailer.send_pending(now=t0 + timedelta(seconds=601))
+    took_over = mailer.send_pending(now=t0 + timedelta(seconds=121))
     assert took_over.sent == 2
-    late = mailer.deliver(slow, clock=lambda: t0 + timedelta(seconds=602))
+    late = mailer.deliver(slow, clock=lambda: t0 + timedelta(seconds=122))
     assert (late.sent, late.lost) == (0, 2)
     assert len(smtp.messages) == 2
 

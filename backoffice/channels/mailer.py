@@ -5,8 +5,9 @@ Guarantees:
   `SELECT … FOR UPDATE SKIP LOCKED` on MariaDB/MySQL (workers never wait for
   each other) and with a single `UPDATE … WHERE id IN (SELECT … LIMIT n)` on
   SQLite (one writer at a time, so the statement is atomic). A worker checks
-  that it still holds the claim before each send and renews it when it is
-  half spent, so a slow worker never races the one that would take over.
+  that it still holds the claim before each send and, once half of it is spent,
+  renews it for the rest of its batch, so a slow worker never races the one that
+  would take over, however long the batch takes.
 - A claimed row's `next_attempt_at` is its claim deadline: if the worker dies,
   the row becomes due again after `claim_timeout_seconds` (one attempt spent).
 - When the SMTP server cannot be reached, the claimed rows go back to pending
@@ -36,6 +37,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime
 
@@ -60,16 +62,35 @@ DEFAULT_OUTBOX = {
     "backoff_seconds": 60,  # retry after 1, 2, 4, … minutes …
     "backoff_max_seconds": 6 * 3600,  # … at most 6 hours apart
     "outage_retry_seconds": 30,  # SMTP unreachable: try the rows again after this
-    "claim_timeout_seconds": 600,  # a claim older than this is a dead worker's
+    # A claim older than this is a dead worker's: its batch is due again this long after
+    # the claim, so a crash delays mail by two minutes, not ten. Short is safe because a
+    # live worker renews its claim before each send once half of it is spent (see
+    # `_still_mine`): every send starts with at least 60 s of claim left, six times
+    # MAIL_TIMEOUT (10 s, the bound on each SMTP step), however long the whole batch takes.
+    "claim_timeout_seconds": 120,
 }
+
+# Lines up to SMTP's own limit (RFC 5322: 998): with the default 78, the email package
+# folds a long header it cannot break at a space into RFC 2047 words, and
+# `List-Unsubscribe: =?utf-8?q?=3Chttps...` is a link no mail client acts on (RFC 2369
+# and 8058 want the raw `<https://…>` on one line; docs/architecture.md §13, trap 19).
+MAIL_POLICY = policy.SMTP.clone(max_line_length=998)
 
 T = OutboxEmail.__table__
 SENDING, PENDING = OutboxStatus.SENDING.value, OutboxStatus.PENDING.value
 
 
 def settings() -> dict:
-    """DEFAULT_OUTBOX overlaid with the app's `CAREBOX_OUTBOX`."""
-    return {**DEFAULT_OUTBOX, **(current_app.config.get("CAREBOX_OUTBOX") or {})}
+    """DEFAULT_OUTBOX overlaid with the app's `CAREBOX_OUTBOX`.
+
+    Unless set there, the claim timeout grows with a raised MAIL_TIMEOUT, so the claim
+    left at each send stays at least six SMTP timeouts.
+    """
+    out = {**DEFAULT_OUTBOX, **(current_app.config.get("CAREBOX_OUTBOX") or {})}
+    if "claim_timeout_seconds" not in (current_app.config.get("CAREBOX_OUTBOX") or {}):
+        mail_timeout = float(current_app.config.get("MAIL_TIMEOUT") or 10)
+        out["claim_timeout_seconds"] = max(out["claim_timeout_seconds"], 12 * mail_timeout)
+    return out
 
 
 @dataclass
@@ -197,7 +218,7 @@ def transport():
 def build_message(row: Claimed) -> EmailMessage:
     """The MIME message of a row: text, plus an HTML alternative when there is one."""
     config = current_app.config
-    msg = EmailMessage()
+    msg = EmailMessage(policy=MAIL_POLICY)
     msg["From"] = row.sender or config["MAIL_DEFAULT_SENDER"]
     msg["To"] = row.recipient
     msg["Subject"] = row.subject
@@ -300,22 +321,31 @@ def _mine(row: Claimed):
     return and_(T.c.id == row.id, T.c.claim_token == row.token, T.c.status == SENDING)
 
 
-def _still_mine(row: Claimed, now: datetime, timeout: float) -> bool:
-    """Whether the claim is ours to send on; renews it once half of it is spent."""
+def _still_mine(row: Claimed, now: datetime, timeout: float, rest: list[Claimed] = ()) -> bool:
+    """Whether the claim is ours to send on; renews it once half of it is spent.
+
+    The renewal covers `rest`, the batch's rows still to send, too: they share the
+    claim's deadline, and a batch that outlasts the timeout would otherwise lose its
+    tail to another worker while this one is still sending.
+    """
     if (now - row.claimed_at).total_seconds() < timeout / 2:
         return True  # not even half-way to the deadline: nobody else can have it
+    values = {"claimed_at": now, "next_attempt_at": now + timedelta(seconds=timeout)}
 
-    def renew() -> int:
+    def renew() -> list[Claimed]:
         with db.engine.begin() as conn:
-            return conn.execute(
-                update(T)
-                .where(_mine(row))
-                .values(claimed_at=now, next_attempt_at=now + timedelta(seconds=timeout))
-            ).rowcount
+            if not conn.execute(update(T).where(_mine(row)).values(**values)).rowcount:
+                return []
+            return [row] + [
+                other
+                for other in rest
+                if other is not row
+                and conn.execute(update(T).where(_mine(other)).values(**values)).rowcount
+            ]
 
     renewed = retrying(renew, commit=False, what="outbox renew")
-    if renewed:
-        row.claimed_at = now
+    for claimed in renewed:
+        claimed.claimed_at = now
     return bool(renewed)
 
 
@@ -411,7 +441,7 @@ def deliver(
     sender = sender or transport()
     try:
         for index, row in enumerate(rows):
-            if not _still_mine(row, clock(), cfg["claim_timeout_seconds"]):
+            if not _still_mine(row, clock(), cfg["claim_timeout_seconds"], rows[index:]):
                 report.lost += 1
                 continue
             try:

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 from flask import abort, flash, redirect, request, url_for
 from flask_admin import expose
-from flask_admin.contrib.sqla.filters import BaseSQLAFilter
-from flask_admin.model import filters as model_filters
 from flask_admin.model.template import EndpointLinkRowAction
 from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
@@ -40,6 +38,7 @@ from ..models import Announcement, AnnouncementSend, Product
 from ..transactions import commit_or_conflict
 from .base import SecureModelView
 from .fields import AdminForm, to_choices
+from .filters import IdFilter
 from .formatting import datetime_text
 
 LOG_SHOWN = 50
@@ -288,7 +287,7 @@ class AnnouncementSendMixin:
         return page
 
 
-class AnnouncementFilter(BaseSQLAFilter, model_filters.BaseIntFilter):
+class AnnouncementFilter(IdFilter):
     """The sends of one announcement; options are read per request (SecureModelView)."""
 
     def __init__(self, name):
@@ -302,9 +301,6 @@ class AnnouncementFilter(BaseSQLAFilter, model_filters.BaseIntFilter):
 
     def apply(self, query, value, alias=None):
         return query.filter(self.get_column(alias) == value)
-
-    def operation(self):
-        return _l("equals")
 
 
 def _waiting(send: AnnouncementSend) -> Markup | int:

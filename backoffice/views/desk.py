@@ -41,7 +41,7 @@ from ..models import (
     TicketMessage,
     TicketStatus,
 )
-from ..models.base import utcnow
+from ..models.base import MAX_ID, utcnow
 from ..transactions import commit_or_conflict
 from .base import StaffAccessMixin
 from .desk_context import customer_summary, load_events, load_messages, state_key
@@ -321,7 +321,8 @@ class TicketDeskView(StaffAccessMixin, BaseView):
         lookup and an empty answer.
         """
         ticket = self._ticket(number)
-        after = max(request.args.get("after", default=0, type=int), 0)
+        # Clamped: an id past 2**63 cannot be bound on SQLite, and no message has one.
+        after = min(max(request.args.get("after", default=0, type=int), 0), MAX_ID)
         etag = f"t{ticket.id}-v{ticket.version_id}-a{after}"
         if request.if_none_match.contains(etag):
             resp = current_app.response_class(status=304)
@@ -347,6 +348,8 @@ class TicketDeskView(StaffAccessMixin, BaseView):
     def attachment(self, number: str, attachment_id: int):
         """A file of this ticket, after the same scope check as the desk itself."""
         ticket = self._ticket(number)
+        if attachment_id > MAX_ID:
+            abort(404)
         found = db.session.scalar(
             select(TicketAttachment)
             .join(TicketMessage, TicketAttachment.message_id == TicketMessage.id)

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import Department, Ticket
-from ..models.base import utcnow
+from ..models.base import MAX_ID, utcnow
 from .sqlhelpers import utc_bounds
 
 
@@ -37,7 +37,18 @@ def department_options():
     return [(str(d.id), f"{d.code} — {d}") for d in rows]
 
 
-class DepartmentFilter(BaseSQLAFilter, model_filters.BaseIntFilter):
+class IdFilter(BaseSQLAFilter, model_filters.BaseIntFilter):
+    """Equals a row id: a value no row can have (past 2**63, zero, negative) is refused
+    like a non-number, so it never reaches SQL (SQLite cannot even bind it)."""
+
+    def validate(self, value):
+        return super().validate(value) and 0 < int(value) <= MAX_ID
+
+    def operation(self):
+        return _l("equals")
+
+
+class DepartmentFilter(IdFilter):
     """Options are read per request (see SecureModelView._get_filter_groups)."""
 
     def __init__(self, column, name):
@@ -48,9 +59,6 @@ class DepartmentFilter(BaseSQLAFilter, model_filters.BaseIntFilter):
 
     def apply(self, query, value, alias=None):
         return query.filter(self.get_column(alias) == value)
-
-    def operation(self):
-        return _l("equals")
 
 
 class LocalDateBetween(DateBetweenFilter):

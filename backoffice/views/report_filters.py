@@ -19,7 +19,7 @@ from ..i18n import TranslatedMeta
 from ..models import Department, Order, Priority, Ticket, TicketKind, TicketStatus, User
 from ..models.base import utcnow
 from .fields import to_choices
-from .sqlhelpers import local_today, utc_bounds
+from .sqlhelpers import clamp_day, local_today, utc_bounds
 
 MAX_RANGE_DAYS = 3 * 366
 
@@ -63,7 +63,8 @@ class ReportForm(Form):
         if self.date_to.raw_data in (None, [], [""]):
             self.date_to.raw_data, self.date_to.data = [today.isoformat()], today
         if self.date_from.raw_data in (None, [], [""]):
-            start = self.date_to.data - timedelta(days=29) if self.date_to.data else today
+            end = clamp_day(self.date_to.data) if self.date_to.data else today
+            start = end - timedelta(days=29)
             self.date_from.raw_data, self.date_from.data = [start.isoformat()], start
 
     def validate_date_to(self, field):

@@ -35,8 +35,23 @@ def local_today() -> date:
     return datetime.now(local_zone()).date()
 
 
+# The days a filter may name: MariaDB's DATETIME starts at 1000-01-01, and Python's
+# datetime ends at 9999-12-31 (a day later, or a zone shift earlier, overflows).
+# Days outside are moved to the nearest end: such a range simply matches no row.
+FIRST_DAY = date(1000, 1, 1)
+LAST_DAY = date(9998, 12, 31)
+
+
+def clamp_day(day: date) -> date:
+    return min(max(day, FIRST_DAY), LAST_DAY)
+
+
 def utc_bounds(first: date, last: date) -> tuple[datetime, datetime]:
-    """[start, end) in naive UTC covering the local days `first`..`last` inclusive."""
+    """[start, end) in naive UTC covering the local days `first`..`last` inclusive.
+
+    Days before 1000 or after 9998 are clamped (see FIRST_DAY), never an overflow.
+    """
+    first, last = clamp_day(first), clamp_day(last)
     shift = timedelta(minutes=offset_minutes())
     start = datetime.combine(first, time.min) - shift
     end = datetime.combine(last + timedelta(days=1), time.min) - shift
