@@ -1,7 +1,7 @@
 """whatsapp: raw webhook deliveries, their queue, outgoing messages; phones in E.164
 
-Revision ID: 0013_whatsapp
-Revises: 0012_inbound_email
+Revision ID: 0014_whatsapp
+Revises: 0013_desk_assignment
 
 A WhatsApp sender is found by phone: `user.phone_key` holds each phone in E.164
 (+62…), filled here for the phones already stored.
@@ -11,8 +11,8 @@ import phonenumbers
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0013_whatsapp"
-down_revision = "0012_inbound_email"
+revision = "0014_whatsapp"
+down_revision = "0013_desk_assignment"
 branch_labels = None
 depends_on = None
 
