@@ -1,7 +1,7 @@
 """inbound email chunks: the raw message in 4 MB pieces
 
-Revision ID: 0014_inbound_email_chunks
-Revises: 0013_desk_assignment
+Revision ID: 0015_inbound_email_chunks
+Revises: 0014_whatsapp
 
 PyMySQL sends bytes as hex, so a 10 MB message needed a 20 MB statement, over
 MariaDB's default max_allowed_packet (16 MB): it could not be stored. The raw
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql
 
-revision = "0014_inbound_email_chunks"
-down_revision = "0013_desk_assignment"
+revision = "0015_inbound_email_chunks"
+down_revision = "0014_whatsapp"
 branch_labels = None
 depends_on = None
 
