@@ -142,6 +142,7 @@ class Config:
     CAREBOX_SLA_HOURS: dict = {}  # working hours per priority (domain/sla.py)
     # The department whose working calendar a ticket without a department runs on.
     CAREBOX_DEFAULT_CALENDAR = "CS"
+    CAREBOX_SEED_HOURS = True  # seeding gives departments seed/departments.yaml's hours
     # The site's address: every link in an email, and in production the only Host
     # a request may name (TRUSTED_HOSTS), come from it. Required in production.
     CAREBOX_BASE_URL = ""
@@ -291,6 +292,9 @@ class TestingConfig(DevelopmentConfig):
     RATELIMIT_ENABLED = False
     FLASK_ADMIN_RAISE_ON_VIEW_EXCEPTION = True
     SQLALCHEMY_ENGINE_OPTIONS: dict = {}
+    # Seeded departments get no hours, so their clocks run on wall-clock time and a test
+    # does not depend on the hour it runs at; working-time tests set hours themselves.
+    CAREBOX_SEED_HOURS = False
 
 
 class ProductionConfig(Config):
