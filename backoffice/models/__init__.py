@@ -3,6 +3,7 @@
 from .announcement import Announcement
 from .announcement_send import AnnouncementSend
 from .calendar import BusinessHours, CompanyDay
+from .canned import CannedReply
 from .catalog import Product
 from .department import Department, RoutingRule
 from .desk import TicketViewer
@@ -35,6 +36,7 @@ __all__ = [
     "AnnouncementSend",
     "AnnouncementKind",
     "Badge",
+    "CannedReply",
     "BusinessHours",
     "CompanyDay",
     "CustomerProfile",
