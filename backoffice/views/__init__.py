@@ -32,6 +32,7 @@ from .content import CONTENT, AnnouncementView, FaqCategoryView, FaqEntryView, P
 from .customers import CustomerView
 from .dashboard import HomeView
 from .desk import TicketDeskView
+from .mail_review import MailReviewView
 from .orders import OrderView
 from .reports import ReportView
 from .tickets import LISTS, TicketListView
@@ -93,6 +94,7 @@ def init_admin(app: Flask) -> Admin:
             endpoint="canned_replies",
             url="/admin/canned-replies",
         ),
+        MailReviewView(name=_l("Held email"), endpoint="mail_review", url="/admin/mail-review"),
     )
     formatting.register(app)
     app.after_request(_html_lang)

@@ -1,14 +1,14 @@
 """canned replies: shared (everyone or one department) and personal texts for the desk
 
-Revision ID: 0014_canned_replies
-Revises: 0013_desk_assignment
+Revision ID: 0016_canned_replies
+Revises: 0015_inbound_email_chunks
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014_canned_replies"
-down_revision = "0013_desk_assignment"
+revision = "0016_canned_replies"
+down_revision = "0015_inbound_email_chunks"
 branch_labels = None
 depends_on = None
 
