@@ -191,6 +191,7 @@ class Config:
             "DATABASE_REPLICA_URL",
             "CAREBOX_RESI_PREFIX",
             "CAREBOX_DEFAULT_CALENDAR",
+            "CAREBOX_EXPORT_DIR",
         ):
             if env.get(key):
                 out[key] = env[key]
@@ -222,13 +223,20 @@ class Config:
             "CAREBOX_REPLICA_MAX_LAG",
             "CAREBOX_REPLICA_TIMEOUT",
             "CAREBOX_REPLICA_RETRY_SECONDS",
+            "CAREBOX_EXPORT_LEASE_SECONDS",
+            "CAREBOX_EXPORT_KEEP_HOURS",
         ):
             if env.get(key):
                 try:
                     out[key] = float(env[key])
                 except ValueError as exc:
                     raise ConfigError(f"{key}={env[key]!r} is not a number of seconds") from exc
-        for key in ("CAREBOX_MAIL_MAX_BYTES", "CAREBOX_MAIL_MAX_PER_HOUR"):
+        for key in (
+            "CAREBOX_MAIL_MAX_BYTES",
+            "CAREBOX_MAIL_MAX_PER_HOUR",
+            "CAREBOX_EXPORT_DIRECT_MAX_ROWS",
+            "CAREBOX_REPORT_BATCH",
+        ):
             if env.get(key):
                 try:
                     out[key] = int(env[key])

@@ -22,6 +22,7 @@ from .enums import (
     TrackingEventKind,
     TrackingSource,
 )
+from .export_job import ExportJob, ExportStatus
 from .faq import FaqCategory, FaqEntry, FaqVote
 from .inbound_email import InboundEmail
 from .order import Order, OrderEvent
@@ -40,6 +41,8 @@ __all__ = [
     "CustomerProfile",
     "Department",
     "EventAction",
+    "ExportJob",
+    "ExportStatus",
     "FaqCategory",
     "FaqEntry",
     "FaqVote",
