@@ -26,7 +26,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from ..domain import ConflictError, DomainError, PermissionDenied, presence
+from ..domain import ConflictError, DomainError, PermissionDenied, notifications, presence
 from ..domain import attachments as files
 from ..domain import permissions as perm
 from ..domain import tickets as lifecycle
@@ -141,6 +141,7 @@ class TicketDeskView(StaffAccessMixin, BaseView):
             Action=Action,
             forms=self._forms(ticket, allowed, **forms),
             summary=customer_summary(ticket, current_user),
+            reply_route=notifications.reply_route(ticket),
             conflict=conflict,
             sla_due=ticket.current_due,
             breached=ticket.sla_breached(utcnow()),

@@ -1,14 +1,14 @@
 """export jobs: large report exports written by a worker, offered only when whole
 
-Revision ID: 0014_export_jobs
-Revises: 0013_desk_assignment
+Revision ID: 0016_export_jobs
+Revises: 0015_inbound_email_chunks
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014_export_jobs"
-down_revision = "0013_desk_assignment"
+revision = "0016_export_jobs"
+down_revision = "0015_inbound_email_chunks"
 branch_labels = None
 depends_on = None
 
