@@ -12,6 +12,7 @@ from .enums import (
     EventAction,
     InboundReason,
     InboundStatus,
+    InboxStatus,
     MessageChannel,
     OrderStatus,
     OutboxStatus,
@@ -21,14 +22,19 @@ from .enums import (
     TicketStatus,
     TrackingEventKind,
     TrackingSource,
+    WhatsAppDelivery,
+    WhatsAppItemKind,
+    WhatsAppSendKind,
 )
+from .export_job import ExportJob, ExportStatus
 from .faq import FaqCategory, FaqEntry, FaqVote
-from .inbound_email import InboundEmail
+from .inbound_email import InboundEmail, InboundEmailChunk
 from .order import Order, OrderEvent
 from .outbox import OutboxEmail
 from .shipment import TrackingEvent
 from .ticket import Ticket, TicketAttachment, TicketEvent, TicketMessage
 from .user import CustomerProfile, Role, User, roles_users
+from .whatsapp import OutboxWhatsApp, WhatsAppInbox, WhatsAppWebhook
 
 __all__ = [
     "Announcement",
@@ -40,10 +46,13 @@ __all__ = [
     "CustomerProfile",
     "Department",
     "EventAction",
+    "ExportJob",
+    "ExportStatus",
     "FaqCategory",
     "FaqEntry",
     "FaqVote",
     "InboundEmail",
+    "InboundEmailChunk",
     "InboundReason",
     "InboundStatus",
     "MessageChannel",
@@ -69,4 +78,11 @@ __all__ = [
     "TrackingSource",
     "User",
     "roles_users",
+    "InboxStatus",
+    "OutboxWhatsApp",
+    "WhatsAppDelivery",
+    "WhatsAppInbox",
+    "WhatsAppItemKind",
+    "WhatsAppSendKind",
+    "WhatsAppWebhook",
 ]
