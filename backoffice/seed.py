@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import yaml
+from flask import current_app
 from flask_security import hash_password
 from sqlalchemy import select
 
@@ -72,8 +73,11 @@ def seed_departments() -> dict[str, Department]:
     return existing
 
 
-def _seed_hours(departments: dict[str, Department]) -> None:
-    """The seed file's business hours for each department that has none yet."""
+def _seed_hours(departments: dict[str, Department], force: bool = False) -> None:
+    """The seed file's business hours for each department that has none yet (unless
+    CAREBOX_SEED_HOURS is off: the test suite's wall-clock departments)."""
+    if not (force or current_app.config.get("CAREBOX_SEED_HOURS", True)):
+        return
     have = set(db.session.scalars(select(BusinessHours.department_id).distinct()))
     for row in _load("departments.yaml"):
         dep = departments.get(row["code"])

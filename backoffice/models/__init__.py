@@ -27,6 +27,7 @@ from .enums import (
     WhatsAppItemKind,
     WhatsAppSendKind,
 )
+from .export_job import ExportJob, ExportStatus
 from .faq import FaqCategory, FaqEntry, FaqVote
 from .inbound_email import InboundEmail, InboundEmailChunk
 from .order import Order, OrderEvent
@@ -47,6 +48,8 @@ __all__ = [
     "CustomerProfile",
     "Department",
     "EventAction",
+    "ExportJob",
+    "ExportStatus",
     "FaqCategory",
     "FaqEntry",
     "FaqVote",

@@ -50,7 +50,7 @@ from ..models import (
     TicketStatus,
 )
 from ..models.base import MAX_ID, utcnow
-from ..transactions import commit_or_conflict
+from ..transactions import CertificationConflict, commit_or_conflict
 from .base import StaffAccessMixin
 from .desk_context import customer_summary, load_events, load_messages, state_key
 from .desk_forms import (
@@ -277,8 +277,12 @@ class TicketDeskView(StaffAccessMixin, BaseView):
         stored = []
         conflict = lifecycle.conflict_message(ticket)
         try:
-            work(ticket, form, stored)
-            # A decision on the version the user saw: a Galera conflict is not retried.
+            # A decision on the version the user saw: a Galera conflict (at a flush or
+            # at COMMIT) is the usual conflict, never retried.
+            try:
+                work(ticket, form, stored)
+            except CertificationConflict as exc:
+                raise ConflictError(conflict) from exc
             commit_or_conflict(conflict)
         except PermissionDenied:
             self._discard(stored)
