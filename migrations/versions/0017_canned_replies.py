@@ -1,14 +1,14 @@
 """canned replies: shared (everyone or one department) and personal texts for the desk
 
-Revision ID: 0016_canned_replies
-Revises: 0015_inbound_email_chunks
+Revision ID: 0017_canned_replies
+Revises: 0016_export_jobs
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0016_canned_replies"
-down_revision = "0015_inbound_email_chunks"
+revision = "0017_canned_replies"
+down_revision = "0016_export_jobs"
 branch_labels = None
 depends_on = None
 
