@@ -13,11 +13,21 @@ from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 
 from ..extensions import db
-from ..models import Announcement, Department, FaqCategory, FaqEntry, Product, RoutingRule, User
+from ..models import (
+    Announcement,
+    CannedReply,
+    Department,
+    FaqCategory,
+    FaqEntry,
+    Product,
+    RoutingRule,
+    User,
+)
 from ..web import csp_nonce
 from . import formatting
 from .admin_people import PEOPLE, DepartmentView, RoutingRuleView, StaffUserView
 from .announcements import AnnouncementSendView
+from .canned import CannedReplyView
 from .content import CONTENT, AnnouncementView, FaqCategoryView, FaqEntryView, ProductView
 from .customers import CustomerView
 from .dashboard import HomeView
@@ -77,6 +87,13 @@ def init_admin(app: Flask) -> Admin:
         ),
         CustomerView(User, db, name=_l("Customers"), endpoint="customers"),
         OrderView(name=_l("Orders"), endpoint="orders"),
+        CannedReplyView(
+            CannedReply,
+            db,
+            name=_l("Canned replies"),
+            endpoint="canned_replies",
+            url="/admin/canned-replies",
+        ),
         MailReviewView(name=_l("Held email"), endpoint="mail_review", url="/admin/mail-review"),
     )
     formatting.register(app)
