@@ -214,6 +214,7 @@ class Config:
             "WHATSAPP_API_BASE",
             "WHATSAPP_REPLY_TEMPLATE",
             "CAREBOX_DEFAULT_CALENDAR",
+            "CAREBOX_EXPORT_DIR",
         ):
             if env.get(key):
                 out[key] = env[key]
@@ -245,6 +246,8 @@ class Config:
             "CAREBOX_REPLICA_MAX_LAG",
             "CAREBOX_REPLICA_TIMEOUT",
             "CAREBOX_REPLICA_RETRY_SECONDS",
+            "CAREBOX_EXPORT_LEASE_SECONDS",
+            "CAREBOX_EXPORT_KEEP_HOURS",
         ):
             if env.get(key):
                 try:
@@ -258,7 +261,12 @@ class Config:
                 raise ConfigError(
                     f"WHATSAPP_TIMEOUT={env['WHATSAPP_TIMEOUT']!r} is not a number of seconds"
                 ) from exc
-        for key in ("CAREBOX_MAIL_MAX_BYTES", "CAREBOX_MAIL_MAX_PER_HOUR"):
+        for key in (
+            "CAREBOX_MAIL_MAX_BYTES",
+            "CAREBOX_MAIL_MAX_PER_HOUR",
+            "CAREBOX_EXPORT_DIRECT_MAX_ROWS",
+            "CAREBOX_REPORT_BATCH",
+        ):
             if env.get(key):
                 try:
                     out[key] = int(env[key])

@@ -19,6 +19,7 @@ from .domain.orders import place_order
 from .extensions import db
 from .models import (
     BusinessHours,
+    CannedReply,
     Department,
     Priority,
     Product,
@@ -122,7 +123,29 @@ def seed_base() -> dict:
     products = seed_products()
     seed_routing_rules(departments, products)
     faq = import_faq(SEED_DIR / "faq.yaml", only_new=True)
+    seed_canned_replies()
     return {"departments": len(departments), "products": len(products), "faq": faq}
+
+
+def seed_canned_replies() -> int:
+    """Add the shared canned replies of canned_replies.yaml missing by shortcut; returns
+    how many were added. Edits in the back office are kept; a deleted one comes back
+    on the next seed, so switch one off with "active" instead."""
+    have = set(
+        db.session.scalars(
+            select(CannedReply.shortcut).where(
+                CannedReply.owner_id.is_(None), CannedReply.department_id.is_(None)
+            )
+        )
+    )
+    added = 0
+    for row in _load("canned_replies.yaml"):
+        if row["shortcut"] in have:
+            continue
+        db.session.add(CannedReply(seeded=True, **row))
+        added += 1
+    db.session.flush()
+    return added
 
 
 def ensure_user(

@@ -34,7 +34,6 @@ from ..models import (
 )
 from ..models.base import utcnow
 from ..models.enums import OPEN_STATUSES
-from ..transactions import CertificationConflict
 from . import (
     ConflictError,
     DomainError,
@@ -251,9 +250,8 @@ def _flush(ticket: Ticket, now: datetime | None = None) -> None:
         db.session.flush()
     except StaleDataError as exc:
         raise ConflictError(message) from exc
-    except CertificationConflict as exc:
-        # Galera: another node's commit changed this ticket (backoffice/transactions.py).
-        raise ConflictError(message) from exc
+    # A Galera certification conflict (CertificationConflict) is left to the caller:
+    # filing is retried, a staff decision is a conflict (backoffice/transactions.py).
 
 
 def _operation(fn):

@@ -16,6 +16,7 @@ from ..extensions import db
 from ..models import (
     Announcement,
     BusinessHours,
+    CannedReply,
     CompanyDay,
     Department,
     FaqCategory,
@@ -29,6 +30,7 @@ from . import formatting
 from .admin_people import PEOPLE, DepartmentView, RoutingRuleView, StaffUserView
 from .announcements import AnnouncementSendView
 from .calendar import BusinessHoursView, CompanyDayView
+from .canned import CannedReplyView
 from .content import CONTENT, AnnouncementView, FaqCategoryView, FaqEntryView, ProductView
 from .customers import CustomerView
 from .dashboard import HomeView
@@ -104,6 +106,13 @@ def init_admin(app: Flask) -> Admin:
         ),
         CustomerView(User, db, name=_l("Customers"), endpoint="customers"),
         OrderView(name=_l("Orders"), endpoint="orders"),
+        CannedReplyView(
+            CannedReply,
+            db,
+            name=_l("Canned replies"),
+            endpoint="canned_replies",
+            url="/admin/canned-replies",
+        ),
         MailReviewView(name=_l("Held email"), endpoint="mail_review", url="/admin/mail-review"),
     )
     formatting.register(app)
