@@ -50,8 +50,8 @@ def ticket_filters() -> list:
         DepartmentFilter(Ticket.department_id, _l("Department")),
         LocalDateBetween(Ticket.created_at, _l("Created")),
         SlaFilter(Ticket.resolution_due, _l("SLA breached")),
-        BreachingSoonFilter(Ticket.sla_warn_at, _l("Breaching soon")),
         FilterLike("order.number", _l("Order number")),
+        BreachingSoonFilter(Ticket.sla_warn_at, _l("Breaching soon")),
     ]
 
 
