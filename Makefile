@@ -92,6 +92,7 @@ screenshots: test-deps install-test translations
 bench: install-test
 	$(BIN)/python bench/loyalty_refresh.py
 	$(BIN)/python bench/announcement_queueing.py
+	$(BIN)/python bench/whatsapp_webhook.py
 	@if [ -n "$$DATABASE_URL" ]; then \
 	  $(BIN)/python bench/ticket_queries.py && $(BIN)/python bench/admin_pages.py; \
 	else echo "ticket_queries.py, admin_pages.py: set DATABASE_URL to a database filled by carebox seed-bulk"; fi
