@@ -27,7 +27,7 @@ from .enums import (
     WhatsAppSendKind,
 )
 from .faq import FaqCategory, FaqEntry, FaqVote
-from .inbound_email import InboundEmail
+from .inbound_email import InboundEmail, InboundEmailChunk
 from .order import Order, OrderEvent
 from .outbox import OutboxEmail
 from .shipment import TrackingEvent
@@ -49,6 +49,7 @@ __all__ = [
     "FaqEntry",
     "FaqVote",
     "InboundEmail",
+    "InboundEmailChunk",
     "InboundReason",
     "InboundStatus",
     "MessageChannel",

@@ -22,6 +22,7 @@ from .content import CONTENT, AnnouncementView, FaqCategoryView, FaqEntryView, P
 from .customers import CustomerView
 from .dashboard import HomeView
 from .desk import TicketDeskView
+from .mail_review import MailReviewView
 from .orders import OrderView
 from .reports import ReportView
 from .tickets import LISTS, TicketListView
@@ -76,6 +77,7 @@ def init_admin(app: Flask) -> Admin:
         ),
         CustomerView(User, db, name=_l("Customers"), endpoint="customers"),
         OrderView(name=_l("Orders"), endpoint="orders"),
+        MailReviewView(name=_l("Held email"), endpoint="mail_review", url="/admin/mail-review"),
     )
     formatting.register(app)
     app.after_request(_html_lang)
