@@ -20,6 +20,7 @@ RATE_LIMITS = (
     "RATELIMIT_TICKET_REPLY",
     "RATELIMIT_FAQ_VOTE",
     "RATELIMIT_TRACK",
+    "RATELIMIT_WHATSAPP_WEBHOOK",
 )
 
 
@@ -120,6 +121,8 @@ class Config:
     # Per address: generous, as phones on one carrier often share an address (CGNAT).
     RATELIMIT_FAQ_VOTE = "120 per hour"
     RATELIMIT_TRACK = "30 per minute;300 per hour"  # public /track, per address
+    # Meta delivers from a handful of addresses: generous, a flood guard only.
+    RATELIMIT_WHATSAPP_WEBHOOK = "1200 per minute"
 
     # i18n
     BABEL_DEFAULT_LOCALE = "id"
@@ -170,6 +173,19 @@ class Config:
     # Loyalty segment thresholds (backoffice/domain/loyalty.py documents each rule);
     # keys given here override DEFAULT_THRESHOLDS there.
     CAREBOX_LOYALTY: dict = {}
+    # WhatsApp Business Cloud API (backoffice/channels/whatsapp*.py, README "WhatsApp").
+    # The channel is on only when the first four are set; otherwise its URLs answer 404.
+    WHATSAPP_APP_SECRET = ""  # the Meta app's secret: signs every webhook delivery
+    WHATSAPP_VERIFY_TOKEN = ""  # chosen by you, typed into Meta's webhook form
+    WHATSAPP_TOKEN = ""  # a system user's access token (whatsapp_business_messaging)
+    WHATSAPP_PHONE_NUMBER_ID = ""  # the sending number's id (not the number itself)
+    WHATSAPP_API_BASE = "https://graph.facebook.com/v21.0"
+    WHATSAPP_TIMEOUT = 10.0  # seconds for one Graph API call
+    # The approved template a staff reply goes out as outside the 24-hour window; its
+    # body takes {{1}} the ticket number and {{2}} the reply (shortened). Empty: none.
+    WHATSAPP_REPLY_TEMPLATE = ""
+    # The queues' workers (channels/whatsapp_in.py DEFAULT_QUEUE lists each key).
+    WHATSAPP_QUEUE: dict = {}
     # The two service-indicator letters of every new resi (UPU S10; domain/shipments.py).
     CAREBOX_RESI_PREFIX = "CB"
 
@@ -192,6 +208,12 @@ class Config:
             "UPLOAD_FOLDER",
             "DATABASE_REPLICA_URL",
             "CAREBOX_RESI_PREFIX",
+            "WHATSAPP_APP_SECRET",
+            "WHATSAPP_VERIFY_TOKEN",
+            "WHATSAPP_TOKEN",
+            "WHATSAPP_PHONE_NUMBER_ID",
+            "WHATSAPP_API_BASE",
+            "WHATSAPP_REPLY_TEMPLATE",
             "CAREBOX_DEFAULT_CALENDAR",
         ):
             if env.get(key):
@@ -230,6 +252,13 @@ class Config:
                     out[key] = float(env[key])
                 except ValueError as exc:
                     raise ConfigError(f"{key}={env[key]!r} is not a number of seconds") from exc
+        if env.get("WHATSAPP_TIMEOUT"):
+            try:
+                out["WHATSAPP_TIMEOUT"] = float(env["WHATSAPP_TIMEOUT"])
+            except ValueError as exc:
+                raise ConfigError(
+                    f"WHATSAPP_TIMEOUT={env['WHATSAPP_TIMEOUT']!r} is not a number of seconds"
+                ) from exc
         for key in ("CAREBOX_MAIL_MAX_BYTES", "CAREBOX_MAIL_MAX_PER_HOUR"):
             if env.get(key):
                 try:
@@ -238,7 +267,7 @@ class Config:
                     raise ConfigError(f"{key}={env[key]!r} is not a whole number") from exc
         if env.get("MAIL_TIMEOUT"):
             out["MAIL_TIMEOUT"] = float(env["MAIL_TIMEOUT"])
-        for key in ("CAREBOX_OUTBOX", "CAREBOX_LOYALTY"):
+        for key in ("CAREBOX_OUTBOX", "CAREBOX_LOYALTY", "WHATSAPP_QUEUE"):
             if env.get(key):
                 out[key] = json.loads(env[key])
         if env.get("CAREBOX_SLA_HOURS"):

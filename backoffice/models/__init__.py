@@ -12,6 +12,7 @@ from .enums import (
     EventAction,
     InboundReason,
     InboundStatus,
+    InboxStatus,
     MessageChannel,
     OrderStatus,
     OutboxStatus,
@@ -21,6 +22,9 @@ from .enums import (
     TicketStatus,
     TrackingEventKind,
     TrackingSource,
+    WhatsAppDelivery,
+    WhatsAppItemKind,
+    WhatsAppSendKind,
 )
 from .faq import FaqCategory, FaqEntry, FaqVote
 from .inbound_email import InboundEmail
@@ -29,6 +33,7 @@ from .outbox import OutboxEmail
 from .shipment import TrackingEvent
 from .ticket import Ticket, TicketAttachment, TicketEvent, TicketMessage
 from .user import CustomerProfile, Role, User, roles_users
+from .whatsapp import OutboxWhatsApp, WhatsAppInbox, WhatsAppWebhook
 
 __all__ = [
     "Announcement",
@@ -69,4 +74,11 @@ __all__ = [
     "TrackingSource",
     "User",
     "roles_users",
+    "InboxStatus",
+    "OutboxWhatsApp",
+    "WhatsAppDelivery",
+    "WhatsAppInbox",
+    "WhatsAppItemKind",
+    "WhatsAppSendKind",
+    "WhatsAppWebhook",
 ]

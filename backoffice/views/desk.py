@@ -26,7 +26,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from ..domain import ConflictError, DomainError, PermissionDenied, presence
+from ..domain import ConflictError, DomainError, PermissionDenied, notifications, presence
 from ..domain import attachments as files
 from ..domain import permissions as perm
 from ..domain import tickets as lifecycle
@@ -45,7 +45,15 @@ from ..models.base import MAX_ID, utcnow
 from ..transactions import commit_or_conflict
 from .base import StaffAccessMixin
 from .desk_context import customer_summary, load_events, load_messages, state_key
-from .desk_forms import INTERNAL, PUBLIC, ActionForm, DispatchForm, PriorityForm, ReplyForm
+from .desk_forms import (
+    INTERNAL,
+    PUBLIC,
+    ActionForm,
+    DispatchForm,
+    PriorityForm,
+    ReplyForm,
+    assignee_from,
+)
 from .fields import to_choices
 from .tickets import LIST_ENDPOINTS
 
@@ -116,8 +124,16 @@ class TicketDeskView(StaffAccessMixin, BaseView):
         allowed = lifecycle.allowed_actions(ticket, current_user)
         events = load_events(ticket)
         messages = load_messages(ticket)
+        colleagues = []
+        if Action.ASSIGN in allowed:
+            colleagues = [
+                u
+                for u in db.session.scalars(perm.staff_with(perm.BACKOFFICE))
+                if u.id != current_user.id and perm.can_work_on(u, ticket)
+            ]
         html = self.render(
             "admin/tickets/desk.html",
+            colleagues=colleagues,
             ticket=ticket,
             messages=messages,
             events=events,
@@ -125,6 +141,7 @@ class TicketDeskView(StaffAccessMixin, BaseView):
             Action=Action,
             forms=self._forms(ticket, allowed, **forms),
             summary=customer_summary(ticket, current_user),
+            reply_route=notifications.reply_route(ticket),
             conflict=conflict,
             sla_due=ticket.current_due,
             breached=ticket.sla_breached(utcnow()),
@@ -278,9 +295,11 @@ class TicketDeskView(StaffAccessMixin, BaseView):
     @expose("/<number>/assign", methods=["POST"])
     def assign(self, number: str):
         def work(ticket, form, stored):
-            target = current_user if form.assignee.data != "none" else None
             lifecycle.assign(
-                ticket, target, current_user, expected_version=form.expected_version.data
+                ticket,
+                assignee_from(form.assignee.data),
+                current_user,
+                expected_version=form.expected_version.data,
             )
 
         return self._perform(number, ActionForm, work, _("Assignment changed."))
