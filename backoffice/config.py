@@ -144,6 +144,7 @@ class Config:
     CAREBOX_SLA_HOURS: dict = {}  # working hours per priority (domain/sla.py)
     # The department whose working calendar a ticket without a department runs on.
     CAREBOX_DEFAULT_CALENDAR = "CS"
+    CAREBOX_SEED_HOURS = True  # seeding gives departments seed/departments.yaml's hours
     # The site's address: every link in an email, and in production the only Host
     # a request may name (TRUSTED_HOSTS), come from it. Required in production.
     CAREBOX_BASE_URL = ""
@@ -215,6 +216,7 @@ class Config:
             "WHATSAPP_API_BASE",
             "WHATSAPP_REPLY_TEMPLATE",
             "CAREBOX_DEFAULT_CALENDAR",
+            "CAREBOX_EXPORT_DIR",
         ):
             if env.get(key):
                 out[key] = env[key]
@@ -246,6 +248,8 @@ class Config:
             "CAREBOX_REPLICA_MAX_LAG",
             "CAREBOX_REPLICA_TIMEOUT",
             "CAREBOX_REPLICA_RETRY_SECONDS",
+            "CAREBOX_EXPORT_LEASE_SECONDS",
+            "CAREBOX_EXPORT_KEEP_HOURS",
         ):
             if env.get(key):
                 try:
@@ -259,7 +263,12 @@ class Config:
                 raise ConfigError(
                     f"WHATSAPP_TIMEOUT={env['WHATSAPP_TIMEOUT']!r} is not a number of seconds"
                 ) from exc
-        for key in ("CAREBOX_MAIL_MAX_BYTES", "CAREBOX_MAIL_MAX_PER_HOUR"):
+        for key in (
+            "CAREBOX_MAIL_MAX_BYTES",
+            "CAREBOX_MAIL_MAX_PER_HOUR",
+            "CAREBOX_EXPORT_DIRECT_MAX_ROWS",
+            "CAREBOX_REPORT_BATCH",
+        ):
             if env.get(key):
                 try:
                     out[key] = int(env[key])
@@ -293,6 +302,9 @@ class TestingConfig(DevelopmentConfig):
     RATELIMIT_ENABLED = False
     FLASK_ADMIN_RAISE_ON_VIEW_EXCEPTION = True
     SQLALCHEMY_ENGINE_OPTIONS: dict = {}
+    # Seeded departments get no hours, so their clocks run on wall-clock time and a test
+    # does not depend on the hour it runs at; working-time tests set hours themselves.
+    CAREBOX_SEED_HOURS = False
 
 
 class ProductionConfig(Config):

@@ -74,6 +74,13 @@ def set_language(code: str):
     return resp
 
 
+@bp.route("/favicon.ico")
+def favicon():
+    """The site's icon where every browser looks for it (the back office's pages and a
+    PDF or image opened on its own name no icon, and the browser asks here)."""
+    return current_app.send_static_file("favicon.ico")
+
+
 def _referrer_path() -> str | None:
     ref = request.referrer
     if not ref:

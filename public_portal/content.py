@@ -30,6 +30,8 @@ from .forms import VoteForm, one_line
 
 FAQ_PER_CATEGORY = 5  # on the overview; a category's own page lists them all
 FAQ_PER_PAGE = 50
+# A search shows this many answers first (the best matches), the rest behind "More answers".
+FAQ_BEST = 3
 SUGGESTIONS = 5
 VOTES_KEPT = 200  # votes remembered per session (a signed cookie: keep it small)
 EXCERPT = 220
@@ -141,6 +143,7 @@ def faq():
         voted=set(session.get("faq_voted", [])) | faqs.voted_entries(_signed_in()),
         vote_form=VoteForm(),
         too_short=bool(q) and not search.words(q),
+        best_count=FAQ_BEST,
     )
 
 

@@ -22,7 +22,6 @@ from flask import (
     request,
     url_for,
 )
-from flask_babel import format_datetime
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -46,6 +45,7 @@ from backoffice.models import (
     User,
 )
 from backoffice.transactions import retrying
+from backoffice.views.formatting import iso_datetime, when_text
 
 from .base import (
     MAX_ID,
@@ -149,7 +149,7 @@ def new_ticket():
         form.body.data = (clean_text(args.get("body", "")) or "")[:2000]
         form.order_number.data = (upper(one_line(args.get("order_number", ""))) or "")[:20]
         kind = args.get("kind")
-        form.kind.data = kind if kind in {k.value for k in TicketKind} else "question"
+        form.kind.data = kind if kind in {k.value for k in TicketKind} else ""
         return _render_new(form)
 
     ok = form.validate_on_submit()
@@ -219,7 +219,8 @@ def author_label(message: TicketMessage) -> str:
     if not message.from_staff:
         return _("You")
     name = (message.author.name if message.author else "").split(" ")[0]
-    return _("%(name)s, carebox", name=name) if name else _("carebox customer care")
+    # "Rina from carebox": a person, and whom they work for ("Rina, carebox" read oddly).
+    return _("%(name)s from carebox", name=name) if name else _("carebox customer care")
 
 
 def _channel_badge(channel):
@@ -233,8 +234,8 @@ def _message_json(message: TicketMessage) -> dict:
         "body": message.body,
         "mine": not message.from_staff,
         "author": author_label(message),
-        "at": message.created_at.isoformat() + "Z",
-        "at_label": format_datetime(message.created_at, "short"),
+        "at": iso_datetime(message.created_at),
+        "at_label": when_text(message.created_at),
         "channel": message.channel.value,
         "channel_html": str(_channel_badge(message.channel)),
         "attachments": [
