@@ -423,6 +423,50 @@ def mail_status(hours: int):
         click.echo(f"  throttled: {sender} ({count})")
 
 
+@click.group("exports")
+def exports_group():
+    """Report exports written in the background (large CSV and XLSX files)."""
+
+
+@exports_group.command("run")
+@click.option("--loop", is_flag=True, help="Keep working until SIGTERM or Ctrl-C.")
+@click.option("--interval", type=click.FloatRange(0.1, 3600), default=2.0, show_default=True)
+@with_appcontext
+def exports_run(loop: bool, interval: float):
+    """Write the waiting export jobs (all of them, or keep going with --loop).
+
+    Any number may run: each claims its own job. A worker that dies mid-file leaves its
+    lease (CAREBOX_EXPORT_LEASE_SECONDS) to run out, and the next one starts the file again.
+    """
+    import logging
+    import signal
+    import threading
+
+    from .domain.export_jobs import work
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    stop = threading.Event()
+
+    def graceful(signum, frame):
+        # Finish the file in hand, then stop; a second Ctrl-C interrupts at once.
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = {sig: signal.signal(sig, graceful) for sig in (signal.SIGTERM, signal.SIGINT)}
+    if loop:
+        click.echo("exports: working; stop with Ctrl-C or SIGTERM")
+    try:
+        done = work(stop, interval, once=not loop)
+    except KeyboardInterrupt:
+        click.echo("exports: interrupted; the job in hand restarts after its lease")
+        return
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    click.echo(f"exports: {done} written")
+
+
 def _counts(counts: dict) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
 
@@ -439,5 +483,6 @@ def init_app(app: Flask) -> None:
         whatsapp_group,
         tracking_group,
         mail_group,
+        exports_group,
     ):
         app.cli.add_command(command)

@@ -19,6 +19,7 @@ RATE_LIMITS = (
     "RATELIMIT_TICKET_FILE",
     "RATELIMIT_TICKET_REPLY",
     "RATELIMIT_FAQ_VOTE",
+    "RATELIMIT_TRACK",
     "RATELIMIT_WHATSAPP_WEBHOOK",
 )
 
@@ -119,6 +120,7 @@ class Config:
     RATELIMIT_TICKET_REPLY = "30 per 10 minutes"
     # Per address: generous, as phones on one carrier often share an address (CGNAT).
     RATELIMIT_FAQ_VOTE = "120 per hour"
+    RATELIMIT_TRACK = "30 per minute;300 per hour"  # public /track, per address
     # Meta delivers from a handful of addresses: generous, a flood guard only.
     RATELIMIT_WHATSAPP_WEBHOOK = "1200 per minute"
 
@@ -142,6 +144,7 @@ class Config:
     CAREBOX_SLA_HOURS: dict = {}  # working hours per priority (domain/sla.py)
     # The department whose working calendar a ticket without a department runs on.
     CAREBOX_DEFAULT_CALENDAR = "CS"
+    CAREBOX_SEED_HOURS = True  # seeding gives departments seed/departments.yaml's hours
     # The site's address: every link in an email, and in production the only Host
     # a request may name (TRUSTED_HOSTS), come from it. Required in production.
     CAREBOX_BASE_URL = ""
@@ -213,6 +216,7 @@ class Config:
             "WHATSAPP_API_BASE",
             "WHATSAPP_REPLY_TEMPLATE",
             "CAREBOX_DEFAULT_CALENDAR",
+            "CAREBOX_EXPORT_DIR",
         ):
             if env.get(key):
                 out[key] = env[key]
@@ -244,6 +248,8 @@ class Config:
             "CAREBOX_REPLICA_MAX_LAG",
             "CAREBOX_REPLICA_TIMEOUT",
             "CAREBOX_REPLICA_RETRY_SECONDS",
+            "CAREBOX_EXPORT_LEASE_SECONDS",
+            "CAREBOX_EXPORT_KEEP_HOURS",
         ):
             if env.get(key):
                 try:
@@ -257,7 +263,12 @@ class Config:
                 raise ConfigError(
                     f"WHATSAPP_TIMEOUT={env['WHATSAPP_TIMEOUT']!r} is not a number of seconds"
                 ) from exc
-        for key in ("CAREBOX_MAIL_MAX_BYTES", "CAREBOX_MAIL_MAX_PER_HOUR"):
+        for key in (
+            "CAREBOX_MAIL_MAX_BYTES",
+            "CAREBOX_MAIL_MAX_PER_HOUR",
+            "CAREBOX_EXPORT_DIRECT_MAX_ROWS",
+            "CAREBOX_REPORT_BATCH",
+        ):
             if env.get(key):
                 try:
                     out[key] = int(env[key])
@@ -291,6 +302,9 @@ class TestingConfig(DevelopmentConfig):
     RATELIMIT_ENABLED = False
     FLASK_ADMIN_RAISE_ON_VIEW_EXCEPTION = True
     SQLALCHEMY_ENGINE_OPTIONS: dict = {}
+    # Seeded departments get no hours, so their clocks run on wall-clock time and a test
+    # does not depend on the hour it runs at; working-time tests set hours themselves.
+    CAREBOX_SEED_HOURS = False
 
 
 class ProductionConfig(Config):

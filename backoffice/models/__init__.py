@@ -3,6 +3,7 @@
 from .announcement import Announcement
 from .announcement_send import AnnouncementSend
 from .calendar import BusinessHours, CompanyDay
+from .canned import CannedReply
 from .catalog import Product
 from .department import Department, RoutingRule
 from .desk import TicketViewer
@@ -26,6 +27,7 @@ from .enums import (
     WhatsAppItemKind,
     WhatsAppSendKind,
 )
+from .export_job import ExportJob, ExportStatus
 from .faq import FaqCategory, FaqEntry, FaqVote
 from .inbound_email import InboundEmail, InboundEmailChunk
 from .order import Order, OrderEvent
@@ -40,11 +42,14 @@ __all__ = [
     "AnnouncementSend",
     "AnnouncementKind",
     "Badge",
+    "CannedReply",
     "BusinessHours",
     "CompanyDay",
     "CustomerProfile",
     "Department",
     "EventAction",
+    "ExportJob",
+    "ExportStatus",
     "FaqCategory",
     "FaqEntry",
     "FaqVote",

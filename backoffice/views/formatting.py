@@ -50,6 +50,22 @@ def money_text(value: Decimal | None) -> str:
     return format_decimal(value, format="#,##0.00")
 
 
+def count_text(value: int | None) -> str:
+    """A count with the locale's grouping: 1.003.020 in Indonesian, 1,003,020 in English."""
+    if value is None:
+        return "—"
+    return format_decimal(value, format="#,##0")
+
+
+def size_text(size: int | None) -> str:
+    """A file size in the locale's decimal mark: 12,5 MB."""
+    if size is None:
+        return "—"
+    if size < 1_000_000:
+        return format_decimal(max(size / 1000, 0.1), format="#,##0.0") + " kB"
+    return format_decimal(size / 1_000_000, format="#,##0.0") + " MB"
+
+
 def register(app) -> None:
     """Jinja filters for the admin and portal templates."""
     app.add_template_filter(datetime_text, "admin_dt")
@@ -58,3 +74,5 @@ def register(app) -> None:
     app.add_template_filter(duration_text, "admin_duration")
     app.add_template_filter(hours_text, "admin_hours")
     app.add_template_filter(money_text, "admin_money")
+    app.add_template_filter(count_text, "admin_count")
+    app.add_template_filter(size_text, "admin_size")
