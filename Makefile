@@ -8,7 +8,7 @@ TRANSLATIONS := backoffice/translations
 DOMAINS := messages admin flask_security wtforms
 export CAREBOX_ENV ?= development
 
-.PHONY: run test test-fast test-browser test-deps install install-test lint format translations \
+.PHONY: run test test-fast test-cluster test-browser test-deps install install-test lint format translations \
         extract-messages update-messages migration upgrade seed screenshots bench clean
 
 $(BIN)/python:
@@ -41,13 +41,19 @@ run: install translations
 test-deps:
 	@.ci/test-deps
 
-## Lint, then the whole suite (HTTP tests in parallel, then the browser tests)
+## Lint, then the whole suite (HTTP tests in parallel, then the browser tests). The Galera
+## cluster tests (mark `cluster`) run with the rest; --dist loadgroup keeps their module on one
+## worker, so one cluster is started.
 test: test-deps install-test translations lint
-	$(BIN)/pytest -n 2 -m "not browser" $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 --dist loadgroup -m "not browser" $(PYTEST_ARGS)
 	$(BIN)/pytest -m browser $(PYTEST_ARGS)
 
 test-fast: test-deps install-test translations
-	$(BIN)/pytest -n 2 -m "not browser" -x $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 --dist loadgroup -m "not browser" -x $(PYTEST_ARGS)
+
+## Only the three-node Galera cluster tests (about 2 minutes; make test runs them too)
+test-cluster: test-deps install-test translations
+	$(BIN)/pytest -m cluster -s $(PYTEST_ARGS)
 
 test-browser: test-deps install-test translations
 	$(BIN)/pytest -m browser $(PYTEST_ARGS)

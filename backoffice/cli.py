@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import click
 from flask import Flask
@@ -167,6 +168,51 @@ def products_import(file):
     from .domain.catalog import import_products
 
     _import(file, import_products)
+
+
+@click.group("tracking")
+def tracking_group():
+    """Parcels' tracking events."""
+
+
+@tracking_group.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--rejects",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write every refused row (line, reason, its cells) to this CSV file.",
+)
+@click.option("--batch", type=click.IntRange(1, 20_000), default=2000, show_default=True)
+@with_appcontext
+def tracking_import(file: str, rejects: str | None, batch: int):
+    """Import tracking events (CSV: resi,event,occurred_at,location,note). Idempotent:
+    events already recorded are unchanged. Exit status 1 when some row was refused
+    (the other rows landed)."""
+    from .tracking_import import import_file
+
+    size = os.path.getsize(file)
+    out = open(rejects, "w", newline="", encoding="utf-8") if rejects else None  # noqa: SIM115
+    try:
+        with (
+            open(file, "rb", buffering=0) as binary,
+            click.progressbar(length=size, label="Importing", file=sys.stderr) as bar,
+        ):
+            summary = import_file(binary, batch=batch, rejects=out, on_bytes=bar.update)
+    finally:
+        if out:
+            out.close()
+    click.echo(
+        f"{summary.inserted} inserted, {summary.unchanged} unchanged, "
+        f"{summary.refused} refused ({summary.rows} rows in {summary.seconds:.1f} s)"
+    )
+    for line, resi, reason in summary.first_refused:
+        click.echo(f"{file}:{line}: {resi + ': ' if resi else ''}{reason}", err=True)
+    more = summary.refused - len(summary.first_refused)
+    if more > 0:
+        where = f" (all of them in {rejects})" if rejects else " (--rejects FILE lists them all)"
+        click.echo(f"... and {more} more refused{where}", err=True)
+    if summary.refused:
+        sys.exit(1)
 
 
 @click.group("outbox")
@@ -341,6 +387,7 @@ def init_app(app: Flask) -> None:
         products_group,
         outbox_group,
         loyalty_group,
+        tracking_group,
         mail_group,
     ):
         app.cli.add_command(command)

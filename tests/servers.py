@@ -25,6 +25,7 @@ import atexit
 import contextlib
 import http.client
 import os
+import re
 import shutil
 import signal
 import socket
@@ -789,7 +790,36 @@ sst-syslog=-1
             _binary("mariadbd", "mariadb-server"),
             f"--defaults-file={self.dir}/my.cnf",
             *(["--wsrep-new-cluster"] if self.bootstrap else []),
+            *([f"--wsrep-start-position={self.start_position}"] if self.start_position else []),
         ]
+
+    start_position: str | None = None
+
+    def recover(self) -> str | None:
+        """After a crash, the position this node's InnoDB holds (`mariadbd --wsrep-recover`,
+        what Debian's galera_recovery does before systemd starts a node): started from it,
+        the node asks the others for the missing writes only (IST), not a full copy (SST)."""
+        grastate = self.datadir / "grastate.dat"
+        if not grastate.exists() or "seqno:   -1" not in grastate.read_text():
+            return None
+        log = self.dir / "recover.log"
+        subprocess.run(  # noqa: S603 (our own argv)
+            [
+                _binary("mariadbd", "mariadb-server"),
+                f"--defaults-file={self.dir}/my.cnf",
+                "--wsrep-recover",
+                f"--log-error={log}",
+            ],
+            capture_output=True,
+            check=False,
+            timeout=120,
+        )
+        found = re.findall(r"WSREP: Recovered position: (\S+)", log.read_text(errors="replace"))
+        return found[-1] if found else None
+
+    def start(self) -> GaleraNode:
+        self.start_position = None if self.bootstrap else self.recover()
+        return super().start()
 
     def ping(self) -> bool:
         """Ready means synced with the cluster and accepting queries, not just listening."""
@@ -864,3 +894,109 @@ class GaleraCluster:
 
     def __exit__(self, *exc):
         self.close()
+
+
+# --- haproxy in front of Galera -----------------------------------------------------------
+
+HAPROXY_FILE = DEPLOY / "haproxy" / "carebox-galera.cfg"
+HEALTH_SCRIPT = DEPLOY / "haproxy" / "galera-health"
+
+
+class GaleraHealth(Server):
+    """deploy/haproxy/galera-health answering on a port of its own for one node: socat
+    runs the script once per connection (what systemd's galera-health.socket does with
+    Accept=yes), asking the node over TCP as root (GALERA_HEALTH_CLIENT)."""
+
+    name = "galera-health"
+
+    def __init__(self, node: GaleraNode):
+        super().__init__()
+        self.node = node
+
+    def argv(self) -> list[str]:
+        return [
+            _binary("socat", "socat"),
+            f"TCP-LISTEN:{self.port},bind=127.0.0.1,reuseaddr,fork",
+            f"EXEC:{HEALTH_SCRIPT}",
+        ]
+
+    def env(self) -> dict:
+        client = f"mariadb --protocol=tcp -h 127.0.0.1 -P {self.node.port} -u root"
+        return {**os.environ, "GALERA_HEALTH_CLIENT": client}
+
+    def ping(self) -> bool:
+        return _tcp_open(self.port)
+
+
+def haproxy_for_test(nodes: list[GaleraNode], checks: list[GaleraHealth]) -> str:
+    """deploy/haproxy/carebox-galera.cfg with only addresses changed for a test: the two
+    listeners on free ports (@WRITE@, @READ@), each `server dbN` on node N's SQL port and
+    its health check's port, haproxy in the foreground as this user without syslog. Every
+    other value is the production file's (the test fails if they are no longer there)."""
+    text = HAPROXY_FILE.read_text()
+    replacements = [
+        ("    log /dev/log local0\n", ""),
+        ("    user haproxy\n", ""),
+        ("    group haproxy\n", ""),
+        ("    daemon\n", ""),
+        ("bind 127.0.0.1:3306", "bind 127.0.0.1:@WRITE@"),
+        ("bind 127.0.0.1:3307", "bind 127.0.0.1:@READ@"),
+    ]
+    for index, (node, check) in enumerate(zip(nodes, checks, strict=True), start=1):
+        replacements.append(
+            (
+                f"server db{index} 10.0.0.1{index}:3306",
+                f"server db{index} 127.0.0.1:{node.port} port {check.port}",
+            )
+        )
+    for old, new in replacements:
+        if old not in text:
+            raise AssertionError(f"{HAPROXY_FILE.name} no longer contains {old!r}")
+        text = text.replace(old, new)
+    return text
+
+
+class HAProxy(Server):
+    """haproxy (foreground, `-db`) running `config`; `@WRITE@`/`@READ@` become its ports
+    (`port` is the write listener, `read_port` the read one)."""
+
+    name = "haproxy"
+
+    def __init__(self, config: str):
+        super().__init__()
+        self.config = config
+        self.read_port: int | None = None
+
+    def prepare(self) -> None:
+        if self.read_port is None:
+            self.read_port = free_port()
+        text = self.config.replace("@WRITE@", str(self.port)).replace("@READ@", str(self.read_port))
+        (self.dir / "haproxy.cfg").write_text(text)
+
+    def argv(self) -> list[str]:
+        return [_binary("haproxy", "haproxy"), "-db", "-f", str(self.dir / "haproxy.cfg")]
+
+    def ping(self) -> bool:
+        return _tcp_open(self.port) and _tcp_open(self.read_port)
+
+    def url(self, database: str = "", *, read: bool = False) -> str:
+        port = self.read_port if read else self.port
+        return f"mysql+pymysql://root@127.0.0.1:{port}/{database}?charset=utf8mb4"
+
+    def node_name(self, *, read: bool = False) -> str:
+        """Which node a new connection through the listener reaches."""
+        import pymysql
+
+        conn = pymysql.connect(
+            host="127.0.0.1",
+            port=self.read_port if read else self.port,
+            user="root",
+            password="",
+            connect_timeout=3,
+        )
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT @@wsrep_node_name")
+                return cur.fetchone()[0]
+        finally:
+            conn.close()

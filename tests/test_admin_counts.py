@@ -92,12 +92,16 @@ def test_a_later_page_is_read_by_id_in_the_lists_order(login_as, make, app, db):
         html = b.get(f"/admin/tickets/team/?{query}").get_data(as_text=True)
         return re.findall(r'href="/admin/tickets/desk/([A-Z0-9-]+)/"', html)
 
-    newest_first = [t.number for t in reversed(late + fresh)]
-    assert listed("") == newest_first[:25]
-    assert listed("page=1") == newest_first[25:]
+    # The Team queue's order: most urgent first (next_due_at, then id).
+    def urgent_first(tickets):
+        return [t.number for t in sorted(tickets, key=lambda t: (t.next_due_at, t.id))]
+
+    queue = urgent_first(late + fresh)
+    assert listed("") == queue[:25]
+    assert listed("page=1") == queue[25:]
     # With a filter, the page's ids come from the filtered list.
     view = next(v for v in app.extensions["admin"][0]._views if v.endpoint == "tickets_team")
     breached = f"{view.filter_arg(SlaFilter)}=1"
-    late_first = [t.number for t in reversed(late)]
+    late_first = urgent_first(late)
     assert listed(breached) == late_first[:25]
     assert listed(f"page=1&{breached}") == late_first[25:]

@@ -25,7 +25,6 @@ CAREBOX = Path(sys.executable).parent / "carebox"
 # Commands other engineers are building; each xfail turns into a failure (strict) the day
 # its command exists, so the marker cannot outlive its reason.
 NOT_YET = {
-    "carebox-mail.service": "carebox mail receive arrives with the email channel (issue 11)",
     "carebox-autofinish.service": "carebox tickets auto-finish arrives with issue 14",
 }
 

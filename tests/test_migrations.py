@@ -241,3 +241,22 @@ def test_order_status_history_becomes_tracking_events(empty_database_url):
         assert order[0] == "departed_hub" and str(order[1])[:19] == "2026-01-02 09:00:00"
         downgrade(revision="base")
         db.engine.dispose()
+
+
+def test_migrations_form_one_numbered_chain():
+    """Engineers land migrations in parallel: each must follow main's head, renumbered
+    (no second head, no merge revision), so the history reads in file order."""
+    from pathlib import Path
+
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    versions = Path(__file__).resolve().parent.parent / "migrations"
+    config = Config()
+    config.set_main_option("script_location", str(versions))
+    script = ScriptDirectory.from_config(config)
+    assert len(script.get_heads()) == 1
+    chain = list(reversed(list(script.walk_revisions())))
+    assert all(isinstance(r.down_revision, str | None) for r in chain)
+    numbers = [int(r.revision[:4]) for r in chain]
+    assert numbers == list(range(1, len(chain) + 1))

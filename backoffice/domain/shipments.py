@@ -437,6 +437,8 @@ def record_events(
             }
         )
     if rows:
+        # One order of keys for every writer, so two concurrent imports cannot deadlock.
+        rows.sort(key=lambda r: (r["order_id"], r["occurred_at"], r["event"]))
         _insert_new(rows, keys, results, now)
         _follow_latest(rows, orders, keys, now)
     return results  # type: ignore[return-value]
@@ -495,6 +497,7 @@ def _follow_latest(rows, orders, keys, now) -> None:
             )
     if not updates:
         return
+    updates.sort(key=lambda u: u["oid"])
     c = Order.__table__.c
     stmt = (
         update(Order.__table__)

@@ -36,7 +36,15 @@ from ..models import (
 from ..models.base import utcnow
 from ..models.enums import OPEN_STATUSES
 from ..transactions import CertificationConflict
-from . import ConflictError, DomainError, PermissionDenied, clean_text, notifications, sla
+from . import (
+    ConflictError,
+    DomainError,
+    PermissionDenied,
+    assignment,
+    clean_text,
+    notifications,
+    sla,
+)
 from . import permissions as perm
 
 __all__ = [
@@ -360,8 +368,9 @@ def file_ticket(
     )
     rule = find_route(ticket.kind, order.product_id if order else None)
     if rule is not None:
-        ticket.department_id = rule.department_id
+        ticket.department_id, ticket.department = rule.department_id, rule.department
         _move(ticket, None, Action.ROUTE, EventAction.ROUTED, rule=rule, now=now, note=str(rule))
+        _round_robin(ticket, now)
     _flush(ticket)
     notifications.ticket_filed(ticket)
     return ticket
@@ -443,9 +452,11 @@ def dispatch(
         raise DomainError(_("That department is not active."))
     if ticket.status is T and ticket.department_id == department.id:
         raise DomainError(_("The ticket is already with %(d)s.", d=str(department)))
-    ticket.department = department
+    # Both: the permission checks of round-robin read the id before any flush.
+    ticket.department_id, ticket.department = department.id, department
     event = EventAction.DISPATCHED if action is Action.DISPATCH else EventAction.ESCALATED
     ev = _move(ticket, actor, action, event, note=note or department.code, now=now)
+    _round_robin(ticket, now)
     _flush(ticket)
     notifications.ticket_reached_department(ticket, actor)
     return ev
@@ -494,8 +505,13 @@ def assign(
     """Assign the ticket to a staff member (or nobody)."""
     now = now or utcnow()
     _check(ticket, actor, Action.ASSIGN, expected_version, now)
-    if assignee is not None and not (assignee.active and perm.is_staff(assignee)):
-        raise DomainError(_("Tickets can only be assigned to active staff."))
+    if assignee is not None and not perm.can_work_on(assignee, ticket):
+        raise DomainError(
+            _(
+                "%(name)s cannot take this ticket: only active staff who can open it.",
+                name=assignee.display_name,
+            )
+        )
     ticket.assignee = assignee
     _move(
         ticket,
@@ -506,6 +522,18 @@ def assign(
         note=assignee.email if assignee else "",
     )
     _flush(ticket)
+
+
+def _round_robin(ticket: Ticket, now: datetime) -> None:
+    """A ticket that reached a round-robin department without anyone there able to
+    work on it goes to the agent whose turn it is (domain/assignment.py)."""
+    if ticket.department is None or perm.can_work_on(ticket.assignee, ticket):
+        return
+    agent = assignment.claim_agent(ticket.department, ticket)
+    if agent is None:
+        return
+    ticket.assignee = agent
+    _move(ticket, None, Action.ASSIGN, EventAction.ASSIGNED, now=now, note=agent.email)
 
 
 @_operation

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, true
+from sqlalchemy import CheckConstraint, ForeignKey, String, false, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -19,6 +19,8 @@ class Department(db.Model):
     name_en: Mapped[str] = mapped_column(String(120))
     email: Mapped[str | None]
     active: Mapped[bool] = mapped_column(default=True)
+    # New tickets reaching the department go to its agents in turn (domain/assignment.py).
+    round_robin: Mapped[bool] = mapped_column(default=False, server_default=false())
     # The working calendar (domain/worktime.py): the zone its hours are in, and whether
     # public holidays and company days off stop its clock (an on-call desk: no).
     timezone: Mapped[str] = mapped_column(

@@ -60,6 +60,12 @@ class User(db.Model, UserMixin):
     # A customer record made from an inbound message (email, WhatsApp): no password,
     # cannot sign in, until the owner of the address claims it (domain/contacts.py).
     contact_only: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Round-robin (domain/assignment.py): an agent marked away gets no new tickets;
+    # the one with the lowest turn (the longest since their last one) gets the next.
+    # A counter, not a time: DATETIME keeps whole seconds on MariaDB, and tickets
+    # arrive faster than that.
+    away: Mapped[bool] = mapped_column(default=False, server_default=false())
+    round_robin_turn: Mapped[int] = mapped_column(default=0, server_default="0")
     marketing_consent: Mapped[bool] = mapped_column(default=False)
     consent_changed_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -185,17 +185,24 @@ class DepartmentView(SecureModelView):
     required_permission = perm.ADMIN_PEOPLE
     can_create = True
     can_edit = True
-    column_list = ["code", "name_id", "name_en", "email", "active"]
+    column_list = ["code", "name_id", "name_en", "email", "active", "round_robin"]
     column_labels = {
         "code": _l("Code"),
         "name_id": _l("Name (Indonesian)"),
         "name_en": _l("Name (English)"),
         "email": _l("E-mail"),
         "active": _l("Active"),
+        "round_robin": _l("Round-robin"),
+    }
+    column_descriptions = {
+        "round_robin": _l(
+            "New tickets reaching the department go to its agents in turn, "
+            "skipping agents marked away."
+        ),
     }
     column_default_sort = ("code", False)
     column_searchable_list = ["code", "name_id", "name_en"]
-    form_columns = ["code", "name_id", "name_en", "email", "active"]
+    form_columns = ["code", "name_id", "name_en", "email", "active", "round_robin"]
     form_args = {
         "code": {
             "validators": [

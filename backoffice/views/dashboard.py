@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from flask import url_for
+from flask import flash, redirect, url_for
 from flask_admin import AdminIndexView, expose
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 
 from ..domain import permissions as perm
 from ..extensions import db
+from ..i18n import TranslatedForm
 from ..models import Department, Ticket, TicketKind, TicketStatus
 from ..models.base import utcnow
 from ..models.enums import OPEN_STATUSES
@@ -252,6 +253,7 @@ class HomeView(StaffAccessMixin, AdminIndexView):
         my_count, my_tickets = my_open_tickets(current_user)
         context = {
             "queue_links": queue_links(current_user),
+            "away_form": TranslatedForm(formdata=None),
             "lists": lists,
             "breached_total": at_least(r["breached"] for r in lists if r["open"]),
             "my_count": my_count,
@@ -262,6 +264,23 @@ class HomeView(StaffAccessMixin, AdminIndexView):
             with heavy_reads():
                 context["master"] = master_figures()
         return self.render("admin/home.html", **context)
+
+    @expose("/away", methods=["POST"])
+    def away(self):
+        """Toggle "away": an agent marked away gets no tickets from round-robin."""
+        form = TranslatedForm()
+        if form.validate_on_submit():
+            current_user.away = not current_user.away
+            db.session.commit()
+            flash(
+                _("You are marked away: round-robin skips you.")
+                if current_user.away
+                else _("You are back: round-robin includes you again."),
+                "success",
+            )
+        else:
+            flash(_("The form expired; nothing was changed. Try again."), "error")
+        return redirect(url_for(".index"))
 
     def _breached_url(self, endpoint: str) -> str:
         view = next(v for v in self.admin._views if v.endpoint == endpoint)

@@ -45,7 +45,15 @@ from ..models.base import MAX_ID, utcnow
 from ..transactions import commit_or_conflict
 from .base import StaffAccessMixin
 from .desk_context import customer_summary, load_events, load_messages, state_key
-from .desk_forms import INTERNAL, PUBLIC, ActionForm, DispatchForm, PriorityForm, ReplyForm
+from .desk_forms import (
+    INTERNAL,
+    PUBLIC,
+    ActionForm,
+    DispatchForm,
+    PriorityForm,
+    ReplyForm,
+    assignee_from,
+)
 from .fields import to_choices
 from .tickets import LIST_ENDPOINTS
 
@@ -116,8 +124,16 @@ class TicketDeskView(StaffAccessMixin, BaseView):
         allowed = lifecycle.allowed_actions(ticket, current_user)
         events = load_events(ticket)
         messages = load_messages(ticket)
+        colleagues = []
+        if Action.ASSIGN in allowed:
+            colleagues = [
+                u
+                for u in db.session.scalars(perm.staff_with(perm.BACKOFFICE))
+                if u.id != current_user.id and perm.can_work_on(u, ticket)
+            ]
         html = self.render(
             "admin/tickets/desk.html",
+            colleagues=colleagues,
             ticket=ticket,
             messages=messages,
             events=events,
@@ -278,9 +294,11 @@ class TicketDeskView(StaffAccessMixin, BaseView):
     @expose("/<number>/assign", methods=["POST"])
     def assign(self, number: str):
         def work(ticket, form, stored):
-            target = current_user if form.assignee.data != "none" else None
             lifecycle.assign(
-                ticket, target, current_user, expected_version=form.expected_version.data
+                ticket,
+                assignee_from(form.assignee.data),
+                current_user,
+                expected_version=form.expected_version.data,
             )
 
         return self._perform(number, ActionForm, work, _("Assignment changed."))

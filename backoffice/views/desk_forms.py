@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_login import current_user
 from flask_wtf.file import FileField
 from wtforms import HiddenField, IntegerField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 from wtforms.widgets import HiddenInput
 
+from ..domain import DomainError
 from ..domain.tickets import MAX_BODY
+from ..extensions import db
 from ..i18n import TranslatedForm
-from ..models import Priority
+from ..models import Priority, User
+from ..models.base import MAX_ID
 from .fields import to_choices
 
 PUBLIC, INTERNAL = "public", "internal"
@@ -52,3 +57,19 @@ class ActionForm(VersionedForm):
 
     note = StringField(_l("Note"), validators=[Optional(), Length(max=400)])
     assignee = HiddenField()
+
+
+def assignee_from(value: str | None) -> User | None:
+    """The staff member an assign form names: "me", "none" or a user id.
+
+    Raises DomainError for anything else; whether that person may take the
+    ticket is the lifecycle's question (permissions.can_work_on)."""
+    value = (value or "").strip().lower()
+    if value == "me":
+        return current_user._get_current_object()
+    if value == "none":
+        return None
+    user = db.session.get(User, int(value)) if value.isdigit() and int(value) <= MAX_ID else None
+    if user is None:
+        raise DomainError(_("Choose a colleague to assign the ticket to."))
+    return user

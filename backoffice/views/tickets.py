@@ -30,6 +30,7 @@ from .base import SecureModelView
 from .filters import DepartmentFilter, EnumFilter, LocalDateBetween, SlaFilter
 from .formatting import datetime_text
 from .sqlhelpers import capped_count
+from .ticket_actions import TicketActionsMixin
 from .ticket_search import SEARCH_LIMIT, SUBJECT_CONTAINS_DAYS, normalise, search_ids
 
 # --- filters and column formatters ------------------------------------------
@@ -119,7 +120,7 @@ PRIORITY_RANK = case(
 )
 
 
-class TicketListView(SecureModelView):
+class TicketListView(TicketActionsMixin, SecureModelView):
     """One status's list; `status` is given at registration."""
 
     list_template = "admin/tickets/list.html"
@@ -354,7 +355,8 @@ class TicketListView(SecureModelView):
     def is_action_allowed(self, name: str) -> bool:
         if name == "assign_to_me":
             return perm.has(current_user, perm.TICKET_ASSIGN)
-        return super().is_action_allowed(name)
+        ours = self.bulk_allowed(name)
+        return super().is_action_allowed(name) if ours is None else ours
 
     @action("assign_to_me", _l("Assign to me"), _l("Assign the selected tickets to yourself?"))
     def action_assign_to_me(self, ids):

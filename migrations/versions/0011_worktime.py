@@ -1,7 +1,7 @@
 """worktime: business hours, company days, working-time SLA clocks on tickets
 
-Revision ID: 0009_worktime
-Revises: 0008_tracking
+Revision ID: 0011_worktime
+Revises: 0010_galera
 
 Each department gets a zone and its hours per weekday; the company's own days off
 (and worked public holidays) live in company_day. A ticket keeps, from `sla_since`,
@@ -13,8 +13,8 @@ went out. Existing tickets keep their wall-clock due times (`sla_since` NULL) un
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009_worktime"
-down_revision = "0008_tracking"
+revision = "0011_worktime"
+down_revision = "0010_galera"
 branch_labels = None
 depends_on = None
 

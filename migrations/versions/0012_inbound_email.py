@@ -1,7 +1,7 @@
 """inbound email: every delivered message stored raw before it is processed
 
-Revision ID: 0011_inbound_email
-Revises: 0009_worktime, 0010_galera (main had both heads: this also merges them)
+Revision ID: 0012_inbound_email
+Revises: 0011_worktime
 
 `carebox mail receive` writes the raw message first (nothing acknowledged to the
 mail server is lost if processing fails), then processes it; held messages wait
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql
 
-revision = "0011_inbound_email"
-down_revision = ("0009_worktime", "0010_galera")
+revision = "0012_inbound_email"
+down_revision = "0011_worktime"
 branch_labels = None
 depends_on = None
 
