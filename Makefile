@@ -32,8 +32,9 @@ run: install translations
 	$(BIN)/carebox seed --demo
 	@echo "carebox: http://127.0.0.1:$(PORT)/  (back office: http://127.0.0.1:$(PORT)/admin/)"
 	@echo "mail worker: beside the server; with no MAIL_SERVER each email is printed here"
-	@trap 'kill $$worker 2>/dev/null' EXIT; \
+	@trap 'kill $$worker $$exports 2>/dev/null' EXIT; \
 	  $(BIN)/carebox outbox send --loop --interval 2 & worker=$$!; \
+	  $(BIN)/carebox exports run --loop --interval 2 & exports=$$!; \
 	  $(BIN)/carebox run --host 127.0.0.1 --port $(PORT)
 
 ## What the suite needs from the machine: Debian packages (.ci/debian-packages) and npm
@@ -92,6 +93,7 @@ screenshots: test-deps install-test translations
 bench: install-test
 	$(BIN)/python bench/loyalty_refresh.py
 	$(BIN)/python bench/announcement_queueing.py
+	$(BIN)/python bench/galera_cluster.py
 	@if [ -n "$$DATABASE_URL" ]; then \
 	  $(BIN)/python bench/ticket_queries.py && $(BIN)/python bench/admin_pages.py; \
 	else echo "ticket_queries.py, admin_pages.py: set DATABASE_URL to a database filled by carebox seed-bulk"; fi

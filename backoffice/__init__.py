@@ -108,6 +108,7 @@ def create_app(config: dict | str | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
     from . import cli, i18n, replica, security_setup, transactions, web
+    from .channels import whatsapp
     from .extensions import babel, csrf, db, limiter, migrate
 
     db.init_app(app)
@@ -118,6 +119,7 @@ def create_app(config: dict | str | None = None) -> Flask:
     limiter.init_app(app)
     security_setup.init_app(app)
     web.init_app(app)
+    whatsapp.init_app(app)
     transactions.init_app(app)
 
     from public_portal import init_app as init_portal

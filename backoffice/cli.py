@@ -264,6 +264,55 @@ def outbox_send(loop: bool, batch: int | None, interval: float | None):
     click.echo(f"outbox: stopped; {total}")
 
 
+@click.group("whatsapp")
+def whatsapp_group():
+    """The WhatsApp channel's worker."""
+
+
+@whatsapp_group.command("process")
+@click.option("--loop", is_flag=True, help="Keep working until SIGTERM or Ctrl-C.")
+@click.option("--batch", type=click.IntRange(1, 10_000), help="Rows claimed at a time.")
+@click.option("--interval", type=click.FloatRange(0.1, 3600), help="Seconds between idle polls.")
+@with_appcontext
+def whatsapp_process(loop: bool, batch: int | None, interval: float | None):
+    """Post queued WhatsApp messages to tickets and send staff replies (once, or --loop)."""
+    import logging
+    import signal
+    import threading
+
+    from flask import current_app
+
+    from .channels.whatsapp import enabled
+    from .channels.whatsapp_out import run_loop, work
+
+    if not enabled(current_app.config):
+        raise click.ClickException(
+            "WhatsApp is not configured: set WHATSAPP_APP_SECRET, WHATSAPP_VERIFY_TOKEN, "
+            "WHATSAPP_TOKEN and WHATSAPP_PHONE_NUMBER_ID."
+        )
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if not loop:
+        inbound, outbound = work(batch)
+        click.echo(f"{inbound}; {outbound}")
+        return
+    stop = threading.Event()
+
+    def graceful(signum, frame):
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = {sig: signal.signal(sig, graceful) for sig in (signal.SIGTERM, signal.SIGINT)}
+    click.echo("whatsapp: working; stop with Ctrl-C or SIGTERM")
+    try:
+        run_loop(batch, interval, stop, on_report=lambda i, o: click.echo(f"{i}; {o}"))
+    except KeyboardInterrupt:
+        click.echo("whatsapp: interrupted; unfinished claims are retried after their timeout")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 @click.group("loyalty")
 def loyalty_group():
     """Loyalty figures and segments of customers."""
@@ -374,6 +423,50 @@ def mail_status(hours: int):
         click.echo(f"  throttled: {sender} ({count})")
 
 
+@click.group("exports")
+def exports_group():
+    """Report exports written in the background (large CSV and XLSX files)."""
+
+
+@exports_group.command("run")
+@click.option("--loop", is_flag=True, help="Keep working until SIGTERM or Ctrl-C.")
+@click.option("--interval", type=click.FloatRange(0.1, 3600), default=2.0, show_default=True)
+@with_appcontext
+def exports_run(loop: bool, interval: float):
+    """Write the waiting export jobs (all of them, or keep going with --loop).
+
+    Any number may run: each claims its own job. A worker that dies mid-file leaves its
+    lease (CAREBOX_EXPORT_LEASE_SECONDS) to run out, and the next one starts the file again.
+    """
+    import logging
+    import signal
+    import threading
+
+    from .domain.export_jobs import work
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    stop = threading.Event()
+
+    def graceful(signum, frame):
+        # Finish the file in hand, then stop; a second Ctrl-C interrupts at once.
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = {sig: signal.signal(sig, graceful) for sig in (signal.SIGTERM, signal.SIGINT)}
+    if loop:
+        click.echo("exports: working; stop with Ctrl-C or SIGTERM")
+    try:
+        done = work(stop, interval, once=not loop)
+    except KeyboardInterrupt:
+        click.echo("exports: interrupted; the job in hand restarts after its lease")
+        return
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    click.echo(f"exports: {done} written")
+
+
 def _counts(counts: dict) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
 
@@ -387,7 +480,9 @@ def init_app(app: Flask) -> None:
         products_group,
         outbox_group,
         loyalty_group,
+        whatsapp_group,
         tracking_group,
         mail_group,
+        exports_group,
     ):
         app.cli.add_command(command)

@@ -19,6 +19,7 @@ RATE_LIMITS = (
     "RATELIMIT_TICKET_FILE",
     "RATELIMIT_TICKET_REPLY",
     "RATELIMIT_FAQ_VOTE",
+    "RATELIMIT_WHATSAPP_WEBHOOK",
 )
 
 
@@ -125,6 +126,8 @@ class Config:
     RATELIMIT_TICKET_REPLY = "30 per 10 minutes"
     # Per address: generous, as phones on one carrier often share an address (CGNAT).
     RATELIMIT_FAQ_VOTE = "120 per hour"
+    # Meta delivers from a handful of addresses: generous, a flood guard only.
+    RATELIMIT_WHATSAPP_WEBHOOK = "1200 per minute"
 
     # i18n
     BABEL_DEFAULT_LOCALE = "id"
@@ -146,6 +149,7 @@ class Config:
     CAREBOX_SLA_HOURS: dict = {}  # working hours per priority (domain/sla.py)
     # The department whose working calendar a ticket without a department runs on.
     CAREBOX_DEFAULT_CALENDAR = "CS"
+    CAREBOX_SEED_HOURS = True  # seeding gives departments seed/departments.yaml's hours
     # The site's address: every link in an email, and in production the only Host
     # a request may name (TRUSTED_HOSTS), come from it. Required in production.
     CAREBOX_BASE_URL = ""
@@ -175,6 +179,19 @@ class Config:
     # Loyalty segment thresholds (backoffice/domain/loyalty.py documents each rule);
     # keys given here override DEFAULT_THRESHOLDS there.
     CAREBOX_LOYALTY: dict = {}
+    # WhatsApp Business Cloud API (backoffice/channels/whatsapp*.py, README "WhatsApp").
+    # The channel is on only when the first four are set; otherwise its URLs answer 404.
+    WHATSAPP_APP_SECRET = ""  # the Meta app's secret: signs every webhook delivery
+    WHATSAPP_VERIFY_TOKEN = ""  # chosen by you, typed into Meta's webhook form
+    WHATSAPP_TOKEN = ""  # a system user's access token (whatsapp_business_messaging)
+    WHATSAPP_PHONE_NUMBER_ID = ""  # the sending number's id (not the number itself)
+    WHATSAPP_API_BASE = "https://graph.facebook.com/v21.0"
+    WHATSAPP_TIMEOUT = 10.0  # seconds for one Graph API call
+    # The approved template a staff reply goes out as outside the 24-hour window; its
+    # body takes {{1}} the ticket number and {{2}} the reply (shortened). Empty: none.
+    WHATSAPP_REPLY_TEMPLATE = ""
+    # The queues' workers (channels/whatsapp_in.py DEFAULT_QUEUE lists each key).
+    WHATSAPP_QUEUE: dict = {}
     # The two service-indicator letters of every new resi (UPU S10; domain/shipments.py).
     CAREBOX_RESI_PREFIX = "CB"
 
@@ -197,7 +214,14 @@ class Config:
             "UPLOAD_FOLDER",
             "DATABASE_REPLICA_URL",
             "CAREBOX_RESI_PREFIX",
+            "WHATSAPP_APP_SECRET",
+            "WHATSAPP_VERIFY_TOKEN",
+            "WHATSAPP_TOKEN",
+            "WHATSAPP_PHONE_NUMBER_ID",
+            "WHATSAPP_API_BASE",
+            "WHATSAPP_REPLY_TEMPLATE",
             "CAREBOX_DEFAULT_CALENDAR",
+            "CAREBOX_EXPORT_DIR",
         ):
             if env.get(key):
                 out[key] = env[key]
@@ -229,13 +253,27 @@ class Config:
             "CAREBOX_REPLICA_MAX_LAG",
             "CAREBOX_REPLICA_TIMEOUT",
             "CAREBOX_REPLICA_RETRY_SECONDS",
+            "CAREBOX_EXPORT_LEASE_SECONDS",
+            "CAREBOX_EXPORT_KEEP_HOURS",
         ):
             if env.get(key):
                 try:
                     out[key] = float(env[key])
                 except ValueError as exc:
                     raise ConfigError(f"{key}={env[key]!r} is not a number of seconds") from exc
-        for key in ("CAREBOX_MAIL_MAX_BYTES", "CAREBOX_MAIL_MAX_PER_HOUR"):
+        if env.get("WHATSAPP_TIMEOUT"):
+            try:
+                out["WHATSAPP_TIMEOUT"] = float(env["WHATSAPP_TIMEOUT"])
+            except ValueError as exc:
+                raise ConfigError(
+                    f"WHATSAPP_TIMEOUT={env['WHATSAPP_TIMEOUT']!r} is not a number of seconds"
+                ) from exc
+        for key in (
+            "CAREBOX_MAIL_MAX_BYTES",
+            "CAREBOX_MAIL_MAX_PER_HOUR",
+            "CAREBOX_EXPORT_DIRECT_MAX_ROWS",
+            "CAREBOX_REPORT_BATCH",
+        ):
             if env.get(key):
                 try:
                     out[key] = int(env[key])
@@ -243,7 +281,7 @@ class Config:
                     raise ConfigError(f"{key}={env[key]!r} is not a whole number") from exc
         if env.get("MAIL_TIMEOUT"):
             out["MAIL_TIMEOUT"] = float(env["MAIL_TIMEOUT"])
-        for key in ("CAREBOX_OUTBOX", "CAREBOX_LOYALTY"):
+        for key in ("CAREBOX_OUTBOX", "CAREBOX_LOYALTY", "WHATSAPP_QUEUE"):
             if env.get(key):
                 out[key] = json.loads(env[key])
         if env.get("CAREBOX_SLA_HOURS"):
@@ -269,6 +307,9 @@ class TestingConfig(DevelopmentConfig):
     RATELIMIT_ENABLED = False
     FLASK_ADMIN_RAISE_ON_VIEW_EXCEPTION = True
     SQLALCHEMY_ENGINE_OPTIONS: dict = {}
+    # Seeded departments get no hours, so their clocks run on wall-clock time and a test
+    # does not depend on the hour it runs at; working-time tests set hours themselves.
+    CAREBOX_SEED_HOURS = False
 
 
 class ProductionConfig(Config):

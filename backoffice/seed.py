@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import yaml
+from flask import current_app
 from flask_security import hash_password
 from sqlalchemy import select
 
@@ -18,6 +19,7 @@ from .domain.orders import place_order
 from .extensions import db
 from .models import (
     BusinessHours,
+    CannedReply,
     Department,
     Priority,
     Product,
@@ -71,8 +73,11 @@ def seed_departments() -> dict[str, Department]:
     return existing
 
 
-def _seed_hours(departments: dict[str, Department]) -> None:
-    """The seed file's business hours for each department that has none yet."""
+def _seed_hours(departments: dict[str, Department], force: bool = False) -> None:
+    """The seed file's business hours for each department that has none yet (unless
+    CAREBOX_SEED_HOURS is off: the test suite's wall-clock departments)."""
+    if not (force or current_app.config.get("CAREBOX_SEED_HOURS", True)):
+        return
     have = set(db.session.scalars(select(BusinessHours.department_id).distinct()))
     for row in _load("departments.yaml"):
         dep = departments.get(row["code"])
@@ -118,7 +123,29 @@ def seed_base() -> dict:
     products = seed_products()
     seed_routing_rules(departments, products)
     faq = import_faq(SEED_DIR / "faq.yaml", only_new=True)
+    seed_canned_replies()
     return {"departments": len(departments), "products": len(products), "faq": faq}
+
+
+def seed_canned_replies() -> int:
+    """Add the shared canned replies of canned_replies.yaml missing by shortcut; returns
+    how many were added. Edits in the back office are kept; a deleted one comes back
+    on the next seed, so switch one off with "active" instead."""
+    have = set(
+        db.session.scalars(
+            select(CannedReply.shortcut).where(
+                CannedReply.owner_id.is_(None), CannedReply.department_id.is_(None)
+            )
+        )
+    )
+    added = 0
+    for row in _load("canned_replies.yaml"):
+        if row["shortcut"] in have:
+            continue
+        db.session.add(CannedReply(seeded=True, **row))
+        added += 1
+    db.session.flush()
+    return added
 
 
 def ensure_user(

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from flask import (
     Blueprint,
     Flask,
+    abort,
     current_app,
     g,
     redirect,
@@ -72,6 +73,13 @@ def set_language(code: str):
         httponly=True,
     )
     return resp
+
+
+@bp.route("/favicon.ico")
+def favicon():
+    """The site's icon where every browser looks for it (the back office's pages and a
+    PDF or image opened on its own name no icon, and the browser asks here)."""
+    return current_app.send_static_file("favicon.ico")
 
 
 def _referrer_path() -> str | None:
@@ -239,8 +247,20 @@ def _handle_database_error(exc: DBAPIError):
     return resp
 
 
+def _refuse_oversized():
+    """413 before anything reads the body: Flask-Security's request loader reads a JSON
+    body to look for a token (and the error page asks for the user), so an oversized
+    JSON POST would raise RequestEntityTooLarge again inside the error handler: a 500."""
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if limit and (request.content_length or 0) > limit:
+        g._login_user = current_app.login_manager.anonymous_user()
+        abort(413)
+
+
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
+    # First of all before-request functions (Flask-Principal's loads the user).
+    app.before_request_funcs.setdefault(None, []).insert(0, _refuse_oversized)
     app.before_request(_refuse_malformed_input)
     app.after_request(_security_headers)
     app.register_error_handler(CSRFError, _handle_csrf)

@@ -29,6 +29,7 @@ from wtforms.validators import DataRequired, EqualTo, InputRequired, Length, Opt
 
 from backoffice.i18n import TranslatedForm
 from backoffice.models import TicketKind
+from backoffice.views.fields import PlaceholderSelect
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufeff\ufffe\uffff]")
 _SPACES = re.compile(r"\s+")
@@ -102,7 +103,11 @@ class TicketForm(TranslatedForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.kind.choices = [choice(k.value, k.label) for k in TicketKind]
+        # No kind is chosen for the customer (a skipped field must not file a complaint):
+        # the list starts with an empty choice, which the required check refuses.
+        self.kind.choices = [choice("", _l("Choose one…"))] + [
+            choice(k.value, k.label) for k in TicketKind
+        ]
 
     def validate_kind(self, field):
         if field.data not in {k.value for k in TicketKind}:
@@ -209,6 +214,7 @@ class AccountForm(TranslatedForm):
         choices=[choice("id", "Bahasa Indonesia"), choice("en", "English")],
         validators=[InputRequired(REQUIRED)],
         validate_choice=False,
+        widget=PlaceholderSelect(),
     )
     marketing_consent = BooleanField(_l("Send me news about new and improved products"))
 

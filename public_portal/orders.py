@@ -13,6 +13,7 @@ from backoffice.domain import permissions as perm
 from backoffice.domain.orders import place_order
 from backoffice.extensions import db
 from backoffice.models import Order, OrderEvent, Product, ProductKind
+from backoffice.transactions import retrying
 
 from .base import PER_PAGE, bp, customer_required, get_owned_or_404, lang, page_arg
 from .forms import OrderForm, choice, parse_weight
@@ -85,15 +86,20 @@ def new_order():
             200 if ok else 400,
         )
     try:
-        order = place_order(
-            current_user,
-            product,
-            origin=form.origin.data,
-            destination=form.destination.data,
-            weight_kg=weight,
-            receiver_name=form.receiver_name.data,
-            receiver_phone=form.receiver_phone.data,
-            notes=form.notes.data or "",
+        # Safe to repeat: a Galera conflict (the customer's loyalty profile, written by
+        # an order of theirs committed on another node) rolled everything back.
+        order = retrying(
+            lambda: place_order(
+                current_user,
+                product,
+                origin=form.origin.data,
+                destination=form.destination.data,
+                weight_kg=weight,
+                receiver_name=form.receiver_name.data,
+                receiver_phone=form.receiver_phone.data,
+                notes=form.notes.data or "",
+            ),
+            what="placing an order",
         )
     except DomainError as exc:
         db.session.rollback()
@@ -102,7 +108,6 @@ def new_order():
             render_template("portal/order_new.html", form=form, services=services, quote=None),
             400,
         )
-    db.session.commit()
     flash(
         _(
             "Thank you! Your order %(number)s was placed. Its resi (tracking number) is %(resi)s.",

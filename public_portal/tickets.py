@@ -23,7 +23,6 @@ from flask import (
     request,
     url_for,
 )
-from flask_babel import format_datetime
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -48,6 +47,7 @@ from backoffice.models import (
     User,
 )
 from backoffice.transactions import retrying
+from backoffice.views.formatting import iso_datetime, when_text
 
 from .base import (
     MAX_ID,
@@ -151,7 +151,7 @@ def new_ticket():
         form.body.data = (clean_text(args.get("body", "")) or "")[:2000]
         form.order_number.data = (upper(one_line(args.get("order_number", ""))) or "")[:20]
         kind = args.get("kind")
-        form.kind.data = kind if kind in {k.value for k in TicketKind} else "question"
+        form.kind.data = kind if kind in {k.value for k in TicketKind} else ""
         form.submission.data = uuid.uuid4().hex
         return _render_new(form)
 
@@ -266,8 +266,8 @@ def _message_json(message: TicketMessage) -> dict:
         "body": message.body,
         "mine": not message.from_staff,
         "author": author_label(message),
-        "at": message.created_at.isoformat() + "Z",
-        "at_label": format_datetime(message.created_at, "short"),
+        "at": iso_datetime(message.created_at),
+        "at_label": when_text(message.created_at),
         "channel": message.channel.value,
         "channel_html": str(_channel_badge(message.channel)),
         "attachments": [

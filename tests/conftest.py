@@ -222,3 +222,24 @@ def login_as(app, db, make):
         return b, user
 
     return _login
+
+
+@pytest.fixture
+def graph():
+    """A local stand-in for the WhatsApp Cloud API (tests/whatsapp/graph_server.py)."""
+    from .whatsapp.graph_server import FakeGraph
+
+    with FakeGraph() as server:
+        yield server
+
+
+@pytest.fixture
+def whatsapp(app, db, graph):
+    """The WhatsApp channel configured on the test app against `graph`; put back after."""
+    from .whatsapp.support import settings
+
+    values = settings(graph.base, WHATSAPP_REPLY_TEMPLATE="carebox_balasan_tiket")
+    saved = {key: app.config.get(key) for key in values}
+    app.config.update(values)
+    yield graph
+    app.config.update(saved)

@@ -168,6 +168,10 @@ MATRIX = [
     ("POST", "/admin/departments/delete/", row(LOGIN, 403, 403, 403, 404), {"id": "{ops_id}"}),
     ("GET", "/admin/routing_rules/", MASTER_ONLY, None),
     ("GET", "/admin/routing_rules/new/", MASTER_ONLY, None),
+    ("GET", "/admin/business-hours/", MASTER_ONLY, None),
+    ("GET", "/admin/business-hours/new/", MASTER_ONLY, None),
+    ("GET", "/admin/company-days/", MASTER_ONLY, None),
+    ("GET", "/admin/company-days/new/", MASTER_ONLY, None),
     # content
     ("GET", "/admin/faq_categories/", MASTER_ONLY, None),
     ("GET", "/admin/faq/", MASTER_ONLY, None),
@@ -211,6 +215,28 @@ MATRIX = [
         row(LOGIN, 403, 403, MOVED, MOVED),
         {"seen": "delivered", "to": "picked_up"},
     ),
+    # held inbound email (a posted one is out of the list's scope: 404, nothing changes)
+    ("GET", "/admin/mail-review/", CS_AND_MASTER, None),
+    ("GET", "/admin/mail-review/details/?id={held_mail_id}", CS_AND_MASTER, None),
+    (
+        "GET",
+        "/admin/mail-review/details/?id={posted_mail_id}",
+        row(LOGIN, 403, 403, 404, 404),
+        None,
+    ),
+    ("GET", "/admin/mail-review/edit/?id={held_mail_id}", row(LOGIN, 403, 403, 404, 404), None),
+    (
+        "POST",
+        "/admin/mail-review/accept/?id={posted_mail_id}",
+        row(LOGIN, 403, 403, 404, 404),
+        {},
+    ),
+    (
+        "POST",
+        "/admin/mail-review/reject/?id={posted_mail_id}",
+        row(LOGIN, 403, 403, 404, 404),
+        {},
+    ),
 ]
 
 
@@ -233,7 +259,28 @@ def _ids(world, make) -> dict:
         "order_id": world.order.id,
         "ops_id": make.department("OPS").id,
         "ann_id": _announcement(make).id,
+        **_inbound_mails(make),
     }
+
+
+def _inbound_mails(make) -> dict:
+    from backoffice.models import InboundEmail, InboundReason, InboundStatus
+    from backoffice.models.base import utcnow
+
+    rows = {}
+    for key, status in (("held_mail_id", "held"), ("posted_mail_id", "posted")):
+        mail = InboundEmail(
+            dedup_key=key.ljust(64, "0"),
+            raw=b"From: x@example.net\r\nSubject: s\r\n\r\nbody\r\n",
+            status=InboundStatus(status),
+            reason=InboundReason.WRONG_SENDER if status == "held" else None,
+            processed_at=utcnow(),
+        )
+        make.db.session.add(mail)
+        make.db.session.flush()
+        rows[key] = mail.id
+    make.db.session.commit()
+    return rows
 
 
 def _announcement(make) -> Announcement:
@@ -289,3 +336,7 @@ def test_permissions_matrix(role, app, db, make, client, login_as):
     assert db.session.scalar(select(Ticket.id).where(Ticket.subject == "stale")) is None
     assert db.session.scalar(select(AnnouncementSend.id)) is None
     assert db.session.scalar(select(Announcement.published)) is False
+    from backoffice.models import InboundEmail
+
+    statuses = db.session.scalars(select(InboundEmail.status).order_by(InboundEmail.id)).all()
+    assert [s.value for s in statuses] == ["held", "posted"]

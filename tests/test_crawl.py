@@ -18,7 +18,7 @@ from .conftest import Browser
 LIMIT = 1000  # pages per role, a safety stop
 HREF = re.compile(r'href="([^"#][^"]*)"')
 # Leaving the session or the language, and static files, are not pages to crawl.
-SKIP = ("/logout", "/lang/", "/static/", "/admin/static/", "/email/")
+SKIP = ("/logout", "/lang/", "/static/", "/admin/static/", "/email/", "/favicon.ico")
 
 
 # A list's sorts, page sizes and pages combine without end: one of each is enough.

@@ -20,12 +20,12 @@ def receiver(app, db):
 
 
 def _rows(db):
-    db.session.expire_all()
+    db.session.commit()  # a fresh snapshot (MariaDB: REPEATABLE READ)
     return list(db.session.scalars(select(InboundEmail).order_by(InboundEmail.id)))
 
 
 def _email_messages(db):
-    db.session.expire_all()
+    db.session.commit()  # a fresh snapshot (MariaDB: REPEATABLE READ)
     stmt = select(TicketMessage).where(TicketMessage.channel == MessageChannel.EMAIL)
     return list(db.session.scalars(stmt))
 

@@ -171,10 +171,10 @@ def test_between_skips_nights_weekends_and_lunch():
     assert cal.add(a, 0) == a
 
 
-def test_a_week_without_hours_runs_around_the_clock_rather_than_never():
-    cal = Calendar("Asia/Jakarta", week_from_rows([]), observes_holidays=False)
-    start = datetime(2026, 11, 28, 12, 0)
-    assert cal.add(start, 30 * H) == datetime(2026, 11, 29, 18, 0)
+def test_a_week_without_hours_runs_on_the_wall_clock_rather_than_never():
+    cal = Calendar("Asia/Jakarta", week_from_rows([]))
+    start = datetime(2026, 8, 16, 12, 0)  # across Independence Day: not skipped
+    assert cal.add(start, 30 * H) == datetime(2026, 8, 17, 18, 0)
 
 
 @pytest.mark.parametrize(
@@ -195,6 +195,9 @@ def test_parse_clock_refuses(text):
 
 def test_seeded_departments_have_realistic_hours_in_their_zones(db, make):
     from backoffice.domain import worktime
+    from backoffice.seed import _seed_hours, seed_departments
+
+    _seed_hours(seed_departments(), force=True)  # the suite seeds no hours (TestingConfig)
 
     cals = worktime.load_many(
         [make.department(c).id for c in ("CS", "OPS", "CLAIMS", "DIGITAL")] + [None]
@@ -213,7 +216,9 @@ def test_seeded_departments_have_realistic_hours_in_their_zones(db, make):
 def test_company_days_close_and_open_days_for_every_department(db, make):
     from backoffice.domain import worktime
     from backoffice.models import CompanyDay
+    from backoffice.seed import _seed_hours, seed_departments
 
+    _seed_hours(seed_departments(), force=True)
     db.session.add_all(
         [
             CompanyDay(day=date(2026, 12, 2), closed=True, name="Ulang tahun carebox"),
@@ -232,7 +237,9 @@ def test_seeding_twice_keeps_edited_hours(db, make):
     from sqlalchemy import func, select
 
     from backoffice.models import BusinessHours
-    from backoffice.seed import seed_departments
+    from backoffice.seed import _seed_hours, seed_departments
+
+    _seed_hours(seed_departments(), force=True)
 
     ops = make.department("OPS")
     db.session.execute(
@@ -240,5 +247,5 @@ def test_seeding_twice_keeps_edited_hours(db, make):
     )
     db.session.add(BusinessHours(department=ops, weekday=0, start_minute=600, end_minute=660))
     count = db.session.scalar(select(func.count(BusinessHours.id)))
-    seed_departments()
+    _seed_hours(seed_departments(), force=True)
     assert db.session.scalar(select(func.count(BusinessHours.id))) == count

@@ -132,8 +132,7 @@ def store(raw: bytes, mail_from: str, recipients: list[str], now: datetime | Non
         recipients="\n".join(r[:255] for r in recipients[:50]),
         sender=sender[:255] if "@" in sender else None,
         subject=header(head, "Subject")[:255],
-        size=len(raw),
-        raw=raw,
+        raw=raw,  # in chunks, and sets size (models/inbound_email.py)
         status=InboundStatus.RECEIVED,
         received_at=now or utcnow(),
     )
@@ -296,8 +295,8 @@ def _finish(row, status, now, reason=None, received=None, error=None):
         row.ticket_message_id = received.message.id
 
 
-def _decide(row: InboundEmail, now: datetime) -> list:
-    """Process one stored row in the current transaction; returns the files written."""
+def _decide(row: InboundEmail, now: datetime) -> None:
+    """Process one stored row in the current transaction."""
     mail = parse(row.raw)
     reason = auto_reason(mail, row.mail_from)
     if reason is None and _is_loop(mail):
@@ -311,7 +310,7 @@ def _decide(row: InboundEmail, now: datetime) -> list:
         reason = R.EMPTY
     if reason is not None:
         _finish(row, InboundStatus.IGNORED, now, reason)
-        return []
+        return
     target = find_target(row, mail)
     if target.ticket is not None:
         row.ticket_id = target.ticket.id
@@ -327,18 +326,9 @@ def _decide(row: InboundEmail, now: datetime) -> list:
         hold = R.NOT_AUTHENTIC
     if hold is not None:
         _finish(row, InboundStatus.HELD, now, hold)
-        return []
+        return
     received = inbound.receive(_incoming(row, mail, target.ticket), now=now)
     _finish(row, InboundStatus.POSTED, now, received=received)
-    return received.stored
-
-
-def _remove_files(stored) -> None:
-    for item in stored or []:
-        try:
-            (attachments._folder() / item.storage_key).unlink(missing_ok=True)
-        except OSError:
-            log.warning("could not remove %s after a rollback", item.storage_key)
 
 
 def process_one(row_id: int, now: datetime | None = None) -> InboundStatus | None:
@@ -351,22 +341,21 @@ def process_one(row_id: int, now: datetime | None = None) -> InboundStatus | Non
     row = db.session.get(InboundEmail, row_id)
     if row is None or row.status is not InboundStatus.RECEIVED:
         return row.status if row is not None else None
-    stored = []
     try:
-        stored = _decide(row, now)
-        db.session.commit()
+        # Files written for a message that then rolls back are removed again.
+        with attachments.removed_on_error():
+            _decide(row, now)
+            db.session.commit()
         return row.status
     except DomainError as exc:
         # The lifecycle refused the message (e.g. nothing left after the checks): staff see it.
         db.session.rollback()
-        _remove_files(stored)
         row = db.session.get(InboundEmail, row_id)
         _finish(row, InboundStatus.HELD, now, error=str(exc)[:2000])
         db.session.commit()
         return row.status
     except Exception as exc:
         db.session.rollback()
-        _remove_files(stored)
         log.exception("inbound email %s failed; it stays stored for `carebox mail process`", row_id)
         row = db.session.get(InboundEmail, row_id)
         if row is not None:

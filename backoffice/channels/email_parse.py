@@ -68,6 +68,7 @@ _HTML_QUOTE_XPATH = (
     " | //blockquote[@type='cite'] | //*[contains(@class, 'moz-cite-prefix')]"
     " | //*[@id='yahoo_quoted'] | //*[contains(@class, 'yahoo_quoted')]"
 )
+_FORWARD = re.compile(r"^\s*(fwd?|tr|wg|penerusan|terusan)\s*:", re.IGNORECASE)
 # Charsets mail clients declare under names Python does not know.
 _CHARSET_ALIASES = {
     "windows-874": "cp874",
@@ -137,12 +138,14 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
             return data.decode(name)
         except (LookupError, UnicodeDecodeError):
             continue
-    from charset_normalizer import from_bytes
+    if len(data) >= 200:  # enough text for a guess to be better than a default
+        from charset_normalizer import from_bytes
 
-    best = from_bytes(data).best()
-    if best is not None:
-        return str(best)
-    return data.decode("utf-8", "replace")
+        best = from_bytes(data).best()
+        if best is not None:
+            return str(best)
+    # Short 8-bit text that is not UTF-8: Windows-1252, what unlabelled mail mostly is.
+    return data.decode("cp1252", "replace")
 
 
 def _part_text(part: Message) -> str:
@@ -216,10 +219,14 @@ def _walk(msg: Message):
 
 def body_and_files(msg: Message) -> tuple[str, list[IncomingFile]]:
     """The body text (plain preferred, HTML converted) and the attached files."""
-    plain = html = None
+    plain = html = broken = None
     files: list[IncomingFile] = []
     for part in _walk(msg):
         if part.is_multipart():
+            continue
+        if part.get_content_maintype() == "multipart":
+            # A multipart whose boundary never comes: its whole body is one text.
+            broken = broken if broken is not None else _part_text(part)
             continue
         if part.get_content_type() == "message/delivery-status":
             continue
@@ -237,7 +244,7 @@ def body_and_files(msg: Message) -> tuple[str, list[IncomingFile]]:
         return plain, files
     if html is not None:
         return html_to_text(html[: MAX_TEXT * 5]), files
-    return plain or "", files
+    return plain or broken or "", files
 
 
 def strip_reply(text: str) -> str:
@@ -282,9 +289,13 @@ def parse(raw: bytes) -> ParsedMail:
     name, sender = parseaddr(from_value)
     sender = sender.lower() if "@" in sender else ""
     body, files = body_and_files(msg)
+    body = body.replace("\r\n", "\n").replace("\r", "\n")
     recipients = []
     for key in ("To", "Cc", "Delivered-To", "X-Original-To", "Envelope-To"):
         recipients += headers(msg, key)
+    subject = header(msg, "Subject")
+    # A forward is sent for what it forwards: keep it whole (only our own rule).
+    text = body.strip() if _FORWARD.match(subject) else strip_reply(body)
     defects = len(getattr(msg, "defects", []))
     if isinstance(msg, EmailMessage):
         defects += sum(len(p.defects) for p in _walk(msg))
@@ -292,8 +303,8 @@ def parse(raw: bytes) -> ParsedMail:
         message_id=(header(msg, "Message-ID") or None),
         sender=sender,
         name=" ".join(name.split())[:120],
-        subject=header(msg, "Subject"),
-        text=strip_reply(body),
+        subject=subject,
+        text=text[:MAX_TEXT],
         files=files,
         in_reply_to=re.findall(r"<[^<>\s]+>", header(msg, "In-Reply-To")),
         references=re.findall(r"<[^<>\s]+>", header(msg, "References")),

@@ -14,8 +14,11 @@ its agents, in turn. Guarantees:
 - **Two tickets at once go to two agents:** the claim locks the department's
   row, then reads the candidates with a locking read, which sees the latest
   committed turns rather than the transaction's snapshot. Row
-  locks are local to one Galera node (docs/architecture.md §13, trap 20): the
-  claim is this one function so making it exclusive across nodes changes it alone.
+  locks are local to one Galera node (docs/architecture.md §13, trap 20), but
+  two claims on two nodes that pick the same agent both write that agent's
+  `round_robin_turn`, so certification lets one through and the other's commit
+  fails with 1213 (backoffice/transactions.py: filing is retried and then
+  picks the next agent; a staff action gets the usual conflict).
 
 Like the lifecycle, nothing here commits or reads the request.
 """

@@ -7,6 +7,8 @@ that the user may see the ticket.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import re
 import secrets
@@ -48,6 +50,31 @@ def _folder() -> Path:
     return folder
 
 
+_written: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "attachments_written", default=None
+)
+
+
+@contextlib.contextmanager
+def removed_on_error():
+    """Files stored inside the block are deleted again if the block raises.
+
+    For callers whose transaction may roll back after files were written (inbound
+    mail): a rolled-back message leaves no file behind.
+    """
+    keys: list[str] = []
+    token = _written.set(keys)
+    try:
+        yield keys
+    except BaseException:
+        for key in keys:
+            with contextlib.suppress(OSError):
+                (_folder() / key).unlink(missing_ok=True)
+        raise
+    finally:
+        _written.reset(token)
+
+
 def store(stream: BinaryIO, filename: str) -> TicketAttachment:
     """Check and store an upload; returns an unsaved TicketAttachment for the lifecycle.
 
@@ -65,6 +92,8 @@ def store(stream: BinaryIO, filename: str) -> TicketAttachment:
     content_type, ext = kind
     key = secrets.token_hex(16) + ext
     (_folder() / key).write_bytes(data)
+    if (written := _written.get()) is not None:
+        written.append(key)
     return TicketAttachment(
         filename=_safe_name(filename, ext),
         content_type=content_type,

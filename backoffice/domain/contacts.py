@@ -36,6 +36,7 @@ from ..models.base import utcnow
 from . import DomainError, clean_text
 from . import permissions as perm
 from .links import TokenState, absolute_url, sign, verify
+from .phones import normalise_phone
 
 CLAIM_PURPOSE = "claim"
 # Contacts known only by phone (WhatsApp) need an address for the NOT NULL, unique
@@ -54,9 +55,11 @@ def mailable(user: User | None) -> bool:
 
 
 def find_customer(*, email: str | None = None, phone: str | None = None) -> User | None:
-    """The user with this address (any case), else with exactly this phone, else None.
+    """The user with this address (any case), else with this phone, else None.
 
-    The phone is compared as given: the caller (WhatsApp) passes it normalised.
+    Phones are compared in E.164 (`domain.phones`): `08123…`, `+62 812 3…` and
+    WhatsApp's `62812…` are one number. A phone that is not a possible number
+    matches nobody.
     """
     if email:
         address = normal_email(email)
@@ -66,8 +69,9 @@ def find_customer(*, email: str | None = None, phone: str | None = None) -> User
         found = db.session.scalars(select(User).where(column == address).limit(1)).first()
         if found is not None:
             return found
-    if phone:
-        stmt = select(User).where(User.phone == phone).order_by(User.id).limit(1)
+    key = normalise_phone(phone)
+    if key:
+        stmt = select(User).where(User.phone_key == key).order_by(User.id).limit(1)
         return db.session.scalars(stmt).first()
     return None
 
@@ -86,6 +90,7 @@ def find_or_create_contact(
     if user is not None:
         return user, False
     role = db.session.scalars(select(Role).where(Role.name == perm.CUSTOMER)).one()
+    phone = normalise_phone(phone) or (phone or "").strip()[:32] or None
     digits = "".join(ch for ch in (phone or "") if ch.isdigit())
     languages = current_app.config["LANGUAGES"]
     user = User(

@@ -14,7 +14,8 @@ Guarantees:
   (`domain.contacts`). Staff are not customers: `NotACustomer` is raised and the
   channel decides (email holds it for review).
 - Where it lands: the ticket the channel named; else, with `continue_open`, the
-  customer's latest open ticket; else a new ticket of kind `question`. A
+  customer's latest open ticket; else a new ticket of kind `question` (about the
+  customer's own order when the text names its resi, `shipments.find_resis`). A
   finished ticket reopens within the lifecycle's 7-day window; after it, a new
   ticket opens that follows up the old one (same kind and order).
 - Files go through the same content checks and size limit as portal uploads
@@ -41,7 +42,7 @@ from ..extensions import db
 from ..models import MessageChannel, Ticket, TicketAttachment, TicketKind, TicketMessage, User
 from ..models.base import utcnow
 from ..models.enums import OPEN_STATUSES
-from . import DomainError, attachments, contacts
+from . import DomainError, attachments, contacts, shipments
 from . import permissions as perm
 from . import tickets as lifecycle
 
@@ -203,7 +204,7 @@ def receive(incoming: Incoming, *, author: User | None = None, now: datetime | N
         else:
             follow_up_of, ticket = ticket, None
     if ticket is None:
-        order = follow_up_of.order if follow_up_of is not None else None
+        order = follow_up_of.order if follow_up_of is not None else _order_by_resi(text, customer)
         ticket = lifecycle.file_ticket(
             customer,
             follow_up_of.kind if follow_up_of is not None else TicketKind.QUESTION,
@@ -220,6 +221,16 @@ def receive(incoming: Incoming, *, author: User | None = None, now: datetime | N
     else:
         message = lifecycle.post_message(ticket, customer, text, **common)
     return Received(outcome, ticket, message, customer, created, refused, stored)
+
+
+def _order_by_resi(text: str, customer: User):
+    """The customer's own order whose resi the text names first (a resi of someone else's
+    parcel links nothing: the ticket would show a stranger's shipment)."""
+    for resi in shipments.find_resis(text)[:5]:
+        order = shipments.find_order(resi)
+        if order is not None and order.customer_id == customer.id:
+            return order
+    return None
 
 
 def _may_reopen(ticket: Ticket, customer: User, now: datetime) -> bool:

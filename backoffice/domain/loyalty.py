@@ -254,7 +254,10 @@ def lock_customer(user_id: int) -> None:
     transaction ends, so two orders placed at once by one customer run one
     after the other: each `refresh_customer` then counts the other's order,
     and their INSERT … SELECT never wait on each other's new order row.
-    SQLite ignores FOR UPDATE; it runs one writer at a time anyway.
+    SQLite ignores FOR UPDATE; it runs one writer at a time anyway. On two Galera
+    nodes the lock binds each node only, but both orders then write the customer's
+    profile row, so certification fails the later commit (1213) and the portal
+    places that order again (backoffice/transactions.py `retrying`).
     """
     db.session.execute(select(User.id).where(User.id == user_id).with_for_update())
 

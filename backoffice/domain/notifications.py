@@ -14,14 +14,26 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from flask import current_app, render_template
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ..extensions import db
-from ..models import Order, OrderEvent, Role, Ticket, TicketMessage, TicketStatus, User
+from ..models import (
+    MessageChannel,
+    Order,
+    OrderEvent,
+    Role,
+    Ticket,
+    TicketMessage,
+    TicketStatus,
+    User,
+    WhatsAppSendKind,
+)
 from ..models.base import utcnow
 from . import permissions as perm
 from .links import TokenState, absolute_url, sign, verify
@@ -100,16 +112,105 @@ def ticket_filed(ticket: Ticket) -> None:
         ticket_reached_department(ticket)
 
 
+WHATSAPP_WINDOW = timedelta(hours=24)  # WhatsApp's customer-service window
+
+
+@dataclass
+class ReplyRoute:
+    """How a staff reply reaches the customer: `channel` None means only on the portal.
+
+    On WhatsApp, `kind` says free text (inside the 24-hour window, open until
+    `window_ends_at`) or the approved `template`; `window_ends_at` is also set
+    when the window has closed and no template is configured (the reply then
+    goes by email when it can).
+    """
+
+    channel: MessageChannel | None
+    kind: WhatsAppSendKind | None = None
+    window_ends_at: datetime | None = None
+    template: str | None = None
+
+    def window_left(self, now: datetime | None = None) -> tuple[int, int] | None:
+        """(hours, minutes) until the window closes; None when it is closed or unknown."""
+        if self.window_ends_at is None:
+            return None
+        seconds = int((self.window_ends_at - (now or utcnow())).total_seconds())
+        return divmod(seconds // 60, 60) if seconds > 0 else None
+
+
+def _last_customer_message(ticket: Ticket) -> TicketMessage | None:
+    stmt = (
+        select(TicketMessage)
+        .where(TicketMessage.ticket_id == ticket.id, ~TicketMessage.from_staff)
+        .order_by(TicketMessage.id.desc())
+        .limit(1)
+    )
+    return db.session.scalars(stmt).first()
+
+
+def whatsapp_window_ends(customer: User) -> datetime | None:
+    """When the 24-hour window of the customer's latest WhatsApp message closes (any ticket)."""
+    last = db.session.scalar(
+        select(func.max(TicketMessage.created_at)).where(
+            TicketMessage.author_id == customer.id,
+            TicketMessage.channel == MessageChannel.WHATSAPP,
+            ~TicketMessage.from_staff,
+        )
+    )
+    return last + WHATSAPP_WINDOW if last is not None else None
+
+
+def reply_route(ticket: Ticket, now: datetime | None = None) -> ReplyRoute:
+    """The one rule for where a staff reply goes: back the way the customer last wrote.
+
+    The customer's latest message on this ticket came by WhatsApp (and the channel
+    is configured, the customer active with a phone): WhatsApp, as free text while
+    the 24-hour window is open, else as the template `WHATSAPP_REPLY_TEMPLATE`.
+    Otherwise (or with no template outside the window): email, when the address
+    can receive it; else only the portal.
+    """
+    from ..channels.whatsapp import enabled
+
+    now = now or utcnow()
+    customer = ticket.customer
+    email = MessageChannel.EMAIL if _customer(ticket) is not None else None
+    last = _last_customer_message(ticket)
+    if (
+        last is None
+        or last.channel is not MessageChannel.WHATSAPP
+        or customer is None
+        or not customer.active
+        or not customer.phone_key
+        or not enabled()
+    ):
+        return ReplyRoute(email)
+    ends = whatsapp_window_ends(customer)
+    if ends is not None and now < ends:
+        return ReplyRoute(MessageChannel.WHATSAPP, WhatsAppSendKind.TEXT, ends)
+    template = current_app.config.get("WHATSAPP_REPLY_TEMPLATE") or None
+    if template:
+        return ReplyRoute(MessageChannel.WHATSAPP, WhatsAppSendKind.TEMPLATE, ends, template)
+    return ReplyRoute(email, None, ends)
+
+
 def message_posted(message: TicketMessage) -> None:
-    """A staff member's public reply is emailed to the customer; nothing else is.
+    """A staff member's public reply goes to the customer (`reply_route`); nothing else does.
 
     Internal notes and the customer's own messages return before any rendering.
+    On WhatsApp the reply is queued in the WhatsApp outbox (once per message) and
+    recorded as a WhatsApp message; by email it is rendered and queued as before.
     """
     if message.internal or not message.from_staff:
         return
     ticket = message.ticket
+    route = reply_route(ticket, message.created_at)
+    if route.channel is MessageChannel.WHATSAPP:
+        from .whatsapp_outbox import enqueue_reply
+
+        enqueue_reply(message, route)
+        return
     customer = _customer(ticket)
-    if customer is None:
+    if customer is None or route.channel is None:
         return
     send_to(
         customer,

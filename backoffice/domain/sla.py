@@ -1,19 +1,63 @@
-"""Service levels: the due times a ticket's clocks give, and which one matters now.
+"""Service levels on working time: the due times a ticket's clocks give, and which matters now.
 
-The lifecycle (domain.tickets) calls `refresh` before every flush of a ticket, so
-the stored `Ticket.next_due_at` is kept in this one place.
+Guarantees:
+- Each ticket has two clocks, first response and resolution, whose allowances are
+  *working* hours per priority (CAREBOX_SLA_HOURS) counted on the calendar of the
+  ticket's department — the default calendar (Customer Service's) while it has none —
+  by domain/worktime.py, the only place that knows what working time is.
+- A ticket stores, from `sla_since`, the working seconds left on each clock; its due
+  times are `calendar.add(sla_since, left)`, so any recomputation (a holiday added, new
+  hours) gives the same answer from the same facts.
+- The clocks pause while the ticket waits for the customer (responded) and once it is
+  finished, and resume when the customer answers (or it is reopened) with the time that
+  was left; an escalation spends the time used so far on the old calendar and goes on
+  with the rest on the new one; a priority change adds or takes away the difference.
+- Whenever a stored due time moves for one of those reasons a DUE_MOVED event on the
+  ticket's timeline says why, from what, to what (in the calendar's zone).
+- The lifecycle (domain.tickets) calls `refresh` before every flush of a ticket, so the
+  stored `Ticket.next_due_at` is kept in this one place.
+
+Tickets from before working time (`sla_since` NULL) keep their stored due times until
+they are touched or `carebox sla recompute --all` runs: then their clocks start from
+filing on today's calendar (past pauses are not known and not given back).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import case
 
-from ..models import Ticket, TicketStatus
+from ..extensions import db
+from ..models import EventAction, Priority, Ticket, TicketEvent, TicketStatus
+from ..models.base import utcnow
+from . import worktime
 
 # The clock does not run while the ticket waits for the customer, nor once it is done.
 STOPPED = (TicketStatus.RESPONDED, TicketStatus.FINISHED)
+# (first response, resolution) in working hours; overridden by CAREBOX_SLA_HOURS.
+DEFAULT_SLA_HOURS = {
+    "urgent": (1, 8),
+    "high": (4, 24),
+    "normal": (8, 72),
+    "low": (24, 120),
+}
+# A move smaller than this is rounding, not news for the timeline.
+NOTEWORTHY_SECONDS = 60
+
+
+def sla_hours(priority: Priority) -> tuple[int, int]:
+    """(first response, resolution) working hours allowed for `priority`."""
+    table = {**DEFAULT_SLA_HOURS, **current_app.config.get("CAREBOX_SLA_HOURS", {})}
+    first, resolve = table[Priority(priority).value]
+    return int(first), int(resolve)
+
+
+def _allowance(priority: Priority) -> tuple[int, int]:
+    first, resolve = sla_hours(priority)
+    return first * 3600, resolve * 3600
 
 
 def next_due(ticket) -> datetime | None:
@@ -36,6 +80,210 @@ def next_due_sql(t=Ticket):
     )
 
 
-def refresh(ticket: Ticket) -> None:
-    """Store `next_due(ticket)` on the ticket (called by the lifecycle before it flushes)."""
+def calendar(ticket: Ticket) -> worktime.Calendar:
+    """The working calendar `ticket`'s clocks run on now: its department's (the one just
+    assigned, else the stored id: no lazy load), or the default calendar."""
+    department = ticket.__dict__.get("department")
+    department_id = department.id if department is not None else ticket.department_id
+    return worktime.load_many([department_id])[department_id]
+
+
+def _current(ticket: Ticket) -> datetime | None:
+    """The due time a reader looks at: first response until answered, then resolution."""
+    if ticket.first_response_at is None:
+        return ticket.first_response_due
+    return ticket.resolution_due
+
+
+def start(ticket: Ticket, now: datetime, cal: worktime.Calendar | None = None) -> None:
+    """Start both clocks of a new ticket at `now` with its priority's allowances."""
+    ticket.first_response_left, ticket.resolution_left = _allowance(ticket.priority)
+    ticket.sla_since = now
+    ticket.sla_paused_at = None
+    _place(ticket, cal or calendar(ticket))
+
+
+def _adopt(ticket: Ticket, now: datetime, cal: worktime.Calendar) -> None:
+    """Put a ticket from before working time on it: clocks from filing, used until now."""
+    ticket.first_response_left, ticket.resolution_left = _allowance(ticket.priority)
+    ticket.sla_since = ticket.created_at
+    ticket.sla_paused_at = None
+    checkpoint(ticket, now, cal)
+
+
+def checkpoint(ticket: Ticket, now: datetime, cal: worktime.Calendar | None = None) -> None:
+    """Spend the working time since `sla_since` (on the calendar that applied to it) and
+    restart the count at `now`. Call before the department, and so the calendar, changes.
+    Nothing to do while paused: no time is being spent."""
+    if ticket.sla_since is None:
+        _adopt(ticket, now, cal or calendar(ticket))
+        return
+    if ticket.sla_paused_at is not None or now <= ticket.sla_since:
+        return
+    used = (cal or calendar(ticket)).between(ticket.sla_since, now)
+    ticket.first_response_left -= used
+    ticket.resolution_left -= used
+    ticket.sla_since = now
+
+
+def _place(ticket: Ticket, cal: worktime.Calendar) -> None:
+    """Due times from what is left. A clock with nothing left is breached: its due time
+    stays where it was (the moment it ran out), or at `sla_since` when a shorter
+    allowance (a priority raised late) ran out before anyone knew."""
+    for clock in ("first_response", "resolution"):
+        left = getattr(ticket, f"{clock}_left")
+        old = getattr(ticket, f"{clock}_due")
+        if left > 0:
+            due = cal.add(ticket.sla_since, left)
+        elif old is not None and old <= ticket.sla_since:
+            due = old
+        else:
+            due = ticket.sla_since
+        setattr(ticket, f"{clock}_due", due)
+
+
+def _note_move(ticket, before, cal, now, why) -> None:
+    after = _current(ticket)
+    if (
+        before is None
+        or after is None
+        or abs((after - before).total_seconds()) < (NOTEWORTHY_SECONDS)
+    ):
+        return
+
+    def local(t):
+        return cal.to_local(t).strftime("%d-%m-%Y %H:%M")
+
+    clock = _("first response") if ticket.first_response_at is None else _("resolution")
+    note = _(
+        "%(clock)s due %(old)s → %(new)s %(zone)s (%(calendar)s): %(why)s",
+        clock=clock,
+        old=local(before),
+        new=local(after),
+        zone=cal.abbr,
+        calendar=cal.name or cal.zone,
+        why=why,
+    )
+    db.session.add(
+        TicketEvent(ticket=ticket, action=EventAction.DUE_MOVED, note=note[:500], created_at=now)
+    )
+
+
+def replan(ticket: Ticket, now: datetime, why: str, cal: worktime.Calendar | None = None) -> None:
+    """Recompute the due times from what is left on today's calendar (after an
+    escalation, a priority change, a calendar edit) and say why on the timeline when
+    they moved. While paused the due times wait for the resume."""
+    if ticket.sla_since is None or ticket.sla_paused_at is not None:
+        return
+    cal = cal or calendar(ticket)
+    before = _current(ticket)
+    _place(ticket, cal)
+    _note_move(ticket, before, cal, now, why)
+
+
+def priority_changed(ticket: Ticket, old: Priority, now: datetime) -> None:
+    """The allowances follow a new priority: the time used so far still counts."""
+    cal = calendar(ticket)
+    checkpoint(ticket, now, cal)
+    old_first, old_resolve = _allowance(old)
+    new_first, new_resolve = _allowance(ticket.priority)
+    ticket.first_response_left += new_first - old_first
+    ticket.resolution_left += new_resolve - old_resolve
+    replan(
+        ticket,
+        now,
+        _("priority %(old)s → %(new)s", old=old.label, new=ticket.priority.label),
+        cal,
+    )
+
+
+def refresh(ticket: Ticket, now: datetime | None = None) -> None:
+    """Pause or resume the clocks as the status says, then store `next_due(ticket)`
+    (called by the lifecycle before it flushes)."""
+    now = now or utcnow()
+    stopped = ticket.status in STOPPED
+    if ticket.sla_since is None and ticket.first_response_due is not None:
+        cal = calendar(ticket)
+        before = _current(ticket)
+        _adopt(ticket, now, cal)
+        if stopped:
+            ticket.sla_paused_at = now
+        else:
+            _place(ticket, cal)
+            _note_move(ticket, before, cal, now, _("now counted in working time"))
+    elif stopped and ticket.sla_paused_at is None:
+        cal = calendar(ticket)
+        checkpoint(ticket, now, cal)
+        ticket.sla_paused_at = now
+    elif not stopped and ticket.sla_paused_at is not None:
+        cal = calendar(ticket)
+        waited = cal.between(ticket.sla_paused_at, now)
+        before = _current(ticket)
+        ticket.sla_paused_at = None
+        ticket.sla_since = now
+        _place(ticket, cal)
+        why = _(
+            "the clock resumed after %(hours)s working hours stopped"
+            " (waiting for the customer, or finished), not counted",
+            hours=_hours(waited),
+        )
+        _note_move(ticket, before, cal, now, why)
     ticket.next_due_at = next_due(ticket)
+
+
+def _hours(seconds: int) -> str:
+    return f"{seconds / 3600:.1f}".rstrip("0").rstrip(".")
+
+
+RUNNING = (TicketStatus.PROGRESS, TicketStatus.TEAM)
+
+
+def calendar_changed(
+    why: str,
+    *,
+    department_ids=None,
+    days=None,
+    now: datetime | None = None,
+) -> int:
+    """A calendar changed (hours or zone of `department_ids`, or company days `days`):
+    recompute the due times of the running tickets it can move and say why on each
+    one's timeline. Only tickets whose clocks span a changed day are read (a day off
+    far from a ticket's window cannot move it); with neither argument, every running
+    ticket. Returns how many tickets' due times moved. Flushes, never commits."""
+    from datetime import timedelta
+
+    from sqlalchemy import or_, select
+
+    from ..models import Department
+
+    now = now or utcnow()
+    stmt = select(Ticket).where(
+        Ticket.status.in_(RUNNING), Ticket.sla_since.is_not(None), Ticket.sla_paused_at.is_(None)
+    )
+    if department_ids is not None:
+        ids = set(department_ids)
+        default = db.session.scalar(
+            select(Department.id).where(
+                Department.code == current_app.config.get("CAREBOX_DEFAULT_CALENDAR", "CS")
+            )
+        )
+        dept = Ticket.department_id.in_(ids)
+        stmt = stmt.where(or_(dept, Ticket.department_id.is_(None)) if default in ids else dept)
+    if days:
+        # a local day is within a day of its UTC span in every Indonesian zone
+        first = datetime.combine(min(days), datetime.min.time()) - timedelta(days=1)
+        last = datetime.combine(max(days), datetime.min.time()) + timedelta(days=2)
+        stmt = stmt.where(
+            Ticket.sla_since < last,
+            or_(Ticket.first_response_due >= first, Ticket.resolution_due >= first),
+        )
+    moved = 0
+    rows = list(db.session.scalars(stmt.order_by(Ticket.id)))
+    calendars = worktime.load_many({t.department_id for t in rows})
+    for ticket in rows:
+        before = (ticket.first_response_due, ticket.resolution_due)
+        replan(ticket, now, why, calendars[ticket.department_id])
+        ticket.next_due_at = next_due(ticket)
+        moved += (ticket.first_response_due, ticket.resolution_due) != before
+    db.session.flush()
+    return moved

@@ -12,7 +12,6 @@ import functools
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import case, select
 from sqlalchemy.orm.exc import StaleDataError
@@ -35,7 +34,6 @@ from ..models import (
 )
 from ..models.base import utcnow
 from ..models.enums import OPEN_STATUSES
-from ..transactions import CertificationConflict
 from . import (
     ConflictError,
     DomainError,
@@ -73,13 +71,6 @@ P, T, R, F = (
 REOPEN_WINDOW = timedelta(days=7)
 MAX_BODY = 10_000
 MAX_SUBJECT = 200
-# (first response, resolution) in hours; overridden by CAREBOX_SLA_HOURS.
-DEFAULT_SLA_HOURS = {
-    "urgent": (1, 8),
-    "high": (4, 24),
-    "normal": (8, 72),
-    "low": (24, 120),
-}
 
 
 class Action(enum.StrEnum):
@@ -252,16 +243,15 @@ def _move(
     return ev
 
 
-def _flush(ticket: Ticket) -> None:
-    sla.refresh(ticket)  # every operation ends here: the stored due times follow it
+def _flush(ticket: Ticket, now: datetime | None = None) -> None:
+    sla.refresh(ticket, now)  # every operation ends here: the stored due times follow it
     message = conflict_message(ticket)  # a failed flush leaves the ticket unreadable
     try:
         db.session.flush()
     except StaleDataError as exc:
         raise ConflictError(message) from exc
-    except CertificationConflict as exc:
-        # Galera: another node's commit changed this ticket (backoffice/transactions.py).
-        raise ConflictError(message) from exc
+    # A Galera certification conflict (CertificationConflict) is left to the caller:
+    # filing is retried, a staff decision is a conflict (backoffice/transactions.py).
 
 
 def _operation(fn):
@@ -276,16 +266,8 @@ def _operation(fn):
     return wrapper
 
 
-def sla_hours(priority: Priority) -> tuple[int, int]:
-    table = {**DEFAULT_SLA_HOURS, **current_app.config.get("CAREBOX_SLA_HOURS", {})}
-    first, resolve = table[priority.value]
-    return int(first), int(resolve)
-
-
-def _apply_sla(ticket: Ticket) -> None:
-    first, resolve = sla_hours(ticket.priority)
-    ticket.first_response_due = ticket.created_at + timedelta(hours=first)
-    ticket.resolution_due = ticket.created_at + timedelta(hours=resolve)
+# Kept for callers of the old name: the working-time rules live in domain/sla.py.
+sla_hours = sla.sla_hours
 
 
 def find_route(kind: TicketKind, product_id: int | None) -> RoutingRule | None:
@@ -349,8 +331,10 @@ def file_ticket(
         priority=Priority.NORMAL,
         created_at=now,
         last_message_at=now,
+        # placeholders until the route is known: sla.start below sets both
+        first_response_due=now,
+        resolution_due=now,
     )
-    _apply_sla(ticket)
     db.session.add(ticket)
     db.session.flush()  # the id makes the number: unique without a counter to contend on
     ticket.number = f"CX-{now.year}-{ticket.id:06d}"
@@ -372,9 +356,11 @@ def file_ticket(
     rule = find_route(ticket.kind, order.product_id if order else None)
     if rule is not None:
         ticket.department_id, ticket.department = rule.department_id, rule.department
+    sla.start(ticket, now)  # on the routed department's calendar (the default one if none)
+    if rule is not None:
         _move(ticket, None, Action.ROUTE, EventAction.ROUTED, rule=rule, now=now, note=str(rule))
         _round_robin(ticket, now)
-    _flush(ticket)
+    _flush(ticket, now)
     notifications.ticket_filed(ticket)
     return ticket
 
@@ -430,7 +416,7 @@ def post_message(
         ticket.last_from_staff = not is_customer
         if action is Action.STAFF_REPLY and ticket.first_response_at is None:
             ticket.first_response_at = now
-    _flush(ticket)
+    _flush(ticket, now)
     notifications.message_posted(msg)
     return msg
 
@@ -455,12 +441,14 @@ def dispatch(
         raise DomainError(_("That department is not active."))
     if ticket.status is T and ticket.department_id == department.id:
         raise DomainError(_("The ticket is already with %(d)s.", d=str(department)))
+    sla.checkpoint(ticket, now)  # the time used so far counts on the old calendar
     # Both: the permission checks of round-robin read the id before any flush.
     ticket.department_id, ticket.department = department.id, department
     event = EventAction.DISPATCHED if action is Action.DISPATCH else EventAction.ESCALATED
     ev = _move(ticket, actor, action, event, note=note or department.code, now=now)
+    sla.replan(ticket, now, _("now with %(d)s, on its working hours", d=department.code))
     _round_robin(ticket, now)
-    _flush(ticket)
+    _flush(ticket, now)
     notifications.ticket_reached_department(ticket, actor)
     return ev
 
@@ -484,7 +472,7 @@ def set_priority(
         return
     old = ticket.priority
     ticket.priority = priority
-    _apply_sla(ticket)
+    sla.priority_changed(ticket, old, now)
     _move(
         ticket,
         actor,
@@ -493,7 +481,7 @@ def set_priority(
         now=now,
         note=f"{old.value} → {priority.value}",
     )
-    _flush(ticket)
+    _flush(ticket, now)
 
 
 @_operation
@@ -524,7 +512,7 @@ def assign(
         now=now,
         note=assignee.email if assignee else "",
     )
-    _flush(ticket)
+    _flush(ticket, now)
 
 
 def _round_robin(ticket: Ticket, now: datetime) -> None:
@@ -555,7 +543,7 @@ def finish(
     if ticket.status is F:
         raise DomainError(_("This ticket is already finished."))
     _move(ticket, actor, action, EventAction.FINISHED, note=note, now=now)
-    _flush(ticket)
+    _flush(ticket, now)
     notifications.ticket_finished(ticket, actor)
 
 
@@ -575,7 +563,7 @@ def reopen(
     _check(ticket, actor, Action.REOPEN, expected_version, now)
     ticket.reopen_count += 1
     _move(ticket, actor, Action.REOPEN, EventAction.REOPENED, note=note, now=now)
-    _flush(ticket)
+    _flush(ticket, now)
 
 
 @_operation
@@ -600,4 +588,4 @@ def rate(
         raise DomainError(_("The comment is too long (at most %(n)d characters).", n=2000))
     ticket.rating, ticket.rating_comment, ticket.rated_at = score, comment or None, now
     _move(ticket, actor, Action.RATE, EventAction.RATED, note=str(score), now=now)
-    _flush(ticket)
+    _flush(ticket, now)

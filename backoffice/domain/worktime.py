@@ -96,7 +96,10 @@ class Calendar:
     def __post_init__(self):
         self.tz = ZoneInfo(self.zone)
         if not any(self.week):
-            self.week = AROUND_THE_CLOCK  # no hours at all: the clock runs around the clock
+            # No hours at all (a department not set up yet): plain wall-clock time,
+            # holidays included, as before working calendars existed.
+            self.week = AROUND_THE_CLOCK
+            self.observes_holidays = False
 
     @property
     def abbr(self) -> str:

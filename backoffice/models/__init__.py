@@ -3,6 +3,7 @@
 from .announcement import Announcement
 from .announcement_send import AnnouncementSend
 from .calendar import BusinessHours, CompanyDay
+from .canned import CannedReply
 from .catalog import Product
 from .department import Department, RoutingRule
 from .desk import TicketViewer
@@ -12,6 +13,7 @@ from .enums import (
     EventAction,
     InboundReason,
     InboundStatus,
+    InboxStatus,
     MessageChannel,
     OrderStatus,
     OutboxStatus,
@@ -21,29 +23,38 @@ from .enums import (
     TicketStatus,
     TrackingEventKind,
     TrackingSource,
+    WhatsAppDelivery,
+    WhatsAppItemKind,
+    WhatsAppSendKind,
 )
+from .export_job import ExportJob, ExportStatus
 from .faq import FaqCategory, FaqEntry, FaqVote
-from .inbound_email import InboundEmail
+from .inbound_email import InboundEmail, InboundEmailChunk
 from .order import Order, OrderEvent
 from .outbox import OutboxEmail
 from .shipment import TrackingEvent
 from .ticket import Ticket, TicketAttachment, TicketEvent, TicketMessage
 from .user import CustomerProfile, Role, User, roles_users
+from .whatsapp import OutboxWhatsApp, WhatsAppInbox, WhatsAppWebhook
 
 __all__ = [
     "Announcement",
     "AnnouncementSend",
     "AnnouncementKind",
     "Badge",
+    "CannedReply",
     "BusinessHours",
     "CompanyDay",
     "CustomerProfile",
     "Department",
     "EventAction",
+    "ExportJob",
+    "ExportStatus",
     "FaqCategory",
     "FaqEntry",
     "FaqVote",
     "InboundEmail",
+    "InboundEmailChunk",
     "InboundReason",
     "InboundStatus",
     "MessageChannel",
@@ -69,4 +80,11 @@ __all__ = [
     "TrackingSource",
     "User",
     "roles_users",
+    "InboxStatus",
+    "OutboxWhatsApp",
+    "WhatsAppDelivery",
+    "WhatsAppInbox",
+    "WhatsAppItemKind",
+    "WhatsAppSendKind",
+    "WhatsAppWebhook",
 ]

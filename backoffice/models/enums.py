@@ -186,6 +186,64 @@ class AnnouncementKind(LabelledEnum):
         }
 
 
+class InboxStatus(LabelledEnum):
+    """A queued inbound item (backoffice/channels/whatsapp_in.py)."""
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    DONE = "done"
+    FAILED = "failed"
+
+    @classmethod
+    def _labels(cls):
+        return {
+            cls.PENDING: _l("Pending"),
+            cls.PROCESSING: _l("Processing"),
+            cls.DONE: _l("Done"),
+            cls.FAILED: _l("Failed"),
+        }
+
+
+class WhatsAppItemKind(LabelledEnum):
+    """What one item of a webhook delivery is: a customer's message or a status update."""
+
+    MESSAGE = "message"
+    STATUS = "status"
+
+    @classmethod
+    def _labels(cls):
+        return {cls.MESSAGE: _l("Message"), cls.STATUS: _l("Status")}
+
+
+class WhatsAppSendKind(LabelledEnum):
+    """Free text (inside the 24-hour window) or an approved template (outside it)."""
+
+    TEXT = "text"
+    TEMPLATE = "template"
+
+    @classmethod
+    def _labels(cls):
+        return {cls.TEXT: _l("Text"), cls.TEMPLATE: _l("Template")}
+
+
+class WhatsAppDelivery(LabelledEnum):
+    """What WhatsApp's status webhooks said of a message carebox sent (ticks on the desk)."""
+
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+
+    @classmethod
+    def _labels(cls):
+        return {
+            cls.SENT: _l("Sent"),
+            cls.DELIVERED: _l("Delivered"),
+            cls.READ: _l("Read"),
+            cls.FAILED: _l("Not delivered"),
+        }
+
+
 class TrackingEventKind(LabelledEnum):
     """What happened to a parcel (docs/architecture.md, shipments)."""
 

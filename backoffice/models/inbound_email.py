@@ -14,8 +14,12 @@ from .enums import InboundReason, InboundStatus
 from .ticket import Ticket, TicketMessage
 from .user import User
 
-# MariaDB's BLOB holds 64 KB; a mail with attachments needs LONGBLOB.
-RawMail = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
+# MariaDB's BLOB holds 64 KB; MEDIUMBLOB (16 MB) holds a chunk.
+RawChunk = LargeBinary().with_variant(mysql.MEDIUMBLOB(), "mysql", "mariadb")
+# The raw message is stored in chunks of this size: PyMySQL sends bytes as hex, so one
+# statement carries twice the data, and MariaDB refuses statements over its
+# max_allowed_packet (16 MB by default). 4 MB chunks fit any default server.
+CHUNK_BYTES = 4 * 1024 * 1024
 
 
 class InboundEmail(db.Model):
@@ -42,7 +46,6 @@ class InboundEmail(db.Model):
     sender: Mapped[str | None] = mapped_column(String(255))  # From:, lower case
     subject: Mapped[str] = mapped_column(String(255), default="")
     size: Mapped[int] = mapped_column(default=0)
-    raw = mapped_column(RawMail, nullable=False)
     status: Mapped[InboundStatus] = mapped_column(
         enum_column(InboundStatus, "inbound_status"), default=InboundStatus.RECEIVED
     )
@@ -65,3 +68,31 @@ class InboundEmail(db.Model):
     ticket: Mapped[Ticket | None] = relationship()
     ticket_message: Mapped[TicketMessage | None] = relationship()
     reviewed_by: Mapped[User | None] = relationship()
+    chunks: Mapped[list[InboundEmailChunk]] = relationship(
+        cascade="all, delete-orphan", order_by="InboundEmailChunk.seq", lazy="select"
+    )
+
+    @property
+    def raw(self) -> bytes:
+        """The message exactly as delivered."""
+        return b"".join(chunk.data for chunk in self.chunks)
+
+    @raw.setter
+    def raw(self, data: bytes) -> None:
+        self.chunks = [
+            InboundEmailChunk(seq=n, data=data[start : start + CHUNK_BYTES])
+            for n, start in enumerate(range(0, max(len(data), 1), CHUNK_BYTES))
+        ]
+        self.size = len(data)
+
+
+class InboundEmailChunk(db.Model):
+    """A piece of a raw inbound message (see CHUNK_BYTES)."""
+
+    __tablename__ = "inbound_email_chunk"
+
+    inbound_email_id: Mapped[int] = mapped_column(
+        ForeignKey("inbound_email.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    data = mapped_column(RawChunk, nullable=False)

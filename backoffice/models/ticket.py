@@ -166,9 +166,10 @@ class Ticket(db.Model):
 
     @hybrid_method
     def sla_breached(self, now: datetime) -> bool:
-        """First response or resolution came (or is still missing) after its due time."""
+        """First response or resolution came (or is still missing) after its due time.
+        A paused resolution clock (waiting for the customer) is judged at the pause."""
         first = (self.first_response_at or now) > self.first_response_due
-        resolved = (self.finished_at or now) > self.resolution_due
+        resolved = (self.finished_at or self.sla_paused_at or now) > self.resolution_due
         return first or resolved
 
     @sla_breached.expression
@@ -176,7 +177,12 @@ class Ticket(db.Model):
         return or_(
             and_(cls.first_response_at.is_(None), cls.first_response_due < now),
             cls.first_response_at > cls.first_response_due,
-            and_(cls.finished_at.is_(None), cls.resolution_due < now),
+            and_(
+                cls.finished_at.is_(None),
+                cls.sla_paused_at.is_(None),
+                cls.resolution_due < now,
+            ),
+            and_(cls.finished_at.is_(None), cls.sla_paused_at > cls.resolution_due),
             cls.finished_at > cls.resolution_due,
         )
 
@@ -189,7 +195,12 @@ class Ticket(db.Model):
             cls.first_response_at <= cls.first_response_due,
         )
         resolution_ok = or_(
-            and_(cls.finished_at.is_(None), cls.resolution_due >= now),
+            and_(
+                cls.finished_at.is_(None),
+                cls.sla_paused_at.is_(None),
+                cls.resolution_due >= now,
+            ),
+            and_(cls.finished_at.is_(None), cls.sla_paused_at <= cls.resolution_due),
             cls.finished_at <= cls.resolution_due,
         )
         return and_(first_ok, resolution_ok)

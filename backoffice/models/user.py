@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from flask_security import AsaList, RoleMixin, UserMixin
-from sqlalchemy import Column, ForeignKey, Numeric, String, Table, false
+from sqlalchemy import Column, ForeignKey, Numeric, String, Table, event, false
 from sqlalchemy.ext.mutable import MutableList
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -53,6 +53,9 @@ class User(db.Model, UserMixin):
     # Indexed for the ticket lists' search by customer name (views/ticket_search.py).
     name: Mapped[str] = mapped_column(String(120), default="", index=True)
     phone: Mapped[str | None] = mapped_column(String(32))
+    # The phone in E.164 (+62…), kept by the `set` listener below whatever form was
+    # typed, so WhatsApp's sender finds its customer in one indexed lookup.
+    phone_key: Mapped[str | None] = mapped_column(String(20), index=True)
     locale: Mapped[str] = mapped_column(String(5), default="id")
     department_id: Mapped[int | None] = mapped_column(
         ForeignKey("department.id", ondelete="SET NULL"), index=True
@@ -85,6 +88,13 @@ class User(db.Model, UserMixin):
 
     def __str__(self) -> str:
         return f"{self.name} <{self.email}>" if self.name else self.email
+
+
+@event.listens_for(User.phone, "set")
+def _phone_key(target: User, value, oldvalue, initiator) -> None:
+    from ..domain.phones import normalise_phone  # domain imports models, not the reverse
+
+    target.phone_key = normalise_phone(value)
 
 
 class CustomerProfile(db.Model):

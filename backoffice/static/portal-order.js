@@ -14,7 +14,7 @@
   function update() {
     var opt = select.options[select.selectedIndex];
     var kg = parseFloat((weight.value || "").replace(",", "."));
-    if (!opt || !(kg > 0)) { out.hidden = true; return; }
+    if (!opt || !opt.value || !(kg > 0)) { out.hidden = true; return; }
     var min = parseFloat(opt.dataset.min), max = parseFloat(opt.dataset.max);
     if (kg < min || kg > max) { out.hidden = true; return; }
     var price = parseFloat(opt.dataset.base) + parseFloat(opt.dataset.perKg) * Math.max(1, Math.ceil(kg));

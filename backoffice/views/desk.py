@@ -26,13 +26,21 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from ..domain import ConflictError, DomainError, PermissionDenied, presence
+from ..domain import (
+    ConflictError,
+    DomainError,
+    PermissionDenied,
+    canned,
+    notifications,
+    presence,
+)
 from ..domain import attachments as files
 from ..domain import permissions as perm
 from ..domain import tickets as lifecycle
 from ..domain.tickets import Action
 from ..extensions import db
 from ..models import (
+    CannedReply,
     Department,
     Order,
     Priority,
@@ -42,7 +50,7 @@ from ..models import (
     TicketStatus,
 )
 from ..models.base import MAX_ID, utcnow
-from ..transactions import commit_or_conflict
+from ..transactions import CertificationConflict, commit_or_conflict
 from .base import StaffAccessMixin
 from .desk_context import customer_summary, load_events, load_messages, state_key
 from .desk_forms import (
@@ -120,7 +128,14 @@ class TicketDeskView(StaffAccessMixin, BaseView):
         )
         return forms
 
-    def _render(self, ticket: Ticket, status: int = 200, conflict: str | None = None, **forms):
+    def _render(
+        self,
+        ticket: Ticket,
+        status: int = 200,
+        conflict: str | None = None,
+        missing: list[str] | None = None,
+        **forms,
+    ):
         allowed = lifecycle.allowed_actions(ticket, current_user)
         events = load_events(ticket)
         messages = load_messages(ticket)
@@ -134,6 +149,8 @@ class TicketDeskView(StaffAccessMixin, BaseView):
         html = self.render(
             "admin/tickets/desk.html",
             colleagues=colleagues,
+            canned_replies=canned.usable_replies(current_user) if allowed else [],
+            missing=missing or [],
             ticket=ticket,
             messages=messages,
             events=events,
@@ -141,6 +158,7 @@ class TicketDeskView(StaffAccessMixin, BaseView):
             Action=Action,
             forms=self._forms(ticket, allowed, **forms),
             summary=customer_summary(ticket, current_user),
+            reply_route=notifications.reply_route(ticket),
             conflict=conflict,
             sla_due=ticket.current_due,
             breached=ticket.sla_breached(utcnow()),
@@ -172,10 +190,64 @@ class TicketDeskView(StaffAccessMixin, BaseView):
     def desk(self, number: str):
         """The desk; opening it is recorded (the lists' unread mark, domain.presence)."""
         ticket = self._ticket(number)
-        page = self._render(ticket)
+        page = self._render(ticket, **self._canned_prefill(ticket))
         presence.mark_opened(ticket, current_user)
         db.session.commit()
         return page
+
+    # --- canned replies ------------------------------------------------------
+
+    def _canned_reply(self, reply_id) -> CannedReply | None:
+        """A canned reply the user may insert, by id; None for anything else."""
+        try:
+            pk = int(reply_id)
+        except (TypeError, ValueError):
+            return None
+        if not 0 < pk <= MAX_ID:
+            return None
+        return db.session.scalar(
+            select(CannedReply).where(CannedReply.id == pk, canned.usable_scope(current_user))
+        )
+
+    def _canned_prefill(self, ticket: Ticket) -> dict:
+        """`?canned=<id>` (the picker without JavaScript): the reply box starts with
+        that text filled from the ticket; unknown ids are a message, not an error."""
+        if "canned" not in request.args:
+            return {}
+        reply = self._canned_reply(request.args.get("canned"))
+        if reply is None:
+            flash(_("That canned reply is not available to you."), "warning")
+            return {}
+        filled = canned.fill(reply, ticket, current_user, ticket.customer.locale)
+        form = ReplyForm(
+            formdata=None,
+            body=filled.text,
+            canned_ids=str(reply.id),
+            expected_version=ticket.version_id,
+        )
+        return {"reply": form, "missing": filled.missing}
+
+    @expose("/<number>/canned")
+    def canned_list(self, number: str):
+        """The canned replies this user may insert on this ticket (the "/" picker)."""
+        self._ticket(number)
+        return jsonify(
+            [
+                {"id": r.id, "shortcut": r.shortcut, "title": r.title}
+                for r in canned.usable_replies(current_user)
+            ]
+        )
+
+    @expose("/<number>/canned/<reply_id>")
+    def canned_text(self, number: str, reply_id: str):
+        """One canned reply filled from this ticket: its text and the placeholders
+        that had no value (left in the text, for the desk to highlight)."""
+        ticket = self._ticket(number)
+        reply = self._canned_reply(reply_id)
+        if reply is None:
+            abort(404)
+        filled = canned.fill(reply, ticket, current_user, ticket.customer.locale)
+        return jsonify({"id": reply.id, "text": filled.text, "missing": filled.missing})
 
     # --- actions -------------------------------------------------------------
 
@@ -205,8 +277,12 @@ class TicketDeskView(StaffAccessMixin, BaseView):
         stored = []
         conflict = lifecycle.conflict_message(ticket)
         try:
-            work(ticket, form, stored)
-            # A decision on the version the user saw: a Galera conflict is not retried.
+            # A decision on the version the user saw: a Galera conflict (at a flush or
+            # at COMMIT) is the usual conflict, never retried.
+            try:
+                work(ticket, form, stored)
+            except CertificationConflict as exc:
+                raise ConflictError(conflict) from exc
             commit_or_conflict(conflict)
         except PermissionDenied:
             self._discard(stored)
@@ -258,6 +334,7 @@ class TicketDeskView(StaffAccessMixin, BaseView):
                 expected_version=form.expected_version.data,
                 attachments=stored,
             )
+            canned.record_use((form.canned_ids.data or "").split(","), current_user)
 
         internal = request.form.get("visibility") == INTERNAL
         done = _("Internal note added.") if internal else _("Reply sent to the customer.")

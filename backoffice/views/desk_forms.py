@@ -16,7 +16,7 @@ from ..extensions import db
 from ..i18n import TranslatedForm
 from ..models import Priority, User
 from ..models.base import MAX_ID
-from .fields import to_choices
+from .fields import PlaceholderSelect, int_or_none, to_choices
 
 PUBLIC, INTERNAL = "public", "internal"
 
@@ -37,10 +37,17 @@ class ReplyForm(VersionedForm):
         validators=[InputRequired()],
     )
     attachment = FileField(_l("Attachment (JPEG, PNG or PDF, at most 5 MB)"))
+    # Ids of the canned replies inserted into this text (counted once it is sent).
+    canned_ids = HiddenField(validators=[Optional(), Length(max=200)])
 
 
 class DispatchForm(VersionedForm):
-    department = SelectField(_l("Department"), coerce=int, validators=[InputRequired()])
+    department = SelectField(
+        _l("Department"),
+        coerce=int_or_none,
+        validators=[InputRequired()],
+        widget=PlaceholderSelect(),
+    )
     note = StringField(_l("Note"), validators=[Optional(), Length(max=400)])
 
 
@@ -49,6 +56,7 @@ class PriorityForm(VersionedForm):
         _l("Priority"),
         choices=lambda: to_choices((p.value, p.label) for p in Priority),
         validators=[InputRequired()],
+        widget=PlaceholderSelect(),
     )
 
 

@@ -13,8 +13,10 @@ import copy
 from flask_admin.contrib.sqla import fields as sqla_fields
 from flask_admin.contrib.sqla.form import AdminModelConverter
 from flask_wtf.form import _Auto
+from markupsafe import Markup
 from wtforms import SelectField
 from wtforms.validators import Regexp, ValidationError
+from wtforms.widgets import Select
 
 from ..i18n import TranslatedForm
 
@@ -33,6 +35,35 @@ def to_choices(pairs) -> list:
     (tuples are deprecated there), tuples before."""
     pairs = list(pairs)
     return [SelectChoice(v, lbl) for v, lbl in pairs] if SelectChoice else pairs
+
+
+def _placeholder(selected: bool):
+    """The empty first option HTML asks of a required select (else the browser shows
+    the first real choice as if someone had chosen it): "—", value "", which the
+    field's required check refuses."""
+    return Choice("", "—", selected, {}) if Choice is not None else ("", "—", selected, {})
+
+
+class PlaceholderSelect(Select):
+    """A select that, when required, starts with the empty option ("—") HTML asks of
+    a required select; the field's choices stay as they are, so picking "—" fails the
+    required check rather than choosing something. For forms whose choices are built
+    per request (the desk's department, the account's language)."""
+
+    def __call__(self, field, **kwargs):
+        html = super().__call__(field, **kwargs)
+        if not field.flags.required:
+            return html
+        head, _, rest = html.partition(">")  # Markup's pieces stay Markup (escaped)
+        option = Markup('<option value="" selected>—</option>')
+        if field.data not in (None, ""):
+            option = Markup('<option value="">—</option>')
+        return head + Markup(">") + option + rest
+
+
+def int_or_none(value):
+    """A select's coerce for ids: the empty option is no choice (None), not an error."""
+    return None if value in (None, "", "None") else int(value)
 
 
 class EnumSelectField(SelectField):
@@ -57,6 +88,11 @@ class EnumSelectField(SelectField):
     def _choices(self):
         blank = [("", "—")] if self.allow_blank else []
         return to_choices(blank + [(m.value, m.label) for m in self.enum])
+
+    def iter_choices(self):
+        if self.flags.required and not self.allow_blank:
+            yield _placeholder(self.data is None)
+        yield from super().iter_choices()
 
 
 class Pattern(Regexp):
@@ -113,7 +149,9 @@ def _as_choices(items):
 
 class QuerySelectField(sqla_fields.QuerySelectField):
     def iter_choices(self):
-        return _as_choices(super().iter_choices())
+        if self.flags.required and not self.allow_blank:
+            yield _placeholder(self.data is None)
+        yield from _as_choices(super().iter_choices())
 
 
 class QuerySelectMultipleField(sqla_fields.QuerySelectMultipleField):

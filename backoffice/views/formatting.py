@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from flask_babel import format_datetime, format_decimal, format_timedelta
@@ -13,6 +13,23 @@ def datetime_text(value: datetime | None) -> str:
     if value is None:
         return "—"
     return format_datetime(value, "yyyy-MM-dd HH:mm")
+
+
+def when_text(value: datetime | None) -> str:
+    """A time as people read it, in the user's language and the company's zone: the
+    month by name and a four-digit year, so no one wonders which is the day
+    ("1 Des 2026, 14.23" in Indonesian, "1 Dec 2026, 14:23" in English)."""
+    if value is None:
+        return "—"
+    return format_datetime(value, "d MMM y, HH:mm")
+
+
+def iso_datetime(value: datetime) -> str:
+    """A stored time for machines (`<time datetime>`, JSON): UTC to the second,
+    2026-12-01T14:23:05Z (HTML allows at most three digits of a second's fraction)."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.replace(microsecond=0).isoformat() + "Z"
 
 
 def duration_text(seconds: float | None) -> str:
@@ -33,9 +50,29 @@ def money_text(value: Decimal | None) -> str:
     return format_decimal(value, format="#,##0.00")
 
 
+def count_text(value: int | None) -> str:
+    """A count with the locale's grouping: 1.003.020 in Indonesian, 1,003,020 in English."""
+    if value is None:
+        return "—"
+    return format_decimal(value, format="#,##0")
+
+
+def size_text(size: int | None) -> str:
+    """A file size in the locale's decimal mark: 12,5 MB."""
+    if size is None:
+        return "—"
+    if size < 1_000_000:
+        return format_decimal(max(size / 1000, 0.1), format="#,##0.0") + " kB"
+    return format_decimal(size / 1_000_000, format="#,##0.0") + " MB"
+
+
 def register(app) -> None:
-    """Jinja filters for the admin templates."""
+    """Jinja filters for the admin and portal templates."""
     app.add_template_filter(datetime_text, "admin_dt")
+    app.add_template_filter(when_text, "when")
+    app.add_template_filter(iso_datetime, "iso_datetime")
     app.add_template_filter(duration_text, "admin_duration")
     app.add_template_filter(hours_text, "admin_hours")
     app.add_template_filter(money_text, "admin_money")
+    app.add_template_filter(count_text, "admin_count")
+    app.add_template_filter(size_text, "admin_size")

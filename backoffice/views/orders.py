@@ -96,7 +96,10 @@ class OrderView(SecureModelView):
 
     def _status_form(self, order: Order, formdata=None) -> StatusForm:
         form = StatusForm(formdata=formdata, seen=order.status.value)
-        form.to.choices = to_choices((s.value, s.label) for s in next_statuses(order))
+        # A required select starts with an empty choice: nothing is chosen for the user.
+        form.to.choices = to_choices(
+            [("", "—"), *((s.value, s.label) for s in next_statuses(order))]
+        )
         return form
 
     @expose("/details/")

@@ -1,14 +1,14 @@
 """ticket.submission: the portal form's one-time token, unique (idempotent filing)
 
-Revision ID: 0014_ticket_submission
-Revises: 0013_desk_assignment
+Revision ID: 0018_ticket_submission
+Revises: 0017_canned_replies
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014_ticket_submission"
-down_revision = "0013_desk_assignment"
+revision = "0018_ticket_submission"
+down_revision = "0017_canned_replies"
 branch_labels = None
 depends_on = None
 
