@@ -19,6 +19,7 @@ from .domain.orders import place_order
 from .extensions import db
 from .models import (
     BusinessHours,
+    CannedReply,
     Department,
     Priority,
     Product,
@@ -39,13 +40,23 @@ class DemoLogin:
     password: str
     role: str
     department: str | None = None
+    # A person's name, as customers see staff ("Rina from carebox"), not "Demo Master".
+    name: str = ""
 
 
 DEMO_LOGINS = (
-    DemoLogin("master@carebox.example", "master-demo-2026", perm.MASTER_ADMIN),
-    DemoLogin("cs@carebox.example", "cs-demo-2026", perm.CUSTOMER_SERVICE),
-    DemoLogin("ops.admin@carebox.example", "ops-demo-2026", perm.ADMIN_DEPARTMENT, "OPS"),
-    DemoLogin("claims.admin@carebox.example", "claims-demo-2026", perm.ADMIN_DEPARTMENT, "CLAIMS"),
+    DemoLogin("master@carebox.example", "master-demo-2026", perm.MASTER_ADMIN, name="Rina Wijaya"),
+    DemoLogin("cs@carebox.example", "cs-demo-2026", perm.CUSTOMER_SERVICE, name="Andi Saputra"),
+    DemoLogin(
+        "ops.admin@carebox.example", "ops-demo-2026", perm.ADMIN_DEPARTMENT, "OPS", "Budi Hartono"
+    ),
+    DemoLogin(
+        "claims.admin@carebox.example",
+        "claims-demo-2026",
+        perm.ADMIN_DEPARTMENT,
+        "CLAIMS",
+        "Dewi Lestari",
+    ),
     DemoLogin("customer@carebox.example", "customer-demo-2026", perm.CUSTOMER),
 )
 
@@ -122,7 +133,29 @@ def seed_base() -> dict:
     products = seed_products()
     seed_routing_rules(departments, products)
     faq = import_faq(SEED_DIR / "faq.yaml", only_new=True)
+    seed_canned_replies()
     return {"departments": len(departments), "products": len(products), "faq": faq}
+
+
+def seed_canned_replies() -> int:
+    """Add the shared canned replies of canned_replies.yaml missing by shortcut; returns
+    how many were added. Edits in the back office are kept; a deleted one comes back
+    on the next seed, so switch one off with "active" instead."""
+    have = set(
+        db.session.scalars(
+            select(CannedReply.shortcut).where(
+                CannedReply.owner_id.is_(None), CannedReply.department_id.is_(None)
+            )
+        )
+    )
+    added = 0
+    for row in _load("canned_replies.yaml"):
+        if row["shortcut"] in have:
+            continue
+        db.session.add(CannedReply(seeded=True, **row))
+        added += 1
+    db.session.flush()
+    return added
 
 
 def ensure_user(
@@ -148,12 +181,11 @@ def seed_demo() -> tuple[DemoLogin, ...]:
     departments = {d.code: d for d in db.session.scalars(select(Department))}
     users = {}
     for login in DEMO_LOGINS:
-        name = login.email.split("@")[0].replace(".", " ").title()
         users[login.email] = ensure_user(
             login.email,
             login.password,
             login.role,
-            name=f"Demo {name}",
+            name=login.name,
             department=departments.get(login.department) if login.department else None,
         )
     customer = users["customer@carebox.example"]

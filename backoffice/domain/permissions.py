@@ -43,6 +43,7 @@ CUSTOMERS_EXPORT = "customers.export"  # the customer list with loyalty figures,
 ORDERS_READ = "orders.read"
 ORDERS_UPDATE = "orders.update"
 DASHBOARD_CHARTS = "dashboard.charts"
+CANNED_SHARED = "canned.shared"  # manage the shared canned replies (everyone's own: BACKOFFICE)
 MAIL_REVIEW = "mail.review"  # held inbound email: accept or reject it
 # Portal
 PORTAL = "portal.use"  # file tickets, order services, follow own objects
@@ -68,6 +69,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         ORDERS_UPDATE,
         DASHBOARD_CHARTS,
         MAIL_REVIEW,
+        CANNED_SHARED,
     ),
     CUSTOMER_SERVICE: (
         BACKOFFICE,

@@ -3,6 +3,7 @@
 from .announcement import Announcement
 from .announcement_send import AnnouncementSend
 from .calendar import BusinessHours, CompanyDay
+from .canned import CannedReply
 from .catalog import Product
 from .department import Department, RoutingRule
 from .desk import TicketViewer
@@ -41,6 +42,7 @@ __all__ = [
     "AnnouncementSend",
     "AnnouncementKind",
     "Badge",
+    "CannedReply",
     "BusinessHours",
     "CompanyDay",
     "CustomerProfile",

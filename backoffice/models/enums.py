@@ -234,6 +234,15 @@ class WhatsAppDelivery(LabelledEnum):
     READ = "read"
     FAILED = "failed"
 
+    @classmethod
+    def _labels(cls):
+        return {
+            cls.SENT: _l("Sent"),
+            cls.DELIVERED: _l("Delivered"),
+            cls.READ: _l("Read"),
+            cls.FAILED: _l("Not delivered"),
+        }
+
 
 class TrackingEventKind(LabelledEnum):
     """What happened to a parcel (docs/architecture.md, shipments)."""
@@ -250,10 +259,6 @@ class TrackingEventKind(LabelledEnum):
     @classmethod
     def _labels(cls):
         return {
-            cls.SENT: _l("Sent"),
-            cls.DELIVERED: _l("Delivered"),
-            cls.READ: _l("Read"),
-            cls.FAILED: _l("Not delivered"),
             cls.PICKED_UP: _l("Picked up"),
             cls.AT_HUB: _l("Arrived at hub"),
             cls.DEPARTED_HUB: _l("Departed hub"),

@@ -13,11 +13,24 @@ from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 
 from ..extensions import db
-from ..models import Announcement, Department, FaqCategory, FaqEntry, Product, RoutingRule, User
+from ..models import (
+    Announcement,
+    BusinessHours,
+    CannedReply,
+    CompanyDay,
+    Department,
+    FaqCategory,
+    FaqEntry,
+    Product,
+    RoutingRule,
+    User,
+)
 from ..web import csp_nonce
 from . import formatting
 from .admin_people import PEOPLE, DepartmentView, RoutingRuleView, StaffUserView
 from .announcements import AnnouncementSendView
+from .calendar import BusinessHoursView, CompanyDayView
+from .canned import CannedReplyView
 from .content import CONTENT, AnnouncementView, FaqCategoryView, FaqEntryView, ProductView
 from .customers import CustomerView
 from .dashboard import HomeView
@@ -59,6 +72,22 @@ def init_admin(app: Flask) -> Admin:
         RoutingRuleView(
             RoutingRule, db, name=_l("Routing rules"), endpoint="routing_rules", category=PEOPLE
         ),
+        BusinessHoursView(
+            BusinessHours,
+            db,
+            name=_l("Business hours"),
+            endpoint="business_hours",
+            url="/admin/business-hours",
+            category=PEOPLE,
+        ),
+        CompanyDayView(
+            CompanyDay,
+            db,
+            name=_l("Company days"),
+            endpoint="company_days",
+            url="/admin/company-days",
+            category=PEOPLE,
+        ),
         FaqCategoryView(
             FaqCategory, db, name=_l("FAQ categories"), endpoint="faq_categories", category=CONTENT
         ),
@@ -77,6 +106,13 @@ def init_admin(app: Flask) -> Admin:
         ),
         CustomerView(User, db, name=_l("Customers"), endpoint="customers"),
         OrderView(name=_l("Orders"), endpoint="orders"),
+        CannedReplyView(
+            CannedReply,
+            db,
+            name=_l("Canned replies"),
+            endpoint="canned_replies",
+            url="/admin/canned-replies",
+        ),
         MailReviewView(name=_l("Held email"), endpoint="mail_review", url="/admin/mail-review"),
     )
     formatting.register(app)

@@ -9,6 +9,7 @@ answered 409 with the page redrawn around the user's unsent text.
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from flask import (
     abort,
@@ -26,13 +27,21 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from ..domain import ConflictError, DomainError, PermissionDenied, notifications, presence
+from ..domain import (
+    ConflictError,
+    DomainError,
+    PermissionDenied,
+    canned,
+    notifications,
+    presence,
+)
 from ..domain import attachments as files
 from ..domain import permissions as perm
 from ..domain import tickets as lifecycle
 from ..domain.tickets import Action
 from ..extensions import db
 from ..models import (
+    CannedReply,
     Department,
     Order,
     Priority,
@@ -43,6 +52,7 @@ from ..models import (
 )
 from ..models.base import MAX_ID, utcnow
 from ..transactions import CertificationConflict, commit_or_conflict
+from . import queues
 from .base import StaffAccessMixin
 from .desk_context import customer_summary, load_events, load_messages, state_key
 from .desk_forms import (
@@ -120,7 +130,14 @@ class TicketDeskView(StaffAccessMixin, BaseView):
         )
         return forms
 
-    def _render(self, ticket: Ticket, status: int = 200, conflict: str | None = None, **forms):
+    def _render(
+        self,
+        ticket: Ticket,
+        status: int = 200,
+        conflict: str | None = None,
+        missing: list[str] | None = None,
+        **forms,
+    ):
         allowed = lifecycle.allowed_actions(ticket, current_user)
         events = load_events(ticket)
         messages = load_messages(ticket)
@@ -131,9 +148,18 @@ class TicketDeskView(StaffAccessMixin, BaseView):
                 for u in db.session.scalars(perm.staff_with(perm.BACKOFFICE))
                 if u.id != current_user.id and perm.can_work_on(u, ticket)
             ]
+        origin = self._origin()
+        previous, following = (
+            queues.neighbours(current_user, origin, ticket.id) if origin else (None, None)
+        )
         html = self.render(
             "admin/tickets/desk.html",
+            origin=origin,
+            previous_number=previous,
+            next_number=following,
             colleagues=colleagues,
+            canned_replies=canned.usable_replies(current_user) if allowed else [],
+            missing=missing or [],
             ticket=ticket,
             messages=messages,
             events=events,
@@ -173,10 +199,72 @@ class TicketDeskView(StaffAccessMixin, BaseView):
     def desk(self, number: str):
         """The desk; opening it is recorded (the lists' unread mark, domain.presence)."""
         ticket = self._ticket(number)
-        page = self._render(ticket)
+        page = self._render(ticket, **self._canned_prefill(ticket))
         presence.mark_opened(ticket, current_user)
         db.session.commit()
         return page
+
+    @staticmethod
+    def _origin() -> str | None:
+        """The list the agent came from (`queues.came_from`): the desk's `from`
+        argument or form field, else the page that linked here."""
+        return queues.came_from(request.values.get("from")) or queues.came_from(
+            request.referrer and urlsplit(request.referrer)._replace(scheme="", netloc="").geturl()
+        )
+
+    # --- canned replies ------------------------------------------------------
+
+    def _canned_reply(self, reply_id) -> CannedReply | None:
+        """A canned reply the user may insert, by id; None for anything else."""
+        try:
+            pk = int(reply_id)
+        except (TypeError, ValueError):
+            return None
+        if not 0 < pk <= MAX_ID:
+            return None
+        return db.session.scalar(
+            select(CannedReply).where(CannedReply.id == pk, canned.usable_scope(current_user))
+        )
+
+    def _canned_prefill(self, ticket: Ticket) -> dict:
+        """`?canned=<id>` (the picker without JavaScript): the reply box starts with
+        that text filled from the ticket; unknown ids are a message, not an error."""
+        if "canned" not in request.args:
+            return {}
+        reply = self._canned_reply(request.args.get("canned"))
+        if reply is None:
+            flash(_("That canned reply is not available to you."), "warning")
+            return {}
+        filled = canned.fill(reply, ticket, current_user, ticket.customer.locale)
+        form = ReplyForm(
+            formdata=None,
+            body=filled.text,
+            canned_ids=str(reply.id),
+            expected_version=ticket.version_id,
+        )
+        return {"reply": form, "missing": filled.missing}
+
+    @expose("/<number>/canned")
+    def canned_list(self, number: str):
+        """The canned replies this user may insert on this ticket (the "/" picker)."""
+        self._ticket(number)
+        return jsonify(
+            [
+                {"id": r.id, "shortcut": r.shortcut, "title": r.title}
+                for r in canned.usable_replies(current_user)
+            ]
+        )
+
+    @expose("/<number>/canned/<reply_id>")
+    def canned_text(self, number: str, reply_id: str):
+        """One canned reply filled from this ticket: its text and the placeholders
+        that had no value (left in the text, for the desk to highlight)."""
+        ticket = self._ticket(number)
+        reply = self._canned_reply(reply_id)
+        if reply is None:
+            abort(404)
+        filled = canned.fill(reply, ticket, current_user, ticket.customer.locale)
+        return jsonify({"id": reply.id, "text": filled.text, "missing": filled.missing})
 
     # --- actions -------------------------------------------------------------
 
@@ -229,8 +317,15 @@ class TicketDeskView(StaffAccessMixin, BaseView):
                 return self._render(self._ticket(number), 422, **given)
             return redirect(url_for(".desk", number=number))
         flash(done, "success")
+        origin = self._origin()
+        if request.form.get("then") == "next" and origin:
+            _prev, following = queues.neighbours(current_user, origin, ticket.id)
+            if following:
+                return redirect(url_for(".desk", number=following, **{"from": origin}))
+            flash(_("That was the last ticket of this list."), "info")
+            return redirect(origin)
         if perm.can_see_ticket(current_user, ticket):
-            return redirect(url_for(".desk", number=number))
+            return redirect(url_for(".desk", number=number, **({"from": origin} if origin else {})))
         flash(
             _(
                 "Ticket %(number)s is now in %(status)s and has left your lists.",
@@ -252,6 +347,9 @@ class TicketDeskView(StaffAccessMixin, BaseView):
     @expose("/<number>/reply", methods=["POST"])
     def reply(self, number: str):
         def work(ticket, form, stored):
+            finishing = request.form.get("then") == "finish"
+            if finishing and Action.FINISH not in lifecycle.allowed_actions(ticket, current_user):
+                raise DomainError(_("You cannot finish this ticket; the reply was not sent."))
             upload = form.attachment.data
             if upload is not None and getattr(upload, "filename", ""):
                 stored.append(files.store(upload.stream, upload.filename))
@@ -263,9 +361,15 @@ class TicketDeskView(StaffAccessMixin, BaseView):
                 expected_version=form.expected_version.data,
                 attachments=stored,
             )
+            canned.record_use((form.canned_ids.data or "").split(","), current_user)
+            if finishing:
+                # One step: the reply and the finish commit together, or neither does.
+                lifecycle.finish(ticket, current_user)
 
         internal = request.form.get("visibility") == INTERNAL
         done = _("Internal note added.") if internal else _("Reply sent to the customer.")
+        if request.form.get("then") == "finish":
+            done = _("Reply sent and ticket finished.")
         return self._perform(number, ReplyForm, work, done, keep="reply")
 
     @expose("/<number>/dispatch", methods=["POST"])

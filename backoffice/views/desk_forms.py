@@ -37,6 +37,8 @@ class ReplyForm(VersionedForm):
         validators=[InputRequired()],
     )
     attachment = FileField(_l("Attachment (JPEG, PNG or PDF, at most 5 MB)"))
+    # Ids of the canned replies inserted into this text (counted once it is sent).
+    canned_ids = HiddenField(validators=[Optional(), Length(max=200)])
 
 
 class DispatchForm(VersionedForm):
