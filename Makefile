@@ -32,7 +32,9 @@ run: install translations
 	$(BIN)/carebox seed --demo
 	@echo "carebox: http://127.0.0.1:$(PORT)/  (back office: http://127.0.0.1:$(PORT)/admin/)"
 	@echo "mail worker: beside the server; with no MAIL_SERVER each email is printed here"
-	@trap 'kill $$worker $$exports 2>/dev/null' EXIT; \
+	@# Links in emails point at this server, on this port (unless CAREBOX_BASE_URL says else).
+	@export CAREBOX_BASE_URL="$${CAREBOX_BASE_URL:-http://127.0.0.1:$(PORT)}"; \
+	  trap 'kill $$worker $$exports 2>/dev/null' EXIT; \
 	  $(BIN)/carebox outbox send --loop --interval 2 & worker=$$!; \
 	  $(BIN)/carebox exports run --loop --interval 2 & exports=$$!; \
 	  $(BIN)/carebox run --host 127.0.0.1 --port $(PORT)
@@ -93,6 +95,7 @@ screenshots: test-deps install-test translations
 bench: install-test
 	$(BIN)/python bench/loyalty_refresh.py
 	$(BIN)/python bench/announcement_queueing.py
+	$(BIN)/python bench/whatsapp_webhook.py
 	$(BIN)/python bench/galera_cluster.py
 	@if [ -n "$$DATABASE_URL" ]; then \
 	  $(BIN)/python bench/ticket_queries.py && $(BIN)/python bench/admin_pages.py; \

@@ -19,6 +19,7 @@ RATE_LIMITS = (
     "RATELIMIT_TICKET_FILE",
     "RATELIMIT_TICKET_REPLY",
     "RATELIMIT_FAQ_VOTE",
+    "RATELIMIT_TRACK",
     "RATELIMIT_WHATSAPP_WEBHOOK",
 )
 
@@ -114,11 +115,19 @@ class Config:
     # Rate limits (memory by default; redis://… when several processes serve)
     RATELIMIT_STORAGE_URI = "memory://"
     RATELIMIT_HEADERS_ENABLED = True
+    # Redis down never stops the site (docs/architecture.md §13, trap 16): limits fail
+    # open onto each process's memory (logged as "Rate limit storage unreachable"), go
+    # back to Redis once it answers, and an error while counting after a view committed
+    # is logged, never turned into an error page. A hung Redis costs at most half a second.
+    RATELIMIT_SWALLOW_ERRORS = True
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+    RATELIMIT_STORAGE_OPTIONS = {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
     RATELIMIT_LOGIN = "10 per minute;100 per day"
     RATELIMIT_TICKET_FILE = "10 per hour"
     RATELIMIT_TICKET_REPLY = "30 per 10 minutes"
     # Per address: generous, as phones on one carrier often share an address (CGNAT).
     RATELIMIT_FAQ_VOTE = "120 per hour"
+    RATELIMIT_TRACK = "30 per minute;300 per hour"  # public /track, per address
     # Meta delivers from a handful of addresses: generous, a flood guard only.
     RATELIMIT_WHATSAPP_WEBHOOK = "1200 per minute"
 
