@@ -1,7 +1,7 @@
 """sla warning: when the running clock reaches 80 % of its allowance
 
-Revision ID: 0018_sla_warning
-Revises: 0017_canned_replies
+Revision ID: 0019_sla_warning
+Revises: 0018_ticket_submission
 
 `ticket.sla_warn_at` is kept with the due times (domain/sla.py); the warning worker
 and the "breaching soon" filter read it by status.
@@ -10,8 +10,8 @@ and the "breaching soon" filter read it by status.
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0018_sla_warning"
-down_revision = "0017_canned_replies"
+revision = "0019_sla_warning"
+down_revision = "0018_ticket_submission"
 branch_labels = None
 depends_on = None
 
