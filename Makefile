@@ -32,7 +32,9 @@ run: install translations
 	$(BIN)/carebox seed --demo
 	@echo "carebox: http://127.0.0.1:$(PORT)/  (back office: http://127.0.0.1:$(PORT)/admin/)"
 	@echo "mail worker: beside the server; with no MAIL_SERVER each email is printed here"
-	@trap 'kill $$worker $$exports 2>/dev/null' EXIT; \
+	@# Links in emails point at this server, on this port (unless CAREBOX_BASE_URL says else).
+	@export CAREBOX_BASE_URL="$${CAREBOX_BASE_URL:-http://127.0.0.1:$(PORT)}"; \
+	  trap 'kill $$worker $$exports 2>/dev/null' EXIT; \
 	  $(BIN)/carebox outbox send --loop --interval 2 & worker=$$!; \
 	  $(BIN)/carebox exports run --loop --interval 2 & exports=$$!; \
 	  $(BIN)/carebox run --host 127.0.0.1 --port $(PORT)

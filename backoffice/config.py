@@ -19,6 +19,7 @@ RATE_LIMITS = (
     "RATELIMIT_TICKET_FILE",
     "RATELIMIT_TICKET_REPLY",
     "RATELIMIT_FAQ_VOTE",
+    "RATELIMIT_TRACK",
     "RATELIMIT_WHATSAPP_WEBHOOK",
 )
 
@@ -119,6 +120,7 @@ class Config:
     RATELIMIT_TICKET_REPLY = "30 per 10 minutes"
     # Per address: generous, as phones on one carrier often share an address (CGNAT).
     RATELIMIT_FAQ_VOTE = "120 per hour"
+    RATELIMIT_TRACK = "30 per minute;300 per hour"  # public /track, per address
     # Meta delivers from a handful of addresses: generous, a flood guard only.
     RATELIMIT_WHATSAPP_WEBHOOK = "1200 per minute"
 

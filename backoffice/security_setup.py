@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from flask import Flask, request
+from flask import Flask, flash, request
 from flask_babel import get_locale
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_security import (
     RegisterFormV2,
     SQLAlchemyUserDatastore,
     password_reset,
+    user_confirmed,
     user_not_registered,
     user_registered,
 )
@@ -81,7 +83,22 @@ def init_app(app: Flask) -> None:
     user_registered.connect(_give_customer_role, app)
     user_not_registered.connect(_existing_address, app)
     password_reset.connect(_reset_claims, app)
+    user_confirmed.connect(_welcome, app)
     _rate_limit_auth(app)
+
+
+def _welcome(sender, user, **extra) -> None:
+    """Registering ends when the address is confirmed: the new customer's first page
+    greets them by name and says where to start."""
+    if perm.has(user, perm.PORTAL):
+        flash(
+            _(
+                "Welcome to carebox, %(name)s! Send a parcel, follow your orders, or ask us "
+                "anything under My tickets.",
+                name=user.display_name,
+            ),
+            "success",
+        )
 
 
 AUTH_ENDPOINTS = ("security.login", "security.forgot_password", "security.register")

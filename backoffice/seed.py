@@ -40,13 +40,23 @@ class DemoLogin:
     password: str
     role: str
     department: str | None = None
+    # A person's name, as customers see staff ("Rina from carebox"), not "Demo Master".
+    name: str = ""
 
 
 DEMO_LOGINS = (
-    DemoLogin("master@carebox.example", "master-demo-2026", perm.MASTER_ADMIN),
-    DemoLogin("cs@carebox.example", "cs-demo-2026", perm.CUSTOMER_SERVICE),
-    DemoLogin("ops.admin@carebox.example", "ops-demo-2026", perm.ADMIN_DEPARTMENT, "OPS"),
-    DemoLogin("claims.admin@carebox.example", "claims-demo-2026", perm.ADMIN_DEPARTMENT, "CLAIMS"),
+    DemoLogin("master@carebox.example", "master-demo-2026", perm.MASTER_ADMIN, name="Rina Wijaya"),
+    DemoLogin("cs@carebox.example", "cs-demo-2026", perm.CUSTOMER_SERVICE, name="Andi Saputra"),
+    DemoLogin(
+        "ops.admin@carebox.example", "ops-demo-2026", perm.ADMIN_DEPARTMENT, "OPS", "Budi Hartono"
+    ),
+    DemoLogin(
+        "claims.admin@carebox.example",
+        "claims-demo-2026",
+        perm.ADMIN_DEPARTMENT,
+        "CLAIMS",
+        "Dewi Lestari",
+    ),
     DemoLogin("customer@carebox.example", "customer-demo-2026", perm.CUSTOMER),
 )
 
@@ -171,12 +181,11 @@ def seed_demo() -> tuple[DemoLogin, ...]:
     departments = {d.code: d for d in db.session.scalars(select(Department))}
     users = {}
     for login in DEMO_LOGINS:
-        name = login.email.split("@")[0].replace(".", " ").title()
         users[login.email] = ensure_user(
             login.email,
             login.password,
             login.role,
-            name=f"Demo {name}",
+            name=login.name,
             department=departments.get(login.department) if login.department else None,
         )
     customer = users["customer@carebox.example"]

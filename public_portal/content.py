@@ -24,12 +24,14 @@ from backoffice.extensions import db, limiter
 from backoffice.models import Announcement, FaqCategory, FaqEntry, Product, ProductKind
 from backoffice.web import safe_next
 
-from . import search
+from . import search, track
 from .base import MAX_ID, bp, lang, page_arg
 from .forms import VoteForm, one_line
 
 FAQ_PER_CATEGORY = 5  # on the overview; a category's own page lists them all
 FAQ_PER_PAGE = 50
+# A search shows this many answers first (the best matches), the rest behind "More answers".
+FAQ_BEST = 3
 SUGGESTIONS = 5
 VOTES_KEPT = 200  # votes remembered per session (a signed cookie: keep it small)
 EXCERPT = 220
@@ -130,6 +132,7 @@ def faq():
     return render_template(
         "portal/faq.html",
         q=q,
+        parcels=track.chat_parcels(q) if q else [],
         categories=categories,
         category=category,
         results=results,
@@ -140,6 +143,7 @@ def faq():
         voted=set(session.get("faq_voted", [])) | faqs.voted_entries(_signed_in()),
         vote_form=VoteForm(),
         too_short=bool(q) and not search.words(q),
+        best_count=FAQ_BEST,
     )
 
 
@@ -151,6 +155,7 @@ def faq_suggest():
     found = search.search(q, limit=SUGGESTIONS) if q else []
     resp = jsonify(
         query=q,
+        parcels=track.chat_parcels(q),
         results=[
             {
                 "id": e.id,

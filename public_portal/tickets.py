@@ -219,7 +219,8 @@ def author_label(message: TicketMessage) -> str:
     if not message.from_staff:
         return _("You")
     name = (message.author.name if message.author else "").split(" ")[0]
-    return _("%(name)s, carebox", name=name) if name else _("carebox customer care")
+    # "Rina from carebox": a person, and whom they work for ("Rina, carebox" read oddly).
+    return _("%(name)s from carebox", name=name) if name else _("carebox customer care")
 
 
 def _channel_badge(channel):

@@ -168,6 +168,10 @@ MATRIX = [
     ("POST", "/admin/departments/delete/", row(LOGIN, 403, 403, 403, 404), {"id": "{ops_id}"}),
     ("GET", "/admin/routing_rules/", MASTER_ONLY, None),
     ("GET", "/admin/routing_rules/new/", MASTER_ONLY, None),
+    ("GET", "/admin/business-hours/", MASTER_ONLY, None),
+    ("GET", "/admin/business-hours/new/", MASTER_ONLY, None),
+    ("GET", "/admin/company-days/", MASTER_ONLY, None),
+    ("GET", "/admin/company-days/new/", MASTER_ONLY, None),
     # content
     ("GET", "/admin/faq_categories/", MASTER_ONLY, None),
     ("GET", "/admin/faq/", MASTER_ONLY, None),

@@ -91,7 +91,7 @@ def test_staff_reply_shows_up_and_internal_notes_never(login_as, make, db):
     assert data["status"] == "responded" and data["status_label"]
     (message,) = data["messages"]
     assert message["body"] == "Paket Anda sudah kami temukan."
-    assert message["mine"] is False and message["author"] == "Rina, carebox"
+    assert message["mine"] is False and message["author"] == "Rina from carebox"
     assert set(message) == {
         "id",
         "body",

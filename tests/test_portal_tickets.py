@@ -250,7 +250,7 @@ def test_ticket_page_shows_public_messages_only(login_as, db, make):
     page = text(b.get(f"/tickets/{ticket.number}"))
     assert "Tolong dibantu." in page and "Paket Anda sudah di gudang Bandung." in page
     assert "Catatan internal" not in page and "VIP" not in page
-    assert "Rina, carebox" in page and "Wulandari" not in page
+    assert "Rina from carebox" in page and "Wulandari" not in page
     assert 'name="body"' in page  # reply form
     assert "/tickets/" + ticket.number + "/close" in page
 

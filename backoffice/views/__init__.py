@@ -15,7 +15,9 @@ from flask_babel import lazy_gettext as _l
 from ..extensions import db
 from ..models import (
     Announcement,
+    BusinessHours,
     CannedReply,
+    CompanyDay,
     Department,
     FaqCategory,
     FaqEntry,
@@ -27,6 +29,7 @@ from ..web import csp_nonce
 from . import formatting
 from .admin_people import PEOPLE, DepartmentView, RoutingRuleView, StaffUserView
 from .announcements import AnnouncementSendView
+from .calendar import BusinessHoursView, CompanyDayView
 from .canned import CannedReplyView
 from .content import CONTENT, AnnouncementView, FaqCategoryView, FaqEntryView, ProductView
 from .customers import CustomerView
@@ -68,6 +71,22 @@ def init_admin(app: Flask) -> Admin:
         ),
         RoutingRuleView(
             RoutingRule, db, name=_l("Routing rules"), endpoint="routing_rules", category=PEOPLE
+        ),
+        BusinessHoursView(
+            BusinessHours,
+            db,
+            name=_l("Business hours"),
+            endpoint="business_hours",
+            url="/admin/business-hours",
+            category=PEOPLE,
+        ),
+        CompanyDayView(
+            CompanyDay,
+            db,
+            name=_l("Company days"),
+            endpoint="company_days",
+            url="/admin/company-days",
+            category=PEOPLE,
         ),
         FaqCategoryView(
             FaqCategory, db, name=_l("FAQ categories"), endpoint="faq_categories", category=CONTENT

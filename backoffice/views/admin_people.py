@@ -17,6 +17,7 @@ from wtforms import PasswordField, SelectField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from ..domain import permissions as perm
+from ..domain import worktime
 from ..extensions import db
 from ..models import Department, Role, TicketKind, User
 from ..models.base import utcnow
@@ -185,7 +186,7 @@ class DepartmentView(SecureModelView):
     required_permission = perm.ADMIN_PEOPLE
     can_create = True
     can_edit = True
-    column_list = ["code", "name_id", "name_en", "email", "active", "round_robin"]
+    column_list = ["code", "name_id", "name_en", "email", "timezone", "active", "round_robin"]
     column_labels = {
         "code": _l("Code"),
         "name_id": _l("Name (Indonesian)"),
@@ -193,6 +194,8 @@ class DepartmentView(SecureModelView):
         "email": _l("E-mail"),
         "active": _l("Active"),
         "round_robin": _l("Round-robin"),
+        "timezone": _l("Time zone"),
+        "observes_holidays": _l("Closed on public holidays"),
     }
     column_descriptions = {
         "round_robin": _l(
@@ -202,8 +205,22 @@ class DepartmentView(SecureModelView):
     }
     column_default_sort = ("code", False)
     column_searchable_list = ["code", "name_id", "name_en"]
-    form_columns = ["code", "name_id", "name_en", "email", "active", "round_robin"]
+    form_columns = [
+        "code",
+        "name_id",
+        "name_en",
+        "email",
+        "timezone",
+        "observes_holidays",
+        "active",
+        "round_robin",
+    ]
+    form_overrides = {"timezone": SelectField}
     form_args = {
+        "timezone": {
+            "label": _l("Time zone"),
+            "choices": to_choices((z, f"{z} ({worktime.ZONE_ABBR[z]})") for z in worktime.ZONES),
+        },
         "code": {
             "validators": [
                 DataRequired(),
@@ -214,6 +231,21 @@ class DepartmentView(SecureModelView):
         "name_en": {"validators": [DataRequired(), Length(max=120)]},
         "email": {"validators": [Optional(), Length(max=255)]},
     }
+
+    def on_model_change(self, form, model, is_created):
+        """Note whether the working calendar (zone, holidays) changed."""
+        state = inspect(model)
+        model._calendar_changed = not is_created and (
+            state.attrs.timezone.history.has_changes()
+            or state.attrs.observes_holidays.history.has_changes()
+        )
+
+    def after_model_change(self, form, model, is_created):
+        """The department's running tickets follow a new zone or holiday rule."""
+        if getattr(model, "_calendar_changed", False):
+            from .calendar import _recompute
+
+            _recompute(_("calendar of %(d)s changed", d=model.code), department_ids=[model.id])
 
 
 class RoutingRuleView(SecureModelView):

@@ -11,6 +11,7 @@ from datetime import date, timedelta
 
 from flask import flash, redirect, url_for
 from flask_admin import AdminIndexView, expose
+from flask_babel import format_date
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import func, select
@@ -103,9 +104,11 @@ class Chart:
     title: str
     days: list[date]
     series: list[tuple[str, list[int]]] = field(default_factory=list)
-    width: int = 640
-    height: int = 180
-    pad: int = 24
+    # The SVG scales to its column (width: 100%): a narrow drawing keeps its 12-unit
+    # labels about 12-16 px high both in a third of a 1280 px screen and on a phone.
+    width: int = 320
+    height: int = 170
+    pad: int = 28
 
     @property
     def totals(self) -> list[int]:
@@ -140,7 +143,7 @@ class Chart:
     def ticks(self) -> list[dict]:
         slot = (self.width - self.pad) / max(len(self.days), 1)
         return [
-            {"x": round(self.pad + i * slot, 1), "label": d.strftime("%d/%m")}
+            {"x": round(self.pad + i * slot, 1), "label": format_date(d, "d MMM")}
             for i, d in enumerate(self.days)
             if i % 5 == 0
         ]
