@@ -27,7 +27,13 @@ from ..models import Department, Priority, Ticket, TicketKind, TicketStatus
 from ..models.base import utcnow
 from . import queues
 from .base import SecureModelView
-from .filters import DepartmentFilter, EnumFilter, LocalDateBetween, SlaFilter
+from .filters import (
+    BreachingSoonFilter,
+    DepartmentFilter,
+    EnumFilter,
+    LocalDateBetween,
+    SlaFilter,
+)
 from .formatting import datetime_text
 from .sqlhelpers import capped_count
 from .ticket_actions import TicketActionsMixin
@@ -45,6 +51,7 @@ def ticket_filters() -> list:
         LocalDateBetween(Ticket.created_at, _l("Created")),
         SlaFilter(Ticket.resolution_due, _l("SLA breached")),
         FilterLike("order.number", _l("Order number")),
+        BreachingSoonFilter(Ticket.sla_warn_at, _l("Breaching soon")),
     ]
 
 
