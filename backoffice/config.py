@@ -19,6 +19,7 @@ RATE_LIMITS = (
     "RATELIMIT_TICKET_FILE",
     "RATELIMIT_TICKET_REPLY",
     "RATELIMIT_FAQ_VOTE",
+    "RATELIMIT_TRACK",
     "RATELIMIT_WHATSAPP_WEBHOOK",
 )
 
@@ -114,11 +115,19 @@ class Config:
     # Rate limits (memory by default; redis://… when several processes serve)
     RATELIMIT_STORAGE_URI = "memory://"
     RATELIMIT_HEADERS_ENABLED = True
+    # Redis down never stops the site (docs/architecture.md §13, trap 16): limits fail
+    # open onto each process's memory (logged as "Rate limit storage unreachable"), go
+    # back to Redis once it answers, and an error while counting after a view committed
+    # is logged, never turned into an error page. A hung Redis costs at most half a second.
+    RATELIMIT_SWALLOW_ERRORS = True
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+    RATELIMIT_STORAGE_OPTIONS = {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
     RATELIMIT_LOGIN = "10 per minute;100 per day"
     RATELIMIT_TICKET_FILE = "10 per hour"
     RATELIMIT_TICKET_REPLY = "30 per 10 minutes"
     # Per address: generous, as phones on one carrier often share an address (CGNAT).
     RATELIMIT_FAQ_VOTE = "120 per hour"
+    RATELIMIT_TRACK = "30 per minute;300 per hour"  # public /track, per address
     # Meta delivers from a handful of addresses: generous, a flood guard only.
     RATELIMIT_WHATSAPP_WEBHOOK = "1200 per minute"
 
@@ -143,6 +152,7 @@ class Config:
     # The department whose working calendar a ticket without a department runs on.
     CAREBOX_DEFAULT_CALENDAR = "CS"
     CAREBOX_SEED_HOURS = True  # seeding gives departments seed/departments.yaml's hours
+    CAREBOX_SLA_WARNING_EMAIL = False  # email the 80 % SLA warnings (the home page counts them)
     # The site's address: every link in an email, and in production the only Host
     # a request may name (TRUSTED_HOSTS), come from it. Required in production.
     CAREBOX_BASE_URL = ""
@@ -169,6 +179,8 @@ class Config:
     CAREBOX_MAIL_MAX_BYTES = 15 * 1024 * 1024
     # Mails from one sender in an hour above which the rest are not posted (logged).
     CAREBOX_MAIL_MAX_PER_HOUR = 20
+    # A hosted mailbox `carebox mail fetch` reads: imaps://user:password@host/INBOX.
+    CAREBOX_IMAP_URL = ""
     # Loyalty segment thresholds (backoffice/domain/loyalty.py documents each rule);
     # keys given here override DEFAULT_THRESHOLDS there.
     CAREBOX_LOYALTY: dict = {}
@@ -277,6 +289,13 @@ class Config:
         for key in ("CAREBOX_OUTBOX", "CAREBOX_LOYALTY", "WHATSAPP_QUEUE"):
             if env.get(key):
                 out[key] = json.loads(env[key])
+        if env.get("CAREBOX_SLA_WARNING_EMAIL"):
+            out["CAREBOX_SLA_WARNING_EMAIL"] = env["CAREBOX_SLA_WARNING_EMAIL"].lower() in (
+                "1",
+                "true",
+                "yes",
+                "on",
+            )
         if env.get("CAREBOX_SLA_HOURS"):
             out["CAREBOX_SLA_HOURS"] = json.loads(env["CAREBOX_SLA_HOURS"])
         return out

@@ -24,7 +24,7 @@ from backoffice.extensions import db, limiter
 from backoffice.models import Announcement, FaqCategory, FaqEntry, Product, ProductKind
 from backoffice.web import safe_next
 
-from . import search
+from . import search, track
 from .base import MAX_ID, bp, lang, page_arg
 from .forms import VoteForm, one_line
 
@@ -132,6 +132,7 @@ def faq():
     return render_template(
         "portal/faq.html",
         q=q,
+        parcels=track.chat_parcels(q) if q else [],
         categories=categories,
         category=category,
         results=results,
@@ -154,6 +155,7 @@ def faq_suggest():
     found = search.search(q, limit=SUGGESTIONS) if q else []
     resp = jsonify(
         query=q,
+        parcels=track.chat_parcels(q),
         results=[
             {
                 "id": e.id,

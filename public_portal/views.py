@@ -1,6 +1,6 @@
 """Portal routes, one module per area; importing them registers them on `bp`."""
 
-from . import account, claim, content, orders, tickets  # noqa: F401
+from . import account, claim, content, orders, tickets, track  # noqa: F401
 from .base import bp
 
 __all__ = ["bp"]

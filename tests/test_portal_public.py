@@ -120,6 +120,7 @@ def test_suggest_answers_as_you_type_in_the_users_language(client):
     assert en["results"] and "track" in en["results"][0]["question"].lower()
     assert client.get("/faq/suggest?q=").get_json() == {
         "query": "",
+        "parcels": [],
         "results": [],
         "ticket_url": None,
     }

@@ -28,7 +28,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from flask import current_app
 from flask_babel import format_datetime
 from flask_babel import gettext as _
-from sqlalchemy import and_, bindparam, case, insert, or_, select, tuple_, update
+from sqlalchemy import and_, case, insert, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
@@ -231,6 +231,7 @@ DEFAULT_OFFSET = 7 * 60  # a time without an offset is Western Indonesian Time (
 FUTURE_SLACK = timedelta(hours=1)  # scanners' clocks drift; further ahead is a typo
 EARLIEST = datetime(2000, 1, 1)
 LOOKUP_CHUNK = 500
+UPDATE_CHUNK = 200
 ZONES = {420: "WIB", 480: "WITA", 540: "WIT"}
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
@@ -498,26 +499,36 @@ def _follow_latest(rows, orders, keys, now) -> None:
     if not updates:
         return
     updates.sort(key=lambda u: u["oid"])
+    # One UPDATE per chunk of orders (CASE on the id), not one per order: the import's
+    # round trips are what cost (docs/architecture.md §7).
     c = Order.__table__.c
-    stmt = (
-        update(Order.__table__)
-        .where(
-            c.id == bindparam("oid"),
-            c.status != OrderStatus.CANCELLED.value,
-            or_(
-                c.last_event_at.is_(None),
-                c.last_event_at < bindparam("at"),
-                and_(c.last_event_at == bindparam("at"), _rank_sql() <= bindparam("rank")),
-            ),
+    for first in range(0, len(updates), UPDATE_CHUNK):
+        chunk = updates[first : first + UPDATE_CHUNK]
+
+        def by_id(name, chunk=chunk):
+            return case({u["oid"]: u[name] for u in chunk}, value=c.id)
+
+        at = by_id("at")
+        stmt = (
+            update(Order.__table__)
+            .where(
+                c.id.in_([u["oid"] for u in chunk]),
+                c.status != OrderStatus.CANCELLED.value,
+                or_(
+                    c.last_event_at.is_(None),
+                    c.last_event_at < at,
+                    and_(c.last_event_at == at, _rank_sql() <= by_id("rank")),
+                ),
+            )
+            .values(
+                status=by_id("status"),
+                last_event=by_id("kind"),
+                last_event_at=at,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
         )
-        .values(
-            status=bindparam("status"),
-            last_event=bindparam("kind"),
-            last_event_at=bindparam("at"),
-            updated_at=bindparam("now"),
-        )
-    )
-    db.session.execute(stmt, updates, execution_options={"synchronize_session": False})
+        db.session.execute(stmt)
     session = db.session
     for u in updates:  # ORM objects of these orders must not keep the old status
         obj = session.identity_map.get(session.identity_key(Order, u["oid"]))

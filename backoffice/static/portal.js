@@ -39,6 +39,15 @@
 
     function show(data) {
       list.textContent = "";
+      // A resi in the question: the parcel's status comes before any FAQ answer.
+      (data.parcels || []).forEach(function (p) {
+        var li = el("li", "chatbox-parcel");
+        var a = el("a", "q", p.resi + " · " + p.status);
+        a.href = p.url;
+        li.appendChild(a);
+        if (p.message) li.appendChild(el("span", "a", p.message));
+        list.appendChild(li);
+      });
       data.results.forEach(function (r) {
         var li = el("li");
         var a = el("a", "q", r.question);
@@ -47,7 +56,7 @@
         li.appendChild(el("span", "a", r.answer));
         list.appendChild(li);
       });
-      empty.hidden = data.results.length > 0;
+      empty.hidden = data.results.length + (data.parcels || []).length > 0;
       wrap.hidden = false;
     }
 
