@@ -337,6 +337,27 @@ class ProductionConfig(Config):
             config["TRUSTED_HOSTS"] = trusted_hosts(config)
 
 
+def per_process_limits_warning(config, workers: int) -> str | None:
+    """The warning for `workers` processes sharing `memory://` rate limits, else None.
+
+    Each process counts on its own, so every limit is really `workers` times the
+    configured one (RATELIMIT_LOGIN's 10 a minute becomes 40 with four workers).
+    """
+    storage = str(config.get("RATELIMIT_STORAGE_URI") or "memory://")
+    if (
+        workers <= 1
+        or not storage.startswith("memory://")
+        or not config.get("RATELIMIT_ENABLED", True)
+    ):
+        return None
+    return (
+        f"RATE LIMITS ARE PER WORKER: RATELIMIT_STORAGE_URI is {storage} and {workers} "
+        f"worker processes serve, so each counts on its own and every limit (login, "
+        f"password checks, ticket filing) is {workers} times what is configured. Set "
+        "RATELIMIT_STORAGE_URI=redis://… (README: Configuration)."
+    )
+
+
 def trusted_hosts(config) -> list[str]:
     """The Host names requests may name: CAREBOX_BASE_URL's, then CAREBOX_TRUSTED_HOSTS.
 
