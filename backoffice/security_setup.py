@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, flash, request
 from flask_babel import get_locale
+from flask_login import user_logged_out
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_security import (
@@ -66,6 +67,17 @@ def _mail_language() -> dict:
     return {"lang": locale.language if locale else "id"}
 
 
+def _end_sessions(sender, user, **extra):
+    """Logout ends the session for good (issue 9 item 5): sessions are signed
+    cookies, so a copy taken before logout would stay valid; the session names the user by
+    `fs_uniquifier`, and a new one makes every earlier cookie (and remember-me token) of
+    this user name nobody. The price: logging out on one device logs out the others."""
+    if user is None or not getattr(user, "id", None):
+        return
+    user_datastore.set_uniquifier(user)
+    db.session.commit()
+
+
 def _reset_claims(sender, user, **extra):
     contacts.claimed_by_reset(user)  # the reset link proved the address, as a claim does
 
@@ -83,6 +95,7 @@ def init_app(app: Flask) -> None:
     user_registered.connect(_give_customer_role, app)
     user_not_registered.connect(_existing_address, app)
     password_reset.connect(_reset_claims, app)
+    user_logged_out.connect(_end_sessions, app)
     user_confirmed.connect(_welcome, app)
     _rate_limit_auth(app)
 
