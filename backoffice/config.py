@@ -97,6 +97,10 @@ class Config:
     SECURITY_USERNAME_ENABLE = False
     SECURITY_PASSWORD_LENGTH_MIN = 8
     SECURITY_PASSWORD_CHECK_BREACHED = False
+    # The password policy (backoffice/passwords.py): zxcvbn scores 0-4, staff stricter.
+    CAREBOX_PASSWORD_SCORE_CUSTOMER = 2
+    CAREBOX_PASSWORD_SCORE_STAFF = 3
+    CAREBOX_PASSWORD_LENGTH_STAFF = 12
     # Flask-Security's default ({"private": True, ...}) goes through werkzeug's
     # cache_control[...] = value and comes out as "private=True, no-store=True", which
     # caches ignore; None makes a bare directive: "private, no-store".

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Flask, flash, request
 from flask_babel import get_locale
-from flask_login import user_logged_out
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_login import user_logged_out
 from flask_security import (
     RegisterFormV2,
     SQLAlchemyUserDatastore,
@@ -84,10 +84,12 @@ def _reset_claims(sender, user, **extra):
 
 def init_app(app: Flask) -> None:
     from .channels.outbox_mail import OutboxMailUtil
+    from .passwords import CareboxPasswordUtil
 
     # Security's mail_util_cls is a constructor argument only (init_app ignores it),
     # and the unbound `security` object is built in extensions.py before any app.
     security._mail_util_cls = OutboxMailUtil
+    security._password_util_cls = CareboxPasswordUtil  # the policy (backoffice/passwords.py)
     security.init_app(app, user_datastore, register_form=CareboxRegisterForm)
     if not getattr(security, "_carebox_mail_context", False):  # once per process (trap 9)
         security.mail_context_processor(_mail_language)
