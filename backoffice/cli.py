@@ -472,6 +472,8 @@ def _counts(counts: dict) -> str:
 
 
 def init_app(app: Flask) -> None:
+    from .cli_sla import sla_group
+
     for command in (
         seed_command,
         seed_bulk_command,
@@ -484,5 +486,6 @@ def init_app(app: Flask) -> None:
         tracking_group,
         mail_group,
         exports_group,
+        sla_group,
     ):
         app.cli.add_command(command)

@@ -156,6 +156,7 @@ class Config:
     # The department whose working calendar a ticket without a department runs on.
     CAREBOX_DEFAULT_CALENDAR = "CS"
     CAREBOX_SEED_HOURS = True  # seeding gives departments seed/departments.yaml's hours
+    CAREBOX_SLA_WARNING_EMAIL = False  # email the 80 % SLA warnings (the home page counts them)
     # The site's address: every link in an email, and in production the only Host
     # a request may name (TRUSTED_HOSTS), come from it. Required in production.
     CAREBOX_BASE_URL = ""
@@ -290,6 +291,13 @@ class Config:
         for key in ("CAREBOX_OUTBOX", "CAREBOX_LOYALTY", "WHATSAPP_QUEUE"):
             if env.get(key):
                 out[key] = json.loads(env[key])
+        if env.get("CAREBOX_SLA_WARNING_EMAIL"):
+            out["CAREBOX_SLA_WARNING_EMAIL"] = env["CAREBOX_SLA_WARNING_EMAIL"].lower() in (
+                "1",
+                "true",
+                "yes",
+                "on",
+            )
         if env.get("CAREBOX_SLA_HOURS"):
             out["CAREBOX_SLA_HOURS"] = json.loads(env["CAREBOX_SLA_HOURS"])
         return out
