@@ -21,6 +21,8 @@ RATE_LIMITS = (
     "RATELIMIT_FAQ_VOTE",
     "RATELIMIT_TRACK",
     "RATELIMIT_WHATSAPP_WEBHOOK",
+    "RATELIMIT_PASSWORD_ACCOUNT",
+    "RATELIMIT_ORDER",
 )
 
 
@@ -127,6 +129,9 @@ class Config:
     RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
     RATELIMIT_STORAGE_OPTIONS = {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
     RATELIMIT_LOGIN = "10 per minute;100 per day"
+    # Password checks about one account (login, change, /verify, reset), from any address.
+    RATELIMIT_PASSWORD_ACCOUNT = "20 per hour;50 per day"  # noqa: S105 (a rate, not a secret)
+    RATELIMIT_ORDER = "20 per hour"  # orders placed, per account
     RATELIMIT_TICKET_FILE = "10 per hour"
     RATELIMIT_TICKET_REPLY = "30 per 10 minutes"
     # Per address: generous, as phones on one carrier often share an address (CGNAT).

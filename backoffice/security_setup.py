@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from flask import Flask, flash, request
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_login import user_logged_out
+from flask_login import current_user, user_logged_out
 from flask_security import (
     RegisterFormV2,
     SQLAlchemyUserDatastore,
@@ -117,21 +119,52 @@ def _welcome(sender, user, **extra) -> None:
 
 
 AUTH_ENDPOINTS = ("security.login", "security.forgot_password", "security.register")
+# Every other page that checks a password (or a reset token standing for one).
+PASSWORD_CHECKS = ("security.change_password", "security.verify", "security.reset_password")
+
+
+def _account_key() -> str | None:
+    """Who a password check is about, whatever address it comes from: the signed-in
+    account, the email a login names, or the reset token (one account's)."""
+    if request.endpoint == "security.reset_password":
+        token = (request.view_args or {}).get("token") or ""
+        return "reset:" + hashlib.sha256(token.encode()).hexdigest()[:32]
+    if current_user.is_authenticated:
+        email = current_user.email or ""
+    elif request.endpoint == "security.login":
+        email = request.form.get("email") or ""
+    else:
+        return None
+    email = email.strip().lower()[:254]
+    return f"email:{hashlib.sha256(email.encode()).hexdigest()[:32]}" if email else None
 
 
 def _rate_limit_auth(app: Flask) -> None:
-    """Throttle password guessing and mail-bombing on Flask-Security's own endpoints.
+    """Throttle password guessing and mail-bombing on Flask-Security's own endpoints:
+    per address (RATELIMIT_LOGIN) on each, and per account (RATELIMIT_PASSWORD_ACCOUNT)
+    on every password check (login, change, /verify, reset with a token), so guessing
+    one account from many addresses is throttled too.
 
     A `before_request` check rather than a decorator: the limiter object is shared
     by every app built in one process (tests build several), and decorated limits
     are registered on it globally, while this reads each app's own setting.
-    Counters live in RATELIMIT_STORAGE_URI, keyed by client address.
+    Counters live in RATELIMIT_STORAGE_URI.
     """
 
     @app.before_request
     def _throttle_auth():
-        if request.method == "POST" and request.endpoint in AUTH_ENDPOINTS:
-            with limiter.limit(app.config["RATELIMIT_LOGIN"], scope=request.endpoint):
+        if request.method != "POST" or request.endpoint not in AUTH_ENDPOINTS + PASSWORD_CHECKS:
+            return
+        with limiter.limit(app.config["RATELIMIT_LOGIN"], scope=request.endpoint):
+            pass
+        account = _account_key()
+        if account and request.endpoint != "security.forgot_password":
+            # Shared: one count per account across the endpoints (not one per endpoint).
+            with limiter.shared_limit(
+                app.config["RATELIMIT_PASSWORD_ACCOUNT"],
+                scope="password-checks",
+                key_func=lambda: account,
+            ):
                 pass
 
 
