@@ -188,6 +188,8 @@ class Config:
     CAREBOX_MAIL_MAX_BYTES = 15 * 1024 * 1024
     # Mails from one sender in an hour above which the rest are not posted (logged).
     CAREBOX_MAIL_MAX_PER_HOUR = 20
+    # A hosted mailbox `carebox mail fetch` reads: imaps://user:password@host/INBOX.
+    CAREBOX_IMAP_URL = ""
     # Loyalty segment thresholds (backoffice/domain/loyalty.py documents each rule);
     # keys given here override DEFAULT_THRESHOLDS there.
     CAREBOX_LOYALTY: dict = {}
