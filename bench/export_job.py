@@ -53,7 +53,9 @@ def main() -> None:
         print(f"{db.engine.dialect.name}: {total:,} tickets")
         today = date.today()
         # The widest range the report form takes (three years), ending tomorrow.
-        params = f"date_from={today - timedelta(days=3 * 365 - 2)}&date_to={today + timedelta(days=1)}"
+        params = (
+            f"date_from={today - timedelta(days=3 * 365 - 2)}&date_to={today + timedelta(days=1)}"
+        )
 
         def job() -> float:
             export_jobs.request_export(master, "tickets_csv", params, "en")
@@ -84,7 +86,8 @@ def main() -> None:
     print(f"{'case':34} {'carebox s':>10} {'raw SQL s':>10} {'ratio':>6}")
     print(f"{'CSV export job, every ticket':34} {a:10.2f} {b:10.2f} {a / b:6.2f}")
     print(f"rows/s: carebox {total / a:,.0f}, raw {total / b:,.0f}")
-    print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS of this process: {peak:.0f} MB")
 
 
 if __name__ == "__main__":
