@@ -95,6 +95,7 @@ screenshots: test-deps install-test translations
 bench: install-test
 	$(BIN)/python bench/loyalty_refresh.py
 	$(BIN)/python bench/announcement_queueing.py
+	$(BIN)/python bench/whatsapp_webhook.py
 	$(BIN)/python bench/galera_cluster.py
 	@if [ -n "$$DATABASE_URL" ]; then \
 	  $(BIN)/python bench/ticket_queries.py && $(BIN)/python bench/admin_pages.py; \

@@ -115,6 +115,13 @@ class Config:
     # Rate limits (memory by default; redis://… when several processes serve)
     RATELIMIT_STORAGE_URI = "memory://"
     RATELIMIT_HEADERS_ENABLED = True
+    # Redis down never stops the site (docs/architecture.md §13, trap 16): limits fail
+    # open onto each process's memory (logged as "Rate limit storage unreachable"), go
+    # back to Redis once it answers, and an error while counting after a view committed
+    # is logged, never turned into an error page. A hung Redis costs at most half a second.
+    RATELIMIT_SWALLOW_ERRORS = True
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+    RATELIMIT_STORAGE_OPTIONS = {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
     RATELIMIT_LOGIN = "10 per minute;100 per day"
     RATELIMIT_TICKET_FILE = "10 per hour"
     RATELIMIT_TICKET_REPLY = "30 per 10 minutes"

@@ -17,10 +17,11 @@ from flask import (
     request,
     url_for,
 )
-from flask_babel import get_locale
+from flask_babel import get_locale, refresh
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import BadRequest, HTTPException, SecurityError
 
 from .extensions import csrf, db
@@ -183,13 +184,67 @@ def _handle_csrf(exc: CSRFError):
 
 
 def _handle_unexpected(exc: Exception):
-    db.session.rollback()
+    try:
+        db.session.rollback()
+    except Exception:  # noqa: BLE001 (the page must still be shown)
+        current_app.logger.warning("rollback failed after an error", exc_info=True)
     current_app.logger.exception("Unhandled error on %s %s", request.method, request.path)
+    # No promise that nothing changed: the error may come after a commit (issue 9 item 12).
     return _error_page(
         500,
         _("Something went wrong"),
-        _("We could not finish your request. Nothing was changed; please try again."),
+        _(
+            "We could not finish your request. Part of it may have been saved: check "
+            "the page before you send it again."
+        ),
     )
+
+
+RETRY_AFTER_SECONDS = 30
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """Whether `exc` means the database cannot be reached (down, restarting, overloaded),
+    as opposed to a fault of the statement."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+
+
+def _handle_database_error(exc: DBAPIError):
+    """503 with Retry-After while the database cannot be reached, on a page that needs no
+    database (docs/architecture.md §13, trap 17).
+
+    The visitor counts as anonymous for the rest of the request, so neither the language
+    (the account's, else the cookie's or the browser's) nor the page's header loads the
+    user; nothing is promised about what was saved. The app recovers by itself: the pool
+    pings each connection before use (pool_pre_ping) once the database is back.
+    """
+    if not database_unreachable(exc):
+        if current_app.testing:
+            raise exc
+        return _handle_unexpected(exc)
+    try:
+        db.session.rollback()
+    except Exception:  # noqa: BLE001 (the connection is gone; the page must still be shown)
+        current_app.logger.debug("rollback failed while the database is down", exc_info=True)
+    current_app.logger.error(
+        "database unreachable on %s %s: %s", request.method, request.path, exc.orig
+    )
+    g._login_user = current_app.login_manager.anonymous_user()
+    refresh()  # the locale is chosen again, without the account
+    body, code = _error_page(
+        503,
+        _("Briefly unavailable"),
+        _(
+            "carebox cannot reach its database just now. Please try again in a minute; "
+            "if you had sent a form, check afterwards whether it went through."
+        ),
+    )
+    resp = current_app.make_response((body, code))
+    resp.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
 
 
 def _refuse_oversized():
@@ -210,6 +265,7 @@ def init_app(app: Flask) -> None:
     app.after_request(_security_headers)
     app.register_error_handler(CSRFError, _handle_csrf)
     app.register_error_handler(HTTPException, _handle_http)
+    app.register_error_handler(DBAPIError, _handle_database_error)
     if not app.testing:
         app.register_error_handler(Exception, _handle_unexpected)
 

@@ -97,6 +97,9 @@ class TicketForm(TranslatedForm):
         validators=[Optional(), Length(max=20, message=_l("That is not an order number."))],
     )
     attachment = FileField(_l("Attachment (optional): JPEG, PNG or PDF, up to 5 MB"))
+    # One-time token of this form (a fresh one on every new form): filing is idempotent
+    # on it (Ticket.submission), so a retried POST returns the ticket it already made.
+    submission = HiddenField(validators=[Optional(), Regexp(r"^[0-9a-f]{32}$")])
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -8,6 +8,7 @@ works as plain forms; `portal-chat.js` adds live updates by polling
 
 from __future__ import annotations
 
+import uuid
 from contextlib import suppress
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_security import auth_required
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, lazyload, load_only, selectinload
 
 from backoffice.domain import DomainError
@@ -150,9 +152,13 @@ def new_ticket():
         form.order_number.data = (upper(one_line(args.get("order_number", ""))) or "")[:20]
         kind = args.get("kind")
         form.kind.data = kind if kind in {k.value for k in TicketKind} else ""
+        form.submission.data = uuid.uuid4().hex
         return _render_new(form)
 
     ok = form.validate_on_submit()
+    already = _filed_by(form.submission.data) if ok else None
+    if already is not None:
+        return _filed(already, again=True)
     order = None
     if ok and form.order_number.data:
         order = find_owned("order", form.order_number.data)
@@ -176,18 +182,45 @@ def new_ticket():
                 form.body.data,
                 order=order,
                 attachments=[attachment] if attachment else [],
+                submission=form.submission.data or None,
             ),
             what="filing a ticket",
         )
+    except IntegrityError:
+        # The same form filed concurrently (a double click): the other request won.
+        db.session.rollback()
+        _discard(attachment)
+        already = _filed_by(form.submission.data)
+        if already is not None:
+            return _filed(already, again=True)
+        form.submission.data = uuid.uuid4().hex  # someone else's token: a fresh form
+        form.form_errors.append(_("This form was already sent. Check it and send it again."))
+        return _render_new(form, 400)
     except DomainError as exc:
         db.session.rollback()
         _discard(attachment)
         form.form_errors.append(str(exc))
         return _render_new(form, 400)
-    flash(
-        _("Thank you! Your ticket %(number)s was filed. We answer here.", number=ticket.number),
-        "success",
+    return _filed(ticket)
+
+
+def _filed_by(submission: str | None) -> Ticket | None:
+    """The current customer's ticket filed by the form with this one-time token."""
+    if not submission:
+        return None
+    return db.session.scalar(
+        select(Ticket).where(Ticket.submission == submission, Ticket.customer_id == current_user.id)
     )
+
+
+def _filed(ticket: Ticket, *, again: bool = False):
+    if again:
+        message = _("Your ticket %(number)s was already filed; here it is.", number=ticket.number)
+    else:
+        message = _(
+            "Thank you! Your ticket %(number)s was filed. We answer here.", number=ticket.number
+        )
+    flash(message, "success")
     return redirect(url_for("portal.ticket", number=ticket.number))
 
 

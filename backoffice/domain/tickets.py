@@ -304,12 +304,14 @@ def file_ticket(
     external_id: str | None = None,
     follow_up_of: Ticket | None = None,
     now: datetime | None = None,
+    submission: str | None = None,
 ) -> Ticket:
     """File a new ticket for `customer`; a matching routing rule sends it to `team`.
 
     Guarantees: the ticket has a unique number `CX-<year>-<id>`, SLA due times,
     the first message (written on `channel`) and a FILED event (plus ROUTED
-    naming the rule).
+    naming the rule). `submission` (the form's one-time token) is unique: a second
+    ticket with the same one fails at the insert (IntegrityError), before anything else.
     """
     now = now or utcnow()
     if not perm.has(customer, perm.PORTAL):
@@ -324,6 +326,7 @@ def file_ticket(
         customer=customer,
         order=order,
         follow_up_of=follow_up_of,
+        submission=submission,
         status=P,
         priority=Priority.NORMAL,
         created_at=now,

@@ -140,6 +140,9 @@ class Ticket(db.Model):
         ForeignKey("ticket.id", ondelete="SET NULL"), index=True
     )
     version_id: Mapped[int] = mapped_column(default=1)
+    # The one-time token of the portal form that filed it: a retried submission (lost
+    # answer, double click, refresh) finds this ticket instead of filing a second one.
+    submission: Mapped[str | None] = mapped_column(String(32), unique=True)
 
     __mapper_args__ = {"version_id_col": version_id}
 

@@ -9,6 +9,7 @@ answered 409 with the page redrawn around the user's unsent text.
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from flask import (
     abort,
@@ -51,6 +52,7 @@ from ..models import (
 )
 from ..models.base import MAX_ID, utcnow
 from ..transactions import CertificationConflict, commit_or_conflict
+from . import queues
 from .base import StaffAccessMixin
 from .desk_context import customer_summary, load_events, load_messages, state_key
 from .desk_forms import (
@@ -146,8 +148,15 @@ class TicketDeskView(StaffAccessMixin, BaseView):
                 for u in db.session.scalars(perm.staff_with(perm.BACKOFFICE))
                 if u.id != current_user.id and perm.can_work_on(u, ticket)
             ]
+        origin = self._origin()
+        previous, following = (
+            queues.neighbours(current_user, origin, ticket.id) if origin else (None, None)
+        )
         html = self.render(
             "admin/tickets/desk.html",
+            origin=origin,
+            previous_number=previous,
+            next_number=following,
             colleagues=colleagues,
             canned_replies=canned.usable_replies(current_user) if allowed else [],
             missing=missing or [],
@@ -194,6 +203,14 @@ class TicketDeskView(StaffAccessMixin, BaseView):
         presence.mark_opened(ticket, current_user)
         db.session.commit()
         return page
+
+    @staticmethod
+    def _origin() -> str | None:
+        """The list the agent came from (`queues.came_from`): the desk's `from`
+        argument or form field, else the page that linked here."""
+        return queues.came_from(request.values.get("from")) or queues.came_from(
+            request.referrer and urlsplit(request.referrer)._replace(scheme="", netloc="").geturl()
+        )
 
     # --- canned replies ------------------------------------------------------
 
@@ -300,8 +317,15 @@ class TicketDeskView(StaffAccessMixin, BaseView):
                 return self._render(self._ticket(number), 422, **given)
             return redirect(url_for(".desk", number=number))
         flash(done, "success")
+        origin = self._origin()
+        if request.form.get("then") == "next" and origin:
+            _prev, following = queues.neighbours(current_user, origin, ticket.id)
+            if following:
+                return redirect(url_for(".desk", number=following, **{"from": origin}))
+            flash(_("That was the last ticket of this list."), "info")
+            return redirect(origin)
         if perm.can_see_ticket(current_user, ticket):
-            return redirect(url_for(".desk", number=number))
+            return redirect(url_for(".desk", number=number, **({"from": origin} if origin else {})))
         flash(
             _(
                 "Ticket %(number)s is now in %(status)s and has left your lists.",
@@ -323,6 +347,9 @@ class TicketDeskView(StaffAccessMixin, BaseView):
     @expose("/<number>/reply", methods=["POST"])
     def reply(self, number: str):
         def work(ticket, form, stored):
+            finishing = request.form.get("then") == "finish"
+            if finishing and Action.FINISH not in lifecycle.allowed_actions(ticket, current_user):
+                raise DomainError(_("You cannot finish this ticket; the reply was not sent."))
             upload = form.attachment.data
             if upload is not None and getattr(upload, "filename", ""):
                 stored.append(files.store(upload.stream, upload.filename))
@@ -335,9 +362,14 @@ class TicketDeskView(StaffAccessMixin, BaseView):
                 attachments=stored,
             )
             canned.record_use((form.canned_ids.data or "").split(","), current_user)
+            if finishing:
+                # One step: the reply and the finish commit together, or neither does.
+                lifecycle.finish(ticket, current_user)
 
         internal = request.form.get("visibility") == INTERNAL
         done = _("Internal note added.") if internal else _("Reply sent to the customer.")
+        if request.form.get("then") == "finish":
+            done = _("Reply sent and ticket finished.")
         return self._perform(number, ReplyForm, work, done, keep="reply")
 
     @expose("/<number>/dispatch", methods=["POST"])

@@ -8,10 +8,13 @@ module gives it the pieces, so a faster query (issue 16) changes one function.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from flask_babel import gettext as _
-from sqlalchemy import ColumnElement
+from sqlalchemy import ColumnElement, select
 
+from ..domain import permissions as perm
+from ..extensions import db
 from ..models import Ticket, TicketStatus
 from ..models.base import MAX_ID
 
@@ -76,3 +79,57 @@ def parse(args, user) -> QueueFilter:
         )
         spoke = ""
     return QueueFilter(clauses, assignee, spoke, problems)
+
+
+# --- the queue an agent came from (next / previous on the desk) ----------------------
+
+# The four lists' paths (docs/architecture.md §5), by status.
+LIST_PATHS = {
+    "/admin/tickets/progress/": TicketStatus.PROGRESS,
+    "/admin/tickets/team/": TicketStatus.TEAM,
+    "/admin/tickets/responded/": TicketStatus.RESPONDED,
+    "/admin/tickets/finished/": TicketStatus.FINISHED,
+}
+QUEUE_ARGS = ("assignee", "spoke")
+NEIGHBOURS_WINDOW = 500  # how far down the queue "next" looks
+
+
+def came_from(url: str | None) -> str | None:
+    """The list URL (path and queue arguments only) that `url` names, or None.
+
+    Only one of the four list paths, with nothing but the queue's arguments, is
+    kept: the value travels through the desk's links and forms, so it is never
+    an open redirect nor a way to smuggle other arguments."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.path not in LIST_PATHS:
+        return None
+    args = dict(parse_qsl(parts.query))
+    kept = {k: args[k][:40] for k in QUEUE_ARGS if args.get(k)}
+    return parts.path + (f"?{urlencode(kept)}" if kept else "")
+
+
+def neighbours(user, origin: str, current_id: int) -> tuple[str | None, str | None]:
+    """(previous, next) ticket numbers around `current_id` in the queue `origin` names
+    (a `came_from` value), inside `user`'s scope and in the queue's default order.
+
+    A ticket that has left the queue (answered, finished) has no place in it: its
+    "next" is then the queue's first ticket, i.e. the most urgent one left."""
+    parts = urlsplit(origin)
+    status = LIST_PATHS[parts.path]
+    queue = parse(dict(parse_qsl(parts.query)), user)
+    rows = db.session.execute(
+        select(Ticket.id, Ticket.number)
+        .where(Ticket.status == status, perm.ticket_scope(user), *queue.clauses)
+        .order_by(*queue_order(status))
+        .limit(NEIGHBOURS_WINDOW)
+    ).all()
+    ids = [r.id for r in rows]
+    if current_id not in ids:
+        first = next((r.number for r in rows if r.id != current_id), None)
+        return None, first
+    i = ids.index(current_id)
+    before = rows[i - 1].number if i > 0 else None
+    after = rows[i + 1].number if i + 1 < len(rows) else None
+    return before, after
