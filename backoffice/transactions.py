@@ -107,7 +107,7 @@ def _name_the_conflict(context):
 
 def _pause(attempt: int) -> None:
     # A short random wait: two losers retrying in lockstep would meet again.
-    time.sleep(random.uniform(0, 0.02 * 2**attempt))
+    time.sleep(random.uniform(0, min(0.02 * 2**attempt, 0.5)))
 
 
 def retrying(
