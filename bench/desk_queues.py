@@ -42,10 +42,7 @@ def main() -> None:
         db.session.commit()
         total = db.session.execute(text("SELECT COUNT(*) FROM ticket")).scalar()
         assignee = db.session.execute(
-            text(
-                "SELECT assignee_id FROM ticket WHERE "
-                "assignee_id IS NOT NULL LIMIT 1"
-            )
+            text("SELECT assignee_id FROM ticket WHERE assignee_id IS NOT NULL LIMIT 1")
         ).scalar()
         print(f"{db.engine.dialect.name}: {total:,} tickets")
 
