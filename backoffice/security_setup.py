@@ -20,6 +20,7 @@ from flask_security import (
 from wtforms import BooleanField, StringField
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
+from .cleaning import one_line
 from .domain import accounts, contacts
 from .domain import permissions as perm
 from .extensions import db, limiter, security
@@ -37,9 +38,13 @@ class CareboxRegisterForm(RegisterFormV2):
 
     Meta = TranslatedMeta
 
-    name = StringField(_l("Full name"), validators=[DataRequired(), Length(max=120)])
+    # NUL, control and bidi-override characters never reach a name (backoffice/cleaning.py).
+    name = StringField(
+        _l("Full name"), filters=[one_line], validators=[DataRequired(), Length(max=120)]
+    )
     phone = StringField(
         _l("Phone"),
+        filters=[one_line],
         validators=[
             Optional(),
             Length(max=32),
