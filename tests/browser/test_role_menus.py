@@ -49,8 +49,10 @@ ROLE_TABLE = {
         "/admin/tickets/finished/",
         "/admin/orders/",
         "/admin/customers/",
+        "/admin/canned-replies/",
+        "/admin/mail-review/",
     },
-    "ops": {"/admin/", "/admin/tickets/team/"},
+    "ops": {"/admin/", "/admin/tickets/team/", "/admin/canned-replies/"},
 }
 
 
@@ -144,6 +146,7 @@ def test_customer_menu_is_the_portal_and_the_back_office_is_refused(
         )
     )
     assert links == {
+        "/track": "Track parcel",
         "/faq": "Help & FAQ",
         "/products": "Services",
         "/orders": "My orders",
