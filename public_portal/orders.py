@@ -8,7 +8,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from backoffice.domain import DomainError
+from backoffice.domain import DomainError, shipments
 from backoffice.domain import permissions as perm
 from backoffice.domain.orders import place_order
 from backoffice.extensions import db, limiter
@@ -148,4 +148,4 @@ def order(number: str):
     events = db.session.scalars(
         select(OrderEvent).where(OrderEvent.order_id == obj.id).order_by(OrderEvent.id)
     ).all()
-    return render_template("portal/order.html", order=obj, events=events)
+    return render_template("portal/order.html", order=obj, events=events, s=shipments.shipment(obj))
