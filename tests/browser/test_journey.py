@@ -198,7 +198,7 @@ def test_a_complaint_travels_through_every_role(new_context, live_server, tmp_pa
     cs.reload()
     expect(cs.get_by_text(answer)).to_be_visible()
     cs.once("dialog", lambda dialog: dialog.accept())  # "Finish this ticket?"
-    cs.get_by_role("button", name="Finish").click()
+    cs.get_by_role("button", name="Finish", exact=True).click()
     expect(cs.get_by_role("status").filter(has_text="Ticket finished.")).to_be_visible()
 
     # The customer's page notices, they reload it, and rate the help.
