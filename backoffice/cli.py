@@ -386,6 +386,56 @@ def mail_receive(host: str, port: int, smtp: bool, retry_every: float):
     click.echo("mail: stopped")
 
 
+@mail_group.command("fetch")
+@click.option("--loop", is_flag=True, help="Keep fetching (IMAP IDLE where offered).")
+@click.option(
+    "--interval",
+    type=click.FloatRange(1, 3600),
+    default=60,
+    show_default=True,
+    help="Seconds between polls (or the longest IDLE wait).",
+)
+@with_appcontext
+def mail_fetch(loop: bool, interval: float):
+    """Fetch unseen mail from the IMAP mailbox CAREBOX_IMAP_URL (once, or with --loop)."""
+    import signal
+    import threading
+
+    from flask import current_app
+
+    from .channels import mail_fetch as imap
+
+    _log_to_stderr()
+    app = current_app._get_current_object()
+    try:
+        box = imap.mailbox(app.config.get("CAREBOX_IMAP_URL") or "")
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    if not loop:
+        try:
+            conn = imap.connect(box)
+        except (OSError, imap.imaplib.IMAP4.error) as exc:
+            raise click.ClickException(f"IMAP {box.host}: {exc}") from exc
+        try:
+            counts = imap.fetch_once(conn, app)
+        finally:
+            conn.logout()
+        details = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
+        click.echo(f"fetched {sum(counts.values())}" + (f" ({details})" if details else ""))
+        return
+    stop = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)
+    }
+    click.echo(f"mail: fetching from {box.host}/{box.folder}; stop with Ctrl-C or SIGTERM")
+    try:
+        imap.run_loop(app, app.config["CAREBOX_IMAP_URL"], interval, stop, on_report=click.echo)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    click.echo("mail: stopped")
+
+
 @mail_group.command("process")
 @click.option("--all", "everything", is_flag=True, help="Also rows that failed 5 times.")
 @with_appcontext
@@ -472,6 +522,8 @@ def _counts(counts: dict) -> str:
 
 
 def init_app(app: Flask) -> None:
+    from .cli_sla import sla_group
+
     for command in (
         seed_command,
         seed_bulk_command,
@@ -484,5 +536,6 @@ def init_app(app: Flask) -> None:
         tracking_group,
         mail_group,
         exports_group,
+        sla_group,
     ):
         app.cli.add_command(command)

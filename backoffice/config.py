@@ -152,6 +152,7 @@ class Config:
     # The department whose working calendar a ticket without a department runs on.
     CAREBOX_DEFAULT_CALENDAR = "CS"
     CAREBOX_SEED_HOURS = True  # seeding gives departments seed/departments.yaml's hours
+    CAREBOX_SLA_WARNING_EMAIL = False  # email the 80 % SLA warnings (the home page counts them)
     # The site's address: every link in an email, and in production the only Host
     # a request may name (TRUSTED_HOSTS), come from it. Required in production.
     CAREBOX_BASE_URL = ""
@@ -178,6 +179,8 @@ class Config:
     CAREBOX_MAIL_MAX_BYTES = 15 * 1024 * 1024
     # Mails from one sender in an hour above which the rest are not posted (logged).
     CAREBOX_MAIL_MAX_PER_HOUR = 20
+    # A hosted mailbox `carebox mail fetch` reads: imaps://user:password@host/INBOX.
+    CAREBOX_IMAP_URL = ""
     # Loyalty segment thresholds (backoffice/domain/loyalty.py documents each rule);
     # keys given here override DEFAULT_THRESHOLDS there.
     CAREBOX_LOYALTY: dict = {}
@@ -286,6 +289,13 @@ class Config:
         for key in ("CAREBOX_OUTBOX", "CAREBOX_LOYALTY", "WHATSAPP_QUEUE"):
             if env.get(key):
                 out[key] = json.loads(env[key])
+        if env.get("CAREBOX_SLA_WARNING_EMAIL"):
+            out["CAREBOX_SLA_WARNING_EMAIL"] = env["CAREBOX_SLA_WARNING_EMAIL"].lower() in (
+                "1",
+                "true",
+                "yes",
+                "on",
+            )
         if env.get("CAREBOX_SLA_HOURS"):
             out["CAREBOX_SLA_HOURS"] = json.loads(env["CAREBOX_SLA_HOURS"])
         return out

@@ -242,6 +242,8 @@ def public_messages(ticket: Ticket, after: int = 0) -> list[TicketMessage]:
                 load_only(User.id, User.name), lazyload(User.roles)
             ),
             selectinload(TicketMessage.attachments),
+            # The WhatsApp delivery state is the desk's (it loads eagerly there), not the portal's.
+            lazyload(TicketMessage.whatsapp_send),
         )
         .order_by(TicketMessage.id)
     )

@@ -14,7 +14,7 @@ from pathlib import Path
 from backoffice.channels import email_threads
 from backoffice.channels.mail_server import MailReceiver
 
-from .servers import free_port
+from .servers import IS_ROOT, Server, _binary, free_port
 
 CORPUS = Path(__file__).parent / "mail"
 
@@ -74,3 +74,111 @@ class Receiver:
                 code, text = client.rcpt(address)
                 assert code == 250, (code, text)
             return client.data(raw)
+
+
+class Dovecot(Server):
+    """A private dovecot (IMAP only, plain logins on loopback, Maildir in its directory).
+
+    One user, `care` / `secret`. Debian's `dovecot-imapd` (.ci/debian-packages)."""
+
+    name = "dovecot"
+    port_taken = ("in use", "Address already in use")
+    USER, PASSWORD = "care", "secret"
+
+    def prepare(self) -> None:
+        import os
+        import pwd
+
+        for sub in ("run", "state", "mail"):
+            (self.dir / sub).mkdir(exist_ok=True)
+        # Dovecot's auth and mail processes run as unprivileged users: they must reach
+        # the password file and the mail (mkdtemp made the directory 0700).
+        self.dir.chmod(0o711)
+        if IS_ROOT:
+            # Dovecot never serves mail as root: the mail belongs to its own user.
+            owner = pwd.getpwnam("dovecot")
+            uid, gid = owner.pw_uid, owner.pw_gid
+            os.chown(self.dir / "mail", uid, gid)
+        else:
+            uid, gid = os.getuid(), os.getgid()
+        users = self.dir / "users"
+        users.write_text(f"{self.USER}:{{PLAIN}}{self.PASSWORD}\n")
+        users.chmod(0o644)
+        (self.dir / "dovecot.conf").write_text(
+            f"""
+base_dir = {self.dir}/run
+state_dir = {self.dir}/state
+log_path = {self.log_path}
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain
+first_valid_uid = {uid}
+mail_location = maildir:{self.dir}/mail/%u
+passdb {{
+  driver = passwd-file
+  args = {self.dir}/users
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={self.dir}/mail/%u
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {self.port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service stats {{
+  unix_listener stats-reader {{
+    mode = 0666
+  }}
+  unix_listener stats-writer {{
+    mode = 0666
+  }}
+}}
+"""
+        )
+
+    def argv(self) -> list[str]:
+        return [_binary("dovecot", "dovecot-imapd"), "-F", "-c", str(self.dir / "dovecot.conf")]
+
+    def ping(self) -> bool:
+        import imaplib
+
+        try:
+            conn = imaplib.IMAP4("127.0.0.1", self.port, timeout=2)
+        except OSError:
+            return False
+        conn.logout()
+        return True
+
+    def url(self) -> str:
+        return f"imap://{self.USER}:{self.PASSWORD}@127.0.0.1:{self.port}/INBOX"
+
+    def deliver(self, raw: bytes) -> None:
+        """Put a message in the INBOX as a mail server would (IMAP APPEND, unseen)."""
+        import imaplib
+
+        conn = imaplib.IMAP4("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.login(self.USER, self.PASSWORD)
+            typ, data = conn.append("INBOX", None, None, raw)
+            assert typ == "OK", data
+        finally:
+            conn.logout()
+
+    def unseen(self) -> int:
+        import imaplib
+
+        conn = imaplib.IMAP4("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.login(self.USER, self.PASSWORD)
+            conn.select("INBOX")
+            return len(conn.search(None, "UNSEEN")[1][0].split())
+        finally:
+            conn.logout()

@@ -123,12 +123,12 @@ def test_master_admin_exports_customers_with_loyalty_figures(app, customers, log
     assert set(by_email) == {f"{k}@example.com" for k in customers}
     assert [int(r[0]) for r in rows] == sorted(c.id for c in customers.values())
     loyal = by_email["loyal@example.com"]
-    assert loyal["Loyalty segment"] == "loyal"
+    assert loyal["Loyalty segment"] == "Loyal" and loyal["Loyalty segment code"] == "loyal"
     assert loyal["Orders in the window"] == "14"
     assert loyal["Spent in the window (Rp)"] in ("1250000.00", "1250000")
     assert loyal["Average rating"] == "4.50"
     assert loyal["Days since last order"] == "12"
-    assert by_email["fresh@example.com"]["Loyalty segment"] == "new"
+    assert by_email["fresh@example.com"]["Loyalty segment"] == "New"
     assert by_email["fresh@example.com"]["Orders in the window"] == ""
     # Cells a spreadsheet would run as formulas are neutralised.
     evil = by_email["evil@example.com"]

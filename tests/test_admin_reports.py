@@ -31,6 +31,9 @@ HEADER = [
     "Resolution (hours)",
     "SLA breached",
     "Rating",
+    "Kind code",
+    "Status code",
+    "Priority code",
 ]
 
 
@@ -81,14 +84,20 @@ def test_csv_export_contents(login_as, report_data):
     assert set(by_number) == {a.number, bt.number, c.number}
     ra = by_number[a.number]
     assert ra["Subject"] == '\'=HYPERLINK("http://evil","klik")'
+    # Labels in the user's language, the codes in columns of their own.
     assert (ra["Kind"], ra["Status"], ra["Department"], ra["Priority"]) == (
+        "Criticism",
+        "Ticket Finish",
+        "OPS",
+        "Normal",
+    )
+    assert (ra["Kind code"], ra["Status code"], ra["Priority code"]) == (
         "criticism",
         "finished",
-        "OPS",
         "normal",
     )
     assert (ra["First response (hours)"], ra["Resolution (hours)"]) == ("2.0", "24.0")
-    assert ra["SLA breached"] == "no" and ra["Rating"] == "4"
+    assert ra["SLA breached"] == "No" and ra["Rating"] == "4"
     assert ra["Created"] and ra["First response"] and ra["Finished at"]
     assert by_number[bt.number]["Subject"] == "'-Paket rusak"
     assert by_number[c.number]["Subject"] == "'@tanya"
@@ -170,10 +179,11 @@ def test_summary_by_department_kind_and_month(login_as, report_data, make):
     assert 'id="summary"' in page
     rows = read_csv(b.get("/admin/reports/summary.csv"))
     assert rows[0][:4] == ["Month", "Department", "Kind", "Tickets"]
-    by_key = {(r[1], r[2]): r for r in rows[1:]}
+    by_key = {(r[1], r[-1]): r for r in rows[1:]}  # the kind's code is the last column
     month = (a.created_at + timedelta(hours=7)).strftime("%Y-%m")
     ops_criticism = by_key[("OPS", "criticism")]
     assert ops_criticism[0] == month
-    assert ops_criticism[3:] == ["1", "0", "2.0", "24.0", "4.0"]
+    assert ops_criticism[2] == "Criticism"
+    assert ops_criticism[3:-1] == ["1", "0", "2.0", "24.0", "4.0"]
     assert by_key[("OPS", "complaint")][3:6] == ["1", "0", ""]
     assert by_key[("CS", "question")][3] == "1"

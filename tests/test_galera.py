@@ -272,6 +272,71 @@ def test_customers_filing_at_once_through_three_nodes(cluster, apps, record_prop
     figure(record_property, "filing_conflicts_retried", after["retried"] - before["retried"])
 
 
+def test_one_form_sent_through_two_nodes_at_once_files_one_ticket(cluster, apps):
+    """A double click that two web hosts serve on two nodes: both INSERT the ticket with
+    the form's one-time token (unique) on their own node and meet before COMMIT. The
+    unique key is in both write sets, so certification fails the second (1213); filing is
+    retried, finds the first one's ticket and answers with it."""
+    (person,) = customers(apps.nodes[0], 1)
+    settle(cluster)
+    a, b = signed_in(apps.nodes[0], person), signed_in(apps.nodes[1], person)
+    form = a.get("/tickets/new").get_data(as_text=True)
+    submission = re.search(r'name="submission"[^>]*value="([0-9a-f]{32})"', form)
+    submission = submission or re.search(r'value="([0-9a-f]{32})"[^>]*name="submission"', form)
+    assert submission, "the form has no one-time token"
+    tokens = [csrf_from(form), csrf_from(b.get("/tickets/new").get_data(as_text=True))]
+    both_flushed = threading.Barrier(2, timeout=30)
+    first_committed = threading.Event()
+    racing = {"click-a", "click-b"}
+
+    def before_commit(session):
+        name = threading.current_thread().name
+        if name in racing:
+            racing.discard(name)
+            both_flushed.wait()
+            if name == "click-b":
+                first_committed.wait(30)
+
+    results = {}
+
+    def click(name, browser, token):
+        resp = browser.client.post(
+            "/tickets/new",
+            data={
+                "csrf_token": token,
+                "submission": submission[1],
+                "kind": TicketKind.QUESTION.value,
+                "subject": "Galera double click",
+                "body": "Sekali saja.",
+            },
+        )
+        results[name] = (resp.status_code, resp.headers.get("Location", ""))
+        if name == "click-a":
+            first_committed.set()
+
+    event.listen(RoutingSession, "before_commit", before_commit)
+    before = transactions.counts.snapshot()
+    threads = [
+        threading.Thread(name="click-a", target=click, args=("click-a", a, tokens[0])),
+        threading.Thread(name="click-b", target=click, args=("click-b", b, tokens[1])),
+    ]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    finally:
+        event.remove(RoutingSession, "before_commit", before_commit)
+    assert results["click-a"][0] == results["click-b"][0] == 302
+    assert results["click-a"][1] == results["click-b"][1]  # both answered with one ticket
+    assert transactions.counts.snapshot()["retried"] > before["retried"]
+    settle(cluster)
+    for rows in on_every_node(
+        cluster, "SELECT COUNT(*) FROM ticket WHERE submission = %s", submission[1]
+    ):
+        assert rows == [(1,)]
+
+
 # --- two outbox workers on two nodes ------------------------------------------------------
 
 

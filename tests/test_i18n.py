@@ -29,14 +29,15 @@ CATALOGUES = {
     ("id", "wtforms"): 1,
 }
 PLACEHOLDER = re.compile(r"%\(\w+\)[sdif]|%[sdif]|\{\w*\}")
-# The requirements paper's names of the four staff lists (menu) and statuses.
-PAPER_LISTS = ("Progress Ticket", "Ticket Team", "Tanggapan Ticket", "Ticket Finish")
+# The requirements paper's names of the four staff lists and statuses, spelled one way
+# wherever they appear (menu, titles, status labels): issue 9 item 20.
 PAPER_STATUSES = (
     "Progress Ticket",
     "Ticket dalam penanganan team",
     "Tanggapan Ticket",
     "Ticket Finish",
 )
+PAPER_LISTS = PAPER_STATUSES
 EN = {"Accept-Language": "en"}
 
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import smtplib
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -11,6 +17,7 @@ from backoffice.channels import email_in
 from backoffice.models import InboundEmail, InboundStatus, MessageChannel, TicketMessage
 
 from .mail_support import Receiver, corpus, message_id
+from .servers import free_port
 
 
 @pytest.fixture
@@ -132,3 +139,48 @@ def test_the_database_refusing_the_row_is_a_temporary_failure(db, receiver, monk
         client.sendmail("budi@example.net", ["care@reply.carebox.example"], b"Subject: x\r\n\r\nx")
     assert refused.value.smtp_code == 451
     assert db.session.scalar(select(func.count()).select_from(InboundEmail)) == 0
+
+
+def test_the_carebox_mail_receive_command_serves_and_stops_on_sigterm(tmp_path):
+    """The real command in its own process, as deploy/systemd/carebox-mail.service runs it."""
+    carebox = Path(sys.executable).with_name("carebox")
+    env = {
+        **os.environ,
+        "CAREBOX_ENV": "development",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'mail.db'}",
+        "UPLOAD_FOLDER": str(tmp_path / "uploads"),
+    }
+    subprocess.run([carebox, "db", "upgrade"], env=env, check=True, capture_output=True)  # noqa: S603
+    subprocess.run([carebox, "seed"], env=env, check=True, capture_output=True)  # noqa: S603
+    port = free_port()
+    proc = subprocess.Popen(  # noqa: S603
+        [carebox, "mail", "receive", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                client = smtplib.LMTP("127.0.0.1", port, timeout=5)
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+                time.sleep(0.2)
+        with client:
+            client.ehlo("mx.example.net")
+            raw = corpus("plain_new.eml", sender="new@example.net")
+            assert client.sendmail("new@example.net", ["care@reply.carebox.example"], raw) == {}
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert f"mail: LMTP on 127.0.0.1:{port}" in out and "mail: stopped" in out
+    status = subprocess.run(  # noqa: S603
+        [carebox, "mail", "status"], env=env, check=True, capture_output=True, text=True
+    )
+    assert "last 24 h: posted 1" in status.stdout

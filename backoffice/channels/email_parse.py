@@ -188,17 +188,16 @@ def html_to_text(html: str) -> str:
     return get_text(lxml_html.tostring(tree, encoding="unicode"))
 
 
-def _is_file(part: Message) -> bool:
+def _is_file(part: Message, maintype: str) -> bool:
     disposition = (part.get_content_disposition() or "").lower()
     if disposition == "attachment":
         return True
-    maintype = part.get_content_maintype()
     if maintype in ("image", "application", "audio", "video"):
         return True
     return bool(part.get_filename()) and maintype != "text"
 
 
-def _filename(part: Message, index: int) -> str:
+def _filename(part: Message, index: int, ctype: str) -> str:
     try:
         name = part.get_filename()
     except Exception:  # noqa: BLE001
@@ -206,7 +205,7 @@ def _filename(part: Message, index: int) -> str:
     name = _unsurrogate(name or "").strip()
     if not name:
         ext = {"image/png": ".png", "image/jpeg": ".jpg", "application/pdf": ".pdf"}
-        name = f"attachment-{index}{ext.get(part.get_content_type(), '')}"
+        name = f"attachment-{index}{ext.get(ctype, '')}"
     return name
 
 
@@ -224,21 +223,24 @@ def body_and_files(msg: Message) -> tuple[str, list[IncomingFile]]:
     for part in _walk(msg):
         if part.is_multipart():
             continue
-        if part.get_content_maintype() == "multipart":
+        # Read once: Python's policy.default parses the header again on every call.
+        ctype = part.get_content_type()
+        maintype = ctype.partition("/")[0]
+        if maintype == "multipart":
             # A multipart whose boundary never comes: its whole body is one text.
             broken = broken if broken is not None else _part_text(part)
             continue
-        if part.get_content_type() == "message/delivery-status":
+        if ctype == "message/delivery-status":
             continue
-        if _is_file(part):
+        if _is_file(part, maintype):
             try:
                 data = part.get_payload(decode=True) or b""
             except Exception:  # noqa: BLE001
                 data = b""
-            files.append(IncomingFile(_filename(part, len(files) + 1), data))
-        elif part.get_content_type() == "text/plain" and plain is None:
+            files.append(IncomingFile(_filename(part, len(files) + 1, ctype), data))
+        elif ctype == "text/plain" and plain is None:
             plain = _part_text(part)
-        elif part.get_content_type() == "text/html" and html is None:
+        elif ctype == "text/html" and html is None:
             html = _part_text(part)
     if plain is not None and plain.strip():
         return plain, files

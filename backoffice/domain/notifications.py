@@ -365,3 +365,28 @@ def rate_from_token(
     score = link_score if score is None else score
     tickets.rate(ticket, ticket.customer, score, comment, now=now or utcnow())
     return RatingOutcome.RATED, ticket, ticket.rating
+
+
+def sla_warning(ticket: Ticket) -> None:
+    """80 % of the clock that matters is used (domain.sla.send_warnings): its assignee
+    hears it, or, unassigned, its department's admins."""
+    from . import sla
+
+    if ticket.assignee is not None and ticket.assignee.active:
+        recipients = [ticket.assignee]
+    elif ticket.department_id is not None:
+        recipients = department_admins(ticket.department_id)
+    else:
+        return
+    cal = sla.calendar(ticket)
+    due = cal.to_local(ticket.next_due_at).strftime("%d-%m-%Y %H:%M") + " " + cal.abbr
+    link = absolute_url(f"/admin/tickets/desk/{ticket.number}/")
+    for user in recipients:
+        send_to(
+            user,
+            "sla_warning",
+            lambda: _("[%(number)s] Due soon: %(due)s", number=ticket.number, due=due),
+            ticket=ticket,
+            due=due,
+            admin_url=link,
+        )

@@ -7,6 +7,7 @@ that scopes tickets for the back office; `can_see_ticket` is its in-memory twin
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, and_, false, or_, select
 
 from ..extensions import db
@@ -95,6 +96,15 @@ ROLE_DESCRIPTIONS = {
     CUSTOMER_SERVICE: "Customer service: Team, Responded and Finished tickets",
     ADMIN_DEPARTMENT: "Department admin: Team tickets of their own department",
     CUSTOMER: "Customer: the portal only",
+}
+
+# What the back office shows for each role, in the user's language (the descriptions
+# above are what Flask-Security stores on the role rows).
+ROLE_LABELS = {
+    MASTER_ADMIN: _l("Master admin: every list, reports, people and content"),
+    CUSTOMER_SERVICE: _l("Customer service: Team, Responded and Finished tickets"),
+    ADMIN_DEPARTMENT: _l("Department admin: Team tickets of their own department"),
+    CUSTOMER: _l("Customer: the portal only"),
 }
 
 DESK_STATUSES = (TicketStatus.TEAM, TicketStatus.RESPONDED, TicketStatus.FINISHED)

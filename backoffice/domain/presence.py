@@ -1,21 +1,31 @@
-"""Who has a ticket's desk open: the last time each staff member opened it.
+"""Who has a ticket's desk open: the last time each staff member opened it, and
+who is viewing or typing right now.
 
 The lists' unread mark compares a ticket's last customer message with the time
-its assignee last opened the desk (`TicketViewer.opened_at`). Like the rest of
+its assignee last opened the desk (`TicketViewer.opened_at`). Presence rides the
+desk's poll: each poll is a heartbeat (`seen_at`, and `typing_at` while the
+reply box changed lately); someone is viewing while their last heartbeat is
+younger than VIEWING_TTL, typing while their last keystroke is younger than
+TYPING_TTL, so a closed tab or a stopped hand fades on its own, with no cleanup.
+It lives in the database so every app instance sees the same people. Like the rest of
 domain/, nothing here commits or reads the request; a lost race between two
 tabs of the same person is harmless (both write "now").
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
 from ..models import Ticket, TicketViewer, User
 from ..models.base import utcnow
+
+VIEWING_TTL = timedelta(seconds=30)  # three missed polls of 10 s
+TYPING_TTL = timedelta(seconds=15)
 
 
 def mark_opened(ticket: Ticket, user: User, now: datetime | None = None) -> None:
@@ -25,19 +35,60 @@ def mark_opened(ticket: Ticket, user: User, now: datetime | None = None) -> None
     inserts inside a savepoint so a concurrent first visit of the same person
     costs nothing but the duplicate key."""
     now = now or utcnow()
+    _upsert(ticket, user, now, opened_at=now, seen_at=now)
+
+
+def heartbeat(ticket: Ticket, user: User, *, typing: bool, now: datetime | None = None) -> None:
+    """`user`'s desk of `ticket` is still open (and they are typing, if `typing`)."""
+    now = now or utcnow()
+    values = {"seen_at": now, **({"typing_at": now} if typing else {})}
+    _upsert(ticket, user, now, **values)
+
+
+def _upsert(ticket: Ticket, user: User, now: datetime, **values) -> None:
     result = db.session.execute(
         update(TicketViewer)
         .where(TicketViewer.ticket_id == ticket.id, TicketViewer.user_id == user.id)
-        .values(opened_at=now)
+        .values(**values)
         .execution_options(synchronize_session=False)
     )
     if result.rowcount:
         return
+    values.setdefault("opened_at", now)
     try:
         with db.session.begin_nested():
-            db.session.add(TicketViewer(ticket_id=ticket.id, user_id=user.id, opened_at=now))
+            db.session.add(TicketViewer(ticket_id=ticket.id, user_id=user.id, **values))
     except IntegrityError:
-        pass  # opened in another tab at the same moment: its time is as good
+        pass  # the same person in another tab at the same moment: its time is as good
+
+
+@dataclass(frozen=True)
+class Present:
+    user_id: int
+    name: str
+    typing: bool
+
+
+def others(ticket: Ticket, user: User, now: datetime | None = None) -> list[Present]:
+    """The other staff members who have `ticket`'s desk open now, typing ones first."""
+    now = now or utcnow()
+    rows = db.session.execute(
+        select(User.id, User.name, User.email, TicketViewer.typing_at)
+        .join(TicketViewer, TicketViewer.user_id == User.id)
+        .where(
+            TicketViewer.ticket_id == ticket.id,
+            TicketViewer.user_id != user.id,
+            TicketViewer.seen_at >= now - VIEWING_TTL,
+        )
+        .order_by(User.name, User.id)
+    ).all()
+    people = [
+        Present(
+            r.id, r.name or r.email, r.typing_at is not None and r.typing_at >= now - TYPING_TTL
+        )
+        for r in rows
+    ]
+    return sorted(people, key=lambda p: not p.typing)
 
 
 def opened_times(pairs) -> dict[tuple[int, int], datetime]:

@@ -28,7 +28,8 @@ from datetime import datetime
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import case
+from sqlalchemy import and_, case, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import db
 from ..models import EventAction, Priority, Ticket, TicketEvent, TicketStatus
@@ -46,6 +47,8 @@ DEFAULT_SLA_HOURS = {
 }
 # A move smaller than this is rounding, not news for the timeline.
 NOTEWORTHY_SECONDS = 60
+# The share of a clock's allowance after which its warning goes out.
+WARN_SHARE = 0.8
 
 
 def sla_hours(priority: Priority) -> tuple[int, int]:
@@ -140,6 +143,14 @@ def _place(ticket: Ticket, cal: worktime.Calendar) -> None:
         else:
             due = ticket.sla_since
         setattr(ticket, f"{clock}_due", due)
+    # The warning of the clock that matters: when 80 % of its allowance is used.
+    clock = "first_response" if ticket.first_response_at is None else "resolution"
+    allowance = _allowance(ticket.priority)[0 if clock == "first_response" else 1]
+    left = getattr(ticket, f"{clock}_left")
+    rest = left - (1 - WARN_SHARE) * allowance
+    ticket.sla_warn_at = (
+        cal.add(ticket.sla_since, rest) if rest > 0 else min(ticket.sla_since, _current(ticket))
+    )
 
 
 def _note_move(ticket, before, cal, now, why) -> None:
@@ -221,6 +232,9 @@ def refresh(ticket: Ticket, now: datetime | None = None) -> None:
         before = _current(ticket)
         ticket.sla_paused_at = None
         ticket.sla_since = now
+        first = ticket.first_response_at
+        if ticket.sla_warned_at and first and ticket.sla_warned_at < first:
+            ticket.sla_warned_at = None  # that was the first response's warning
         _place(ticket, cal)
         why = _(
             "the clock resumed after %(hours)s working hours stopped"
@@ -238,6 +252,51 @@ def _hours(seconds: int) -> str:
 RUNNING = (TicketStatus.PROGRESS, TicketStatus.TEAM)
 
 
+def breaching_soon(now: datetime, t=Ticket):
+    """SQL: running tickets past 80 % of the clock that matters, not yet breached."""
+    return and_(t.status.in_(RUNNING), t.sla_warn_at <= now, t.next_due_at > now)
+
+
+def send_warnings(now: datetime | None = None, limit: int = 500) -> int:
+    """Warn about the tickets whose running clock passed 80 % of its allowance: each
+    ticket is claimed by one conditional UPDATE (two workers never both warn it), then
+    its assignee — or, unassigned, its department's admins — is emailed when
+    CAREBOX_SLA_WARNING_EMAIL is on (the email is queued in the same transaction as the
+    claim, so it goes out exactly once). The home page counts them either way.
+    Returns how many were warned; the caller commits."""
+    from . import notifications
+
+    now = now or utcnow()
+    ids = db.session.scalars(
+        select(Ticket.id)
+        .where(
+            Ticket.status.in_(RUNNING),
+            Ticket.sla_warn_at <= now,
+            Ticket.sla_warned_at.is_(None),
+        )
+        .order_by(Ticket.sla_warn_at, Ticket.id)
+        .limit(limit)
+    ).all()
+    warned = 0
+    for ticket_id in ids:
+        claimed = db.session.execute(
+            update(Ticket)
+            .where(Ticket.id == ticket_id, Ticket.sla_warned_at.is_(None))
+            .values(sla_warned_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if not claimed:
+            continue
+        warned += 1
+        ticket = db.session.get(Ticket, ticket_id)
+        set_committed_value(ticket, "sla_warned_at", now)  # what the UPDATE wrote
+        not_breached = ticket.next_due_at is not None and ticket.next_due_at > now
+        if not_breached and current_app.config.get("CAREBOX_SLA_WARNING_EMAIL"):
+            notifications.sla_warning(ticket)
+    db.session.flush()
+    return warned
+
+
 def calendar_changed(
     why: str,
     *,
@@ -252,7 +311,7 @@ def calendar_changed(
     ticket. Returns how many tickets' due times moved. Flushes, never commits."""
     from datetime import timedelta
 
-    from sqlalchemy import or_, select
+    from sqlalchemy import or_
 
     from ..models import Department
 
@@ -287,3 +346,77 @@ def calendar_changed(
         moved += (ticket.first_response_due, ticket.resolution_due) != before
     db.session.flush()
     return moved
+
+
+def adopt_all(now: datetime | None = None) -> int:
+    """Put every open ticket from before working time on it (see the module's last
+    paragraph). Returns how many; the caller commits."""
+    now = now or utcnow()
+    rows = list(
+        db.session.scalars(
+            select(Ticket).where(Ticket.status != TicketStatus.FINISHED, Ticket.sla_since.is_(None))
+        )
+    )
+    for ticket in rows:
+        refresh(ticket, now)
+    db.session.flush()
+    return len(rows)
+
+
+def explain(ticket: Ticket) -> list[str]:
+    """What a supervisor asks when a customer disputes a breach, as text lines: the
+    calendar used, the due times, whether the clock runs, each move of the due time
+    with its reason, and the holidays and company days off that fell in the window."""
+    cal = calendar(ticket)
+
+    def local(t):
+        return f"{cal.to_local(t):%a %d-%m-%Y %H:%M} {cal.abbr}" if t else "—"
+
+    def hours(seconds):
+        return "—" if seconds is None else _hours(seconds)
+
+    dept = ticket.department.code if ticket.department else "—"
+    lines = [
+        f"{ticket.number} · {ticket.status.value} · {ticket.priority.value}",
+        f"calendar: {cal.name or 'wall clock'} (department {dept}), {cal.zone} ({cal.abbr})"
+        + ("" if cal.observes_holidays else ", holidays not observed"),
+        *("  " + line for line in cal.describe()),
+        f"filed: {local(ticket.created_at)}",
+        f"first response due: {local(ticket.first_response_due)}; "
+        f"answered: {local(ticket.first_response_at)}",
+        f"resolution due: {local(ticket.resolution_due)}; finished: {local(ticket.finished_at)}",
+        f"working hours left from {local(ticket.sla_since)}: first response "
+        f"{hours(ticket.first_response_left)}, resolution {hours(ticket.resolution_left)}",
+        "clock: "
+        + (
+            f"paused since {local(ticket.sla_paused_at)}"
+            if ticket.sla_paused_at
+            else "running"
+            if ticket.sla_since
+            else "wall clock (before working time)"
+        ),
+        f"breached now: {'yes' if ticket.sla_breached(utcnow()) else 'no'}",
+        "moves:",
+    ]
+    events = db.session.scalars(
+        select(TicketEvent)
+        .where(TicketEvent.ticket_id == ticket.id)
+        .order_by(TicketEvent.created_at, TicketEvent.id)
+    )
+    for ev in events:
+        if ev.action in (
+            EventAction.DUE_MOVED,
+            EventAction.REPLIED,
+            EventAction.CUSTOMER_REPLIED,
+            EventAction.ESCALATED,
+            EventAction.DISPATCHED,
+            EventAction.PRIORITY,
+            EventAction.FINISHED,
+            EventAction.REOPENED,
+        ):
+            lines.append(f"  {local(ev.created_at)} {ev.action.value}: {ev.note}".rstrip(": "))
+    last = max(t for t in (ticket.first_response_due, ticket.resolution_due, utcnow()) if t)
+    off = cal.days_off(ticket.created_at, min(last, ticket.resolution_due))
+    lines.append("days off in the window:" + ("" if off else " none"))
+    lines.extend(f"  {d:%a %d-%m-%Y} {name}" for d, name in off)
+    return lines

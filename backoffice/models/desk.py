@@ -28,3 +28,7 @@ class TicketViewer(db.Model):
         ForeignKey("user.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Presence (domain/presence.py): the desk's poll says "still here", and "typing"
+    # while the reply box changed lately.
+    seen_at: Mapped[datetime | None]
+    typing_at: Mapped[datetime | None]

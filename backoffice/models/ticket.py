@@ -85,6 +85,8 @@ class Ticket(db.Model):
         Index("ix_ticket_status_next_due", "status", "next_due_at", "id"),
         Index("ix_ticket_status_dept_next_due", "status", "department_id", "next_due_at", "id"),
         Index("ix_ticket_assignee_next_due", "assignee_id", "status", "next_due_at", "id"),
+        # The 80 % warnings' worker and the "breaching soon" filter, per status.
+        Index("ix_ticket_status_warn", "status", "sla_warn_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -124,7 +126,9 @@ class Ticket(db.Model):
     first_response_left: Mapped[int | None]
     resolution_left: Mapped[int | None]
     sla_paused_at: Mapped[datetime | None]
-    # When the 80 % warning went out for the clock running then (once per clock).
+    # When the running clock reaches 80 % of its allowance (domain/sla.py), and when
+    # that warning went out (once per clock).
+    sla_warn_at: Mapped[datetime | None]
     sla_warned_at: Mapped[datetime | None]
     # When the customer was told the waiting ticket will be finished (auto-finish).
     auto_finish_warned_at: Mapped[datetime | None]

@@ -23,7 +23,30 @@
     for (var i = 0; i < fields.length; i++) { fields[i].value = version; }
   }
 
+  /* Presence: the poll tells the server who is here, and whether they typed in
+     the reply box lately; its answer says who else is (#desk-presence). */
+  var presenceBox = document.getElementById("desk-presence");
+  var replyBox = document.getElementById("body");
+  var typedAt = 0;
+  var TYPING = 10000;
+  if (replyBox) {
+    replyBox.addEventListener("input", function () {
+      var idle = Date.now() - typedAt > TYPING;
+      typedAt = Date.now();
+      if (idle) { pollSoon(); }  /* colleagues learn of it at once, not in 10 s */
+    });
+  }
+  var timer = null;
+  function schedule(ms) {
+    if (timer) { window.clearTimeout(timer); }
+    timer = window.setTimeout(poll, ms);
+  }
+  function pollSoon() { schedule(300); }
+
   function apply(data) {
+    if (presenceBox && typeof data.presence === "string" && presenceBox.textContent !== data.presence) {
+      presenceBox.textContent = data.presence;
+    }
     data.messages.forEach(function (m) {
       if (!document.getElementById("msg-" + m.id)) {
         conversation.insertAdjacentHTML("beforeend", m.html);
@@ -43,10 +66,11 @@
 
   function poll() {
     if (stopped) { return; }
-    if (document.hidden) { window.setTimeout(poll, INTERVAL); return; }
+    if (document.hidden) { schedule(INTERVAL); return; }
     var headers = { "Accept": "application/json" };
     if (etag) { headers["If-None-Match"] = etag; }
-    fetch(pollUrl + "?after=" + lastId, { headers: headers, cache: "no-store", credentials: "same-origin" })
+    var typing = Date.now() - typedAt < TYPING ? "&typing=1" : "";
+    fetch(pollUrl + "?after=" + lastId + typing, { headers: headers, cache: "no-store", credentials: "same-origin" })
       .then(function (resp) {
         if (resp.status === 304) { return null; }
         if (resp.status === 404 || resp.status === 403) {
@@ -60,9 +84,9 @@
       })
       .then(function (data) { if (data) { apply(data); } })
       .catch(function () { /* offline for a moment: try again later */ })
-      .then(function () { window.setTimeout(poll, INTERVAL); });
+      .then(function () { schedule(INTERVAL); });
   }
 
   scrollDown();
-  window.setTimeout(poll, INTERVAL);
+  schedule(1000);  /* a first heartbeat soon: colleagues see this person at once */
 })();

@@ -42,7 +42,8 @@ def _grants(role: Role, permission: str) -> bool:
 
 
 def _role_label(role: Role) -> str:
-    return role.description or role.name
+    label = perm.ROLE_LABELS.get(role.name)
+    return str(label) if label is not None else (role.description or role.name)
 
 
 class StaffUserView(SecureModelView):

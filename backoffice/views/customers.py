@@ -27,7 +27,7 @@ from ..models import CustomerProfile, Order, Role, Ticket, User
 from ..models.base import utcnow
 from ..replica import stream
 from .base import SecureModelView
-from .exports import keyset_rows, stream_csv
+from .exports import keyset_rows, stream_csv, yes_no
 from .formatting import datetime_text
 from .sqlhelpers import offset_minutes
 
@@ -74,6 +74,10 @@ class SegmentFilter(BaseSQLAFilter):
         return _l("equals")
 
 
+# Each language by its own name, as the language switch shows it.
+LANGUAGE_NAMES = {"id": "Bahasa Indonesia", "en": "English"}
+
+
 def export_headers() -> list[str]:
     return [
         _("Id"),
@@ -91,6 +95,7 @@ def export_headers() -> list[str]:
         _("Complaint rate"),
         _("Average rating"),
         _("Loyalty refreshed"),
+        _("Loyalty segment code"),
     ]
 
 
@@ -132,17 +137,18 @@ def export_rows(conditions, batch: int):
             r.name or "",
             r.email,
             r.phone or "",
-            r.locale or "",
-            "yes" if r.active else "no",
-            "yes" if r.marketing_consent else "no",
+            LANGUAGE_NAMES.get(r.locale or "", r.locale or ""),
+            yes_no(r.active),
+            yes_no(r.marketing_consent),
             local(r.created_at),
-            r.segment or Segment.NEW.value,
+            str(Segment(r.segment or Segment.NEW.value).label),
             num(r.recency_days),
             num(r.frequency),
             num(r.monetary),
             num(r.complaint_rate),
             num(r.avg_rating),
             local(r.refreshed_at),
+            r.segment or Segment.NEW.value,
         ]
 
 

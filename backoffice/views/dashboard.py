@@ -17,6 +17,7 @@ from flask_login import current_user
 from sqlalchemy import func, select
 
 from ..domain import permissions as perm
+from ..domain import sla
 from ..extensions import db
 from ..i18n import TranslatedForm
 from ..models import Department, Ticket, TicketKind, TicketStatus
@@ -24,6 +25,7 @@ from ..models.base import utcnow
 from ..models.enums import OPEN_STATUSES
 from ..replica import heavy_reads
 from .base import StaffAccessMixin
+from .filters import BreachingSoonFilter
 from .sqlhelpers import (
     at_least,
     capped_counts,
@@ -63,17 +65,21 @@ def list_figures(user, now) -> list[dict]:
     # the table and their breaches are history (the reports count them).
     open_lists = [s for s in statuses if s in OPEN_STATUSES]
     in_list = {s: select(Ticket.id).where(scope, Ticket.status == s) for s in statuses}
+    n, m = len(statuses), len(open_lists)
     figures = capped_counts(
         [in_list[s] for s in statuses]
         + [in_list[s].where(Ticket.sla_breached(now)) for s in open_lists]
+        + [in_list[s].where(sla.breaching_soon(now)) for s in open_lists]
     )
-    counts = dict(zip(statuses, figures[: len(statuses)], strict=True))
-    breached = dict(zip(open_lists, figures[len(statuses) :], strict=True))
+    counts = dict(zip(statuses, figures[:n], strict=True))
+    breached = dict(zip(open_lists, figures[n : n + m], strict=True))
+    soon = dict(zip(open_lists, figures[n + m :], strict=True))
     return [
         {
             "status": status,
             "count": counts[status],
             "breached": breached.get(status, 0),
+            "soon": soon.get(status, 0),
             "open": status in OPEN_STATUSES,
             "endpoint": LIST_ENDPOINTS[status],
         }
@@ -253,6 +259,7 @@ class HomeView(StaffAccessMixin, AdminIndexView):
         for row in lists:
             row["url"] = url_for(f"{row['endpoint']}.index_view")
             row["breached_url"] = self._breached_url(row["endpoint"])
+            row["soon_url"] = self._breached_url(row["endpoint"], BreachingSoonFilter)
         my_count, my_tickets = my_open_tickets(current_user)
         context = {
             "queue_links": queue_links(current_user),
@@ -285,6 +292,6 @@ class HomeView(StaffAccessMixin, AdminIndexView):
             flash(_("The form expired; nothing was changed. Try again."), "error")
         return redirect(url_for(".index"))
 
-    def _breached_url(self, endpoint: str) -> str:
+    def _breached_url(self, endpoint: str, kind=None) -> str:
         view = next(v for v in self.admin._views if v.endpoint == endpoint)
-        return url_for(f"{endpoint}.index_view", **{view.filter_arg(SlaFilter): "1"})
+        return url_for(f"{endpoint}.index_view", **{view.filter_arg(kind or SlaFilter): "1"})

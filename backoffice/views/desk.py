@@ -23,6 +23,7 @@ from flask import (
 )
 from flask_admin import BaseView, expose
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
@@ -68,6 +69,21 @@ from .fields import to_choices
 from .tickets import LIST_ENDPOINTS
 
 POLL_BATCH = 50
+
+
+def presence_text(people) -> str:
+    """One line for the desk: who is replying, who else is viewing ("" when nobody)."""
+    typing = [p.name for p in people if p.typing]
+    viewing = [p.name for p in people if not p.typing]
+    parts = []
+    if typing:
+        names = ", ".join(typing)
+        parts.append(
+            ngettext("%(names)s is replying…", "%(names)s are replying…", len(typing), names=names)
+        )
+    if viewing:
+        parts.append(_("Also viewing: %(names)s", names=", ".join(viewing)))
+    return " · ".join(parts)
 
 
 class TicketDeskView(StaffAccessMixin, BaseView):
@@ -156,6 +172,7 @@ class TicketDeskView(StaffAccessMixin, BaseView):
             "admin/tickets/desk.html",
             origin=origin,
             previous_number=previous,
+            presence=presence_text(presence.others(ticket, current_user)),
             next_number=following,
             colleagues=colleagues,
             canned_replies=canned.usable_replies(current_user) if allowed else [],
@@ -449,7 +466,13 @@ class TicketDeskView(StaffAccessMixin, BaseView):
         ticket = self._ticket(number)
         # Clamped: an id past 2**63 cannot be bound on SQLite, and no message has one.
         after = min(max(request.args.get("after", default=0, type=int), 0), MAX_ID)
-        etag = f"t{ticket.id}-v{ticket.version_id}-a{after}"
+        # Every poll is a presence heartbeat (domain/presence.py); who else is here is
+        # part of the answer, so it is part of the ETag too.
+        presence.heartbeat(ticket, current_user, typing=request.args.get("typing") == "1")
+        db.session.commit()
+        people = presence.others(ticket, current_user)
+        seen = ",".join(f"{p.user_id}{'t' if p.typing else ''}" for p in people)
+        etag = f"t{ticket.id}-v{ticket.version_id}-a{after}-p{seen}"
         if request.if_none_match.contains(etag):
             resp = current_app.response_class(status=304)
         else:
@@ -464,6 +487,7 @@ class TicketDeskView(StaffAccessMixin, BaseView):
                     "status_label": ticket.status.label,
                     "last_id": messages[-1].id if messages else after,
                     "messages": [{"id": m.id, "html": str(render(m, ticket))} for m in messages],
+                    "presence": presence_text(people),
                 }
             )
         resp.set_etag(etag)

@@ -3,6 +3,10 @@
 Flask-Admin's own export loads every row first (docs/architecture.md §13, trap 5); these read
 rows in batches from a generator and send the CSV as it is written, so memory
 stays flat whatever the size.
+
+Exports speak the user's language like the pages do: labels, not stored codes (a
+code may follow in its own column, for machines), "Ya"/"Tidak", and numbers with
+the locale's decimal mark ("2,5" in Indonesian, "2.5" in English; no grouping).
 """
 
 from __future__ import annotations
@@ -11,8 +15,11 @@ import csv
 import io
 from collections.abc import Iterable
 from datetime import datetime
+from decimal import Decimal
 
 from flask import Response, stream_with_context
+from flask_babel import format_decimal
+from flask_babel import gettext as _
 
 from ..extensions import db
 
@@ -38,11 +45,26 @@ def neutralise(value):
     return value
 
 
+def yes_no(flag) -> str:
+    return _("Yes") if flag else _("No")
+
+
+def number_text(value: float | Decimal) -> str:
+    """A number in the user's locale, without grouping: a Decimal keeps its places
+    (money 25000,00), a float shows one or two (hours 2,5)."""
+    if isinstance(value, Decimal):
+        places = max(-value.as_tuple().exponent, 0)
+        return format_decimal(value, format="0." + "0" * places if places else "0")
+    return format_decimal(value, format="0.0#")
+
+
 def csv_cell(value):
     if value is None:
         return ""
     if isinstance(value, datetime):
         return value.isoformat(sep=" ")
+    if isinstance(value, float | Decimal):
+        return number_text(value)
     return neutralise(value)
 
 

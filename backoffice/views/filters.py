@@ -85,3 +85,18 @@ class SlaFilter(BaseSQLAFilter, model_filters.BaseBooleanFilter):
 
     def operation(self):
         return _l("is")
+
+
+class BreachingSoonFilter(BaseSQLAFilter, model_filters.BaseBooleanFilter):
+    """Past 80 % of the clock that matters and not breached yet, as of now (domain.sla)."""
+
+    def __init__(self, column, name):
+        super().__init__(column, name, options=[("1", _l("Yes"))])
+
+    def apply(self, query, value, alias=None):
+        from ..domain import sla
+
+        return query.filter(sla.breaching_soon(utcnow())) if value == "1" else query
+
+    def operation(self):
+        return _l("is")

@@ -44,6 +44,13 @@ def hours_text(seconds: float | None) -> str:
     return format_decimal(round(seconds / 3600, 1), format="#,##0.0")
 
 
+def rating_text(value: float | None) -> str:
+    """An average rating, two places, the locale's decimal mark: 4,50 (id), 4.50 (en)."""
+    if value is None:
+        return "—"
+    return format_decimal(value, format="0.00")
+
+
 def money_text(value: Decimal | None) -> str:
     if value is None:
         return "—"
@@ -74,5 +81,6 @@ def register(app) -> None:
     app.add_template_filter(duration_text, "admin_duration")
     app.add_template_filter(hours_text, "admin_hours")
     app.add_template_filter(money_text, "admin_money")
+    app.add_template_filter(rating_text, "admin_rating")
     app.add_template_filter(count_text, "admin_count")
     app.add_template_filter(size_text, "admin_size")

@@ -33,7 +33,7 @@ from ..models import Department, ExportJob, Ticket
 from ..models.base import utcnow
 from ..replica import heavy_reads, stream
 from .base import StaffAccessMixin
-from .exports import csv_chunks, keyset_rows, neutralise, stream_csv
+from .exports import csv_chunks, keyset_rows, neutralise, stream_csv, yes_no
 from .report_filters import ReportForm, ticket_conditions
 from .sqlhelpers import (
     first_response_seconds,
@@ -70,6 +70,9 @@ def export_headers() -> list[str]:
         _("Resolution (hours)"),
         _("SLA breached"),
         _("Rating"),
+        _("Kind code"),
+        _("Status code"),
+        _("Priority code"),
     ]
 
 
@@ -106,14 +109,17 @@ def export_rows(conditions, now: datetime, batch: int):
             local(r.created_at),
             local(r.first_response_at),
             local(r.finished_at),
-            r.kind.value,
-            r.status.value,
+            str(r.kind.label),
+            str(r.status.label),
             neutralise(r.code or ""),
-            r.priority.value,
+            str(r.priority.label),
             _hours(r.created_at, r.first_response_at),
             _hours(r.created_at, r.finished_at),
-            "yes" if r[10] else "no",
+            yes_no(r[10]),
             r.rating,
+            r.kind.value,
+            r.status.value,
+            r.priority.value,
         ]
 
 
@@ -418,17 +424,19 @@ class ReportView(StaffAccessMixin, BaseView):
             _("Median first response (hours)"),
             _("Median resolution (hours)"),
             _("Average rating"),
+            _("Kind code"),
         ]
         cells = (
             [
                 r["month"],
                 r["department"],
-                r["kind"].value,
+                str(r["kind"].label),
                 r["count"],
                 r["breached"],
                 None if r["first_response"] is None else round(r["first_response"] / 3600, 2),
                 None if r["resolution"] is None else round(r["resolution"] / 3600, 2),
                 None if r["rating"] is None else round(r["rating"], 2),
+                r["kind"].value,
             ]
             for r in rows
         )

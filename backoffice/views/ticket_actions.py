@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from flask import flash, request
 from flask_admin.actions import action
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from flask_login import current_user
@@ -18,10 +19,33 @@ from ..domain import DomainError
 from ..domain import permissions as perm
 from ..domain import tickets as lifecycle
 from ..extensions import db
+from ..models import Department, Priority
 from .desk_forms import assignee_from
 
 # Flask-Admin action name -> the permission that offers it.
-BULK_PERMISSIONS = {"assign": perm.TICKET_ASSIGN}
+BULK_PERMISSIONS = {
+    "dispatch": perm.TICKET_DISPATCH,
+    "escalate": perm.TICKET_ESCALATE,
+    "priority": perm.TICKET_PRIORITY,
+    "assign": perm.TICKET_ASSIGN,
+    "finish": perm.TICKET_FINISH,
+}
+
+
+def _chosen_department() -> Department:
+    """The department chosen in the bulk bar (required; never a default)."""
+    raw = (request.form.get("department") or "").strip()
+    department = db.session.get(Department, int(raw)) if raw.isdigit() and len(raw) < 10 else None
+    if department is None:
+        raise DomainError(_("Choose a department in the bar above the list first."))
+    return department
+
+
+def _chosen_priority() -> Priority:
+    try:
+        return Priority(request.form.get("priority") or "")
+    except ValueError:
+        raise DomainError(_("Choose a priority in the bar above the list first.")) from None
 
 
 class TicketActionsMixin:
@@ -78,4 +102,53 @@ class TicketActionsMixin:
             flash(str(exc), "error")
             return None
         self.run_bulk(ids, lambda t: lifecycle.assign(t, target, current_user))
+        return None
+
+    def _with_choice(self, ids, choose, work):
+        """Run `work(ticket, choice)` in bulk once `choose()` gave the bar's choice."""
+        try:
+            choice = choose()
+        except DomainError as exc:
+            flash(str(exc), "error")
+            return None
+        self.run_bulk(ids, lambda t: work(t, choice))
+        return None
+
+    @action(
+        "dispatch",
+        _l("Dispatch to the chosen department"),
+        _l("Dispatch the selected tickets to the department chosen above the list?"),
+    )
+    def action_dispatch(self, ids):
+        """Send each selected ticket to the chosen department (dispatch or escalate)."""
+        return self._with_choice(
+            ids, _chosen_department, lambda t, d: lifecycle.dispatch(t, d, current_user)
+        )
+
+    @action(
+        "escalate",
+        _l("Escalate to the chosen department"),
+        _l("Escalate the selected tickets to the department chosen above the list?"),
+    )
+    def action_escalate(self, ids):
+        """Move each selected ticket to the chosen department."""
+        return self._with_choice(
+            ids, _chosen_department, lambda t, d: lifecycle.dispatch(t, d, current_user)
+        )
+
+    @action(
+        "priority",
+        _l("Set the chosen priority"),
+        _l("Give the selected tickets the priority chosen above the list?"),
+    )
+    def action_priority(self, ids):
+        """Give each selected ticket the chosen priority."""
+        return self._with_choice(
+            ids, _chosen_priority, lambda t, p: lifecycle.set_priority(t, p, current_user)
+        )
+
+    @action("finish", _l("Finish"), _l("Finish the selected tickets?"))
+    def action_finish(self, ids):
+        """Finish each selected ticket."""
+        self.run_bulk(ids, lambda t: lifecycle.finish(t, current_user))
         return None

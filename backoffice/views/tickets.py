@@ -16,18 +16,24 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from markupsafe import Markup, escape
-from sqlalchemy import and_, case
+from sqlalchemy import and_, case, select
 from sqlalchemy.orm import joinedload
 
 from ..domain import ConflictError, DomainError, presence
 from ..domain import permissions as perm
 from ..domain import tickets as lifecycle
 from ..extensions import db
-from ..models import Priority, Ticket, TicketKind, TicketStatus
+from ..models import Department, Priority, Ticket, TicketKind, TicketStatus
 from ..models.base import utcnow
 from . import queues
 from .base import SecureModelView
-from .filters import DepartmentFilter, EnumFilter, LocalDateBetween, SlaFilter
+from .filters import (
+    BreachingSoonFilter,
+    DepartmentFilter,
+    EnumFilter,
+    LocalDateBetween,
+    SlaFilter,
+)
 from .formatting import datetime_text
 from .sqlhelpers import capped_count
 from .ticket_actions import TicketActionsMixin
@@ -45,6 +51,7 @@ def ticket_filters() -> list:
         LocalDateBetween(Ticket.created_at, _l("Created")),
         SlaFilter(Ticket.resolution_due, _l("SLA breached")),
         FilterLike("order.number", _l("Order number")),
+        BreachingSoonFilter(Ticket.sla_warn_at, _l("Breaching soon")),
     ]
 
 
@@ -321,6 +328,9 @@ class TicketListView(TicketActionsMixin, SecureModelView):
             return url_for(".index_view", **{k: v for k, v in args.items() if v})
 
         colleagues = db.session.scalars(perm.staff_with(perm.BACKOFFICE)).all()
+        departments = db.session.scalars(
+            select(Department).where(Department.active).order_by(Department.code)
+        ).all()
         return {
             "assignee": queue.assignee,
             "spoke": queue.spoke,
@@ -335,6 +345,8 @@ class TicketListView(TicketActionsMixin, SecureModelView):
                 (queues.SPOKE_STAFF, _("Staff"), link(spoke=queues.SPOKE_STAFF)),
             ],
             "colleagues": [(str(u.id), u.display_name) for u in colleagues],
+            "departments": [(str(d.id), f"{d.code} — {d}") for d in departments],
+            "priorities": [(p.value, p.label) for p in Priority],
             "hidden": [(k, v) for k, v in kept.items() if k != "assignee"],
         }
 

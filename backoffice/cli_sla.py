@@ -1,0 +1,63 @@
+"""`carebox sla ...`: the working-time SLA's worker and the supervisor's questions."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import click
+from sqlalchemy import select
+
+from .domain import sla
+from .extensions import db
+from .models import Ticket
+
+
+@click.group("sla")
+def sla_group():
+    """Working-time SLA: warnings, recomputation, explanations."""
+
+
+@sla_group.command("warn")
+@click.option("--loop", is_flag=True, help="Keep warning until SIGTERM or Ctrl-C.")
+@click.option("--interval", default=60.0, show_default=True, help="Seconds between rounds.")
+def sla_warn(loop: bool, interval: float):
+    """Warn once about each ticket past 80 % of its running clock (home count; email with
+    CAREBOX_SLA_WARNING_EMAIL). Safe with several workers."""
+    stop = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)
+    }
+    try:
+        while True:
+            warned = sla.send_warnings()
+            db.session.commit()
+            click.echo(f"sla: {warned} warned")
+            if not loop or stop.wait(interval):
+                break
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@sla_group.command("recompute")
+@click.option(
+    "--all", "everything", is_flag=True, help="Also put tickets from before working time on it."
+)
+def sla_recompute(everything: bool):
+    """Recompute the due times of every running ticket on today's calendars (nightly)."""
+    adopted = sla.adopt_all() if everything else 0
+    moved = sla.calendar_changed("nightly recompute")
+    db.session.commit()
+    click.echo(f"sla: {moved} moved, {adopted} put on working time")
+
+
+@sla_group.command("explain")
+@click.argument("number")
+def sla_explain(number: str):
+    """The calendar, due times, pauses and holidays behind TICKET_NUMBER's SLA."""
+    ticket = db.session.scalar(select(Ticket).where(Ticket.number == number.strip().upper()))
+    if ticket is None:
+        raise click.ClickException(f"no ticket {number}")
+    for line in sla.explain(ticket):
+        click.echo(line)
