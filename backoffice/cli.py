@@ -49,6 +49,13 @@ def seed_command(demo: bool):
         for login in logins:
             dep = f" ({login.department})" if login.department else ""
             click.echo(f"  {login.email:32} {login.password:20} {login.role}{dep}")
+        from .seed_parcels import seed_demo_parcels
+
+        parcels = seed_demo_parcels()
+        if parcels:
+            click.echo("Demo parcels (track them at /track/RESI):")
+            for resi, what in parcels:
+                click.echo(f"  {resi}  {what}")
     db.session.commit()
 
 

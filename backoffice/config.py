@@ -21,6 +21,8 @@ RATE_LIMITS = (
     "RATELIMIT_FAQ_VOTE",
     "RATELIMIT_TRACK",
     "RATELIMIT_WHATSAPP_WEBHOOK",
+    "RATELIMIT_PASSWORD_ACCOUNT",
+    "RATELIMIT_ORDER",
 )
 
 
@@ -97,6 +99,10 @@ class Config:
     SECURITY_USERNAME_ENABLE = False
     SECURITY_PASSWORD_LENGTH_MIN = 8
     SECURITY_PASSWORD_CHECK_BREACHED = False
+    # The password policy (backoffice/passwords.py): zxcvbn scores 0-4, staff stricter.
+    CAREBOX_PASSWORD_SCORE_CUSTOMER = 2
+    CAREBOX_PASSWORD_SCORE_STAFF = 3
+    CAREBOX_PASSWORD_LENGTH_STAFF = 12
     # Flask-Security's default ({"private": True, ...}) goes through werkzeug's
     # cache_control[...] = value and comes out as "private=True, no-store=True", which
     # caches ignore; None makes a bare directive: "private, no-store".
@@ -123,6 +129,9 @@ class Config:
     RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
     RATELIMIT_STORAGE_OPTIONS = {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
     RATELIMIT_LOGIN = "10 per minute;100 per day"
+    # Password checks about one account (login, change, /verify, reset), from any address.
+    RATELIMIT_PASSWORD_ACCOUNT = "20 per hour;50 per day"  # noqa: S105 (a rate, not a secret)
+    RATELIMIT_ORDER = "20 per hour"  # orders placed, per account
     RATELIMIT_TICKET_FILE = "10 per hour"
     RATELIMIT_TICKET_REPLY = "30 per 10 minutes"
     # Per address: generous, as phones on one carrier often share an address (CGNAT).
@@ -345,6 +354,27 @@ class ProductionConfig(Config):
             )
         if config.get("TRUSTED_HOSTS") is None:
             config["TRUSTED_HOSTS"] = trusted_hosts(config)
+
+
+def per_process_limits_warning(config, workers: int) -> str | None:
+    """The warning for `workers` processes sharing `memory://` rate limits, else None.
+
+    Each process counts on its own, so every limit is really `workers` times the
+    configured one (RATELIMIT_LOGIN's 10 a minute becomes 40 with four workers).
+    """
+    storage = str(config.get("RATELIMIT_STORAGE_URI") or "memory://")
+    if (
+        workers <= 1
+        or not storage.startswith("memory://")
+        or not config.get("RATELIMIT_ENABLED", True)
+    ):
+        return None
+    return (
+        f"RATE LIMITS ARE PER WORKER: RATELIMIT_STORAGE_URI is {storage} and {workers} "
+        f"worker processes serve, so each counts on its own and every limit (login, "
+        f"password checks, ticket filing) is {workers} times what is configured. Set "
+        "RATELIMIT_STORAGE_URI=redis://… (README: Configuration)."
+    )
 
 
 def trusted_hosts(config) -> list[str]:

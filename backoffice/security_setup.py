@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from flask import Flask, flash, request
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_login import current_user, user_logged_out
 from flask_security import (
     RegisterFormV2,
     SQLAlchemyUserDatastore,
@@ -17,6 +20,7 @@ from flask_security import (
 from wtforms import BooleanField, StringField
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
+from .cleaning import one_line
 from .domain import accounts, contacts
 from .domain import permissions as perm
 from .extensions import db, limiter, security
@@ -34,9 +38,13 @@ class CareboxRegisterForm(RegisterFormV2):
 
     Meta = TranslatedMeta
 
-    name = StringField(_l("Full name"), validators=[DataRequired(), Length(max=120)])
+    # NUL, control and bidi-override characters never reach a name (backoffice/cleaning.py).
+    name = StringField(
+        _l("Full name"), filters=[one_line], validators=[DataRequired(), Length(max=120)]
+    )
     phone = StringField(
         _l("Phone"),
+        filters=[one_line],
         validators=[
             Optional(),
             Length(max=32),
@@ -66,16 +74,29 @@ def _mail_language() -> dict:
     return {"lang": locale.language if locale else "id"}
 
 
+def _end_sessions(sender, user, **extra):
+    """Logout ends the session for good (issue 9 item 5): sessions are signed
+    cookies, so a copy taken before logout would stay valid; the session names the user by
+    `fs_uniquifier`, and a new one makes every earlier cookie (and remember-me token) of
+    this user name nobody. The price: logging out on one device logs out the others."""
+    if user is None or not getattr(user, "id", None):
+        return
+    user_datastore.set_uniquifier(user)
+    db.session.commit()
+
+
 def _reset_claims(sender, user, **extra):
     contacts.claimed_by_reset(user)  # the reset link proved the address, as a claim does
 
 
 def init_app(app: Flask) -> None:
     from .channels.outbox_mail import OutboxMailUtil
+    from .passwords import CareboxPasswordUtil
 
     # Security's mail_util_cls is a constructor argument only (init_app ignores it),
     # and the unbound `security` object is built in extensions.py before any app.
     security._mail_util_cls = OutboxMailUtil
+    security._password_util_cls = CareboxPasswordUtil  # the policy (backoffice/passwords.py)
     security.init_app(app, user_datastore, register_form=CareboxRegisterForm)
     if not getattr(security, "_carebox_mail_context", False):  # once per process (trap 9)
         security.mail_context_processor(_mail_language)
@@ -83,6 +104,7 @@ def init_app(app: Flask) -> None:
     user_registered.connect(_give_customer_role, app)
     user_not_registered.connect(_existing_address, app)
     password_reset.connect(_reset_claims, app)
+    user_logged_out.connect(_end_sessions, app)
     user_confirmed.connect(_welcome, app)
     _rate_limit_auth(app)
 
@@ -102,21 +124,52 @@ def _welcome(sender, user, **extra) -> None:
 
 
 AUTH_ENDPOINTS = ("security.login", "security.forgot_password", "security.register")
+# Every other page that checks a password (or a reset token standing for one).
+PASSWORD_CHECKS = ("security.change_password", "security.verify", "security.reset_password")
+
+
+def _account_key() -> str | None:
+    """Who a password check is about, whatever address it comes from: the signed-in
+    account, the email a login names, or the reset token (one account's)."""
+    if request.endpoint == "security.reset_password":
+        token = (request.view_args or {}).get("token") or ""
+        return "reset:" + hashlib.sha256(token.encode()).hexdigest()[:32]
+    if current_user.is_authenticated:
+        email = current_user.email or ""
+    elif request.endpoint == "security.login":
+        email = request.form.get("email") or ""
+    else:
+        return None
+    email = email.strip().lower()[:254]
+    return f"email:{hashlib.sha256(email.encode()).hexdigest()[:32]}" if email else None
 
 
 def _rate_limit_auth(app: Flask) -> None:
-    """Throttle password guessing and mail-bombing on Flask-Security's own endpoints.
+    """Throttle password guessing and mail-bombing on Flask-Security's own endpoints:
+    per address (RATELIMIT_LOGIN) on each, and per account (RATELIMIT_PASSWORD_ACCOUNT)
+    on every password check (login, change, /verify, reset with a token), so guessing
+    one account from many addresses is throttled too.
 
     A `before_request` check rather than a decorator: the limiter object is shared
     by every app built in one process (tests build several), and decorated limits
     are registered on it globally, while this reads each app's own setting.
-    Counters live in RATELIMIT_STORAGE_URI, keyed by client address.
+    Counters live in RATELIMIT_STORAGE_URI.
     """
 
     @app.before_request
     def _throttle_auth():
-        if request.method == "POST" and request.endpoint in AUTH_ENDPOINTS:
-            with limiter.limit(app.config["RATELIMIT_LOGIN"], scope=request.endpoint):
+        if request.method != "POST" or request.endpoint not in AUTH_ENDPOINTS + PASSWORD_CHECKS:
+            return
+        with limiter.limit(app.config["RATELIMIT_LOGIN"], scope=request.endpoint):
+            pass
+        account = _account_key()
+        if account and request.endpoint != "security.forgot_password":
+            # Shared: one count per account across the endpoints (not one per endpoint).
+            with limiter.shared_limit(
+                app.config["RATELIMIT_PASSWORD_ACCOUNT"],
+                scope="password-checks",
+                key_func=lambda: account,
+            ):
                 pass
 
 

@@ -80,3 +80,14 @@ def post_fork(server, worker):
         with app.app_context():
             for engine in sqlalchemy.engines.values():
                 engine.dispose(close=False)
+
+
+def when_ready(server):
+    """Say it loudly when several workers count rate limits each in their own memory."""
+    from backoffice.config import per_process_limits_warning
+
+    app = server.app.wsgi()
+    warning = per_process_limits_warning(getattr(app, "config", {}), server.cfg.workers)
+    if warning:
+        for _ in range(3):  # three lines, so it stands out in journalctl
+            server.log.warning(warning)

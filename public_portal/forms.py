@@ -8,7 +8,6 @@ a database error. Lengths match the columns they end up in.
 from __future__ import annotations
 
 import re
-import unicodedata
 from decimal import Decimal, InvalidOperation
 
 from flask import current_app
@@ -27,12 +26,10 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, EqualTo, InputRequired, Length, Optional, Regexp
 
+from backoffice.cleaning import clean_text, one_line  # noqa: F401 (the portal's filters)
 from backoffice.i18n import TranslatedForm
 from backoffice.models import TicketKind
 from backoffice.views.fields import PlaceholderSelect
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufeff\ufffe\uffff]")
-_SPACES = re.compile(r"\s+")
 
 MAX_SUBJECT = 200
 MAX_BODY = 10_000
@@ -48,20 +45,6 @@ except ImportError:  # pragma: no cover (WTForms < 3.3)
 
 REQUIRED = _l("Please fill in this field.")
 PHONE_MESSAGE = _l("Enter a valid phone number (digits, spaces, + - ( )).")
-
-
-def clean_text(value):
-    """Multi-line text: NFC, no control bytes (newlines and tabs stay), trimmed."""
-    if value is None:
-        return value
-    value = unicodedata.normalize("NFC", str(value)).replace("\r\n", "\n")
-    return _CONTROL.sub("", value).strip()
-
-
-def one_line(value):
-    """Single-line text: cleaned, every run of whitespace becomes one space."""
-    value = clean_text(value)
-    return _SPACES.sub(" ", value) if value else value
 
 
 def upper(value):

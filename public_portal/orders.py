@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from backoffice.domain import DomainError
+from backoffice.domain import DomainError, shipments
 from backoffice.domain import permissions as perm
 from backoffice.domain.orders import place_order
-from backoffice.extensions import db
+from backoffice.extensions import db, limiter
 from backoffice.models import Order, OrderEvent, Product, ProductKind
 from backoffice.transactions import retrying
 
-from .base import PER_PAGE, bp, customer_required, get_owned_or_404, lang, page_arg
+from .base import (
+    PER_PAGE,
+    bp,
+    customer_required,
+    get_owned_or_404,
+    lang,
+    page_arg,
+    user_key,
+)
 from .forms import OrderForm, choice, parse_weight
 
 
@@ -45,7 +53,17 @@ def orders():
     )
 
 
+def _order_limit() -> str:
+    return current_app.config["RATELIMIT_ORDER"]
+
+
+def _placed(response) -> bool:
+    """Only a placed order (the redirect to it) counts; previews and refusals do not."""
+    return response.status_code in (302, 303)
+
+
 @bp.route("/orders/new", methods=["GET", "POST"])
+@limiter.limit(_order_limit, key_func=user_key, methods=["POST"], deduct_when=_placed)
 @customer_required
 def new_order():
     services = _services()
@@ -130,4 +148,4 @@ def order(number: str):
     events = db.session.scalars(
         select(OrderEvent).where(OrderEvent.order_id == obj.id).order_by(OrderEvent.id)
     ).all()
-    return render_template("portal/order.html", order=obj, events=events)
+    return render_template("portal/order.html", order=obj, events=events, s=shipments.shipment(obj))

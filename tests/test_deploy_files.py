@@ -11,6 +11,7 @@ import shlex
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -154,3 +155,41 @@ def test_gunicorn_with_the_deploy_config_stops_at_once_without_secrets(tmp_path)
             server.start()
     finally:
         server.close()
+
+
+@pytest.mark.parametrize(
+    ("workers", "storage", "warned"),
+    [("2", "memory://", True), ("1", "memory://", False), ("2", "redis://127.0.0.1:1/0", False)],
+)
+def test_gunicorn_warns_loudly_when_workers_count_limits_each_on_their_own(
+    tmp_path, workers, storage, warned
+):
+    """Issue 9 item 8: with memory:// every worker has its own counters (limits × workers)."""
+    from backoffice import create_app
+    from backoffice.extensions import db
+
+    url = f"sqlite:///{tmp_path}/c.db"
+    app = create_app({"ENV_NAME": "testing", "SQLALCHEMY_DATABASE_URI": url})
+    with app.app_context():
+        db.create_all()
+        db.engine.dispose()
+    env = carebox_env(url, GUNICORN_WORKERS=workers, GUNICORN_THREADS="1")
+    env["RATELIMIT_STORAGE_URI"] = storage
+    with Gunicorn(env=env, ready_timeout=60) as server:
+        deadline = time.monotonic() + 20
+        while warned and "RATE LIMITS ARE PER WORKER" not in server.log_tail(200):
+            assert time.monotonic() < deadline, server.log_tail()
+            time.sleep(0.2)
+        log = server.log_tail(200)
+    assert ("RATE LIMITS ARE PER WORKER" in log) is warned
+    if warned:
+        assert log.count("RATE LIMITS ARE PER WORKER") == 3 and "2 times" in log
+
+
+def test_per_process_limits_warning_names_the_multiplier():
+    from backoffice.config import per_process_limits_warning
+
+    text = per_process_limits_warning({"RATELIMIT_STORAGE_URI": "memory://"}, 4)
+    assert "4 times" in text and "redis://" in text
+    assert per_process_limits_warning({"RATELIMIT_STORAGE_URI": "memory://"}, 1) is None
+    assert per_process_limits_warning({"RATELIMIT_STORAGE_URI": "redis://h/0"}, 4) is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from backoffice.domain import permissions as perm
 from backoffice.domain import sla, tickets
@@ -103,3 +103,43 @@ def test_cli_recompute_and_warn(runner, db, make):
     assert out.exit_code == 0 and "put on working time" in out.output
     db.session.expire_all()
     assert t.sla_since is not None
+
+
+def test_two_workers_at_once_warn_each_ticket_once(app, db, make):
+    """Both workers see the same candidates; the conditional UPDATE lets one claim each."""
+    import threading
+
+    import pytest
+
+    if db.engine.dialect.name != "mysql":
+        pytest.skip("two connections writing at once need a server database (MariaDB)")
+    for _ in range(20):
+        make.ticket("team", now=utcnow() - timedelta(hours=7))
+    db.session.commit()
+    results, errors = [], []
+    barrier = threading.Barrier(2)
+
+    def worker():
+        with app.app_context():
+            try:
+                barrier.wait()
+                results.append(sla.send_warnings())
+                db.session.commit()
+            except Exception as exc:  # reported below, not lost in the thread
+                errors.append(exc)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == [] and sum(results) == 20
+    db.session.expire_all()
+    assert (
+        db.session.scalar(
+            select(func.count()).select_from(Ticket).where(Ticket.sla_warned_at.is_(None))
+        )
+        == 0
+    )

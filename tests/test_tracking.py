@@ -198,3 +198,73 @@ def test_promised_date_and_late(make, db):
     _record(EventIn(order.resi, "delivered", "2026-11-22T09:00:00+07:00", "Bandung"))
     view = shipments.shipment(order, now=NOW)
     assert view.delivered and not view.late
+
+
+def test_seed_demo_gives_the_demo_parcels_their_timelines(runner, client, db):
+    import re
+
+    from backoffice.cli import seed_command
+    from backoffice.models import Order
+
+    result = runner.invoke(seed_command, ["--demo"])
+    assert result.exit_code == 0, result.output
+    resis = re.findall(r"^  (CB\d{9}ID)  (.+)$", result.output, re.M)
+    assert [what for _r, what in resis] == [
+        "late, stuck at Hub Bandung",
+        "delivered",
+        "delivery failed",
+        "on its way, on time",
+    ]
+    count = db.session.scalar(select(func.count()).select_from(TrackingEvent))
+    again = runner.invoke(seed_command, ["--demo"])
+    assert again.exit_code == 0
+    assert db.session.scalar(select(func.count()).select_from(TrackingEvent)) == count == 15
+    late = db.session.scalar(select(Order).where(Order.resi == resis[0][0]))
+    view = shipments.shipment(late)
+    assert view.late and late.last_event is K.AT_HUB
+    assert late in db.session.scalars(shipments.stuck_orders(3)).all()
+    failed = db.session.scalar(select(Order).where(Order.resi == resis[2][0]))
+    assert failed.last_event is K.DELIVERY_FAILED
+    page = client.get(f"/track/{resis[0][0]}", headers={"Accept-Language": "en"})
+    assert page.status_code == 200 and "Hub Bandung" in page.get_data(as_text=True)
+
+
+def test_staff_add_an_event_on_the_order_page(login_as, make, db):
+    from .admin_support import flashes
+
+    order = make.order()
+    db.session.commit()
+    b, user = login_as(perm.CUSTOMER_SERVICE, locale="en")
+    url = f"/admin/orders/details/?id={order.id}"
+    page = b.get(url).get_data(as_text=True)
+    assert 'id="event-form"' in page and 'value="out_for_delivery"' in page
+    event_url = f"/admin/orders/event/?id={order.id}"
+    data = {"event": "at_hub", "occurred_at": "2026-11-30 15:00", "location": "Hub Bandung"}
+    resp = b.post(event_url, data, form_url=url)
+    assert resp.status_code == 302
+    page = b.get(url).get_data(as_text=True)
+    assert "added to the parcel" in flashes(page)
+    assert "Hub Bandung" in page and "30 Nov 2026 15:00 WIB" in page
+    db.session.expire_all()
+    assert order.last_event is K.AT_HUB and order.status is OrderStatus.IN_TRANSIT
+    assert shipments.timeline(order)[0].actor_id == user.id
+    # The same event again, and a bad time: refused in words, nothing added.
+    b.post(event_url, data, form_url=url)
+    assert "already in the parcel" in flashes(b.get(url).get_data(as_text=True))
+    b.post(event_url, {**data, "occurred_at": "kemarin"}, form_url=url)
+    assert "ISO 8601" in flashes(b.get(url).get_data(as_text=True))
+    assert len(shipments.timeline(order)) == 1
+
+
+@pytest.mark.parametrize("role", [perm.ADMIN_DEPARTMENT, perm.CUSTOMER])
+def test_others_cannot_add_events(login_as, make, db, role):
+    order = make.order()
+    db.session.commit()
+    b, _user = login_as(role)
+    resp = b.post(
+        f"/admin/orders/event/?id={order.id}",
+        {"event": "at_hub", "location": "x"},
+        form_url="/" if role == perm.CUSTOMER else "/admin/",
+    )
+    assert resp.status_code in (403, 404)
+    assert shipments.timeline(order) == []

@@ -14,6 +14,7 @@ from wtforms import HiddenField
 
 from ..domain import DomainError
 from ..domain import permissions as perm
+from ..extensions import db
 from ..models.base import MAX_ID
 from ..transactions import is_conflict
 from .fields import AdminForm, ModelConverter, guard_widgets
@@ -187,7 +188,13 @@ class SecureModelView(StaffAccessMixin, ModelView):
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
     def update_model(self, form, model) -> bool:
+        """Save only if the record is still as the form showed it; check and write are
+        one step: the row is read again under a row lock (SELECT … FOR UPDATE), so a
+        second save of the same record waits for the first to commit and then sees its
+        change (issue 9 item 14). SQLite has no row locks but runs one writer at a time."""
         seen = form.row_state.data
+        if seen:
+            db.session.refresh(model, with_for_update=True)
         if seen and seen != self.row_state(form, model):
             flash(
                 _(

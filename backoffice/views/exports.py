@@ -58,6 +58,12 @@ def number_text(value: float | Decimal) -> str:
     return format_decimal(value, format="0.0#")
 
 
+def number_cell(value):
+    """For rows already neutralised (`cells=number_cell`): only numbers are touched,
+    written with the locale's decimal mark."""
+    return number_text(value) if isinstance(value, float | Decimal) else value
+
+
 def csv_cell(value):
     if value is None:
         return ""
@@ -68,33 +74,49 @@ def csv_cell(value):
     return neutralise(value)
 
 
-def csv_chunks(headers: list[str], rows: Iterable, batch: int, progress=None):
-    """The CSV text, `batch` rows a chunk; every cell goes through `csv_cell`.
-    `progress(rows_so_far)` is called after each chunk (export jobs renew their lease)."""
+def csv_chunks(headers: list[str], rows: Iterable, batch: int, progress=None, cells=csv_cell):
+    """The CSV text, `batch` rows a chunk; every cell goes through `cells` (`None` when the
+    rows already hold neutralised cells: the csv module writes None as "" and a datetime
+    as its isoformat, as `csv_cell` would). `progress(rows_so_far)` is called after each
+    chunk (export jobs renew their lease)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     buffer.write("\ufeff")  # spreadsheets then read the file as UTF-8
     writer.writerow(headers)
-    i = 0
-    for i, row in enumerate(rows, 1):
-        writer.writerow([csv_cell(v) for v in row])
-        if i % batch == 0:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-            if progress:
-                progress(i)
+    done = 0
+    for chunk in batched(rows, batch):
+        writer.writerows(chunk if cells is None else ([cells(v) for v in r] for r in chunk))
+        done += len(chunk)
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        if progress:
+            progress(done)
     yield buffer.getvalue()
     if progress:
-        progress(i)
+        progress(done)
 
 
-def stream_csv(filename: str, headers: list[str], rows: Iterable, batch: int) -> Response:
+def batched(rows: Iterable, size: int):
+    """Lists of up to `size` rows (itertools.batched arrives with Python 3.12)."""
+    chunk = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def stream_csv(
+    filename: str, headers: list[str], rows: Iterable, batch: int, cells=csv_cell
+) -> Response:
     """A CSV download written `batch` rows at a time (chunked: a cut stream is seen as cut).
     Only for what a request can finish well inside a worker's timeout; larger exports are
     jobs (domain/export_jobs.py)."""
     return Response(
-        stream_with_context(csv_chunks(headers, rows, batch)),
+        stream_with_context(csv_chunks(headers, rows, batch, cells=cells)),
         mimetype="text/csv",
         headers={
             "Content-Disposition": f'attachment; filename="{filename}"',

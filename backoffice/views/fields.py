@@ -14,10 +14,11 @@ from flask_admin.contrib.sqla import fields as sqla_fields
 from flask_admin.contrib.sqla.form import AdminModelConverter
 from flask_wtf.form import _Auto
 from markupsafe import Markup
-from wtforms import SelectField
+from wtforms import HiddenField, PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import Regexp, ValidationError
 from wtforms.widgets import Select
 
+from ..cleaning import clean_text, one_line
 from ..i18n import TranslatedForm
 
 try:
@@ -116,6 +117,18 @@ class AdminForm(TranslatedForm):
     needs it to let a row keep its own value; FlaskForm alone would make every
     unchanged unique field "Already exists." on edit.
     """
+
+    class Meta:
+        def bind_field(self, form, unbound_field, options):
+            """Every text field strips NUL, control and bidi-override characters
+            (backoffice/cleaning.py; issue 9 item 7): one line for StringField, newlines
+            kept for TextAreaField; passwords and hidden fields are left as sent."""
+            cls = unbound_field.field_class
+            if issubclass(cls, StringField) and not issubclass(cls, PasswordField | HiddenField):
+                cleaner = clean_text if issubclass(cls, TextAreaField) else one_line
+                existing = unbound_field.kwargs.get("filters") or ()
+                options = {**options, "filters": [cleaner, *existing]}
+            return super().bind_field(form, unbound_field, options)
 
     def __init__(self, formdata=_Auto, obj=None, **kwargs):
         self._obj = obj

@@ -18,12 +18,12 @@ from sqlalchemy.orm import joinedload
 from wtforms import HiddenField, SelectField, StringField
 from wtforms.validators import InputRequired, Length, Optional
 
-from ..domain import DomainError, PermissionDenied
+from ..domain import DomainError, PermissionDenied, shipments
 from ..domain import orders as order_rules
 from ..domain import permissions as perm
 from ..extensions import db
 from ..i18n import TranslatedForm
-from ..models import Order, OrderEvent, OrderStatus, Ticket
+from ..models import Order, OrderEvent, OrderStatus, Ticket, TrackingEventKind
 from .base import SecureModelView, enum_label
 from .fields import to_choices
 from .filters import EnumFilter, LocalDateBetween
@@ -34,6 +34,24 @@ class StatusForm(TranslatedForm):
     seen = HiddenField(validators=[InputRequired()])
     to = SelectField(_l("New status"), validators=[InputRequired()])
     note = StringField(_l("Note"), validators=[Optional(), Length(max=500)])
+
+
+class EventForm(TranslatedForm):
+    event = SelectField(_l("Event"), validators=[InputRequired()])
+    occurred_at = StringField(
+        _l("When"),
+        validators=[Optional(), Length(max=40)],
+        description=_l("e.g. 2026-12-01 14:05 (WIB) or with its offset; empty: now"),
+    )
+    location = StringField(_l("Place (hub or city)"), validators=[Optional(), Length(max=120)])
+    note = StringField(_l("Note"), validators=[Optional(), Length(max=500)])
+
+
+def _event_form(formdata=None) -> EventForm:
+    form = EventForm(formdata=formdata)
+    # A required select starts with an empty choice: nothing is chosen for the user.
+    form.event.choices = to_choices([("", "—"), *TrackingEventKind.choices()])
+    return form
 
 
 def next_statuses(order: Order) -> list[OrderStatus]:
@@ -125,6 +143,8 @@ class OrderView(SecureModelView):
             events=events,
             tickets=tickets,
             form=self._status_form(order) if can_update else None,
+            event_form=_event_form() if perm.has(current_user, perm.ORDERS_UPDATE) else None,
+            shipment=shipments.shipment(order),
             can_customers=perm.has(current_user, perm.CUSTOMERS_READ),
             return_url=self.get_url(".index_view"),
         )
@@ -175,4 +195,37 @@ class OrderView(SecureModelView):
             ),
             "success",
         )
+        return back
+
+    @expose("/event/", methods=["POST"])
+    def event_view(self):
+        """Add one tracking event by hand (ORDERS_UPDATE), through shipments.add_event."""
+        order = self.get_one(request.args.get("id"))
+        if not perm.has(current_user, perm.ORDERS_UPDATE):
+            abort(403)
+        back = redirect(url_for(".details_view", id=order.id))
+        form = _event_form(formdata=request.form)
+        if not form.validate_on_submit():
+            for errors in form.errors.values():
+                for error in errors:
+                    flash(error, "error")
+            return back
+        try:
+            shipments.add_event(
+                order,
+                form.event.data,
+                current_user,
+                occurred_at=(form.occurred_at.data or "").strip() or None,
+                location=form.location.data or "",
+                note=form.note.data or "",
+            )
+            db.session.commit()
+        except PermissionDenied:
+            db.session.rollback()
+            abort(403)
+        except DomainError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+            return back
+        flash(_("The event was added to the parcel's timeline."), "success")
         return back

@@ -1,0 +1,43 @@
+"""Logout ends the session (issue 9 item 5): a copy of the session cookie taken before
+logout no longer signs anybody in after it."""
+
+from __future__ import annotations
+
+from backoffice.domain import permissions as perm
+
+from .conftest import Browser
+
+
+def _session_cookie(client) -> str:
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    return cookie.value
+
+
+def test_a_copied_session_cookie_stops_working_after_logout(app, login_as):
+    b, _ = login_as(perm.CUSTOMER)
+    assert b.get("/tickets").status_code == 200
+    stolen = app.test_client()
+    stolen.set_cookie("session", _session_cookie(b.client))
+    assert stolen.get("/tickets").status_code == 200  # the copy works while signed in
+    assert b.logout().status_code in (302, 303)
+    assert b.get("/tickets").status_code == 302
+    resp = stolen.get("/tickets")
+    assert resp.status_code == 302 and "/login" in resp.headers["Location"]
+
+
+def test_a_staff_cookie_copied_before_logout_no_longer_opens_the_back_office(app, login_as):
+    b, _ = login_as(perm.MASTER_ADMIN)
+    stolen = app.test_client()
+    stolen.set_cookie("session", _session_cookie(b.client))
+    assert stolen.get("/admin/").status_code == 200
+    b.logout()
+    assert stolen.get("/admin/").status_code == 302
+
+
+def test_signing_in_again_after_logout_works(app, login_as, db):
+    b, user = login_as(perm.CUSTOMER)
+    b.logout()
+    again = Browser(app.test_client())
+    again.login(user)
+    assert again.get("/tickets").status_code == 200
