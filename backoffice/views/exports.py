@@ -58,6 +58,12 @@ def number_text(value: float | Decimal) -> str:
     return format_decimal(value, format="0.0#")
 
 
+def number_cell(value):
+    """For rows already neutralised (`cells=number_cell`): only numbers are touched,
+    written with the locale's decimal mark."""
+    return number_text(value) if isinstance(value, float | Decimal) else value
+
+
 def csv_cell(value):
     if value is None:
         return ""

@@ -49,7 +49,8 @@ class EventForm(TranslatedForm):
 
 def _event_form(formdata=None) -> EventForm:
     form = EventForm(formdata=formdata)
-    form.event.choices = to_choices(TrackingEventKind.choices())
+    # A required select starts with an empty choice: nothing is chosen for the user.
+    form.event.choices = to_choices([("", "—"), *TrackingEventKind.choices()])
     return form
 
 

@@ -33,7 +33,7 @@ from ..models import Department, ExportJob, Ticket
 from ..models.base import utcnow
 from ..replica import heavy_reads, stream
 from .base import StaffAccessMixin
-from .exports import csv_chunks, keyset_rows, neutralise, stream_csv, yes_no
+from .exports import csv_chunks, keyset_rows, neutralise, number_cell, stream_csv, yes_no
 from .report_filters import ReportForm, ticket_conditions
 from .sqlhelpers import (
     first_response_seconds,
@@ -226,7 +226,7 @@ def _write_csv_job(job, out, progress) -> export_jobs.Written:
         count = n
         progress(n)
 
-    for chunk in csv_chunks(export_headers(), rows, batch, counted, cells=None):
+    for chunk in csv_chunks(export_headers(), rows, batch, counted, cells=number_cell):
         out.write(chunk.encode("utf-8"))
     return export_jobs.Written(count, _filename(form, "csv", count))
 
@@ -387,7 +387,9 @@ class ReportView(StaffAccessMixin, BaseView):
 
         rows = stream(export_rows(conditions, now, batch))
         # export_rows neutralises its text cells itself.
-        return stream_csv(self._filename(form, "csv"), export_headers(), rows, batch, cells=None)
+        return stream_csv(
+            self._filename(form, "csv"), export_headers(), rows, batch, cells=number_cell
+        )
 
     @expose("/tickets.xlsx")
     def tickets_xlsx(self):

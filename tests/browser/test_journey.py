@@ -226,8 +226,12 @@ def test_a_complaint_travels_through_every_role(new_context, live_server, tmp_pa
     assert len(found) == 1, rows
     header = rows[0]
     row = dict(zip(header, found[0], strict=True))
-    assert row["Status"] == "finished" and row["Rating"] == "5"
-    assert row["Department"] == "OPS" and row["Kind"] == "complaint"
+    assert (
+        row["Status code"] == "finished"
+        and row["Status"] == "Ticket Finish"
+        and row["Rating"] == "5"
+    )
+    assert row["Department"] == "OPS" and row["Kind code"] == "complaint"
     assert note not in path.read_text(encoding="utf-8-sig")
 
     # Everyone logs out.

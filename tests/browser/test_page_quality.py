@@ -48,6 +48,8 @@ SHAPES: list[tuple[str, str, str]] = [
     ("reset", "anonymous", "/reset"),
     ("confirm", "anonymous", "/confirm"),
     ("not-found", "anonymous", "/no-such-page"),
+    ("track", "anonymous", "/track"),
+    ("track-resi", "anonymous", "/track/{resi}"),
     # the customer's own pages
     ("my-tickets", "customer", "/tickets"),
     ("ticket-new", "customer", "/tickets/new"),
@@ -86,6 +88,9 @@ SHAPES: list[tuple[str, str, str]] = [
     ("orders-admin", "master", "/admin/orders/"),
     ("order-admin", "master", "/admin/orders/details/?id={order_id}"),
     ("order-admin-edit", "master", "/admin/orders/edit/?id={order_id}"),
+    ("canned-replies", "master", "/admin/canned-replies/"),
+    ("canned-reply-new", "master", "/admin/canned-replies/new/"),
+    ("mail-review", "master", "/admin/mail-review/"),
     ("admin-not-found", "master", "/admin/tickets/desk/CX-1999-000000/"),
 ]
 
@@ -170,6 +175,7 @@ def _people(live_server) -> dict[str, dict]:
                 "ticket": ticket.number,
                 "finished": finished.number,
                 "order": order.number,
+                "resi": order.resi,
                 "order_id": order.id,
                 "customer_id": customer.id,
                 "department": department.id,
