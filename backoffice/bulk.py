@@ -1,8 +1,15 @@
-"""`carebox seed-bulk`: synthetic customers, orders, tickets, messages and events.
+"""`carebox seed-bulk`: synthetic customers, orders with their shipments' tracking
+events, tickets, messages and events.
 
 Rows go in with Core executemany in batches (one multi-row INSERT per table and
 batch on MySQL), ids assigned here so numbers and foreign keys need no
-round trips. The data obeys the model's invariants (check constraints hold).
+round trips. The data obeys the model's invariants (check constraints hold; every
+order has a valid resi from `domain.shipments.make_resi` and a tracking timeline whose
+latest event gives the order's status through `shipments.EVENT_STATUS`).
+
+Memory stays flat whatever the volume: only one batch of rows is held at a time, an
+order's customer is a function of its index (no lookup table), and resi serials come
+from a permutation of the serial space (no set of the ones handed out).
 """
 
 from __future__ import annotations
@@ -36,6 +43,9 @@ from .models import (
     TicketKind,
     TicketMessage,
     TicketStatus,
+    TrackingEvent,
+    TrackingEventKind,
+    TrackingSource,
     User,
     roles_users,
 )
@@ -74,20 +84,81 @@ def _next_id(model) -> int:
     return (db.session.scalar(select(func.max(model.id))) or 0) + 1
 
 
-def _free_resis(rng: random.Random, n: int):
-    """`n` distinct random resi that no order has yet (random like real ones, not a counter)."""
-    taken = set(db.session.scalars(select(Order.resi)))
+SERIALS = 10**8  # a resi's serial space (`shipments.make_resi`)
+# A step coprime to 10^8 (odd, not a multiple of 5): start + i*step mod 10^8 visits every
+# serial once, so the resis are distinct and scattered without remembering them.
+SERIAL_STEP = 61_803_399
+K = TrackingEventKind
+# A parcel's timeline by how far it got (hours after the order), latest last.
+TRAILS = (
+    ((K.PICKED_UP, 2),),
+    ((K.PICKED_UP, 2), (K.AT_HUB, 8), (K.DEPARTED_HUB, 12)),
+    (
+        (K.PICKED_UP, 2),
+        (K.AT_HUB, 8),
+        (K.DEPARTED_HUB, 12),
+        (K.AT_HUB, 30),
+        (K.OUT_FOR_DELIVERY, 40),
+        (K.DELIVERED, 46),
+    ),
+)
+TRAIL_MIX = (0, 1, 1, 2, 2, 2, 2, 2, 2, 2)  # 10 % picked up, 20 % in transit, 70 % delivered
+HUBS = ("Jakarta", "Hub Cakung, Jakarta", "Hub Surabaya", "Surabaya")
+WIB = 7 * 60
+
+
+def _free_resis(conn, rng: random.Random, n: int, chunk: int):
+    """`n` distinct resi that no order has yet, scattered like real ones (not a counter).
+
+    Candidates come a chunk at a time; the few an earlier load already used are skipped
+    with one lookup per chunk, so nothing grows with `n`.
+    """
     prefix = shipments.random_resi()[:2]
-    for serial in rng.sample(range(10**8), n + len(taken)):
-        resi = shipments.make_resi(serial, prefix)
-        if resi not in taken:
-            yield resi
+    start = rng.randrange(SERIALS)
+    serial = 0
+    given = 0
+    while given < n:
+        if serial >= SERIALS:
+            raise click.ClickException("No free resi serials left.")
+        candidates = [
+            shipments.make_resi((start + k * SERIAL_STEP) % SERIALS, prefix)
+            for k in range(serial, min(serial + chunk, SERIALS))
+        ]
+        serial += len(candidates)
+        taken = set(conn.scalars(select(Order.resi).where(Order.resi.in_(candidates))))
+        for resi in candidates:
+            if resi not in taken and given < n:
+                given += 1
+                yield resi
+
+
+def _thread(n_messages, cust, staff_id, created, first_at):
+    """A ticket's messages: the customer's, notes and follow-ups, the staff reply last."""
+    thread = [(cust, False, False, created, "Mohon bantuannya, paket saya bermasalah.")]
+    reply = first_at is not None and n_messages >= 2
+    for j in range(1, n_messages - reply):
+        at = created + timedelta(seconds=10 * j)  # before any reply (≥ 1 h later)
+        if j % 2:
+            thread.append((staff_id, True, True, at, "Catatan internal: cek gudang."))
+        else:
+            thread.append((cust, False, False, at, "Ada kabar?"))
+    if reply:
+        thread.append((staff_id, True, False, first_at, "Terima kasih, kami sedang menanganinya."))
+    return thread
 
 
 def seed_bulk(
-    n_tickets: int, *, batch: int = 5000, progress: bool = False, seed: int = 42
+    n_tickets: int,
+    *,
+    n_customers: int | None = None,
+    n_messages: int = 3,
+    batch: int = 5000,
+    progress: bool = False,
+    seed: int = 42,
 ) -> BulkStats:
-    """Insert `n_tickets` tickets with ~n/5 customers, n/2 orders, 3n messages, ~2.6n events."""
+    """Insert `n_tickets` tickets with `n_customers` (default n/5) customers, n/2 orders
+    (each with 1–6 tracking events, ~5 on average), `n_messages` messages per ticket and
+    ~2.6 ticket events per ticket."""
     rng = random.Random(seed)
     started = time.perf_counter()
     roles = ensure_roles()
@@ -113,13 +184,18 @@ def seed_bulk(
         db.session.commit()
         staff_id = staff.id
 
-    n_customers = max(1, n_tickets // 5)
+    n_customers = n_customers or max(1, n_tickets // 5)
     n_orders = max(1, n_tickets // 2)
     now = utcnow()
     password = hash_password(uuid.uuid4().hex)  # one unguessable hash for every bulk account
-    ids = {m: _next_id(m) for m in (User, Order, OrderEvent, Ticket, TicketMessage, TicketEvent)}
+    ids = {
+        m: _next_id(m)
+        for m in (User, Order, OrderEvent, TrackingEvent, Ticket, TicketMessage, TicketEvent)
+    }
     stats = BulkStats(
-        counts=dict.fromkeys(("customers", "orders", "tickets", "messages", "events"), 0)
+        counts=dict.fromkeys(
+            ("customers", "orders", "tracking events", "tickets", "messages", "events"), 0
+        )
     )
     db.session.commit()
     conn = db.engine.connect()  # one connection: the SET SESSION below must stay on it
@@ -135,6 +211,13 @@ def seed_bulk(
             conn.execute(table.insert(), rows)
 
     total = n_customers + n_orders + n_tickets
+
+    def owner(i: int) -> int:
+        """The customer of the i-th order: scattered, computed (no table held in memory)."""
+        return first_customer + (i * 2_654_435_761) % n_customers
+
+    # Ticket batches hold about `batch` messages: memory per batch stays the same.
+    ticket_batch = max(1, batch * 3 // max(3, n_messages))
     bar = click.progressbar(length=total, label="seed-bulk", hidden=not progress)
     with bar:
         first_customer = ids[User]
@@ -164,13 +247,13 @@ def seed_bulk(
             bar.update(len(users))
 
         first_order, first_oevent = ids[Order], ids[OrderEvent]
-        order_owner: dict[int, tuple[int, int]] = {}
-        resis = _free_resis(rng, n_orders)
+        next_tracking = ids[TrackingEvent]
+        resis = _free_resis(conn, rng, n_orders, batch)
         for start in range(0, n_orders, batch):
-            orders, events = [], []
+            orders, events, tracking = [], [], []
             for i in range(start, min(start + batch, n_orders)):
                 oid = first_order + i
-                cust = first_customer + rng.randrange(n_customers)
+                cust = owner(i)
                 product = rng.choice(services)
                 weight = (
                     Decimal(
@@ -181,7 +264,27 @@ def seed_bulk(
                     )
                     / 10
                 )
-                created = now - timedelta(days=rng.randint(1, 365), minutes=rng.randint(0, 1440))
+                created = now - timedelta(days=rng.randint(3, 365), minutes=rng.randint(0, 1440))
+                trail = TRAILS[rng.choice(TRAIL_MIX)]
+                for step, (kind, hours) in enumerate(trail):
+                    tracking.append(
+                        {
+                            "id": next_tracking,
+                            "order_id": oid,
+                            "event": kind.value,
+                            "occurred_at": created + timedelta(hours=hours),
+                            "utc_offset": WIB,
+                            "location": HUBS[min(step, len(HUBS) - 1)],
+                            "note": "",
+                            "source": TrackingSource.SEED.value,
+                            "actor_id": None,
+                            "recorded_at": created + timedelta(hours=hours),
+                        }
+                    )
+                    next_tracking += 1
+                last_kind, last_hours = trail[-1]
+                last_at = created + timedelta(hours=last_hours)
+                status = shipments.EVENT_STATUS[last_kind]
                 orders.append(
                     {
                         "id": oid,
@@ -195,10 +298,12 @@ def seed_bulk(
                         "receiver_name": "Penerima",
                         "receiver_phone": "",
                         "notes": "",
-                        "status": OrderStatus.DELIVERED.value,
+                        "status": status.value,
                         "price": product.price_for(weight),
+                        "last_event": last_kind.value,
+                        "last_event_at": last_at,
                         "created_at": created,
-                        "updated_at": created,
+                        "updated_at": last_at,
                     }
                 )
                 events.append(
@@ -206,31 +311,33 @@ def seed_bulk(
                         "id": first_oevent + i,
                         "order_id": oid,
                         "actor_id": None,
-                        "from_status": None,
-                        "to_status": OrderStatus.DELIVERED.value,
+                        "from_status": OrderStatus.PLACED.value,
+                        "to_status": status.value,
                         "note": "",
-                        "created_at": created,
+                        "created_at": last_at,
                     }
                 )
-                order_owner[oid] = (cust, product.id)
             insert(Order, orders)
             insert(OrderEvent, events)
+            insert(TrackingEvent, tracking)
             conn.commit()
             stats.counts["orders"] += len(orders)
+            stats.counts["tracking events"] += len(tracking)
             bar.update(len(orders))
 
         first_ticket, next_msg, next_event = ids[Ticket], ids[TicketMessage], ids[TicketEvent]
         kinds, priorities = list(TicketKind), list(Priority)
-        for start in range(0, n_tickets, batch):
+        for start in range(0, n_tickets, ticket_batch):
             ticket_rows, messages, events = [], [], []
-            for i in range(start, min(start + batch, n_tickets)):
+            for i in range(start, min(start + ticket_batch, n_tickets)):
                 tid = first_ticket + i
                 created = now - timedelta(days=rng.randint(0, 365), minutes=rng.randint(0, 1440))
                 status = rng.choice(STATUS_MIX)
-                order_id = first_order + rng.randrange(n_orders) if rng.random() < 0.5 else None
+                order_index = rng.randrange(n_orders) if rng.random() < 0.5 else None
+                order_id = None if order_index is None else first_order + order_index
                 cust = (
-                    order_owner[order_id][0]
-                    if order_id
+                    owner(order_index)
+                    if order_index is not None
                     else first_customer + rng.randrange(n_customers)
                 )
                 dept = None if status is TicketStatus.PROGRESS else rng.choice(departments)
@@ -270,22 +377,8 @@ def seed_bulk(
                         "version_id": 1,
                     }
                 )
-                thread = [(cust, False, False, created, "Mohon bantuannya, paket saya bermasalah.")]
-                thread.append(
-                    (
-                        staff_id,
-                        True,
-                        True,
-                        created + timedelta(minutes=30),
-                        "Catatan internal: cek gudang.",
-                    )
-                )
-                if first_at:
-                    thread.append(
-                        (staff_id, True, False, first_at, "Terima kasih, kami sedang menanganinya.")
-                    )
-                else:
-                    thread.append((cust, False, False, created + timedelta(hours=1), "Ada kabar?"))
+                thread = _thread(n_messages, cust, staff_id, created, first_at)
+                ticket_rows[-1]["last_message_at"] = max(last, thread[-1][3])
                 for author, from_staff, internal, at, body in thread:
                     messages.append(
                         {
@@ -359,7 +452,10 @@ def seed_bulk(
         conn.execute(text("SET SESSION foreign_key_checks = 1, unique_checks = 1"))
         # Fresh statistics, or the optimizer plans the list queries on an empty table's.
         conn.execute(
-            text("ANALYZE TABLE user, customer_order, ticket, ticket_message, ticket_event")
+            text(
+                "ANALYZE TABLE user, customer_order, tracking_event, ticket, ticket_message,"
+                " ticket_event"
+            )
         )
     conn.close()
     db.session.commit()  # end the session's snapshot, so it sees the rows just written

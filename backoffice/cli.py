@@ -61,13 +61,29 @@ def seed_command(demo: bool):
 
 @click.command("seed-bulk")
 @click.option("--tickets", "n_tickets", type=click.IntRange(1, 10_000_000), required=True)
+@click.option(
+    "--customers",
+    "n_customers",
+    type=click.IntRange(1, 10_000_000),
+    help="Customers to create (default: one per five tickets).",
+)
+@click.option(
+    "--messages",
+    "n_messages",
+    type=click.IntRange(1, 100),
+    default=3,
+    show_default=True,
+    help="Messages per ticket.",
+)
 @click.option("--batch", type=click.IntRange(100, 100_000), default=5000, show_default=True)
 @with_appcontext
-def seed_bulk_command(n_tickets: int, batch: int):
-    """Bulk synthetic customers, orders, tickets, messages and events for benchmarks."""
+def seed_bulk_command(n_tickets: int, n_customers: int | None, n_messages: int, batch: int):
+    """Bulk synthetic customers, orders with tracking events, tickets, messages and events."""
     from .bulk import seed_bulk
 
-    stats = seed_bulk(n_tickets, batch=batch, progress=True)
+    stats = seed_bulk(
+        n_tickets, n_customers=n_customers, n_messages=n_messages, batch=batch, progress=True
+    )
     click.echo(
         "inserted "
         + ", ".join(f"{v:,} {k}" for k, v in stats.counts.items())

@@ -23,6 +23,7 @@ RATE_LIMITS = (
     "RATELIMIT_WHATSAPP_WEBHOOK",
     "RATELIMIT_PASSWORD_ACCOUNT",
     "RATELIMIT_ORDER",
+    "RATELIMIT_FAQ_VOTE_ENTRY",
 )
 
 
@@ -136,6 +137,8 @@ class Config:
     RATELIMIT_TICKET_REPLY = "30 per 10 minutes"
     # Per address: generous, as phones on one carrier often share an address (CGNAT).
     RATELIMIT_FAQ_VOTE = "120 per hour"
+    # Anonymous answers counted per entry and address (the session cookie can be cleared).
+    RATELIMIT_FAQ_VOTE_ENTRY = "1 per day"
     RATELIMIT_TRACK = "30 per minute;300 per hour"  # public /track, per address
     # Meta delivers from a handful of addresses: generous, a flood guard only.
     RATELIMIT_WHATSAPP_WEBHOOK = "1200 per minute"

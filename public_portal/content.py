@@ -14,7 +14,9 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from flask_limiter.util import get_remote_address
 from flask_login import current_user
+from limits import parse
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -173,6 +175,24 @@ def faq_suggest():
     return resp
 
 
+def _first_anonymous_vote_here(entry_id: int) -> bool:
+    """Anonymous answers count once per entry and address (RATELIMIT_FAQ_VOTE_ENTRY), not
+    once per session: a cleared cookie is not a second voter. Signed-in answers are counted
+    per account (domain.faq.vote). Fails open (counts) if the limit storage fails."""
+    if current_user.is_authenticated or not limiter.enabled:
+        return True
+    try:
+        return limiter.limiter.hit(
+            parse(current_app.config["RATELIMIT_FAQ_VOTE_ENTRY"]),
+            "faq-vote-entry",
+            get_remote_address(),
+            str(entry_id),
+        )
+    except Exception:  # noqa: BLE001 (Redis down: the vote is counted, with a log line)
+        current_app.logger.warning("FAQ vote: rate-limit storage failed", exc_info=True)
+        return True
+
+
 def _signed_in():
     return current_user if current_user.is_authenticated else None
 
@@ -197,7 +217,7 @@ def faq_vote(entry_id: int):
     target = safe_next(form.next.data, url_for("portal.faq")).split("#")[0] + anchor
     voted = list(session.get("faq_voted", []))
     counted = False
-    if entry_id not in voted:
+    if entry_id not in voted and _first_anonymous_vote_here(entry_id):
         try:
             counted = faqs.vote(entry, form.helpful.data == "yes", _signed_in())
             db.session.commit()

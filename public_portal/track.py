@@ -144,3 +144,9 @@ def track_one(resi: str):
 def local_time(at, offset: int) -> str:
     """An event's time where it happened (templates of the portal and the desk)."""
     return shipments.local_time(at, offset)
+
+
+@bp.app_template_global("shipment_of")
+def shipment_of(order) -> shipments.Shipment:
+    """The live tracking of a ticket's order (the desk and the customer's ticket page)."""
+    return shipments.shipment(order)

@@ -88,3 +88,24 @@ def test_ordering_is_limited_per_account(limited_app, db):
     assert codes == [302, 302, 429]
     b.client.environ_base["REMOTE_ADDR"] = "10.9.9.9"  # a new address is the same account
     assert b.post("/orders/new", ORDER).status_code == 429
+
+
+def _vote(app, entry_id, addr):
+    b = Browser(app.test_client())  # a fresh client: no session, no cookie
+    b.client.environ_base["REMOTE_ADDR"] = addr
+    return b.post(f"/faq/{entry_id}/vote", {"helpful": "yes"}, form_url="/faq")
+
+
+def test_anonymous_faq_votes_count_once_per_address_not_per_session(limited_app, db):
+    from sqlalchemy import select
+
+    from backoffice.models import FaqEntry
+
+    app = limited_app()
+    entry = db.session.scalar(select(FaqEntry).where(FaqEntry.published.is_(True)))
+    before = entry.helpful_yes
+    db.session.commit()
+    for addr in ("10.5.0.1", "10.5.0.1", "10.5.0.1", "10.5.0.2"):
+        assert _vote(app, entry.id, addr).status_code == 302
+    db.session.expire_all()
+    assert db.session.get(FaqEntry, entry.id).helpful_yes == before + 2  # one per address

@@ -7,7 +7,7 @@ import pytest
 
 from backoffice.domain import shipments
 from backoffice.domain.shipments import EventIn
-from backoffice.models import TrackingSource
+from backoffice.models import TicketStatus, TrackingSource
 
 from .portal_support import text
 
@@ -149,3 +149,23 @@ def test_without_javascript_the_faq_search_shows_the_parcel_first(client, make, 
     page = text(client.get(f"/faq?q=resi {order.resi}", headers={"Accept-Language": "en"}))
     assert f'href="/track/{order.resi}"' in page
     assert page.index(order.resi) < page.index("Delivery failed, Bandung") + 200
+
+
+def test_a_ticket_about_a_parcel_shows_its_timeline_to_staff_and_customer(login_as, make, db):
+    from backoffice.domain import permissions as perm
+
+    from .portal_support import customer
+
+    b, user = customer(login_as)
+    order = make.order(user)
+    shipments.record_events(
+        [EventIn(order.resi, "at_hub", "2026-11-20T15:00:00+07:00", "Hub Bandung")],
+        source=TrackingSource.IMPORT,
+    )
+    ticket = make.ticket(TicketStatus.TEAM, customer=user, order=order)
+    db.session.commit()
+    mine = text(b.get(f"/tickets/{ticket.number}", headers={"Accept-Language": "en"}))
+    assert "Hub Bandung" in mine and "20 Nov 2026 15:00 WIB" in mine
+    staff, _user = login_as(perm.CUSTOMER_SERVICE, locale="en")
+    desk = text(staff.get(f"/admin/tickets/desk/{ticket.number}/"))
+    assert 'id="tracking-timeline"' in desk and "Hub Bandung" in desk

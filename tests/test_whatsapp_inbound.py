@@ -254,3 +254,15 @@ def test_the_message_time_is_whatsapps(whatsapp, client, db):
     process(db)
     (msg,) = messages(db)
     assert abs((msg.created_at - (utcnow() - timedelta(hours=1))).total_seconds()) < 60
+
+
+def test_the_phone_key_follows_every_change_of_the_phone(db, make):
+    user = make.user(phone="0812-3456-7890")
+    assert user.phone_key == "+6281234567890"
+    user.phone = "+62 813 1111 2222"  # the account page, the admin's People form
+    assert user.phone_key == "+6281311112222"
+    user.phone = "bukan nomor"
+    assert user.phone_key is None
+    user.phone = None
+    db.session.flush()
+    assert user.phone_key is None
