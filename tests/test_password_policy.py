@@ -109,3 +109,34 @@ def test_reset_with_a_token_holds_staff_to_the_staff_rule(client, make, db):
     )
     assert ok.status_code == 302
     assert verify_password(strong, _user(db, staff.email).password)
+
+
+def test_the_staff_screen_holds_new_staff_to_the_staff_rule(login_as, db):
+    """A staff password set by the master admin meets the same rule as one the staff
+    member chooses: a customer-grade password is refused with the reason, nothing saved."""
+    from .test_admin_people import staff_form
+
+    b, _ = login_as(perm.MASTER_ADMIN, locale="en")
+    for weak in ("password1234", "agenbaru2026"):
+        resp = b.post(
+            "/admin/staff/new/", staff_form(db, new_password=weak), form_url="/admin/staff/new/"
+        )
+        assert resp.status_code == 200
+        assert "This password is refused because" in text(resp)
+    assert db.session.scalar(select(User).where(User.email == "agen.baru@carebox.example")) is None
+    resp = b.post("/admin/staff/new/", staff_form(db), form_url="/admin/staff/new/")
+    assert resp.status_code == 302
+    assert _user(db, "agen.baru@carebox.example") is not None
+
+
+def test_staff_create_holds_the_staff_rule(runner, db):
+    from backoffice.cli import staff_group
+
+    args = ["weak@example.com", "--role", perm.CUSTOMER_SERVICE, "--name", "Weak"]
+    refused = runner.invoke(staff_group, ["create", *args, "--password", "kucingku77"])
+    assert (
+        refused.exit_code != 0 and "Password refused" in refused.output and "12" in refused.output
+    )
+    assert db.session.scalar(select(User).where(User.email == "weak@example.com")) is None
+    taken = runner.invoke(staff_group, ["create", *args, "--password", "kuda-biru-lampu-hujan-7"])
+    assert taken.exit_code == 0, taken.output

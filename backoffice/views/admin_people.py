@@ -21,6 +21,7 @@ from ..domain import worktime
 from ..extensions import db
 from ..models import Department, Role, TicketKind, User
 from ..models.base import utcnow
+from ..passwords import password_problems
 from .base import SecureModelView, enum_label
 from .fields import EnumSelectField, Pattern, to_choices
 from .formatting import datetime_text
@@ -153,6 +154,13 @@ class StaffUserView(SecureModelView):
             raise ValidationError(_("A new account needs a password."))
         if password and len(password) < minimum:
             raise ValidationError(_("The password needs at least %(n)d characters.", n=minimum))
+        if password:
+            # Staff passwords meet the staff rule (backoffice/passwords.py), set here or anywhere.
+            problems = password_problems(
+                password, staff=True, context=[form.email.data or "", form.name.data or ""]
+            )
+            if problems:
+                raise ValidationError(problems[0])
         if not is_created and model.id == current_user.id:
             if not model.active:
                 raise ValidationError(_("You cannot deactivate your own account."))
