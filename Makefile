@@ -27,14 +27,15 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 ## Serve the app on SQLite with demo data at http://127.0.0.1:$(PORT)
+# Links in emails point at this server, on this port (unless CAREBOX_BASE_URL says else),
+# the demo seed's emails included.
+run: export CAREBOX_BASE_URL ?= http://127.0.0.1:$(PORT)
 run: install translations
 	$(BIN)/carebox db upgrade
 	$(BIN)/carebox seed --demo
 	@echo "carebox: http://127.0.0.1:$(PORT)/  (back office: http://127.0.0.1:$(PORT)/admin/)"
 	@echo "mail worker: beside the server; with no MAIL_SERVER each email is printed here"
-	@# Links in emails point at this server, on this port (unless CAREBOX_BASE_URL says else).
-	@export CAREBOX_BASE_URL="$${CAREBOX_BASE_URL:-http://127.0.0.1:$(PORT)}"; \
-	  trap 'kill $$worker $$exports 2>/dev/null' EXIT; \
+	@trap 'kill $$worker $$exports 2>/dev/null' EXIT; \
 	  $(BIN)/carebox outbox send --loop --interval 2 & worker=$$!; \
 	  $(BIN)/carebox exports run --loop --interval 2 & exports=$$!; \
 	  $(BIN)/carebox run --host 127.0.0.1 --port $(PORT)

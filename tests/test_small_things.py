@@ -5,6 +5,7 @@ email links on the port `make run PORT=…` serves, the demo staff named like pe
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -72,16 +73,36 @@ def test_public_pages_have_a_description_in_the_page_language(client):
     assert len(seen) >= 4  # the pages say what each is, not one sentence everywhere
 
 
-def test_make_run_builds_email_links_on_its_own_port():
-    dry = subprocess.run(
-        ["make", "-n", "run", "PORT=5123"],  # noqa: S607 (make, as people run it)
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert 'CAREBOX_BASE_URL="${CAREBOX_BASE_URL:-http://127.0.0.1:5123}"' in dry
-    assert "--port 5123" in dry
+def test_make_run_builds_email_links_on_its_own_port(tmp_path):
+    """`make run PORT=…` runs every command, the demo seed's included (its emails hold
+    links), with CAREBOX_BASE_URL on that port: the recipe run for real, with stand-ins
+    for the venv's programs that say what they were given."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for name in ("carebox", "pybabel", "pip", "python"):
+        tool = fake / name
+        tool.write_text(f'#!/bin/sh\necho "{name} $CAREBOX_BASE_URL $*"\n')
+        tool.chmod(0o755)
+
+    def make_run(env) -> str:
+        return subprocess.run(  # noqa: S603 (a fixed argv: make, as people run it)
+            ["make", "-s", "run", "PORT=5123", f"BIN={fake}"],  # noqa: S607
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
+
+    env = {k: v for k, v in os.environ.items() if k != "CAREBOX_BASE_URL"}
+    ran = make_run(env)
+    calls = [line for line in ran.splitlines() if line.startswith("carebox ")]
+    assert any("seed --demo" in line for line in calls), ran
+    assert any("run --host 127.0.0.1 --port 5123" in line for line in calls), ran
+    assert all(line.split()[1] == "http://127.0.0.1:5123" for line in calls), calls
+    # A base URL given by the person running it wins.
+    ran = make_run({**env, "CAREBOX_BASE_URL": "https://care.example"})
+    assert "carebox https://care.example seed --demo" in ran, ran
 
 
 def test_demo_staff_have_peoples_names(app, db, runner):
