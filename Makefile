@@ -98,9 +98,12 @@ bench: install-test
 	$(BIN)/python bench/announcement_queueing.py
 	$(BIN)/python bench/whatsapp_webhook.py
 	$(BIN)/python bench/galera_cluster.py
+	$(BIN)/python bench/mail_receive.py
+	$(BIN)/python bench/sla_worktime.py
 	@if [ -n "$$DATABASE_URL" ]; then \
-	  $(BIN)/python bench/ticket_queries.py && $(BIN)/python bench/admin_pages.py; \
-	else echo "ticket_queries.py, admin_pages.py: set DATABASE_URL to a database filled by carebox seed-bulk"; fi
+	  $(BIN)/python bench/ticket_queries.py && $(BIN)/python bench/admin_pages.py && \
+	  $(BIN)/python bench/desk_queues.py && $(BIN)/python bench/export_job.py; \
+	else echo "ticket_queries.py, admin_pages.py, desk_queues.py, export_job.py: set DATABASE_URL to a database filled by carebox seed-bulk"; fi
 
 clean:
 	rm -rf $(VENV) node_modules instance .pytest_cache .ruff_cache
