@@ -16,14 +16,15 @@ _SPACES = re.compile(r"\s+")
 
 
 def clean_text(value):
-    """Multi-line text: NFC, no control bytes (newlines and tabs stay), trimmed."""
-    if value is None:
+    """Multi-line text: NFC, no control bytes (newlines and tabs stay), trimmed. What a
+    field already parsed into something else (a clock field's minutes) is left alone."""
+    if not isinstance(value, str):
         return value
-    value = unicodedata.normalize("NFC", str(value)).replace("\r\n", "\n")
+    value = unicodedata.normalize("NFC", value).replace("\r\n", "\n")
     return _CONTROL.sub("", value).strip()
 
 
 def one_line(value):
     """Single-line text: cleaned, every run of whitespace becomes one space."""
     value = clean_text(value)
-    return _SPACES.sub(" ", value) if value else value
+    return _SPACES.sub(" ", value) if isinstance(value, str) and value else value

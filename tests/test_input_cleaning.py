@@ -59,3 +59,13 @@ def test_portal_ticket_text_loses_bidi_overrides(login_as, db):
     db.session.commit()
     ticket = db.session.scalar(select(Ticket).where(Ticket.customer_id == user.id))
     assert ticket.subject == "Paket gpj.exe"
+
+
+def test_a_value_a_field_already_parsed_is_left_alone():
+    """The back office cleans every text field; a field that parsed its text into a number
+    (business hours' HH:MM → minutes) must keep the number: "1200" < "480" as text, which let
+    a shift ending before it started through to the database's CHECK."""
+    from backoffice.cleaning import clean_text, one_line
+
+    assert clean_text(1200) == 1200 and one_line(480) == 480 and clean_text(None) is None
+    assert one_line(" a\u202eb \n c ") == "ab c"

@@ -9,7 +9,7 @@ from flask import abort, flash, redirect, request, url_for
 from flask_admin.contrib.sqla import ModelView
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from wtforms import HiddenField
 
 from ..domain import DomainError
@@ -207,6 +207,10 @@ class SecureModelView(StaffAccessMixin, ModelView):
         return super().update_model(form, model)
 
     def handle_view_exception(self, exc: Exception) -> bool:
+        if isinstance(exc, DBAPIError):
+            # Before any flash: its translation may read the user's language from the
+            # database, which a failed flush leaves unusable until the rollback.
+            db.session.rollback()
         if isinstance(exc, DomainError):
             flash(str(exc), "error")
             return True
