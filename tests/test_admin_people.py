@@ -349,4 +349,3 @@ def test_two_admins_editing_one_product_cannot_overwrite_each_other(login_as, db
     db.session.expire_all()
     product = db.session.get(Product, product.id)
     assert (product.base_price, product.name_en) == (9500, "Regular Plus")
-
