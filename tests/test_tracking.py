@@ -268,3 +268,23 @@ def test_others_cannot_add_events(login_as, make, db, role):
     )
     assert resp.status_code in (403, 404)
     assert shipments.timeline(order) == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "age", "warrants"),
+    [
+        (K.OUT_FOR_DELIVERY, timedelta(hours=1), True),
+        (K.DELIVERED, timedelta(hours=1), True),
+        (K.DELIVERY_FAILED, timedelta(days=1), True),
+        ("delivered", timedelta(0), True),
+        (K.DELIVERED, timedelta(days=3), False),  # history, not news
+        (K.PICKED_UP, timedelta(0), False),
+        (K.AT_HUB, timedelta(0), False),
+        (K.DEPARTED_HUB, timedelta(0), False),
+        (K.RETURNED, timedelta(0), False),
+        (K.ON_HOLD, timedelta(0), False),
+        ("no_such_event", timedelta(0), False),
+    ],
+)
+def test_which_events_warrant_a_customer_notification(kind, age, warrants):
+    assert shipments.warrants_customer_notification(kind, NOW - age, now=NOW) is warrants

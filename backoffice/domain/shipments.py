@@ -236,6 +236,12 @@ ZONES = {420: "WIB", 480: "WITA", 540: "WIT"}
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 INSERTED, UNCHANGED, REFUSED = "inserted", "unchanged", "refused"
+# What the parcel's customer is told about, by email and on WhatsApp (each channel asks
+# the customer's own consent): the last leg, when someone has to be at home.
+CUSTOMER_NOTICE_KINDS = frozenset({K.OUT_FOR_DELIVERY, K.DELIVERED, K.DELIVERY_FAILED})
+# An event reported later than this (a backfill, an old file imported again) is history,
+# not news: nobody is emailed that their parcel was out for delivery last week.
+NOTICE_MAX_AGE = timedelta(days=2)
 
 
 @dataclass(slots=True)
@@ -334,6 +340,26 @@ def _check(index: int, item: EventIn, now: datetime) -> _Clean | EventResult:
             ),
         )
     return _Clean(index, resi, kind, at, offset, location, note)
+
+
+def warrants_customer_notification(
+    kind: TrackingEventKind | str,
+    occurred_at: datetime | None = None,
+    *,
+    now: datetime | None = None,
+) -> bool:
+    """Whether a newly recorded event is one to tell the parcel's customer about: out for
+    delivery, delivered or a failed delivery, and (given its UTC `occurred_at`) no older
+    than NOTICE_MAX_AGE. The one rule for every channel: the shipment email and the
+    WhatsApp template notification both ask it; consent is then each channel's own.
+    An unknown kind warrants nothing."""
+    try:
+        kind = TrackingEventKind(kind)
+    except ValueError:
+        return False
+    if kind not in CUSTOMER_NOTICE_KINDS:
+        return False
+    return occurred_at is None or occurred_at >= (now or utcnow()) - NOTICE_MAX_AGE
 
 
 def _newer(at: datetime, kind: TrackingEventKind, than_at, than_kind) -> bool:
