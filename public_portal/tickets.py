@@ -467,7 +467,7 @@ def attachment(attachment_id: int):
         if staff_copy is not None:
             message = db.session.get(TicketMessage, staff_copy.message_id)
             ticket = db.session.get(Ticket, message.ticket_id)
-            if perm.can_see_ticket(current_user, ticket):
+            if perm.can_open_at_desk(current_user, ticket):
                 found = staff_copy
     if found is None:
         abort(404)

@@ -95,14 +95,16 @@ def test_internal_note_keeps_the_status(login_as, make, db):
 
 
 def test_department_admin_reply_sends_the_ticket_out_of_their_list(login_as, make, db):
+    """…but not out of their desk (DESIGN §1; tests/test_desk_traps.py has the rest)."""
     t = make.ticket("team", department="OPS")
     db.session.commit()
     b, _ = login_as(perm.ADMIN_DEPARTMENT, department="OPS", locale="en")
     resp = act(b, t.number, "reply", body="Sudah kami proses.", visibility="public")
     assert resp.status_code == 302
-    assert resp.headers["Location"].endswith("/admin/tickets/team/")
-    page = b.get("/admin/tickets/team/").get_data(as_text=True)
-    assert "has left your lists" in flashes(page)
+    assert resp.headers["Location"].endswith(desk(t.number))
+    page = b.get(resp.headers["Location"]).get_data(as_text=True)
+    assert "has left your list" in flashes(page)
+    assert t.number not in b.get("/admin/tickets/team/").get_data(as_text=True)
     assert reload(t).status is TicketStatus.RESPONDED
 
 

@@ -102,6 +102,11 @@ def store(stream: BinaryIO, filename: str) -> TicketAttachment:
     )
 
 
+def is_image(attachment: TicketAttachment) -> bool:
+    """Whether the conversation shows `attachment` as a picture (JPEG, PNG)."""
+    return attachment.content_type in ("image/jpeg", "image/png")
+
+
 def send(attachment: TicketAttachment):
     """The file as a response: images inline, PDFs as a download; never sniffed as HTML."""
     path = _folder() / attachment.storage_key

@@ -3,15 +3,18 @@
 Code checks permissions, never role names. `visible_tickets` is the one query
 that scopes tickets for the back office; `can_see_ticket` is its in-memory twin
 (kept next to it so the two cannot drift apart unnoticed: tests compare them).
+The desk reaches a little further than the lists (`desk_tickets`,
+`can_open_at_desk`, DESIGN §1), and `may` is the per-action rule on top of both.
 """
 
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Select, and_, false, or_, select
+from sqlalchemy import Select, and_, exists, false, or_, select
 
 from ..extensions import db
-from ..models import Order, Role, Ticket, TicketStatus, User, roles_users
+from ..models import Order, Role, Ticket, TicketMessage, TicketStatus, User, roles_users
+from ..models.enums import OPEN_STATUSES
 
 MASTER_ADMIN = "master_admin"
 ADMIN_DEPARTMENT = "admin_department"
@@ -165,6 +168,73 @@ def can_see_ticket(user: User | None, ticket: Ticket) -> bool:
         and ticket.status == TicketStatus.TEAM
         and ticket.department_id == user.department_id
     )
+
+
+# What may be done on a ticket reached only at the desk (not in one's lists): read
+# it (the desk, its poll and files) and add internal notes. DESIGN §1.
+DESK_ONLY_PERMISSIONS = frozenset({TICKET_NOTE})
+
+
+def _reaches_worked_on(user: User | None) -> bool:
+    """Whether `user` is a department admin whose desk also reaches the open tickets
+    of their department that they worked on (wrote a reply or a note on)."""
+    return bool(
+        has(user, TICKETS_DEPARTMENT)
+        and not has(user, TICKETS_ALL)
+        and user.department_id is not None
+    )
+
+
+def _worked_on_clause(user: User):
+    return and_(
+        Ticket.status.in_(OPEN_STATUSES),
+        Ticket.department_id == user.department_id,
+        exists().where(TicketMessage.ticket_id == Ticket.id, TicketMessage.author_id == user.id),
+    )
+
+
+def desk_scope(user: User | None):
+    """The WHERE clause of the tickets `user` may open at the desk: those of their
+    lists, plus (department admins) their department's open tickets they worked on,
+    so a reply that moves one to Responded does not lock them out of the answer."""
+    if _reaches_worked_on(user):
+        return or_(ticket_scope(user), _worked_on_clause(user))
+    return ticket_scope(user)
+
+
+def desk_tickets(user: User | None) -> Select:
+    """SELECT of the tickets `user` may open at the desk (read, and `may`'s actions)."""
+    return select(Ticket).where(desk_scope(user))
+
+
+def can_open_at_desk(user: User | None, ticket: Ticket) -> bool:
+    """In-memory twin of `desk_scope` for one loaded ticket (one EXISTS query for a
+    department admin's ticket outside their list, none otherwise)."""
+    if can_see_ticket(user, ticket):
+        return True
+    if not _reaches_worked_on(user):
+        return False
+    if ticket.status not in OPEN_STATUSES or ticket.department_id != user.department_id:
+        return False
+    return bool(
+        db.session.scalar(
+            select(
+                exists().where(
+                    TicketMessage.ticket_id == ticket.id, TicketMessage.author_id == user.id
+                )
+            )
+        )
+    )
+
+
+def may(user: User | None, ticket: Ticket, permission: str) -> bool:
+    """The per-action rule: on a ticket of one's lists, whatever one's role grants; on
+    a ticket reached only at the desk, only DESK_ONLY_PERMISSIONS (read and note)."""
+    if not has(user, permission):
+        return False
+    if can_see_ticket(user, ticket):
+        return True
+    return permission in DESK_ONLY_PERMISSIONS and can_open_at_desk(user, ticket)
 
 
 def owns_ticket(user: User | None, ticket: Ticket) -> bool:

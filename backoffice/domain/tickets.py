@@ -53,12 +53,14 @@ __all__ = [
     "assign",
     "can_transition",
     "dispatch",
+    "escalate",
     "file_ticket",
     "finish",
     "post_message",
     "rate",
     "reopen",
     "set_priority",
+    "staff_rating",
 ]
 
 P, T, R, F = (
@@ -133,7 +135,7 @@ def _may(actor: User | None, ticket: Ticket, action: Action, now: datetime) -> b
             return ticket.finished_at is not None and now - ticket.finished_at <= REOPEN_WINDOW
         return True
     permission = STAFF_PERMISSION.get(action)
-    return bool(permission and perm.has(actor, permission) and perm.can_see_ticket(actor, ticket))
+    return bool(permission and perm.may(actor, ticket, permission))
 
 
 def can_transition(
@@ -430,10 +432,18 @@ def dispatch(
     note: str = "",
     expected_version: int | None = None,
     now: datetime | None = None,
+    only: Action | None = None,
 ) -> TicketEvent:
-    """Send a ticket to `department`: dispatch from progress, escalate from team/responded."""
+    """Send a ticket to `department`: dispatch from progress, escalate from team/responded.
+
+    `only` (Action.DISPATCH or Action.ESCALATE) refuses the other one: a bulk action
+    named "escalate" must not dispatch a Progress ticket, nor "dispatch" escalate."""
     now = now or utcnow()
     action = Action.DISPATCH if ticket.status is P else Action.ESCALATE
+    if only is Action.ESCALATE and action is not only:
+        raise DomainError(_("A Progress ticket is dispatched, not escalated."))
+    if only is Action.DISPATCH and action is not only:
+        raise DomainError(_("Only a Progress ticket is dispatched; this one is escalated."))
     _check(ticket, actor, action, expected_version, now)
     if ticket.status is F:
         raise DomainError(_("A finished ticket cannot be dispatched; reopen it first."))
@@ -451,6 +461,11 @@ def dispatch(
     _flush(ticket, now)
     notifications.ticket_reached_department(ticket, actor)
     return ev
+
+
+def escalate(ticket: Ticket, department: Department, actor: User, **kwargs) -> TicketEvent:
+    """Move a Team or Responded ticket to (another) department; never a Progress one."""
+    return dispatch(ticket, department, actor, only=Action.ESCALATE, **kwargs)
 
 
 @_operation
@@ -589,3 +604,10 @@ def rate(
     ticket.rating, ticket.rating_comment, ticket.rated_at = score, comment or None, now
     _move(ticket, actor, Action.RATE, EventAction.RATED, note=str(score), now=now)
     _flush(ticket, now)
+
+
+def staff_rating():
+    """The rating as staff and department averages count it (SQL): a ticket nobody
+    answered (no staff reply before the customer closed and rated it) rates no one's
+    handling, so it counts as unrated. The rating itself stays on the ticket."""
+    return case((Ticket.first_response_at.is_not(None), Ticket.rating), else_=None)

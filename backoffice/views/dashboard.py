@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 
 from ..domain import permissions as perm
 from ..domain import sla
+from ..domain.tickets import staff_rating
 from ..extensions import db
 from ..i18n import TranslatedForm
 from ..models import Department, Ticket, TicketKind, TicketStatus
@@ -161,7 +162,8 @@ class Chart:
 
 def master_figures(today: date | None = None) -> dict:
     """Tickets created in the last 30 local days: per day by status, kind and department;
-    median first-response and resolution times; average rating.
+    median first-response and resolution times; average rating (`staff_rating`: not
+    the ratings of tickets no staff member answered).
 
     Four statements: one grouped pass (day × status × kind × department, with the
     ratings) that the three charts, the total and the average are summed from in
@@ -176,7 +178,7 @@ def master_figures(today: date | None = None) -> dict:
     day = local_day(Ticket.created_at, offset_minutes())
     groups = (day, Ticket.status, Ticket.kind, Ticket.department_id)
     rows = db.session.execute(
-        select(*groups, func.count(), func.count(Ticket.rating), func.sum(Ticket.rating))
+        select(*groups, func.count(), func.count(staff_rating()), func.sum(staff_rating()))
         .where(window)
         .group_by(*groups)
     ).all()

@@ -69,6 +69,10 @@ from .fields import to_choices
 from .tickets import LIST_ENDPOINTS
 
 POLL_BATCH = 50
+# The actions of the desk's "Actions" card (replies and notes are under the conversation).
+CARD_ACTIONS = frozenset(
+    {Action.DISPATCH, Action.ESCALATE, Action.PRIORITY, Action.ASSIGN, Action.FINISH, Action.REOPEN}
+)
 
 
 def presence_text(people) -> str:
@@ -98,9 +102,9 @@ class TicketDeskView(StaffAccessMixin, BaseView):
     # --- loading -------------------------------------------------------------
 
     def _ticket(self, number: str) -> Ticket:
-        """The ticket by number inside the user's scope (`visible_tickets`), else 404."""
+        """The ticket by number inside the user's desk scope (`desk_tickets`), else 404."""
         stmt = (
-            perm.visible_tickets(current_user)
+            perm.desk_tickets(current_user)
             .where(Ticket.number == number)
             .options(
                 joinedload(Ticket.customer),
@@ -181,6 +185,7 @@ class TicketDeskView(StaffAccessMixin, BaseView):
             messages=messages,
             events=events,
             allowed=allowed,
+            card_actions=bool(allowed & CARD_ACTIONS),
             Action=Action,
             forms=self._forms(ticket, allowed, **forms),
             summary=customer_summary(ticket, current_user),
@@ -205,7 +210,7 @@ class TicketDeskView(StaffAccessMixin, BaseView):
         number = (request.args.get("number") or "").strip().upper()
         if number:
             found = db.session.scalar(
-                perm.visible_tickets(current_user).where(Ticket.number == number)
+                perm.desk_tickets(current_user).where(Ticket.number == number)
             )
             if found is not None:
                 return redirect(url_for(".desk", number=found.number))
@@ -341,7 +346,17 @@ class TicketDeskView(StaffAccessMixin, BaseView):
                 return redirect(url_for(".desk", number=following, **{"from": origin}))
             flash(_("That was the last ticket of this list."), "info")
             return redirect(origin)
-        if perm.can_see_ticket(current_user, ticket):
+        if perm.can_open_at_desk(current_user, ticket):
+            if before is not ticket.status and not perm.can_see_ticket(current_user, ticket):
+                flash(
+                    _(
+                        "Ticket %(number)s is now in %(status)s and has left your list; "
+                        "while it is open you can still read it and add notes here.",
+                        number=number,
+                        status=ticket.status.label,
+                    ),
+                    "info",
+                )
             return redirect(url_for(".desk", number=number, **({"from": origin} if origin else {})))
         flash(
             _(
@@ -494,9 +509,8 @@ class TicketDeskView(StaffAccessMixin, BaseView):
         resp.headers["Cache-Control"] = "private, no-cache"
         return resp
 
-    @expose("/<number>/attachments/<int:attachment_id>")
-    def attachment(self, number: str, attachment_id: int):
-        """A file of this ticket, after the same scope check as the desk itself."""
+    def _attachment(self, number: str, attachment_id: int) -> TicketAttachment:
+        """A file of this ticket, after the same scope check as the desk itself; else 404."""
         ticket = self._ticket(number)
         if attachment_id > MAX_ID:
             abort(404)
@@ -505,6 +519,24 @@ class TicketDeskView(StaffAccessMixin, BaseView):
             .join(TicketMessage, TicketAttachment.message_id == TicketMessage.id)
             .where(TicketAttachment.id == attachment_id, TicketMessage.ticket_id == ticket.id)
         )
-        if found is None or not perm.can_see_ticket(current_user, ticket):
+        if found is None or not perm.can_open_at_desk(current_user, ticket):
+            abort(404)
+        return found
+
+    @expose("/<number>/attachments/<int:attachment_id>")
+    def attachment(self, number: str, attachment_id: int):
+        """A file of this ticket: images inline, PDFs as a download."""
+        return files.send(self._attachment(number, attachment_id))
+
+    @expose("/<number>/attachments/<int:attachment_id>/thumbnail")
+    def thumbnail(self, number: str, attachment_id: int):
+        """The picture the conversation shows for an image attachment (404 for a PDF).
+
+        The image itself, scaled by the browser into a fixed box (width/height on the
+        <img>, object-fit in admin.css): Pillow is not a dependency, and attachments are
+        at most ATTACHMENT_MAX_BYTES. Same authorization as `attachment`, so a thumbnail
+        URL refuses exactly the people the file refuses."""
+        found = self._attachment(number, attachment_id)
+        if not files.is_image(found):
             abort(404)
         return files.send(found)

@@ -28,6 +28,7 @@ from werkzeug.datastructures import MultiDict
 
 from ..domain import export_jobs
 from ..domain import permissions as perm
+from ..domain.tickets import staff_rating
 from ..extensions import csrf, db
 from ..models import Department, ExportJob, Ticket
 from ..models.base import utcnow
@@ -134,7 +135,7 @@ def summary_rows(conditions, now: datetime) -> list[dict]:
             *groups,
             func.count(),
             func.sum(case((Ticket.sla_breached(now), 1), else_=0)),
-            func.avg(Ticket.rating),
+            func.avg(staff_rating()),  # not the ratings of tickets nobody answered
         )
         .where(where)
         .group_by(*groups)

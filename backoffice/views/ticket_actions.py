@@ -120,9 +120,11 @@ class TicketActionsMixin:
         _l("Dispatch the selected tickets to the department chosen above the list?"),
     )
     def action_dispatch(self, ids):
-        """Send each selected ticket to the chosen department (dispatch or escalate)."""
+        """Send each selected Progress ticket to the chosen department."""
         return self._with_choice(
-            ids, _chosen_department, lambda t, d: lifecycle.dispatch(t, d, current_user)
+            ids,
+            _chosen_department,
+            lambda t, d: lifecycle.dispatch(t, d, current_user, only=lifecycle.Action.DISPATCH),
         )
 
     @action(
@@ -131,9 +133,9 @@ class TicketActionsMixin:
         _l("Escalate the selected tickets to the department chosen above the list?"),
     )
     def action_escalate(self, ids):
-        """Move each selected ticket to the chosen department."""
+        """Move each selected Team or Responded ticket to the chosen department."""
         return self._with_choice(
-            ids, _chosen_department, lambda t, d: lifecycle.dispatch(t, d, current_user)
+            ids, _chosen_department, lambda t, d: lifecycle.escalate(t, d, current_user)
         )
 
     @action(
