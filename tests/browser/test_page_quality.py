@@ -12,11 +12,13 @@ rule), and one test holds the checker's verdict on all of them.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -24,7 +26,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser
 
-from .support import PASSWORD, unique_email
+from .support import PASSWORD, unique_email, write_png
 
 pytestmark = pytest.mark.browser
 
@@ -67,6 +69,8 @@ SHAPES: list[tuple[str, str, str]] = [
     ("tickets-finished", "master", "/admin/tickets/finished/"),
     ("desk", "master", "/admin/tickets/desk/{ticket}/"),
     ("desk-finished", "master", "/admin/tickets/desk/{finished}/"),
+    # a department admin's desk: replies and notes only, the Actions card says so
+    ("desk-department", "department", "/admin/tickets/desk/{ticket}/"),
     ("reports", "master", "/admin/reports/"),
     ("staff", "master", "/admin/staff/"),
     ("staff-new", "master", "/admin/staff/new/"),
@@ -107,8 +111,8 @@ def _people(live_server) -> dict[str, dict]:
     """Per language: a master admin and a customer speaking it, and rows to show."""
     from sqlalchemy import select
 
+    from backoffice.domain import attachments, tickets
     from backoffice.domain import permissions as perm
-    from backoffice.domain import tickets
     from backoffice.domain.orders import place_order
     from backoffice.extensions import db
     from backoffice.models import (
@@ -163,6 +167,20 @@ def _people(live_server) -> dict[str, dict]:
             for n in range(6):  # enough to make the conversation and timeline scroll
                 tickets.post_message(ticket, master, f"Kabar ke-{n + 1}: paket di gudang.")
                 tickets.post_message(ticket, customer, f"Baik, terima kasih ({n + 1}).")
+            # The customer's photo (a thumbnail) and a PDF (its icon); assigned to the
+            # master, so the desk shows "Unassign me".
+            photo = write_png(Path(tempfile.mkdtemp()) / "paket.png")
+            with photo.open("rb") as stream:
+                files = [
+                    attachments.store(stream, "paket.png"),
+                    attachments.store(io.BytesIO(b"%PDF-1.4\n%%EOF\n"), "resi.pdf"),
+                ]
+            tickets.post_message(ticket, customer, "Ini foto paketnya.", attachments=files)
+            tickets.assign(ticket, master, master)
+            agent = ensure_user(
+                unique_email(f"ops-{lang}"), PASSWORD, perm.ADMIN_DEPARTMENT, department=department
+            )
+            agent.name, agent.locale = "Oki Operasional", lang
             finished = tickets.file_ticket(
                 customer, TicketKind.QUESTION, "Jam buka kantor", "Kantor buka jam berapa?"
             )
@@ -172,6 +190,7 @@ def _people(live_server) -> dict[str, dict]:
             rows[lang] = {
                 "master": master.email,
                 "customer": customer.email,
+                "department_admin": agent.email,
                 "ticket": ticket.number,
                 "finished": finished.number,
                 "order": order.number,
@@ -223,7 +242,7 @@ def visits(chromium: Browser, live_server, tmp_path_factory) -> dict[tuple[str, 
     only = os.environ.get("CAREBOX_PAGE_SHAPES")  # a regular expression, to look at a few
     for lang in LANGUAGES:
         pages = {}
-        for who in ("anonymous", "customer", "master"):
+        for who in ("anonymous", "customer", "master", "department"):
             context = chromium.new_context(
                 base_url=live_server.url,
                 locale="id-ID" if lang == "id" else "en-US",
@@ -231,7 +250,7 @@ def visits(chromium: Browser, live_server, tmp_path_factory) -> dict[tuple[str, 
             )
             page = context.new_page()
             if who != "anonymous":
-                _log_in(page, rows[lang][who])
+                _log_in(page, rows[lang]["department_admin" if who == "department" else who])
             pages[who] = page
         for shape, who, url in SHAPES:
             if only and not re.search(only, shape):
