@@ -107,7 +107,7 @@ def create_app(config: dict | str | None = None) -> Flask:
         hops = int(app.config["PROXY_FIX"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
-    from . import cli, i18n, replica, security_setup, transactions, web
+    from . import api, cli, i18n, replica, security_setup, transactions, web
     from .channels import whatsapp
     from .extensions import babel, csrf, db, limiter, migrate
 
@@ -128,5 +128,6 @@ def create_app(config: dict | str | None = None) -> Flask:
 
     init_portal(app)
     init_admin(app)
+    api.init_app(app)
     cli.init_app(app)
     return app

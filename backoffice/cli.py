@@ -550,6 +550,7 @@ def _counts(counts: dict) -> str:
 
 
 def init_app(app: Flask) -> None:
+    from .cli_api import api_token_group
     from .cli_sla import sla_group
 
     for command in (
@@ -565,5 +566,6 @@ def init_app(app: Flask) -> None:
         mail_group,
         exports_group,
         sla_group,
+        api_token_group,
     ):
         app.cli.add_command(command)

@@ -24,6 +24,7 @@ RATE_LIMITS = (
     "RATELIMIT_PASSWORD_ACCOUNT",
     "RATELIMIT_ORDER",
     "RATELIMIT_FAQ_VOTE_ENTRY",
+    "RATELIMIT_API",
 )
 
 
@@ -142,6 +143,7 @@ class Config:
     RATELIMIT_TRACK = "30 per minute;300 per hour"  # public /track, per address
     # Meta delivers from a handful of addresses: generous, a flood guard only.
     RATELIMIT_WHATSAPP_WEBHOOK = "1200 per minute"
+    RATELIMIT_API = "120 per minute"  # /api/v1 requests per token (a batch is one)
 
     # i18n
     BABEL_DEFAULT_LOCALE = "id"

@@ -140,6 +140,8 @@ def _security_headers(resp):
 
 
 def _wants_json() -> bool:
+    if request.path.startswith("/api/"):  # the JSON API answers JSON, errors and 503 too
+        return True
     accept = request.accept_mimetypes
     return accept["application/json"] > accept["text/html"]
 

@@ -2,6 +2,7 @@
 
 from .announcement import Announcement
 from .announcement_send import AnnouncementSend
+from .api_token import ApiToken
 from .calendar import BusinessHours, CompanyDay
 from .canned import CannedReply
 from .catalog import Product
@@ -38,6 +39,7 @@ from .user import CustomerProfile, Role, User, roles_users
 from .whatsapp import OutboxWhatsApp, WhatsAppInbox, WhatsAppWebhook
 
 __all__ = [
+    "ApiToken",
     "Announcement",
     "AnnouncementSend",
     "AnnouncementKind",
