@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 
 import click
 from flask import Flask
@@ -241,6 +243,40 @@ def tracking_import(file: str, rejects: str | None, batch: int):
         click.echo(f"... and {more} more refused{where}", err=True)
     if summary.refused:
         sys.exit(1)
+
+
+@tracking_group.command("situations")
+@click.option("--all", "everything", is_flag=True, help="Re-derive every open ticket's.")
+@click.option("--loop", is_flag=True, help="Keep going until SIGTERM or Ctrl-C.")
+@click.option("--interval", default=300.0, show_default=True, help="Seconds between rounds.")
+@with_appcontext
+def tracking_situations(everything: bool, loop: bool, interval: float):
+    """Keep tickets' parcel situations true as time passes (a parcel turns stuck or late
+    without any event): re-derive the tickets whose moment has come. --all: every open
+    ticket about a parcel (after the upgrade, or a change of CAREBOX_STUCK_DAYS)."""
+    from .domain import situations
+
+    if everything:
+        changed = situations.refresh_all()
+        db.session.commit()
+        click.echo(f"situations: {changed} changed")
+        return
+    stop = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)
+    }
+    try:
+        while True:
+            looked = situations.refresh_due()
+            db.session.commit()
+            if looked == situations.CHUNK:
+                continue  # more are due: no pause
+            click.echo(f"situations: {looked} looked at")
+            if not loop or stop.wait(interval):
+                break
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @click.group("outbox")

@@ -213,6 +213,11 @@ class Config:
     WHATSAPP_QUEUE: dict = {}
     # The two service-indicator letters of every new resi (UPU S10; domain/shipments.py).
     CAREBOX_RESI_PREFIX = "CB"
+    # A moving parcel with no event for this many days is "stuck" (domain/situations.py).
+    CAREBOX_STUCK_DAYS = 3
+    # Seeding adds seed/departments.yaml's catch-all route (every ticket no other rule
+    # takes goes to Customer Service); the master admin may delete it to triage by hand.
+    CAREBOX_SEED_CATCH_ALL = True
 
     @classmethod
     def from_env(cls) -> dict:
@@ -288,6 +293,7 @@ class Config:
                     f"WHATSAPP_TIMEOUT={env['WHATSAPP_TIMEOUT']!r} is not a number of seconds"
                 ) from exc
         for key in (
+            "CAREBOX_STUCK_DAYS",
             "CAREBOX_MAIL_MAX_BYTES",
             "CAREBOX_MAIL_MAX_PER_HOUR",
             "CAREBOX_EXPORT_DIRECT_MAX_ROWS",
@@ -336,6 +342,9 @@ class TestingConfig(DevelopmentConfig):
     # Seeded departments get no hours, so their clocks run on wall-clock time and a test
     # does not depend on the hour it runs at; working-time tests set hours themselves.
     CAREBOX_SEED_HOURS = False
+    # Tickets stay in Progress unless a test's own rule routes them (tests of the
+    # catch-all turn it on).
+    CAREBOX_SEED_CATCH_ALL = False
 
 
 class ProductionConfig(Config):

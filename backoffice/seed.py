@@ -24,6 +24,7 @@ from .models import (
     Priority,
     Product,
     RoutingRule,
+    ShipmentSituation,
     Ticket,
     TicketKind,
     User,
@@ -108,19 +109,31 @@ def seed_products() -> dict[str, Product]:
 
 
 def seed_routing_rules(departments: dict[str, Department], products: dict[str, Product]) -> None:
-    """Create the routes of departments.yaml that do not exist yet (kept if edited later)."""
-    have = {
-        (r.department_id, r.kind, r.product_id) for r in db.session.scalars(select(RoutingRule))
-    }
+    """Create the routes of departments.yaml that do not exist yet (kept if edited later).
+
+    The catch-all route is seeded once, into an empty rule table (a new installation;
+    migration 0022 added it to existing ones), and only with CAREBOX_SEED_CATCH_ALL:
+    a master admin who deleted it to triage by hand does not see it come back."""
+    rules = list(db.session.scalars(select(RoutingRule)))
+    have = {(r.department_id, r.kind, r.product_id, r.situation) for r in rules}
+    catch_all = not rules and current_app.config.get("CAREBOX_SEED_CATCH_ALL", True)
     for row in _load("departments.yaml"):
         dep = departments[row["code"]]
         routes = row.get("routes") or {}
-        wanted = [(TicketKind(k), None) for k in routes.get("kinds") or []]
-        wanted += [(None, products[c].id) for c in routes.get("products") or []]
-        for kind, product_id in wanted:
-            if (dep.id, kind, product_id) not in have:
-                db.session.add(RoutingRule(department=dep, kind=kind, product_id=product_id))
-                have.add((dep.id, kind, product_id))
+        wanted = [(TicketKind(k), None, None) for k in routes.get("kinds") or []]
+        wanted += [(None, products[c].id, None) for c in routes.get("products") or []]
+        wanted += [(None, None, ShipmentSituation(s)) for s in routes.get("situations") or []]
+        if routes.get("catch_all") and catch_all:
+            wanted.append((None, None, None))
+            catch_all = False
+        for kind, product_id, situation in wanted:
+            if (dep.id, kind, product_id, situation) not in have:
+                db.session.add(
+                    RoutingRule(
+                        department=dep, kind=kind, product_id=product_id, situation=situation
+                    )
+                )
+                have.add((dep.id, kind, product_id, situation))
     db.session.flush()
 
 

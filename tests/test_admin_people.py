@@ -182,17 +182,6 @@ def test_departments_and_routing_rules(db, login_as, make):
         "/admin/routing_rules/new/",
         {
             "department": str(legal.id),
-            "kind": "",
-            "product": "__None",
-            "position": "10",
-            "active": "y",
-        },
-    )
-    assert "needs a kind, a product, or both" in resp.get_data(as_text=True)
-    resp = b.post(
-        "/admin/routing_rules/new/",
-        {
-            "department": str(legal.id),
             "kind": "complaint",
             "product": "__None",
             "position": "10",
@@ -207,6 +196,22 @@ def test_departments_and_routing_rules(db, login_as, make):
     # A new complaint now goes to LEGAL.
     t = make.ticket("progress", kind="complaint")
     assert t.department_id == legal.id
+
+    # A rule naming nothing is the catch-all (issue 13): the form says so.
+    resp = b.post(
+        "/admin/routing_rules/new/",
+        {
+            "department": str(legal.id),
+            "situation": "",
+            "kind": "",
+            "product": "__None",
+            "position": "10",
+            "active": "y",
+        },
+        follow_redirects=True,
+    )
+    assert "This rule is a catch-all" in resp.get_data(as_text=True)
+    assert make.ticket("progress", kind="criticism").department_id == legal.id
 
 
 def test_faq_products_and_announcements(db, login_as):

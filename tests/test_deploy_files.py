@@ -96,7 +96,7 @@ def test_web_unit_runs_gunicorn_with_the_deploy_config():
 def test_every_service_reads_the_environment_file_and_belongs_to_the_target():
     target = (DEPLOY / "systemd" / "carebox.target").read_text()
     services = sorted((DEPLOY / "systemd").glob("carebox-*.service"))
-    assert len(services) == 6  # web, outbox, exports, mail, auto-finish, whatsapp
+    assert len(services) == 7  # web, outbox, exports, mail, auto-finish, whatsapp, situations
     for service in services:
         text = service.read_text()
         assert "EnvironmentFile=/etc/carebox/carebox.env" in text, service.name

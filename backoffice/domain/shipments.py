@@ -468,6 +468,9 @@ def record_events(
         rows.sort(key=lambda r: (r["order_id"], r["occurred_at"], r["event"]))
         _insert_new(rows, keys, results, now)
         _follow_latest(rows, orders, keys, now)
+        from . import situations  # it builds on this module
+
+        situations.parcels_changed({r["order_id"] for r in rows}, now)
     return results  # type: ignore[return-value]
 
 
@@ -620,9 +623,26 @@ def local_time(at: datetime, offset: int) -> str:
 
 def eta_days(order: Order) -> int | None:
     """The longest delivery time the order's service promises, in days (None: none)."""
-    text = (order.product.eta_days or "").strip() if order.product else ""
-    numbers = [int(n) for n in re.findall(r"\d+", text)]
+    return eta_days_of(order.product.eta_days if order.product else None)
+
+
+def eta_days_of(text: str | None) -> int | None:
+    """The longest number of days in a service's ETA text ("2-3 hari" -> 3), or None."""
+    numbers = [int(n) for n in re.findall(r"\d+", (text or "").strip())]
     return max(numbers) if numbers else None
+
+
+def promised_date(start: datetime, days: int) -> date:
+    """The day a parcel handed in at `start` (naive UTC) is promised by: `days` WIB days on."""
+    return (start + timedelta(minutes=DEFAULT_OFFSET)).date() + timedelta(days=days)
+
+
+def late_from(promised: date) -> datetime:
+    """The moment (naive UTC) a parcel not delivered by `promised` becomes late: the WIB
+    midnight that ends that day."""
+    return datetime.combine(promised + timedelta(days=1), datetime.min.time()) - timedelta(
+        minutes=DEFAULT_OFFSET
+    )
 
 
 @dataclass(slots=True)
@@ -650,11 +670,10 @@ def shipment(order: Order, *, now: datetime | None = None) -> Shipment:
     delivered_at = next((e.occurred_at for e in events if e.event is K.DELIVERED), None)
     if days is not None:
         picked = next((e.occurred_at for e in events if e.event is K.PICKED_UP), None)
-        start = picked or order.created_at
-        promised = (start + timedelta(minutes=DEFAULT_OFFSET)).date() + timedelta(days=days)
+        promised = promised_date(picked or order.created_at, days)
         until = delivered_at or now
         ended = order.status is OrderStatus.CANCELLED or order.last_event is K.RETURNED
-        late = not ended and (until + timedelta(minutes=DEFAULT_OFFSET)).date() > promised
+        late = not ended and until >= late_from(promised)
     return Shipment(
         resi=order.resi,
         status=status_text_of(order),

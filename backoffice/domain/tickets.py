@@ -24,6 +24,7 @@ from ..models import (
     Order,
     Priority,
     RoutingRule,
+    ShipmentSituation,
     Ticket,
     TicketAttachment,
     TicketEvent,
@@ -41,6 +42,7 @@ from . import (
     assignment,
     clean_text,
     notifications,
+    situations,
     sla,
 )
 from . import permissions as perm
@@ -54,6 +56,7 @@ __all__ = [
     "can_transition",
     "dispatch",
     "escalate",
+    "duplicates_of",
     "file_ticket",
     "finish",
     "post_message",
@@ -272,21 +275,30 @@ def _operation(fn):
 sla_hours = sla.sla_hours
 
 
-def find_route(kind: TicketKind, product_id: int | None) -> RoutingRule | None:
-    """The most specific active rule for a new ticket: kind+product > product > kind."""
-    specificity = case(
-        (RoutingRule.kind.is_not(None) & RoutingRule.product_id.is_not(None), 3),
-        (RoutingRule.product_id.is_not(None), 2),
-        else_=1,
+def find_route(
+    kind: TicketKind,
+    product_id: int | None,
+    situation: ShipmentSituation | None = None,
+) -> RoutingRule | None:
+    """The most specific active rule for a new ticket. Every condition a rule names must
+    match; the parcel's situation counts most, then the product, then the kind
+    (kind+product > product > kind), and a rule naming nothing is the catch-all."""
+    specificity = (
+        case((RoutingRule.situation.is_not(None), 4), else_=0)
+        + case((RoutingRule.product_id.is_not(None), 2), else_=0)
+        + case((RoutingRule.kind.is_not(None), 1), else_=0)
     )
     kind_ok = RoutingRule.kind.is_(None) | (RoutingRule.kind == kind)
     product_ok = RoutingRule.product_id.is_(None)
     if product_id is not None:
         product_ok = product_ok | (RoutingRule.product_id == product_id)
+    situation_ok = RoutingRule.situation.is_(None)
+    if situation is not None:
+        situation_ok = situation_ok | (RoutingRule.situation == situation)
     stmt = (
         select(RoutingRule)
         .join(Department, RoutingRule.department_id == Department.id)
-        .where(RoutingRule.active, Department.active, kind_ok, product_ok)
+        .where(RoutingRule.active, Department.active, kind_ok, product_ok, situation_ok)
         .order_by(specificity.desc(), RoutingRule.position, RoutingRule.id)
         .limit(1)
     )
@@ -355,7 +367,11 @@ def file_ticket(
             ticket=ticket, actor=customer, action=EventAction.FILED, to_status=P, created_at=now
         )
     )
-    rule = find_route(ticket.kind, order.product_id if order else None)
+    # The parcel's situation first: routing rules may match on it.
+    ticket.situation, ticket.situation_due_at = situations.for_new_ticket(
+        ticket.kind, order, attachments, now
+    )
+    rule = find_route(ticket.kind, order.product_id if order else None, ticket.situation)
     if rule is not None:
         ticket.department_id, ticket.department = rule.department_id, rule.department
     sla.start(ticket, now)  # on the routed department's calendar (the default one if none)
@@ -418,6 +434,8 @@ def post_message(
         ticket.last_from_staff = not is_customer
         if action is Action.STAFF_REPLY and ticket.first_response_at is None:
             ticket.first_response_at = now
+    if is_customer and any(situations.is_photo(a) for a in attachments):
+        situations.photo_added(ticket, now)
     _flush(ticket, now)
     notifications.message_posted(msg)
     return msg
@@ -611,3 +629,25 @@ def staff_rating():
     answered (no staff reply before the customer closed and rated it) rates no one's
     handling, so it counts as unrated. The rating itself stays on the ticket."""
     return case((Ticket.first_response_at.is_not(None), Ticket.rating), else_=None)
+
+
+def duplicates_of(tickets: Sequence[Ticket]) -> dict[int, str]:
+    """For each open ticket of `tickets` that is a second (or later) open ticket on the
+    same parcel, the number of the first one — the ticket to merge it into. One query
+    for the whole page (served by the index on ticket.order_id)."""
+    order_ids = {t.order_id for t in tickets if t.order_id and t.status in OPEN_STATUSES}
+    if not order_ids:
+        return {}
+    first = {}
+    rows = db.session.execute(
+        select(Ticket.order_id, Ticket.id, Ticket.number)
+        .where(Ticket.order_id.in_(order_ids), Ticket.status.in_(OPEN_STATUSES))
+        .order_by(Ticket.order_id, Ticket.id)
+    )
+    for order_id, ticket_id, number in rows:
+        first.setdefault(order_id, (ticket_id, number))
+    return {
+        t.id: first[t.order_id][1]
+        for t in tickets
+        if t.order_id in first and t.status in OPEN_STATUSES and first[t.order_id][0] != t.id
+    }

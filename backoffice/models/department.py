@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, false, true
+from sqlalchemy import ForeignKey, String, false, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
 from .base import enum_column
-from .enums import TicketKind
+from .enums import ShipmentSituation, TicketKind
 
 
 class Department(db.Model):
@@ -36,21 +36,23 @@ class Department(db.Model):
 
 
 class RoutingRule(db.Model):
-    """A department is the default for a ticket kind, a product, or both.
+    """A department is the default for a parcel situation, a ticket kind, a product, or
+    a combination; a rule with none of them is the catch-all.
 
-    The most specific active rule wins: kind and product > product > kind;
-    ties go to the lower `position`.
+    The most specific active rule wins (domain/tickets.py `find_route`): each condition
+    it names must match, the situation counts most, then the product, then the kind;
+    the catch-all only when nothing else matches. Ties go to the lower `position`.
     """
 
     __tablename__ = "routing_rule"
-    __table_args__ = (
-        CheckConstraint("kind IS NOT NULL OR product_id IS NOT NULL", name="matches_something"),
-    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     department_id: Mapped[int] = mapped_column(ForeignKey("department.id", ondelete="CASCADE"))
     kind: Mapped[TicketKind | None] = mapped_column(enum_column(TicketKind, "routing_kind"))
     product_id: Mapped[int | None] = mapped_column(ForeignKey("product.id", ondelete="CASCADE"))
+    situation: Mapped[ShipmentSituation | None] = mapped_column(
+        enum_column(ShipmentSituation, "routing_situation")
+    )
     position: Mapped[int] = mapped_column(default=100)
     active: Mapped[bool] = mapped_column(default=True)
 
@@ -59,6 +61,12 @@ class RoutingRule(db.Model):
 
     def __str__(self) -> str:
         parts = [
-            p for p in (self.kind and self.kind.value, self.product and self.product.code) if p
+            p
+            for p in (
+                self.situation and self.situation.value,
+                self.kind and self.kind.value,
+                self.product and self.product.code,
+            )
+            if p
         ]
-        return f"{' + '.join(parts)} → {self.department.code}"
+        return f"{' + '.join(parts) or '*'} → {self.department.code}"

@@ -270,6 +270,28 @@ class TrackingEventKind(LabelledEnum):
         }
 
 
+class ShipmentSituation(LabelledEnum):
+    """Where a ticket's parcel stands, as the desk and routing see it (docs/architecture.md
+    §7). Derived in one place: `domain/situations.py`. Listed from the most to the least
+    pressing: a ticket shows the first that applies."""
+
+    DAMAGED = "damaged"
+    DELIVERED_DISPUTED = "delivered_disputed"
+    FAILED_DELIVERY = "failed_delivery"
+    STUCK = "stuck"
+    LATE = "late"
+
+    @classmethod
+    def _labels(cls):
+        return {
+            cls.DAMAGED: _l("Damaged"),
+            cls.DELIVERED_DISPUTED: _l("Delivered, disputed"),
+            cls.FAILED_DELIVERY: _l("Delivery failed"),
+            cls.STUCK: _l("Stuck"),
+            cls.LATE: _l("Late"),
+        }
+
+
 class TrackingSource(LabelledEnum):
     """Where a tracking event came in."""
 

@@ -21,7 +21,14 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ..extensions import db
 from .base import enum_column, utcnow
 from .department import Department
-from .enums import EventAction, MessageChannel, Priority, TicketKind, TicketStatus
+from .enums import (
+    EventAction,
+    MessageChannel,
+    Priority,
+    ShipmentSituation,
+    TicketKind,
+    TicketStatus,
+)
 from .order import Order
 from .user import User
 
@@ -87,6 +94,9 @@ class Ticket(db.Model):
         Index("ix_ticket_assignee_next_due", "assignee_id", "status", "next_due_at", "id"),
         # The 80 % warnings' worker and the "breaching soon" filter, per status.
         Index("ix_ticket_status_warn", "status", "sla_warn_at", "id"),
+        # The situations' worker: open tickets whose parcel may turn stuck or late by
+        # time alone, when that moment has come (domain/situations.py).
+        Index("ix_ticket_status_situation_due", "status", "situation_due_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -143,6 +153,14 @@ class Ticket(db.Model):
     follow_up_of_id: Mapped[int | None] = mapped_column(
         ForeignKey("ticket.id", ondelete="SET NULL"), index=True
     )
+    # The parcel's situation (late, stuck, ...), stored so that lists show and filter it
+    # without deriving it per row; kept by domain/situations.py when the ticket is
+    # filed or written to, when its parcel's events arrive, and by its worker at
+    # `situation_due_at`, the next moment time alone may change it.
+    situation: Mapped[ShipmentSituation | None] = mapped_column(
+        enum_column(ShipmentSituation, "ticket_situation")
+    )
+    situation_due_at: Mapped[datetime | None]
     version_id: Mapped[int] = mapped_column(default=1)
     # The one-time token of the portal form that filed it: a retried submission (lost
     # answer, double click, refresh) finds this ticket instead of filing a second one.

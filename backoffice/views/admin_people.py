@@ -19,7 +19,7 @@ from wtforms.validators import DataRequired, Length, Optional, ValidationError
 from ..domain import permissions as perm
 from ..domain import worktime
 from ..extensions import db
-from ..models import Department, Role, TicketKind, User
+from ..models import Department, Role, ShipmentSituation, TicketKind, User
 from ..models.base import utcnow
 from ..passwords import password_problems
 from .base import SecureModelView, enum_label
@@ -258,15 +258,17 @@ class DepartmentView(SecureModelView):
 
 
 class RoutingRuleView(SecureModelView):
-    """Which department receives a new ticket of a kind and/or product."""
+    """Which department receives a new ticket of a kind, product and/or parcel situation;
+    a rule naming none of them is the catch-all (every ticket no other rule takes)."""
 
     required_permission = perm.ADMIN_PEOPLE
     can_create = True
     can_edit = True
     can_delete = True
-    column_list = ["department", "kind", "product", "position", "active"]
+    column_list = ["department", "situation", "kind", "product", "position", "active"]
     column_labels = {
         "department": _l("Department"),
+        "situation": _l("Parcel situation"),
         "kind": _l("Kind"),
         "product": _l("Product or service"),
         "position": _l("Position"),
@@ -274,15 +276,37 @@ class RoutingRuleView(SecureModelView):
     }
     column_formatters = {
         "kind": enum_label,
+        "situation": enum_label,
         "department": lambda v, c, m, n: m.department.code,
         "product": lambda v, c, m, n: m.product.code if m.product else "",
     }
+    column_descriptions = {
+        "situation": _l(
+            "A rule that names no situation, kind or product is the catch-all: it takes "
+            "every new ticket no other rule matches. Delete it to dispatch such tickets "
+            "by hand from Progress."
+        ),
+    }
     column_default_sort = [("position", False), ("id", False)]
-    form_columns = ["department", "kind", "product", "position", "active"]
-    form_overrides = {"kind": EnumSelectField}
-    form_args = {"kind": {"enum": TicketKind, "allow_blank": True, "label": _l("Kind")}}
+    form_columns = ["department", "situation", "kind", "product", "position", "active"]
+    form_overrides = {"kind": EnumSelectField, "situation": EnumSelectField}
+    form_args = {
+        "kind": {"enum": TicketKind, "allow_blank": True, "label": _l("Kind")},
+        "situation": {
+            "enum": ShipmentSituation,
+            "allow_blank": True,
+            "label": _l("Parcel situation"),
+        },
+    }
 
-    def on_model_change(self, form, model, is_created):
-        """A rule matches a kind, a product, or both: never nothing."""
-        if model.kind is None and model.product is None:
-            raise ValidationError(_("A rule needs a kind, a product, or both."))
+    def after_model_change(self, form, model, is_created):
+        """Say so when the saved rule is a catch-all."""
+        if model.kind is None and model.product is None and model.situation is None:
+            flash(
+                _(
+                    "This rule is a catch-all: every new ticket that no other rule matches "
+                    "goes to %(d)s.",
+                    d=model.department.code,
+                ),
+                "info",
+            )

@@ -199,6 +199,7 @@ class TicketDeskView(StaffAccessMixin, BaseView):
             can_customers=perm.has(current_user, perm.CUSTOMERS_READ),
             list_endpoint=LIST_ENDPOINTS[ticket.status],
             priorities=list(Priority),
+            duplicate_of=lifecycle.duplicates_of([ticket]).get(ticket.id),
         )
         return html, status
 

@@ -7,7 +7,7 @@ Every row shown, counted, opened or acted on passes through
 
 from __future__ import annotations
 
-from flask import flash, g, redirect, request, url_for
+from flask import flash, g, get_template_attribute, redirect, request, url_for
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla.filters import FilterLike
@@ -23,7 +23,7 @@ from ..domain import ConflictError, DomainError, presence
 from ..domain import permissions as perm
 from ..domain import tickets as lifecycle
 from ..extensions import db
-from ..models import Department, Priority, Ticket, TicketKind, TicketStatus
+from ..models import Department, Priority, ShipmentSituation, Ticket, TicketKind, TicketStatus
 from ..models.base import utcnow
 from . import queues
 from .base import SecureModelView
@@ -52,6 +52,7 @@ def ticket_filters() -> list:
         SlaFilter(Ticket.resolution_due, _l("SLA breached")),
         FilterLike("order.number", _l("Order number")),
         BreachingSoonFilter(Ticket.sla_warn_at, _l("Breaching soon")),
+        EnumFilter(Ticket.situation, _l("Parcel situation"), ShipmentSituation),
     ]
 
 
@@ -121,6 +122,14 @@ def _last_speaker(view, context, model, name):
     return who
 
 
+def _situation(view, context, model, name):
+    """The parcel's situation (stored on the ticket) and, for a second open ticket on
+    the same resi, its duplicate mark (the page's duplicates are read once, in get_list)."""
+    first = getattr(g, "ticket_duplicates", {}).get(model.id)
+    badge = get_template_attribute("_situation.html", "situation_badge")
+    return badge(model.situation, first)
+
+
 PRIORITY_RANK = case(
     {Priority.URGENT: 4, Priority.HIGH: 3, Priority.NORMAL: 2, Priority.LOW: 1},
     value=Ticket.priority,
@@ -139,6 +148,7 @@ class TicketListView(TicketActionsMixin, SecureModelView):
         "subject",
         "customer",
         "order",
+        "situation",
         "department",
         "priority",
         "age",
@@ -153,6 +163,7 @@ class TicketListView(TicketActionsMixin, SecureModelView):
         "subject": _l("Subject"),
         "customer": _l("Customer"),
         "order": _l("Order"),
+        "situation": _l("Parcel"),
         "department": _l("Department"),
         "priority": _l("Priority"),
         "age": _l("Age"),
@@ -176,6 +187,7 @@ class TicketListView(TicketActionsMixin, SecureModelView):
         "sla_due": _sla,
         "last_message_at": _datetime,
         "last_speaker": _last_speaker,
+        "situation": _situation,
     }
     column_sortable_list = [
         "number",
@@ -287,6 +299,7 @@ class TicketListView(TicketActionsMixin, SecureModelView):
             return count, query
         rows = query.all()
         g.ticket_opened = presence.opened_times((t.id, t.assignee_id) for t in rows)
+        g.ticket_duplicates = lifecycle.duplicates_of(rows)
         return count, rows
 
     def queue_filter(self) -> queues.QueueFilter:

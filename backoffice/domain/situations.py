@@ -1,0 +1,294 @@
+"""A ticket's shipment situation: where its parcel stands (docs/architecture.md §7).
+
+Part of the shipments rules (domain/shipments.py owns the parcel; this module owns
+what a parcel's state means for a ticket about it). The one derivation is `derive`;
+everything else feeds it and stores what it says.
+
+- `damaged`: a complaint whose customer sent a photo;
+- `delivered_disputed`: a complaint about a parcel whose latest event is "delivered"
+  (the customer says it did not arrive, or not as it should);
+- `failed_delivery`: the latest event is a failed delivery (or the return to the
+  sender that follows one);
+- `stuck`: a moving parcel (picked up, in transit) with no event for
+  CAREBOX_STUCK_DAYS days — the same rule as `shipments.stuck_orders`;
+- `late`: not delivered by the day the service promised (`shipments.shipment`'s rule).
+
+The first that applies wins, in that order (ShipmentSituation lists them so).
+
+**Stored, not computed per row.** The lists show the situation of 50 rows per page
+and routing rules match on it; deriving it per row would read each parcel's timeline
+(the promise starts at the pick-up scan). So it is a column on the ticket, written:
+when the ticket is filed (before its routing rule is chosen), when its customer sends
+a photo, when events of its parcel arrive (`parcels_changed`, called by
+`shipments.record_events` for every batch), and by `refresh_due` at
+`Ticket.situation_due_at`, the next moment time alone can change it (a parcel turns
+stuck or late without any event). That worker reads an index range
+(ix_ticket_status_situation_due), never a scan of tickets or shipments. Finished
+tickets keep the situation they finished with.
+
+Background refreshes write with a plain UPDATE that leaves the ticket's version alone:
+a badge changing is not an edit, and must not turn a staff member's next action on
+an open desk into a "changed by someone else" conflict. Nothing here commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import func, select, update
+
+from ..extensions import db
+from ..models import (
+    Order,
+    OrderStatus,
+    Product,
+    ShipmentSituation,
+    Ticket,
+    TicketAttachment,
+    TicketKind,
+    TicketMessage,
+    TrackingEvent,
+    TrackingEventKind,
+)
+from ..models.base import utcnow
+from ..models.enums import OPEN_STATUSES
+from . import shipments
+
+S = ShipmentSituation
+K = TrackingEventKind
+DEFAULT_STUCK_DAYS = 3
+CHUNK = 500
+
+
+@dataclass(slots=True)
+class Parcel:
+    """What the situation depends on of one parcel (one row of `parcels`)."""
+
+    status: OrderStatus
+    last_event: TrackingEventKind | None
+    last_event_at: datetime | None
+    promised: object | None  # a date, or None when the service promises none
+
+
+def stuck_days() -> int:
+    """N of "no event for N days" (CAREBOX_STUCK_DAYS)."""
+    return int(current_app.config.get("CAREBOX_STUCK_DAYS") or DEFAULT_STUCK_DAYS)
+
+
+def is_photo(attachment: TicketAttachment) -> bool:
+    return (attachment.content_type or "").startswith("image/")
+
+
+def derive(
+    kind: TicketKind,
+    has_photo: bool,
+    parcel: Parcel | None,
+    now: datetime,
+    days: int | None = None,
+) -> tuple[ShipmentSituation | None, datetime | None]:
+    """The situation of a ticket of `kind` about `parcel` (None: no parcel, or nothing
+    wrong), and the next moment time alone may change it (None: only an event can)."""
+    if parcel is None:
+        return None, None
+    days = stuck_days() if days is None else days
+    complaint = kind is TicketKind.COMPLAINT
+    if complaint and has_photo:
+        return S.DAMAGED, None
+    last = parcel.last_event
+    if complaint and last is K.DELIVERED:
+        return S.DELIVERED_DISPUTED, None
+    if last in (K.DELIVERY_FAILED, K.RETURNED):
+        return S.FAILED_DELIVERY, None
+    moving = parcel.status in shipments.MOVING
+    stuck_at = (
+        parcel.last_event_at + timedelta(days=days)
+        if moving and parcel.last_event_at is not None
+        else None
+    )
+    if stuck_at is not None and now >= stuck_at:
+        return S.STUCK, None
+    delivered = last is K.DELIVERED or parcel.status is OrderStatus.DELIVERED
+    ended = parcel.status is OrderStatus.CANCELLED
+    late_at = None
+    if parcel.promised is not None and not ended:
+        late_at = shipments.late_from(parcel.promised)
+        if delivered and parcel.last_event_at is not None and parcel.last_event_at < late_at:
+            late_at = None  # delivered in time
+        elif now >= late_at:
+            return S.LATE, stuck_at
+    if delivered:
+        return None, None
+    due = [t for t in (stuck_at, late_at) if t is not None]
+    return None, min(due) if due else None
+
+
+def parcels(order_ids: Iterable[int]) -> dict[int, Parcel]:
+    """The parcels of some orders, by order id: two indexed queries per CHUNK orders
+    (the orders with their service's ETA; their first pick-up scans)."""
+    ids = sorted(set(order_ids))
+    found: dict[int, Parcel] = {}
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        picked = dict(
+            db.session.execute(
+                select(TrackingEvent.order_id, func.min(TrackingEvent.occurred_at))
+                .where(TrackingEvent.order_id.in_(chunk), TrackingEvent.event == K.PICKED_UP)
+                .group_by(TrackingEvent.order_id)
+            ).all()
+        )
+        rows = db.session.execute(
+            select(
+                Order.id,
+                Order.status,
+                Order.last_event,
+                Order.last_event_at,
+                Order.created_at,
+                Product.eta_days,
+            )
+            .join(Product, Product.id == Order.product_id)
+            .where(Order.id.in_(chunk))
+        )
+        for row in rows:
+            eta = shipments.eta_days_of(row.eta_days)
+            promised = None
+            if eta is not None:
+                promised = shipments.promised_date(picked.get(row.id) or row.created_at, eta)
+            found[row.id] = Parcel(row.status, row.last_event, row.last_event_at, promised)
+    return found
+
+
+def _with_photo(ticket_ids: Sequence[int]) -> set[int]:
+    """Which of these tickets have a photo from their customer."""
+    if not ticket_ids:
+        return set()
+    return set(
+        db.session.scalars(
+            select(TicketMessage.ticket_id)
+            .join(TicketAttachment, TicketAttachment.message_id == TicketMessage.id)
+            .where(
+                TicketMessage.ticket_id.in_(ticket_ids),
+                TicketMessage.from_staff.is_(False),
+                TicketAttachment.content_type.like("image/%"),
+            )
+            .distinct()
+        )
+    )
+
+
+def for_new_ticket(
+    kind: TicketKind,
+    order: Order | None,
+    attachments: Sequence[TicketAttachment],
+    now: datetime,
+) -> tuple[ShipmentSituation | None, datetime | None]:
+    """The situation of a ticket being filed (before its routing rule is chosen)."""
+    if order is None or order.id is None:
+        return None, None
+    parcel = parcels([order.id]).get(order.id)
+    return derive(TicketKind(kind), any(is_photo(a) for a in attachments), parcel, now)
+
+
+def photo_added(ticket: Ticket, now: datetime) -> None:
+    """The ticket's customer sent a photo: a complaint about a parcel becomes `damaged`
+    (set on the ticket itself: the message's own flush stores it)."""
+    if ticket.order_id is None or ticket.kind is not TicketKind.COMPLAINT:
+        return
+    ticket.situation, ticket.situation_due_at = S.DAMAGED, None
+
+
+def _store(rows, now: datetime) -> int:
+    """Derive and write the situation of open tickets given as rows (id, kind, order_id,
+    situation, situation_due_at); returns how many changed."""
+    rows = sorted(rows, key=lambda r: r.id)  # one lock order for every writer
+    if not rows:
+        return 0
+    found = parcels(r.order_id for r in rows if r.order_id is not None)
+    photos = _with_photo([r.id for r in rows if r.kind is TicketKind.COMPLAINT])
+    days = stuck_days()
+    table = Ticket.__table__
+    changed = 0
+    session = db.session
+    for r in rows:
+        situation, due = derive(r.kind, r.id in photos, found.get(r.order_id), now, days)
+        if situation == r.situation and due == r.situation_due_at:
+            continue
+        # Not through the ORM: a badge is not an edit and must not bump the version.
+        session.execute(
+            update(table)
+            .where(table.c.id == r.id)
+            .values(situation=situation, situation_due_at=due)
+            .execution_options(synchronize_session=False)
+        )
+        obj = session.identity_map.get(session.identity_key(Ticket, r.id))
+        if obj is not None:
+            session.expire(obj, ["situation", "situation_due_at"])
+        changed += 1
+    return changed
+
+
+def _rows():
+    return select(
+        Ticket.id, Ticket.kind, Ticket.order_id, Ticket.situation, Ticket.situation_due_at
+    )
+
+
+def parcels_changed(order_ids: Iterable[int], now: datetime | None = None) -> int:
+    """Events of these parcels arrived: the open tickets about them follow (served by
+    the index on ticket.order_id). Returns how many tickets changed."""
+    now = now or utcnow()
+    ids = sorted(set(order_ids))
+    changed = 0
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        rows = db.session.execute(
+            _rows().where(Ticket.order_id.in_(chunk), Ticket.status.in_(OPEN_STATUSES))
+        )
+        changed += _store(rows, now)
+    return changed
+
+
+def due_query(now: datetime, limit: int = CHUNK):
+    """Open tickets whose situation may have changed by time alone, oldest due first:
+    a range of ix_ticket_status_situation_due per open status."""
+    return (
+        _rows()
+        .where(Ticket.status.in_(OPEN_STATUSES), Ticket.situation_due_at <= now)
+        .order_by(Ticket.situation_due_at, Ticket.id)
+        .limit(limit)
+    )
+
+
+def refresh_due(now: datetime | None = None, limit: int = CHUNK) -> int:
+    """One round of the worker (`carebox tracking situations`): re-derive up to `limit`
+    tickets whose due moment has come. Returns how many were looked at."""
+    now = now or utcnow()
+    rows = list(db.session.execute(due_query(now, limit)))
+    _store(rows, now)
+    return len(rows)
+
+
+def refresh_all(now: datetime | None = None) -> int:
+    """Re-derive every open ticket about a parcel (after a change of CAREBOX_STUCK_DAYS,
+    or once after the migration). Keyset over the primary key, CHUNK rows at a time."""
+    now = now or utcnow()
+    last, changed = 0, 0
+    while True:
+        rows = list(
+            db.session.execute(
+                _rows()
+                .where(
+                    Ticket.id > last,
+                    Ticket.order_id.is_not(None),
+                    Ticket.status.in_(OPEN_STATUSES),
+                )
+                .order_by(Ticket.id)
+                .limit(CHUNK)
+            )
+        )
+        if not rows:
+            return changed
+        changed += _store(rows, now)
+        last = rows[-1].id
