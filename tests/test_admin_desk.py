@@ -95,7 +95,7 @@ def test_internal_note_keeps_the_status(login_as, make, db):
 
 
 def test_department_admin_reply_sends_the_ticket_out_of_their_list(login_as, make, db):
-    """…but not out of their desk (DESIGN §1; tests/test_desk_traps.py has the rest)."""
+    """…but not out of their desk (docs/architecture.md §1; more in tests/test_desk_traps.py)."""
     t = make.ticket("team", department="OPS")
     db.session.commit()
     b, _ = login_as(perm.ADMIN_DEPARTMENT, department="OPS", locale="en")

@@ -26,7 +26,7 @@ def status_of(browser, url: str) -> int:
         return resp.status_code
 
 
-# --- a department admin who replied keeps the desk (DESIGN §1) ---------------------
+# --- a department admin who replied keeps the desk (docs/architecture.md §1) ---------------------
 
 
 def _replied_by_department_admin(login_as, make, db):

@@ -4,7 +4,7 @@ Code checks permissions, never role names. `visible_tickets` is the one query
 that scopes tickets for the back office; `can_see_ticket` is its in-memory twin
 (kept next to it so the two cannot drift apart unnoticed: tests compare them).
 The desk reaches a little further than the lists (`desk_tickets`,
-`can_open_at_desk`, DESIGN §1), and `may` is the per-action rule on top of both.
+`can_open_at_desk`, docs/architecture.md §1), and `may` is the per-action rule on top of both.
 """
 
 from __future__ import annotations
@@ -171,7 +171,7 @@ def can_see_ticket(user: User | None, ticket: Ticket) -> bool:
 
 
 # What may be done on a ticket reached only at the desk (not in one's lists): read
-# it (the desk, its poll and files) and add internal notes. DESIGN §1.
+# it (the desk, its poll and files) and add internal notes. docs/architecture.md §1.
 DESK_ONLY_PERMISSIONS = frozenset({TICKET_NOTE})
 
 
