@@ -17,6 +17,8 @@ from flask_security import (
     user_not_registered,
     user_registered,
 )
+from sqlalchemy import func, select
+from sqlalchemy.orm import contains_eager
 from wtforms import BooleanField, StringField
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
@@ -26,8 +28,34 @@ from .domain import permissions as perm
 from .extensions import db, limiter, security
 from .i18n import TranslatedMeta
 from .models import Role, User
+from .models.user import roles_users
 
-user_datastore = SQLAlchemyUserDatastore(db, User, Role)
+
+class CareboxUserDatastore(SQLAlchemyUserDatastore):
+    """Flask-Security's datastore, finding a user and their roles in one statement that
+    every engine serves from its indexes (issue 16: the user of every request).
+
+    Flask-Security joins the roles as `user LEFT JOIN (roles_users JOIN role)`; SQLite
+    plans that nested join by materialising it, a scan of every row of roles_users
+    (7 ms per request at 20,000 customers, growing with them). Two flat outer joins
+    read the same rows through the primary keys, on SQLite and on MariaDB alike.
+    """
+
+    def find_user(self, case_insensitive: bool = False, **kwargs):
+        ((attr, value),) = kwargs.items()  # one attribute, as Flask-Security's own
+        column = getattr(User, attr)
+        where = func.lower(column) == func.lower(value) if case_insensitive else column == value
+        stmt = (
+            select(User)
+            .outerjoin(roles_users, roles_users.c.user_id == User.id)
+            .outerjoin(Role, Role.id == roles_users.c.role_id)
+            .options(contains_eager(User.roles))
+            .where(where)
+        )
+        return db.session.scalars(stmt).unique().first()
+
+
+user_datastore = CareboxUserDatastore(db, User, Role)
 
 
 class CareboxRegisterForm(RegisterFormV2):

@@ -14,11 +14,11 @@ import sqlalchemy as sa
 from backoffice import create_app
 
 
-def bench_app():
+def bench_app(**overrides):
     url = os.environ.get("DATABASE_URL")
     if not url:
         raise SystemExit("Set DATABASE_URL to a database filled by `carebox seed-bulk`.")
-    return create_app({"ENV_NAME": "development", "SQLALCHEMY_DATABASE_URI": url})
+    return create_app({"ENV_NAME": "development", "SQLALCHEMY_DATABASE_URI": url, **overrides})
 
 
 def timed(fn, runs: int = 15, warmup: int = 2) -> float:

@@ -160,7 +160,9 @@ def whatsapp_window_ends(customer: User) -> datetime | None:
     return last + WHATSAPP_WINDOW if last is not None else None
 
 
-def reply_route(ticket: Ticket, now: datetime | None = None) -> ReplyRoute:
+def reply_route(
+    ticket: Ticket, now: datetime | None = None, *, last_customer_message=...
+) -> ReplyRoute:
     """The one rule for where a staff reply goes: back the way the customer last wrote.
 
     The customer's latest message on this ticket came by WhatsApp (and the channel
@@ -168,13 +170,18 @@ def reply_route(ticket: Ticket, now: datetime | None = None) -> ReplyRoute:
     the 24-hour window is open, else as the template `WHATSAPP_REPLY_TEMPLATE`.
     Otherwise (or with no template outside the window): email, when the address
     can receive it; else only the portal.
+
+    `last_customer_message`: that message when the caller has it loaded already
+    (None: the customer never wrote); left out, it is looked up.
     """
     from ..channels.whatsapp import enabled
 
     now = now or utcnow()
     customer = ticket.customer
     email = MessageChannel.EMAIL if _customer(ticket) is not None else None
-    last = _last_customer_message(ticket)
+    last = last_customer_message
+    if last is ...:
+        last = _last_customer_message(ticket)
     if (
         last is None
         or last.channel is not MessageChannel.WHATSAPP

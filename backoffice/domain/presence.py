@@ -26,6 +26,11 @@ from ..models.base import utcnow
 
 VIEWING_TTL = timedelta(seconds=30)  # three missed polls of 10 s
 TYPING_TTL = timedelta(seconds=15)
+# A poll rewrites its heartbeat only when the stored one is this old (issue 16: an idle
+# desk's poll is a read, not a write and a commit, most of the time). A third of each
+# TTL: someone still polling never looks older than two thirds of it.
+SEEN_REFRESH = VIEWING_TTL / 3
+TYPING_REFRESH = TYPING_TTL / 3
 
 
 def mark_opened(ticket: Ticket, user: User, now: datetime | None = None) -> None:
@@ -43,6 +48,46 @@ def heartbeat(ticket: Ticket, user: User, *, typing: bool, now: datetime | None 
     now = now or utcnow()
     values = {"seen_at": now, **({"typing_at": now} if typing else {})}
     _upsert(ticket, user, now, **values)
+
+
+def poll(
+    ticket: Ticket, user: User, *, typing: bool, now: datetime | None = None
+) -> tuple[list[Present], bool]:
+    """A poll of `user`'s desk of `ticket`: the others present (as `others`) and whether
+    a heartbeat was written (then the caller commits).
+
+    One read of the ticket's viewers, the user's own row included; the heartbeat is
+    written only when the stored one is older than SEEN_REFRESH (TYPING_REFRESH for
+    typing), so what the others see is the same as with a write on every poll."""
+    now = now or utcnow()
+    rows = db.session.execute(
+        select(User.id, User.name, User.email, TicketViewer.seen_at, TicketViewer.typing_at)
+        .join(TicketViewer, TicketViewer.user_id == User.id)
+        .where(
+            TicketViewer.ticket_id == ticket.id,
+            (TicketViewer.seen_at >= now - VIEWING_TTL) | (TicketViewer.user_id == user.id),
+        )
+        .order_by(User.name, User.id)
+    ).all()
+    mine = next((r for r in rows if r.id == user.id), None)
+    values = {}
+    if mine is None or mine.seen_at is None or mine.seen_at < now - SEEN_REFRESH:
+        values["seen_at"] = now
+    if typing and (mine is None or mine.typing_at is None or mine.typing_at < now - TYPING_REFRESH):
+        values.update(seen_at=now, typing_at=now)
+    if values:
+        _upsert(ticket, user, now, **values)
+    return _present([r for r in rows if r.id != user.id], now), bool(values)
+
+
+def _present(rows, now: datetime) -> list[Present]:
+    people = [
+        Present(
+            r.id, r.name or r.email, r.typing_at is not None and r.typing_at >= now - TYPING_TTL
+        )
+        for r in rows
+    ]
+    return sorted(people, key=lambda p: not p.typing)
 
 
 def _upsert(ticket: Ticket, user: User, now: datetime, **values) -> None:
@@ -82,13 +127,7 @@ def others(ticket: Ticket, user: User, now: datetime | None = None) -> list[Pres
         )
         .order_by(User.name, User.id)
     ).all()
-    people = [
-        Present(
-            r.id, r.name or r.email, r.typing_at is not None and r.typing_at >= now - TYPING_TTL
-        )
-        for r in rows
-    ]
-    return sorted(people, key=lambda p: not p.typing)
+    return _present(rows, now)
 
 
 def opened_times(pairs) -> dict[tuple[int, int], datetime]:

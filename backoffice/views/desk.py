@@ -26,7 +26,7 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import current_user
 from sqlalchemy import select
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import contains_eager, joinedload
 
 from ..domain import (
     ConflictError,
@@ -46,16 +46,25 @@ from ..models import (
     Department,
     Order,
     Priority,
+    Role,
     Ticket,
     TicketAttachment,
     TicketMessage,
     TicketStatus,
+    User,
 )
 from ..models.base import MAX_ID, utcnow
+from ..models.user import roles_users
 from ..transactions import CertificationConflict, commit_or_conflict
 from . import queues
 from .base import StaffAccessMixin
-from .desk_context import customer_summary, load_events, load_messages, state_key
+from .desk_context import (
+    customer_summary,
+    last_customer_message,
+    load_events,
+    load_messages,
+    state_key,
+)
 from .desk_forms import (
     INTERNAL,
     PUBLIC,
@@ -101,18 +110,20 @@ class TicketDeskView(StaffAccessMixin, BaseView):
 
     # --- loading -------------------------------------------------------------
 
-    def _ticket(self, number: str) -> Ticket:
-        """The ticket by number inside the user's desk scope (`desk_tickets`), else 404."""
-        stmt = (
-            perm.desk_tickets(current_user)
-            .where(Ticket.number == number)
-            .options(
-                joinedload(Ticket.customer),
+    def _ticket(self, number: str, *, whole: bool = True) -> Ticket:
+        """The ticket by number inside the user's desk scope (`desk_tickets`), else 404.
+
+        `whole`: with what the desk shows around it (customer and profile, assignee,
+        department, order and product) in the same statement; the poll needs the row only.
+        """
+        stmt = perm.desk_tickets(current_user).where(Ticket.number == number)
+        if whole:
+            stmt = stmt.options(
+                joinedload(Ticket.customer).joinedload(User.profile),
                 joinedload(Ticket.assignee),
                 joinedload(Ticket.department),
                 joinedload(Ticket.order).joinedload(Order.product),
             )
-        )
         ticket = db.session.scalars(stmt).unique().first()
         if ticket is None:
             abort(404)
@@ -163,9 +174,17 @@ class TicketDeskView(StaffAccessMixin, BaseView):
         messages = load_messages(ticket)
         colleagues = []
         if Action.ASSIGN in allowed:
+            # Their roles in the same statement (can_work_on reads them): flat outer
+            # joins, not a lazy load per colleague.
+            staff = (
+                perm.staff_with(perm.BACKOFFICE)
+                .outerjoin(roles_users, roles_users.c.user_id == User.id)
+                .outerjoin(Role, Role.id == roles_users.c.role_id)
+                .options(contains_eager(User.roles))
+            )
             colleagues = [
                 u
-                for u in db.session.scalars(perm.staff_with(perm.BACKOFFICE))
+                for u in db.session.scalars(staff).unique()
                 if u.id != current_user.id and perm.can_work_on(u, ticket)
             ]
         origin = self._origin()
@@ -189,7 +208,9 @@ class TicketDeskView(StaffAccessMixin, BaseView):
             Action=Action,
             forms=self._forms(ticket, allowed, **forms),
             summary=customer_summary(ticket, current_user),
-            reply_route=notifications.reply_route(ticket),
+            reply_route=notifications.reply_route(
+                ticket, last_customer_message=last_customer_message(messages)
+            ),
             conflict=conflict,
             sla_due=ticket.current_due,
             breached=ticket.sla_breached(utcnow()),
@@ -476,17 +497,18 @@ class TicketDeskView(StaffAccessMixin, BaseView):
         """New messages after `?after=<id>` as JSON; 304 while the ticket is unchanged.
 
         The ETag is the ticket's id and version (every message, note and action
-        bumps the version) plus `after`, so an idle desk costs one indexed
-        lookup and an empty answer.
+        bumps the version) plus `after` and who else is here, so an idle desk costs
+        the user, the ticket's row and its viewers (three indexed reads) and an empty
+        answer; the heartbeat is written about every other poll (presence.poll).
         """
-        ticket = self._ticket(number)
+        ticket = self._ticket(number, whole=False)
         # Clamped: an id past 2**63 cannot be bound on SQLite, and no message has one.
         after = min(max(request.args.get("after", default=0, type=int), 0), MAX_ID)
-        # Every poll is a presence heartbeat (domain/presence.py); who else is here is
-        # part of the answer, so it is part of the ETag too.
-        presence.heartbeat(ticket, current_user, typing=request.args.get("typing") == "1")
-        db.session.commit()
-        people = presence.others(ticket, current_user)
+        # Every poll is a presence heartbeat (domain/presence.py), written when due; who
+        # else is here is part of the answer, so it is part of the ETag too.
+        people, wrote = presence.poll(
+            ticket, current_user, typing=request.args.get("typing") == "1"
+        )
         seen = ",".join(f"{p.user_id}{'t' if p.typing else ''}" for p in people)
         etag = f"t{ticket.id}-v{ticket.version_id}-a{after}-p{seen}"
         if request.if_none_match.contains(etag):
@@ -506,6 +528,8 @@ class TicketDeskView(StaffAccessMixin, BaseView):
                     "presence": presence_text(people),
                 }
             )
+        if wrote:
+            db.session.commit()  # after the answer is built: nothing above reloads
         resp.set_etag(etag)
         resp.headers["Cache-Control"] = "private, no-cache"
         return resp

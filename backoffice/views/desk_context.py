@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import joinedload
 
 from ..domain import permissions as perm
 from ..extensions import db
-from ..models import Order, Ticket, TicketEvent, TicketMessage
+from ..models import Order, Ticket, TicketEvent, TicketMessage, User
 
 SHOWN_MESSAGES = 300  # a longer conversation shows its latest messages
 SHOWN_EVENTS = 200
+
+
+def _name_of(relationship):
+    """Join the person a row names, reading only what the desk prints of them (their
+    name or address); a row already in the session (the customer, the user) is reused."""
+    return joinedload(relationship).load_only(User.id, User.name, User.email)
 
 
 def state_key(ticket: Ticket) -> str:
@@ -24,7 +30,7 @@ def load_events(ticket: Ticket, limit: int = SHOWN_EVENTS) -> list[TicketEvent]:
     rows = db.session.scalars(
         select(TicketEvent)
         .where(TicketEvent.ticket_id == ticket.id)
-        .options(joinedload(TicketEvent.actor))
+        .options(_name_of(TicketEvent.actor))
         .order_by(TicketEvent.id.desc())
         .limit(limit)
     )
@@ -32,16 +38,32 @@ def load_events(ticket: Ticket, limit: int = SHOWN_EVENTS) -> list[TicketEvent]:
 
 
 def load_messages(ticket: Ticket, after: int = 0, limit: int = SHOWN_MESSAGES) -> list:
-    """Messages after `after` (oldest first), or the latest `limit` of the conversation."""
+    """Messages after `after` (oldest first), or the latest `limit` of the conversation.
+
+    One statement whatever their number: the authors' names, the attachments and the
+    WhatsApp delivery state come in the same join (the page of messages is a subquery)."""
     stmt = (
         select(TicketMessage)
         .where(TicketMessage.ticket_id == ticket.id, TicketMessage.id > after)
-        .options(joinedload(TicketMessage.author), selectinload(TicketMessage.attachments))
+        .options(
+            _name_of(TicketMessage.author),
+            joinedload(TicketMessage.attachments),
+            joinedload(TicketMessage.whatsapp_send),
+        )
     )
     if after:
-        return list(db.session.scalars(stmt.order_by(TicketMessage.id).limit(limit)))
-    rows = db.session.scalars(stmt.order_by(TicketMessage.id.desc()).limit(limit))
+        return list(db.session.scalars(stmt.order_by(TicketMessage.id).limit(limit)).unique())
+    rows = db.session.scalars(stmt.order_by(TicketMessage.id.desc()).limit(limit)).unique()
     return list(reversed(list(rows)))
+
+
+def last_customer_message(messages: list, limit: int = SHOWN_MESSAGES):
+    """The customer's latest message among the desk's loaded `messages` (the latest
+    `limit`); `...` when it may be older than them (the caller then asks the database)."""
+    for message in reversed(messages):
+        if not message.from_staff:
+            return message
+    return ... if len(messages) >= limit else None
 
 
 def customer_summary(ticket: Ticket, user) -> dict:
@@ -51,10 +73,30 @@ def customer_summary(ticket: Ticket, user) -> dict:
     summary = {"customer": customer, "segment": None, "orders": None, "order_count": None}
     if customer.profile is not None:
         summary["segment"] = customer.profile.segment
-    if perm.has(user, perm.ORDERS_READ) or perm.has(user, perm.CUSTOMERS_READ):
-        summary["order_count"] = db.session.scalar(
-            select(func.count()).select_from(Order).where(Order.customer_id == customer.id)
+    ticket_count = (
+        select(func.count())
+        .select_from(Ticket)
+        .where(
+            perm.ticket_scope(user),
+            Ticket.customer_id == customer.id,
+            Ticket.id != ticket.id,
         )
+        .scalar_subquery()
+    )
+    order_count = (
+        select(func.count())
+        .select_from(Order)
+        .where(Order.customer_id == customer.id)
+        .scalar_subquery()
+    )
+    reads_orders = perm.has(user, perm.ORDERS_READ) or perm.has(user, perm.CUSTOMERS_READ)
+    # Both counts in one statement (each its own index range).
+    counts = db.session.execute(
+        select(ticket_count, order_count) if reads_orders else select(ticket_count)
+    ).one()
+    summary["ticket_count"] = counts[0]
+    if reads_orders:
+        summary["order_count"] = counts[1]
         summary["orders"] = list(
             db.session.scalars(
                 select(Order)
@@ -70,15 +112,6 @@ def customer_summary(ticket: Ticket, user) -> dict:
             .where(Ticket.customer_id == customer.id, Ticket.id != ticket.id)
             .order_by(Ticket.created_at.desc(), Ticket.id.desc())
             .limit(5)
-        )
-    )
-    summary["ticket_count"] = db.session.scalar(
-        select(func.count())
-        .select_from(Ticket)
-        .where(
-            perm.ticket_scope(user),
-            Ticket.customer_id == customer.id,
-            Ticket.id != ticket.id,
         )
     )
     return summary

@@ -1,0 +1,176 @@
+"""Statement budgets of the single-ticket paths (issue 16 items 2 and 4): the desk's
+statements do not grow with the conversation, a poll that finds nothing new (304)
+reads the user and the ticket's row (and, on the desk, who else is here), and the
+cheap paths refuse exactly what the full pages refuse.
+
+Each counted request starts from an empty session, as every request does in
+production (the tests' app context, and so its session, outlives a request)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from backoffice.domain import permissions as perm
+from backoffice.domain import presence
+from backoffice.domain import tickets as lifecycle
+from backoffice.models import TicketViewer, User
+
+from .admin_support import counting_queries
+from .test_admin_desk import desk
+
+# The user with their roles; the ticket with customer and profile, assignee, department,
+# order and product; its events; its messages with authors, files and WhatsApp states;
+# the roles and the colleagues (with their roles) for "assign"; who else is here; the
+# canned replies; the departments for "dispatch"; the customer's counts, orders and
+# earlier tickets; the presence upsert.
+DESK_MASTER = 13
+# The user with their roles, the ticket's row, its viewers (the heartbeat is fresh).
+DESK_POLL_304 = 3
+# The user with their roles, the ticket's row inside the customer's own.
+PORTAL_POLL_304 = 2
+
+
+def fresh_count(db, fn) -> tuple[object, int]:
+    """(fn()'s result, statements it sent) from an empty session."""
+    db.session.expunge_all()
+    with counting_queries(db.engine) as statements:
+        result = fn()
+    return result, len(statements)
+
+
+def conversation(make, db, staff, messages: int):
+    t = make.ticket("team")
+    for i in range(messages - 1):  # filing wrote the first
+        author = staff if i % 2 else t.customer
+        lifecycle.post_message(t, author, f"message {i}", internal=bool(staff is author and i % 4))
+    db.session.commit()
+    return t.number
+
+
+def test_the_desk_costs_the_same_with_3_and_30_messages(login_as, make, db):
+    b, staff = login_as(perm.MASTER_ADMIN, locale="en")
+    make.user(role=perm.CUSTOMER_SERVICE)  # a colleague to assign to
+    make.user(role=perm.ADMIN_DEPARTMENT, department="OPS")
+    db.session.commit()
+    short, long = conversation(make, db, staff, 3), conversation(make, db, staff, 30)
+    for number in (short, long):
+        b.get(desk(number))  # the first visit inserts the presence row
+    resp, n_short = fresh_count(db, lambda: b.get(desk(short)))
+    assert resp.status_code == 200
+    resp, n_long = fresh_count(db, lambda: b.get(desk(long)))
+    assert resp.status_code == 200
+    assert resp.get_data(as_text=True).count('class="msg ') == 30
+    assert (n_short, n_long) == (DESK_MASTER, DESK_MASTER)
+
+
+def test_more_colleagues_cost_no_more_statements(login_as, make, db):
+    b, staff = login_as(perm.MASTER_ADMIN, locale="en")
+    number = conversation(make, db, staff, 3)
+    b.get(desk(number))
+    _, few = fresh_count(db, lambda: b.get(desk(number)))
+    for _ in range(6):
+        make.user(role=perm.CUSTOMER_SERVICE)
+    db.session.commit()
+    resp, many = fresh_count(db, lambda: b.get(desk(number)))
+    assert resp.status_code == 200 and many == few == DESK_MASTER
+
+
+def _poll(b, number, etag=None, typing=False):
+    return b.get(
+        f"{desk(number)}poll",
+        query_string={"after": 0, **({"typing": "1"} if typing else {})},
+        headers={"If-None-Match": etag} if etag else {},
+    )
+
+
+def test_an_idle_desk_poll_reads_three_rows_and_writes_nothing(login_as, make, db):
+    b, staff = login_as(perm.CUSTOMER_SERVICE, locale="en")
+    number = conversation(make, db, staff, 3)
+    etag = _poll(b, number).headers["ETag"]  # this heartbeat is written
+    resp, n = fresh_count(db, lambda: _poll(b, number, etag))
+    assert resp.status_code == 304 and n == DESK_POLL_304
+    # A heartbeat older than SEEN_REFRESH is written again (one UPDATE more).
+    for row in db.session.scalars(select(TicketViewer)):
+        row.seen_at -= presence.SEEN_REFRESH + timedelta(seconds=1)
+    db.session.commit()
+    resp, n = fresh_count(db, lambda: _poll(b, number, etag))
+    assert resp.status_code == 304 and n == DESK_POLL_304 + 1
+    resp, n = fresh_count(db, lambda: _poll(b, number, etag))
+    assert n == DESK_POLL_304
+
+
+def test_typing_is_written_when_due_and_seen_by_a_colleague(login_as, make, db):
+    alice, staff = login_as(perm.CUSTOMER_SERVICE, name="Alice", locale="en")
+    sari, _ = login_as(perm.CUSTOMER_SERVICE, name="Sari", locale="en")
+    number = conversation(make, db, staff, 3)
+    _poll(alice, number)
+    _poll(sari, number)  # viewing, not typing
+    assert _poll(alice, number).get_json()["presence"] == "Also viewing: Sari"
+    # Sari starts typing seconds after her last heartbeat: written although it is fresh.
+    _poll(sari, number, typing=True)
+    assert _poll(alice, number).get_json()["presence"] == "Sari is replying…"
+
+
+def test_a_desk_poll_still_refuses_what_the_desk_refuses(login_as, make, db, client):
+    ops_admin, _ = login_as(perm.ADMIN_DEPARTMENT, department="OPS", locale="en")
+    claims_admin, claims = login_as(perm.ADMIN_DEPARTMENT, department="CLAIMS", locale="en")
+    customer, _ = login_as(perm.CUSTOMER, locale="en")
+    t = make.ticket("team", department="OPS")
+    db.session.commit()
+    assert _poll(ops_admin, t.number).status_code == 200
+    assert _poll(claims_admin, t.number).status_code == 404  # another department's
+    assert _poll(customer, t.number).status_code == 403  # no back office
+    assert _poll(client, t.number).status_code == 302  # signed out: the login page
+    # Deactivated: the session names nobody any more.
+    db.session.get(User, claims.id).active = False
+    etag = _poll(ops_admin, t.number).headers["ETag"]
+    db.session.commit()
+    assert _poll(claims_admin, t.number, etag).status_code == 302
+    assert _poll(ops_admin, t.number, etag).status_code == 304
+
+
+def _portal_poll(b, number, etag=None):
+    headers = {"If-None-Match": etag} if etag else {}
+    return b.get(f"/tickets/{number}/messages", headers=headers)
+
+
+def test_an_idle_portal_chat_poll_reads_the_user_and_the_ticket(login_as, make, db):
+    b, me = login_as(perm.CUSTOMER, locale="en")
+    number = make.ticket("team", customer=me).number
+    db.session.commit()
+    etag = _portal_poll(b, number).headers["ETag"]
+    resp, n = fresh_count(db, lambda: _portal_poll(b, number, etag))
+    assert resp.status_code == 304 and n == PORTAL_POLL_304
+
+
+def test_a_portal_poll_still_refuses_what_the_page_refuses(login_as, make, db, client):
+    b, me = login_as(perm.CUSTOMER, locale="en")
+    other, other_user = login_as(perm.CUSTOMER, locale="en")
+    staff, _ = login_as(perm.MASTER_ADMIN, locale="en")
+    number = make.ticket("team", customer=me).number
+    db.session.commit()
+    etag = _portal_poll(b, number).headers["ETag"]
+    assert _portal_poll(other, number, etag).status_code == 404  # another customer's
+    assert _portal_poll(staff, number, etag).status_code == 403  # not a customer
+    signed_out = _portal_poll(client, number, etag)
+    assert signed_out.status_code == 302 and "/login" in signed_out.headers["Location"]
+    db.session.get(User, me.id).active = False
+    db.session.commit()
+    assert _portal_poll(b, number, etag).status_code == 302
+
+
+@pytest.mark.parametrize("seconds", [0, 9])
+def test_a_fresh_heartbeat_is_not_rewritten(make, db, seconds):
+    """The domain rule beneath the budget: within SEEN_REFRESH a poll only reads."""
+    staff = make.user(role=perm.CUSTOMER_SERVICE)
+    t = make.ticket("team")
+    start = presence.utcnow()
+    _people, wrote = presence.poll(t, staff, typing=False, now=start)
+    assert wrote
+    later = start + timedelta(seconds=seconds)
+    assert presence.poll(t, staff, typing=False, now=later) == ([], False)
+    much_later = start + presence.SEEN_REFRESH + timedelta(seconds=1)
+    assert presence.poll(t, staff, typing=False, now=much_later) == ([], True)
