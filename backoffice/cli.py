@@ -13,6 +13,7 @@ from flask.cli import FlaskGroup, with_appcontext
 from flask_security import hash_password
 from sqlalchemy import select
 
+from .cli_worker import log_to_stderr, stop_on_signal
 from .domain import permissions as perm
 from .extensions import db
 from .models.base import utcnow
@@ -294,37 +295,19 @@ def outbox_send(loop: bool, batch: int | None, interval: float | None):
 
     Each turn also queues the next chunk of an announcement that is being sent.
     """
-    import logging
-    import signal
-    import threading
-
     from .channels.mailer import run_loop, work
 
-    if not logging.getLogger().handlers:
-        # A worker's log is its output: retries, failures and, in development with
-        # no MAIL_SERVER, the mail itself (logged at INFO, which Python hides by default).
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-
     if not loop:
+        log_to_stderr()
         click.echo(str(work(batch)))
         return
-    stop = threading.Event()
-
-    def graceful(signum, frame):
-        # Finish the batch in hand, then stop; a second Ctrl-C interrupts at once.
-        stop.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    previous = {sig: signal.signal(sig, graceful) for sig in (signal.SIGTERM, signal.SIGINT)}
-    click.echo("outbox: sending; stop with Ctrl-C or SIGTERM")
-    try:
-        total = run_loop(batch, interval, stop, on_report=lambda r: click.echo(str(r)))
-    except KeyboardInterrupt:
-        click.echo("outbox: interrupted; unfinished claims are retried after their timeout")
-        return
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    with stop_on_signal() as stop:
+        click.echo("outbox: sending; stop with Ctrl-C or SIGTERM")
+        try:
+            total = run_loop(batch, interval, stop, on_report=lambda r: click.echo(str(r)))
+        except KeyboardInterrupt:
+            click.echo("outbox: interrupted; unfinished claims are retried after their timeout")
+            return
     click.echo(f"outbox: stopped; {total}")
 
 
@@ -340,10 +323,6 @@ def whatsapp_group():
 @with_appcontext
 def whatsapp_process(loop: bool, batch: int | None, interval: float | None):
     """Post queued WhatsApp messages to tickets and send staff replies (once, or --loop)."""
-    import logging
-    import signal
-    import threading
-
     from flask import current_app
 
     from .channels.whatsapp import enabled
@@ -354,27 +333,17 @@ def whatsapp_process(loop: bool, batch: int | None, interval: float | None):
             "WhatsApp is not configured: set WHATSAPP_APP_SECRET, WHATSAPP_VERIFY_TOKEN, "
             "WHATSAPP_TOKEN and WHATSAPP_PHONE_NUMBER_ID."
         )
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if not loop:
+        log_to_stderr()
         inbound, outbound = work(batch)
         click.echo(f"{inbound}; {outbound}")
         return
-    stop = threading.Event()
-
-    def graceful(signum, frame):
-        stop.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    previous = {sig: signal.signal(sig, graceful) for sig in (signal.SIGTERM, signal.SIGINT)}
-    click.echo("whatsapp: working; stop with Ctrl-C or SIGTERM")
-    try:
-        run_loop(batch, interval, stop, on_report=lambda i, o: click.echo(f"{i}; {o}"))
-    except KeyboardInterrupt:
-        click.echo("whatsapp: interrupted; unfinished claims are retried after their timeout")
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    with stop_on_signal() as stop:
+        click.echo("whatsapp: working; stop with Ctrl-C or SIGTERM")
+        try:
+            run_loop(batch, interval, stop, on_report=lambda i, o: click.echo(f"{i}; {o}"))
+        except KeyboardInterrupt:
+            click.echo("whatsapp: interrupted; unfinished claims are retried after their timeout")
 
 
 @click.group("loyalty")
@@ -400,13 +369,6 @@ def mail_group():
     """Inbound email: the receiver, retries, figures (backoffice/channels/email_in.py)."""
 
 
-def _log_to_stderr() -> None:
-    import logging
-
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-
-
 @mail_group.command("receive")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), default=2525, show_default=True)
@@ -421,21 +383,13 @@ def _log_to_stderr() -> None:
 @with_appcontext
 def mail_receive(host: str, port: int, smtp: bool, retry_every: float):
     """Receive mail from the mail server (LMTP, or SMTP with --smtp) until SIGTERM or Ctrl-C."""
-    import signal
-    import threading
-
     from flask import current_app
 
     from .channels.mail_server import serve
 
-    _log_to_stderr()
-    stop = threading.Event()
-    previous = {
-        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)
-    }
     kind = "SMTP" if smtp else "LMTP"
-    click.echo(f"mail: {kind} on {host}:{port}; stop with Ctrl-C or SIGTERM")
-    try:
+    with stop_on_signal() as stop:
+        click.echo(f"mail: {kind} on {host}:{port}; stop with Ctrl-C or SIGTERM")
         serve(
             current_app._get_current_object(),
             host,
@@ -444,9 +398,6 @@ def mail_receive(host: str, port: int, smtp: bool, retry_every: float):
             retry_every=retry_every,
             stop=stop,
         )
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     click.echo("mail: stopped")
 
 
@@ -462,14 +413,11 @@ def mail_receive(host: str, port: int, smtp: bool, retry_every: float):
 @with_appcontext
 def mail_fetch(loop: bool, interval: float):
     """Fetch unseen mail from the IMAP mailbox CAREBOX_IMAP_URL (once, or with --loop)."""
-    import signal
-    import threading
-
     from flask import current_app
 
     from .channels import mail_fetch as imap
 
-    _log_to_stderr()
+    log_to_stderr()
     app = current_app._get_current_object()
     try:
         box = imap.mailbox(app.config.get("CAREBOX_IMAP_URL") or "")
@@ -487,16 +435,9 @@ def mail_fetch(loop: bool, interval: float):
         details = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
         click.echo(f"fetched {sum(counts.values())}" + (f" ({details})" if details else ""))
         return
-    stop = threading.Event()
-    previous = {
-        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)
-    }
-    click.echo(f"mail: fetching from {box.host}/{box.folder}; stop with Ctrl-C or SIGTERM")
-    try:
+    with stop_on_signal() as stop:
+        click.echo(f"mail: fetching from {box.host}/{box.folder}; stop with Ctrl-C or SIGTERM")
         imap.run_loop(app, app.config["CAREBOX_IMAP_URL"], interval, stop, on_report=click.echo)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     click.echo("mail: stopped")
 
 
@@ -507,7 +448,7 @@ def mail_process(everything: bool):
     """Process stored mail that was not processed yet (after a failure or an outage)."""
     from .channels.email_in import process_pending
 
-    _log_to_stderr()
+    log_to_stderr()
     counts = process_pending(max_attempts=None if everything else 5)
     total = sum(counts.values())
     details = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
@@ -552,32 +493,16 @@ def exports_run(loop: bool, interval: float):
     Any number may run: each claims its own job. A worker that dies mid-file leaves its
     lease (CAREBOX_EXPORT_LEASE_SECONDS) to run out, and the next one starts the file again.
     """
-    import logging
-    import signal
-    import threading
-
     from .domain.export_jobs import work
 
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    stop = threading.Event()
-
-    def graceful(signum, frame):
-        # Finish the file in hand, then stop; a second Ctrl-C interrupts at once.
-        stop.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    previous = {sig: signal.signal(sig, graceful) for sig in (signal.SIGTERM, signal.SIGINT)}
-    if loop:
-        click.echo("exports: working; stop with Ctrl-C or SIGTERM")
-    try:
-        done = work(stop, interval, once=not loop)
-    except KeyboardInterrupt:
-        click.echo("exports: interrupted; the job in hand restarts after its lease")
-        return
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    with stop_on_signal() as stop:
+        if loop:
+            click.echo("exports: working; stop with Ctrl-C or SIGTERM")
+        try:
+            done = work(stop, interval, once=not loop)
+        except KeyboardInterrupt:
+            click.echo("exports: interrupted; the job in hand restarts after its lease")
+            return
     click.echo(f"exports: {done} written")
 
 
@@ -588,6 +513,7 @@ def _counts(counts: dict) -> str:
 def init_app(app: Flask) -> None:
     from .cli_api import api_token_group
     from .cli_sla import sla_group
+    from .cli_tickets import tickets_group
 
     for command in (
         seed_command,
@@ -603,5 +529,6 @@ def init_app(app: Flask) -> None:
         exports_group,
         sla_group,
         api_token_group,
+        tickets_group,
     ):
         app.cli.add_command(command)

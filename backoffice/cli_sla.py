@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import signal
-import threading
-
 import click
 from sqlalchemy import select
 
+from .cli_worker import stop_on_signal
 from .domain import sla
 from .extensions import db
 from .models import Ticket
@@ -24,20 +22,13 @@ def sla_group():
 def sla_warn(loop: bool, interval: float):
     """Warn once about each ticket past 80 % of its running clock (home count; email with
     CAREBOX_SLA_WARNING_EMAIL). Safe with several workers."""
-    stop = threading.Event()
-    previous = {
-        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)
-    }
-    try:
+    with stop_on_signal() as stop:
         while True:
             warned = sla.send_warnings()
             db.session.commit()
             click.echo(f"sla: {warned} warned")
             if not loop or stop.wait(interval):
                 break
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 @sla_group.command("recompute")

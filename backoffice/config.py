@@ -167,6 +167,9 @@ class Config:
     CAREBOX_DEFAULT_CALENDAR = "CS"
     CAREBOX_SEED_HOURS = True  # seeding gives departments seed/departments.yaml's hours
     CAREBOX_SLA_WARNING_EMAIL = False  # email the 80 % SLA warnings (the home page counts them)
+    # A ticket waiting this many working days for the customer is finished by carebox,
+    # after a warning one working day before (domain/autofinish.py); 0 turns it off.
+    CAREBOX_AUTO_FINISH_DAYS = 5
     # The site's address: every link in an email, and in production the only Host
     # a request may name (TRUSTED_HOSTS), come from it. Required in production.
     CAREBOX_BASE_URL = ""
@@ -298,6 +301,7 @@ class Config:
             "CAREBOX_MAIL_MAX_PER_HOUR",
             "CAREBOX_EXPORT_DIRECT_MAX_ROWS",
             "CAREBOX_REPORT_BATCH",
+            "CAREBOX_AUTO_FINISH_DAYS",
         ):
             if env.get(key):
                 try:

@@ -202,6 +202,8 @@ def reply_route(
 
 def message_posted(message: TicketMessage) -> None:
     """A staff member's public reply goes to the customer (`reply_route`); nothing else does.
+    A message of the system (the auto-finish warning) goes the same way, under its own
+    subject.
 
     Internal notes and the customer's own messages return before any rendering.
     On WhatsApp the reply is queued in the WhatsApp outbox (once per message) and
@@ -219,15 +221,42 @@ def message_posted(message: TicketMessage) -> None:
     customer = _customer(ticket)
     if customer is None or route.channel is None:
         return
+    if message.by_system:  # carebox's own message: the auto-finish warning
+        template, subject = (
+            "finish_warning",
+            lambda: _("[%(number)s] We will close your ticket soon", number=ticket.number),
+        )
+    else:
+        template, subject = (
+            "staff_reply",
+            lambda: _("[%(number)s] New reply to your ticket", number=ticket.number),
+        )
     send_to(
         customer,
-        "staff_reply",
-        lambda: _("[%(number)s] New reply to your ticket", number=ticket.number),
+        template,
+        subject,
         ticket=ticket,
         message=message,
         ticket_url=_ticket_url(ticket),
         **_about(ticket, automatic=False),
     )
+
+
+def finish_warning_text(ticket: Ticket, cal, finish_at: datetime) -> str:
+    """The auto-finish warning (domain/autofinish.py) in the customer's language, with
+    the moment of the finish in the ticket's calendar zone."""
+    from babel.dates import format_datetime
+
+    lang = _lang(ticket.customer) if ticket.customer is not None else "id"
+    when = format_datetime(cal.to_local(finish_at), "EEEE d MMMM y, HH:mm", locale=lang)
+    with force_locale(lang):
+        return _(
+            "We have not heard from you about this ticket. If we still do not, we will "
+            "close it in one working day, on %(when)s %(zone)s. Reply to this message "
+            "to keep it open.",
+            when=when,
+            zone=cal.abbr,
+        )
 
 
 def rating_token(ticket: Ticket, score: int) -> str:

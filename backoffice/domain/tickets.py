@@ -48,6 +48,7 @@ from . import (
 from . import permissions as perm
 
 __all__ = [
+    "SYSTEM",
     "TRANSITIONS",
     "Action",
     "TicketStatus",
@@ -64,6 +65,7 @@ __all__ = [
     "reopen",
     "set_priority",
     "staff_rating",
+    "warn_before_finish",
 ]
 
 P, T, R, F = (
@@ -76,6 +78,22 @@ P, T, R, F = (
 REOPEN_WINDOW = timedelta(days=7)
 MAX_BODY = 10_000
 MAX_SUBJECT = 200
+
+
+class SystemActor:
+    """carebox itself, acting on its own (auto-finish): not a User, so it has no login,
+    no roles and no password. Its events and messages are stored without an author
+    and shown as "system" on the timeline (`TicketMessage.by_system` marks its messages).
+    Only the actions in SYSTEM_ACTIONS are open to it."""
+
+    __slots__ = ()
+    id = None  # compares unequal to every user's id (notifications skip "the actor")
+
+    def __repr__(self) -> str:
+        return "SYSTEM"
+
+
+SYSTEM = SystemActor()
 
 
 class Action(enum.StrEnum):
@@ -94,7 +112,12 @@ class Action(enum.StrEnum):
     PRIORITY = "priority"
     ASSIGN = "assign"
     RATE = "rate"
+    # The system's own (SYSTEM): a waiting ticket's warning, then its finish.
+    FINISH_WARNING = "finish_warning"
+    AUTO_FINISH = "auto_finish"
 
+
+SYSTEM_ACTIONS = frozenset({Action.FINISH_WARNING, Action.AUTO_FINISH})
 
 # The status machine of docs/architecture.md §2. A move not listed here is refused.
 TRANSITIONS: dict[tuple[TicketStatus, TicketStatus], frozenset[Action]] = {
@@ -108,7 +131,7 @@ TRANSITIONS: dict[tuple[TicketStatus, TicketStatus], frozenset[Action]] = {
     (R, P): frozenset({Action.CUSTOMER_REPLY}),
     (P, F): frozenset({Action.FINISH, Action.CLOSE}),
     (T, F): frozenset({Action.FINISH, Action.CLOSE}),
-    (R, F): frozenset({Action.FINISH, Action.CLOSE}),
+    (R, F): frozenset({Action.FINISH, Action.CLOSE, Action.AUTO_FINISH}),
     (F, T): frozenset({Action.REOPEN}),
     (F, P): frozenset({Action.REOPEN}),
 }
@@ -123,14 +146,18 @@ STAFF_PERMISSION = {
     Action.PRIORITY: perm.TICKET_PRIORITY,
     Action.ASSIGN: perm.TICKET_ASSIGN,
 }
-KEEPS_STATUS = frozenset({Action.NOTE, Action.PRIORITY, Action.ASSIGN, Action.RATE})
+KEEPS_STATUS = frozenset(
+    {Action.NOTE, Action.PRIORITY, Action.ASSIGN, Action.RATE, Action.FINISH_WARNING}
+)
 CUSTOMER_ACTIONS = frozenset({Action.CUSTOMER_REPLY, Action.CLOSE, Action.REOPEN, Action.RATE})
 
 
-def _may(actor: User | None, ticket: Ticket, action: Action, now: datetime) -> bool:
+def _may(actor: User | SystemActor | None, ticket: Ticket, action: Action, now: datetime) -> bool:
     """Whether `actor` may perform `action` on `ticket`, ignoring its status."""
     if action is Action.ROUTE:
         return actor is None
+    if actor is SYSTEM or action in SYSTEM_ACTIONS:
+        return actor is SYSTEM and action in SYSTEM_ACTIONS
     if actor is None:
         return False
     if perm.owns_ticket(actor, ticket) and action in CUSTOMER_ACTIONS:
@@ -161,7 +188,7 @@ def _target(ticket: Ticket, action: Action) -> TicketStatus:
         if s is R:
             return T if ticket.department_id else P
         return s
-    if action in (Action.FINISH, Action.CLOSE):
+    if action in (Action.FINISH, Action.CLOSE, Action.AUTO_FINISH):
         return F
     if action is Action.REOPEN:
         return T if ticket.department_id else P
@@ -211,7 +238,7 @@ def conflict_message(ticket: Ticket) -> str:
 
 def _move(
     ticket: Ticket,
-    actor: User | None,
+    actor: User | SystemActor | None,
     action: Action,
     event: EventAction,
     *,
@@ -227,6 +254,8 @@ def _move(
             _("This ticket cannot go from %(a)s to %(b)s.", a=before.label, b=after.label)
         )
     ticket.status = after
+    if after is not R:
+        ticket.auto_finish_warned_at = None  # no longer waiting: a warning is void
     # Only a move into or out of `finished` touches finished_at: a note, an
     # assignment or a rating on a finished ticket must not restart the clock
     # (resolution times and the 7-day reopen window are measured from it).
@@ -236,7 +265,7 @@ def _move(
         ticket.finished_at = None
     ev = TicketEvent(
         ticket=ticket,
-        actor=actor,
+        actor=None if actor is SYSTEM else actor,
         action=event,
         from_status=before,
         to_status=after if after != before else None,
@@ -432,6 +461,7 @@ def post_message(
     if action is not Action.NOTE:
         ticket.last_message_at = now
         ticket.last_from_staff = not is_customer
+        ticket.auto_finish_warned_at = None  # the wait for the customer starts anew
         if action is Action.STAFF_REPLY and ticket.first_response_at is None:
             ticket.first_response_at = now
     if is_customer and any(situations.is_photo(a) for a in attachments):
@@ -563,15 +593,20 @@ def _round_robin(ticket: Ticket, now: datetime) -> None:
 @_operation
 def finish(
     ticket: Ticket,
-    actor: User,
+    actor: User | SystemActor,
     *,
     note: str = "",
     expected_version: int | None = None,
     now: datetime | None = None,
 ) -> None:
-    """Finish an open ticket (staff), or close it (its customer)."""
+    """Finish an open ticket (staff), close it (its customer), or, as SYSTEM, finish a
+    ticket that waited for the customer too long (domain/autofinish.py): the customer
+    gets the same email with its rating links in every case but their own close."""
     now = now or utcnow()
-    action = Action.CLOSE if perm.owns_ticket(actor, ticket) else Action.FINISH
+    if actor is SYSTEM:
+        action = Action.AUTO_FINISH
+    else:
+        action = Action.CLOSE if perm.owns_ticket(actor, ticket) else Action.FINISH
     _check(ticket, actor, action, expected_version, now)
     if ticket.status is F:
         raise DomainError(_("This ticket is already finished."))
@@ -651,3 +686,31 @@ def duplicates_of(tickets: Sequence[Ticket]) -> dict[int, str]:
         for t in tickets
         if t.order_id in first and t.status in OPEN_STATUSES and first[t.order_id][0] != t.id
     }
+
+
+@_operation
+def warn_before_finish(ticket: Ticket, body: str, *, now: datetime | None = None) -> TicketMessage:
+    """SYSTEM tells the customer of a waiting ticket that it will be finished soon:
+    `body` (in their language) becomes a public message of the conversation, sent on
+    their channel like any reply (notifications.message_posted), with a FINISH_WARNED
+    event. It keeps the status and the time the wait started (last_message_at)."""
+    now = now or utcnow()
+    _check(ticket, SYSTEM, Action.FINISH_WARNING, None, now)
+    if ticket.status is not R:
+        raise DomainError(_("Only a ticket waiting for the customer can be warned."))
+    msg = TicketMessage(
+        ticket=ticket,
+        author=None,
+        by_system=True,
+        from_staff=True,
+        body=clean_text(body, MAX_BODY, _("Message")),
+        created_at=now,
+        channel=MessageChannel.PORTAL,
+    )
+    db.session.add(msg)
+    _move(ticket, SYSTEM, Action.FINISH_WARNING, EventAction.FINISH_WARNED, now=now)
+    ticket.auto_finish_warned_at = now
+    ticket.updated_at = now
+    _flush(ticket, now)
+    notifications.message_posted(msg)
+    return msg

@@ -87,6 +87,7 @@ class EventAction(LabelledEnum):
     REOPENED = "reopened"
     RATED = "rated"
     DUE_MOVED = "due_moved"  # the SLA due time moved: the note says why (domain/sla.py)
+    FINISH_WARNED = "finish_warned"  # the customer was told it will finish (autofinish)
 
     @classmethod
     def _labels(cls):
@@ -104,6 +105,7 @@ class EventAction(LabelledEnum):
             cls.REOPENED: _l("Reopened"),
             cls.RATED: _l("Rated"),
             cls.DUE_MOVED: _l("Due time moved"),
+            cls.FINISH_WARNED: _l("Warned before finishing"),
         }
 
 

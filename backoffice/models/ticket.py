@@ -97,6 +97,8 @@ class Ticket(db.Model):
         # The situations' worker: open tickets whose parcel may turn stuck or late by
         # time alone, when that moment has come (domain/situations.py).
         Index("ix_ticket_status_situation_due", "status", "situation_due_at", "id"),
+        # The auto-finish worker: responded tickets by the start of their wait.
+        Index("ix_ticket_status_last_message", "status", "last_message_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -254,6 +256,9 @@ class TicketMessage(db.Model):
         ForeignKey("user.id", ondelete="SET NULL"), index=True
     )
     from_staff: Mapped[bool] = mapped_column(default=False)
+    # Written by carebox itself (domain.tickets.SYSTEM: the auto-finish warning), not a
+    # person: no author, shown as such.
+    by_system: Mapped[bool] = mapped_column(default=False, server_default=false())
     internal: Mapped[bool] = mapped_column(default=False)
     body: Mapped[str] = mapped_column(Text)
     channel: Mapped[MessageChannel] = mapped_column(
