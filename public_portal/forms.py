@@ -79,6 +79,12 @@ class TicketForm(TranslatedForm):
         filters=[one_line, upper],
         validators=[Optional(), Length(max=20, message=_l("That is not an order number."))],
     )
+    # Checked by the view through shipments.customer_parcel (check digit, known, yours).
+    resi = StringField(
+        _l("Resi / tracking number (optional)"),
+        filters=[one_line, upper],
+        validators=[Optional(), Length(max=40, message=_l("That is not a resi."))],
+    )
     attachment = FileField(_l("Attachment (optional): JPEG, PNG or PDF, up to 5 MB"))
     # One-time token of this form (a fresh one on every new form): filing is idempotent
     # on it (Ticket.submission), so a retried POST returns the ticket it already made.

@@ -31,7 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, lazyload, load_only, selectinload
 
-from backoffice.domain import DomainError
+from backoffice.domain import DomainError, shipments
 from backoffice.domain import attachments as files
 from backoffice.domain import permissions as perm
 from backoffice.domain import tickets as lifecycle
@@ -150,6 +150,8 @@ def new_ticket():
         form.subject.data = (one_line(args.get("subject", "")) or "")[:200]
         form.body.data = (clean_text(args.get("body", "")) or "")[:2000]
         form.order_number.data = (upper(one_line(args.get("order_number", ""))) or "")[:20]
+        # The tracking page's "tell us" link carries the resi (checked when sent).
+        form.resi.data = (upper(one_line(args.get("resi", ""))) or "")[:40]
         kind = args.get("kind")
         form.kind.data = kind if kind in {k.value for k in TicketKind} else ""
         form.submission.data = uuid.uuid4().hex
@@ -168,6 +170,24 @@ def new_ticket():
                 _("You have no order with this number. Check it on your orders page."),
             ]
             ok = False
+    if ok and form.resi.data:
+        parcel, problem = shipments.customer_parcel(form.resi.data, current_user)
+        if problem:
+            form.resi.errors = [*form.resi.errors, problem]
+            ok = False
+        elif order is not None and order.id != parcel.id:
+            form.resi.errors = [
+                *form.resi.errors,
+                _(
+                    "This resi belongs to your order %(other)s, not to order %(number)s. "
+                    "Give one of the two, or both of the same order.",
+                    other=parcel.number,
+                    number=order.number,
+                ),
+            ]
+            ok = False
+        else:
+            order = parcel
     attachment = _store_upload(form.attachment) if ok else None
     if not ok or form.attachment.errors:
         _discard(attachment)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from flask import current_app, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_login import current_user
 
 from backoffice.domain import shipments
 from backoffice.domain.shipments import ResiCheck
@@ -32,6 +33,7 @@ class Lookup:
     resi: str
     problem: str = ""  # the message for a mistyped, malformed or unknown resi
     found: shipments.Shipment | None = None
+    mine: bool = False  # the signed-in customer's own parcel (they may file a ticket on it)
 
 
 def _track_limit() -> str:
@@ -82,6 +84,7 @@ def lookups(typed: list[str]) -> list[Lookup]:
             )
         else:
             r.found = shipments.shipment(order)
+            r.mine = current_user.is_authenticated and order.customer_id == current_user.id
     return results
 
 

@@ -227,8 +227,8 @@ def _order_by_resi(text: str, customer: User):
     """The customer's own order whose resi the text names first (a resi of someone else's
     parcel links nothing: the ticket would show a stranger's shipment)."""
     for resi in shipments.find_resis(text)[:5]:
-        order = shipments.find_order(resi)
-        if order is not None and order.customer_id == customer.id:
+        order, _problem = shipments.customer_parcel(resi, customer)
+        if order is not None:
             return order
     return None
 

@@ -199,6 +199,32 @@ def find_order(resi: str) -> Order | None:
     return db.session.scalar(select(Order).where(Order.resi == resi))
 
 
+def customer_parcel(text: str | None, customer: User) -> tuple[Order | None, str]:
+    """The one rule for linking a ticket to a parcel by its resi (the portal's ticket
+    form, email and WhatsApp alike): `(order, "")` when `text` is a valid resi of one of
+    `customer`'s own orders, else `(None, why)` — mistyped (check digit), not a resi,
+    no such parcel, or someone else's parcel (a ticket must never show a stranger's
+    shipment). The check digit is checked before any lookup."""
+    resi = normalise_resi(text)
+    verdict = check_resi(resi)
+    if verdict is not ResiCheck.VALID:
+        return None, resi_message(verdict)
+    order = find_order(resi)
+    if order is None:
+        return None, _(
+            "No parcel has the resi %(resi)s. It is written correctly: check it against "
+            "your receipt.",
+            resi=resi,
+        )
+    if order.customer_id != customer.id:
+        return None, _(
+            "The parcel %(resi)s is not one of your orders, so a ticket cannot be about "
+            "it. Ask its sender to contact us.",
+            resi=resi,
+        )
+    return order, ""
+
+
 # ---------------------------------------------------------------------------
 # Tracking events
 
