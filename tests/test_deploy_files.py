@@ -94,12 +94,37 @@ def test_web_unit_runs_gunicorn_with_the_deploy_config():
 def test_every_service_reads_the_environment_file_and_belongs_to_the_target():
     target = (DEPLOY / "systemd" / "carebox.target").read_text()
     services = sorted((DEPLOY / "systemd").glob("carebox-*.service"))
-    assert len(services) == 7  # web, outbox, exports, mail, auto-finish, whatsapp, situations
+    # web, outbox, exports, mail (LMTP), auto-finish, whatsapp, situations, mail fetch (IMAP)
+    assert len(services) == 8
     for service in services:
         text = service.read_text()
         assert "EnvironmentFile=/etc/carebox/carebox.env" in text, service.name
-        assert "PartOf=carebox.target" in text and service.name in target, service.name
+        assert "PartOf=carebox.target" in text, service.name
         assert "User=carebox" in text, service.name
+        # The target starts every one except the IMAP fetcher: an alternative to LMTP that
+        # joins the target only once enabled (WantedBy), and needs CAREBOX_IMAP_URL.
+        if service.name == "carebox-mailfetch.service":
+            assert service.name not in target
+            assert "WantedBy=carebox.target" in text
+        else:
+            assert service.name in target, service.name
+
+
+def test_the_imap_fetcher_stays_stopped_without_its_mailbox(tmp_path):
+    """No CAREBOX_IMAP_URL is a usage error (exit 2), which its unit does not restart."""
+    unit = (DEPLOY / "systemd" / "carebox-mailfetch.service").read_text()
+    assert "RestartPreventExitStatus=2" in unit
+    env = {**os.environ, "CAREBOX_ENV": "development", "CAREBOX_INSTANCE_PATH": str(tmp_path)}
+    env.pop("CAREBOX_IMAP_URL", None)
+    done = subprocess.run(  # noqa: S603
+        [str(CAREBOX), "mail", "fetch", "--loop"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
 
 
 def test_haproxy_config_is_valid():
