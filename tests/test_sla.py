@@ -95,6 +95,16 @@ def _hours(db, make, code, rows, zone="Asia/Jakarta"):
 
 
 WEEKDAYS_8_20 = [(d, 8 * 60, 20 * 60) for d in range(5)]
+AROUND_THE_CLOCK = [(d, 0, 24 * 60) for d in range(7)]
+
+
+def all_around_the_clock(db, make):
+    """Every seed department 24/7 through holidays: working time is wall-clock time
+    (less the pauses), whatever day the tests run on."""
+    for code in ("CS", "OPS", "BILLING", "CLAIMS", "SALES", "DIGITAL"):
+        if make.department(code) is not None:
+            _hours(db, make, code, AROUND_THE_CLOCK).observes_holidays = False
+    db.session.flush()
 
 
 def _question(owner, now):
@@ -217,3 +227,28 @@ def test_reopening_resumes_with_what_was_left(db, make, people):
     tickets.reopen(t, people["cs"], now=datetime(2026, 12, 1, 1, 0))  # Tue 08:00
     # 71 h from Tue 08:00: Tue–Fri 48, Mon 12 → 60, Tue 8 Dec 11 h → 19:00 WIB
     assert t.resolution_due == datetime(2026, 12, 8, 12, 0)
+
+
+def test_working_time_to_answer_and_to_finish_is_stored_for_the_medians(db, make, people):
+    from backoffice.views.sqlhelpers import first_response_seconds, resolution_seconds
+
+    owner, cs = people["owner"], people["cs"]
+    _hours(db, make, "CS", WEEKDAYS_8_20)
+    t = _question(owner, datetime(2026, 11, 27, 12, 0))  # Fri 19:00 WIB
+    tickets.post_message(t, cs, "Kami cek.", now=datetime(2026, 11, 30, 2, 0))  # Mon 09:00
+    assert t.first_response_work == 2 * H  # Fri 19–20, Mon 08–09: not the weekend
+    tickets.post_message(t, owner, "Belum.", now=datetime(2026, 11, 30, 5, 0))  # Mon 12:00
+    tickets.finish(t, cs, now=datetime(2026, 11, 30, 7, 0))  # Mon 14:00
+    # 2 h to the answer, 09–12 waiting for the customer (not counted), 12–14
+    assert t.resolution_work == 4 * H
+    db.session.commit()
+
+    def figures():
+        return db.session.execute(
+            select(first_response_seconds(), resolution_seconds()).where(Ticket.id == t.id)
+        ).one()
+
+    assert tuple(map(int, figures())) == (2 * H, 4 * H)
+    tickets.reopen(t, cs, now=datetime(2026, 11, 30, 8, 0))
+    db.session.commit()
+    assert figures()[1] is None  # open again: no resolution time until finished again

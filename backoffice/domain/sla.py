@@ -242,7 +242,22 @@ def refresh(ticket: Ticket, now: datetime | None = None) -> None:
             hours=_hours(waited),
         )
         _note_move(ticket, before, cal, now, why)
+    _record_work(ticket)
     ticket.next_due_at = next_due(ticket)
+
+
+def _record_work(ticket: Ticket) -> None:
+    """The working time each clock had used when it was met: at the first response, and
+    at (each) finish — waiting for the customer not counted, like the SLA itself. The
+    dashboard's and reports' medians read these (None for tickets from before working
+    time, which are measured on the wall clock: views/sqlhelpers.py)."""
+    if ticket.sla_since is None or ticket.first_response_left is None:
+        return
+    first, resolve = _allowance(ticket.priority)
+    if ticket.first_response_at is not None and ticket.first_response_work is None:
+        ticket.first_response_work = max(first - ticket.first_response_left, 0)
+    if ticket.status is TicketStatus.FINISHED:
+        ticket.resolution_work = max(resolve - ticket.resolution_left, 0)
 
 
 def _hours(seconds: int) -> str:

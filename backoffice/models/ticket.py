@@ -73,6 +73,8 @@ class Ticket(db.Model):
             "rating",
             "first_response_at",
             "finished_at",
+            "first_response_work",
+            "resolution_work",
         ),
         # SLA breaches of the open lists on the home page, counted from the index
         # alone in resolution_due order, overdue first (views/dashboard.py);
@@ -142,6 +144,11 @@ class Ticket(db.Model):
     # that warning went out (once per clock).
     sla_warn_at: Mapped[datetime | None]
     sla_warned_at: Mapped[datetime | None]
+    # Working seconds the first-response clock had used when staff first answered, and the
+    # resolution clock when the ticket was (last) finished: the medians' figures
+    # (domain/sla.py); NULL for tickets from before working time.
+    first_response_work: Mapped[int | None]
+    resolution_work: Mapped[int | None]
     # When the customer was told the waiting ticket will be finished (auto-finish).
     auto_finish_warned_at: Mapped[datetime | None]
     first_response_at: Mapped[datetime | None]

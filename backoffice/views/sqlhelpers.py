@@ -13,7 +13,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import Float, Integer, Select, String, func, literal, select, union_all
+from sqlalchemy import Float, Integer, Select, String, case, func, literal, select, union_all
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -147,11 +147,27 @@ def day_key(value) -> str:
 
 
 def first_response_seconds():
-    return seconds_between(Ticket.created_at, Ticket.first_response_at)
+    """Working seconds to the first response on the ticket's calendar (domain/sla.py
+    stores them); wall-clock seconds for a ticket from before working time."""
+    return case(
+        (Ticket.first_response_at.is_(None), None),
+        else_=func.coalesce(
+            Ticket.first_response_work,
+            seconds_between(Ticket.created_at, Ticket.first_response_at),
+        ),
+    )
 
 
 def resolution_seconds():
-    return seconds_between(Ticket.created_at, Ticket.finished_at)
+    """Working seconds to the finish, waiting for the customer not counted (as the SLA
+    counts them); wall-clock seconds for a ticket from before working time. A reopened
+    ticket has none until it is finished again."""
+    return case(
+        (Ticket.finished_at.is_(None), None),
+        else_=func.coalesce(
+            Ticket.resolution_work, seconds_between(Ticket.created_at, Ticket.finished_at)
+        ),
+    )
 
 
 def medians(value, where, groups=()) -> dict[tuple, float]:
