@@ -512,7 +512,7 @@ def _counts(counts: dict) -> str:
 
 def init_app(app: Flask) -> None:
     from .cli_api import api_token_group
-    from .cli_sla import sla_group
+    from .cli_sla import notices_group, sla_group
     from .cli_tickets import tickets_group
 
     for command in (
@@ -530,5 +530,6 @@ def init_app(app: Flask) -> None:
         sla_group,
         api_token_group,
         tickets_group,
+        notices_group,
     ):
         app.cli.add_command(command)

@@ -1,4 +1,5 @@
-"""`carebox sla ...`: the working-time SLA's worker and the supervisor's questions."""
+"""`carebox sla ...`: the working-time SLA's worker and the supervisor's questions;
+`carebox notices digest`: the agents' notification digest (a worker of the same shape)."""
 
 from __future__ import annotations
 
@@ -52,3 +53,32 @@ def sla_explain(number: str):
         raise click.ClickException(f"no ticket {number}")
     for line in sla.explain(ticket):
         click.echo(line)
+
+
+@click.group("notices")
+def notices_group():
+    """Agent notifications (domain/staff_notices.py)."""
+
+
+@notices_group.command("digest")
+@click.option("--loop", is_flag=True, help="Keep sending until SIGTERM or Ctrl-C.")
+@click.option("--interval", default=3600.0, show_default=True, help="Seconds between rounds.")
+def notices_digest(loop: bool, interval: float):
+    """Queue one email per agent who switched the digest on, listing their unread
+    notifications not mailed yet (through the outbox; never the same one twice)."""
+    from .domain import staff_notices
+
+    stop = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)
+    }
+    try:
+        while True:
+            sent = staff_notices.send_digests()
+            db.session.commit()
+            click.echo(f"notices: {sent} digests queued")
+            if not loop or stop.wait(interval):
+                break
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -201,14 +201,18 @@ def reply_route(
 
 
 def message_posted(message: TicketMessage) -> None:
-    """A staff member's public reply goes to the customer (`reply_route`); nothing else does.
-    A message of the system (the auto-finish warning) goes the same way, under its own
-    subject.
+    """A staff member's public reply goes to the customer (`reply_route`); a customer's
+    message is a notice for the ticket's assignee (domain/staff_notices.py). A message
+    of the system (the auto-finish warning) goes the same way, under its own subject.
 
     Internal notes and the customer's own messages return before any rendering.
     On WhatsApp the reply is queued in the WhatsApp outbox (once per message) and
     recorded as a WhatsApp message; by email it is rendered and queued as before.
     """
+    if not message.internal and not message.from_staff:
+        from . import staff_notices  # it sends its digests through this module
+
+        staff_notices.customer_replied(message.ticket, message.created_at)
     if message.internal or not message.from_staff:
         return
     ticket = message.ticket
@@ -311,6 +315,9 @@ def ticket_reached_department(ticket: Ticket, actor: User | None = None) -> None
     """
     if ticket.department_id is None:
         return
+    from . import staff_notices  # it sends its digests through this module
+
+    staff_notices.reached_department(ticket, actor)  # the department's members, in the app
     department = ticket.department
     link = absolute_url(f"/admin/tickets/team/?search={ticket.number}")
     for admin in department_admins(ticket.department_id):

@@ -32,6 +32,7 @@ from .enums import (
 from .export_job import ExportJob, ExportStatus
 from .faq import FaqCategory, FaqEntry, FaqVote
 from .inbound_email import InboundEmail, InboundEmailChunk
+from .notice import NoticeKind, StaffNotice
 from .order import Order, OrderEvent
 from .outbox import OutboxEmail
 from .shipment import TrackingEvent
@@ -61,6 +62,8 @@ __all__ = [
     "InboundReason",
     "InboundStatus",
     "MessageChannel",
+    "NoticeKind",
+    "StaffNotice",
     "Order",
     "OrderEvent",
     "OrderStatus",

@@ -69,6 +69,8 @@ class User(db.Model, UserMixin):
     # arrive faster than that.
     away: Mapped[bool] = mapped_column(default=False, server_default=false())
     round_robin_turn: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Agent notifications (domain/staff_notices.py): also mailed as a digest, if asked.
+    notice_digest: Mapped[bool] = mapped_column(default=False, server_default=false())
     marketing_consent: Mapped[bool] = mapped_column(default=False)
     consent_changed_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -36,6 +36,7 @@ from .customers import CustomerView
 from .dashboard import HomeView
 from .desk import TicketDeskView
 from .mail_review import MailReviewView
+from .notices import NoticesView, menu_notice_count
 from .orders import OrderView
 from .reports import ReportView
 from .tickets import LISTS, TicketListView
@@ -114,7 +115,9 @@ def init_admin(app: Flask) -> Admin:
             url="/admin/canned-replies",
         ),
         MailReviewView(name=_l("Held email"), endpoint="mail_review", url="/admin/mail-review"),
+        NoticesView(name=_l("Notifications"), endpoint="notices", url="/admin/notifications"),
     )
+    app.jinja_env.globals["menu_notice_count"] = menu_notice_count
     formatting.register(app)
     app.after_request(_html_lang)
     return admin

@@ -27,6 +27,7 @@ from ..models.enums import OPEN_STATUSES
 from ..replica import heavy_reads
 from .base import StaffAccessMixin
 from .filters import BreachingSoonFilter
+from .notices import menu_notice_count
 from .sqlhelpers import (
     at_least,
     capped_counts,
@@ -266,6 +267,7 @@ class HomeView(StaffAccessMixin, AdminIndexView):
         context = {
             "queue_links": queue_links(current_user),
             "away_form": TranslatedForm(formdata=None),
+            "notice_count": menu_notice_count(),
             "lists": lists,
             "breached_total": at_least(r["breached"] for r in lists if r["open"]),
             "my_count": my_count,

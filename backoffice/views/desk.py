@@ -35,6 +35,7 @@ from ..domain import (
     canned,
     notifications,
     presence,
+    staff_notices,
 )
 from ..domain import attachments as files
 from ..domain import permissions as perm
@@ -245,6 +246,7 @@ class TicketDeskView(StaffAccessMixin, BaseView):
         ticket = self._ticket(number)
         page = self._render(ticket, **self._canned_prefill(ticket))
         presence.mark_opened(ticket, current_user)
+        staff_notices.mark_read(current_user, ticket)  # opening it is reading its notices
         db.session.commit()
         return page
 

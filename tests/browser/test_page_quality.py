@@ -71,6 +71,7 @@ SHAPES: list[tuple[str, str, str]] = [
     ("desk-finished", "master", "/admin/tickets/desk/{finished}/"),
     # a department admin's desk: replies and notes only, the Actions card says so
     ("desk-department", "department", "/admin/tickets/desk/{ticket}/"),
+    ("notifications", "department", "/admin/notifications/"),
     ("reports", "master", "/admin/reports/"),
     ("staff", "master", "/admin/staff/"),
     ("staff-new", "master", "/admin/staff/new/"),
@@ -181,6 +182,13 @@ def _people(live_server) -> dict[str, dict]:
                 unique_email(f"ops-{lang}"), PASSWORD, perm.ADMIN_DEPARTMENT, department=department
             )
             agent.name, agent.locale = "Oki Operasional", lang
+            db.session.flush()
+            # A ticket reaching OPS: a notification for the department admin's page.
+            extra = tickets.file_ticket(
+                customer, TicketKind.COMPLAINT, "Paket rusak", "Kardusnya sobek."
+            )
+            if extra.department_id != department.id:
+                tickets.dispatch(extra, department, master)
             finished = tickets.file_ticket(
                 customer, TicketKind.QUESTION, "Jam buka kantor", "Kantor buka jam berapa?"
             )

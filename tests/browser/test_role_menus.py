@@ -40,6 +40,10 @@ CUSTOMER_LISTS = {
     "/orders/new": "Send a parcel",
 }
 
+# Beside the lists, every staff role's menu links its own notifications (with the
+# unread count as a badge, which the menu's reading below leaves out).
+PERSONAL = {"/admin/notifications/": "Notifications"}
+
 # The master admin sees every list; the other roles exactly these.
 ROLE_TABLE = {
     "cs": {
@@ -92,7 +96,11 @@ def backoffice_menu(page: Page) -> dict[str, str]:
 
     def note_visible_entries():
         # A dropdown's toggle is a link that goes nowhere (href="javascript:void(0)").
-        entries.update((href, text) for href, text in links() if not href.startswith("javascript:"))
+        entries.update(
+            (href, PERSONAL.get(href, text))
+            for href, text in links()
+            if not href.startswith("javascript:")
+        )
 
     note_visible_entries()
     categories = [text for href, text in links() if href.startswith("javascript:")]
@@ -117,7 +125,11 @@ def test_staff_menu_shows_exactly_the_lists_of_the_role(new_context, all_lists, 
     log_in(page, STAFF[role].email)
     assert page.url.endswith("/admin/")
 
-    assert backoffice_menu(page) == {url: all_lists[url] for url in mine}
+    assert backoffice_menu(page) == {url: all_lists[url] for url in mine} | PERSONAL
+    assert (
+        page.get_by_role("list", name="Main menu").get_by_role("link", name="Notifications").count()
+        == 1
+    )
 
     for url in sorted(mine):
         response = page.goto(url)

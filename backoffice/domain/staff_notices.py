@@ -1,0 +1,179 @@
+"""Agent notifications (docs/architecture.md §9): what a staff member should look at.
+
+Two events make one: a customer's reply on a ticket assigned to the agent, and a
+ticket reaching the agent's department (dispatch, escalation, a routing rule) — for
+everyone of that department who can work on it: its admins *and* customer service
+agents who belong to it. The person who made the move is not told about it.
+
+Notices are rows in the transaction of the change (like the outbox's emails), read
+when the agent opens the ticket's desk, and, for agents who asked for it, mailed in
+one digest per run of `carebox notices digest`, through the outbox, never twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from flask_babel import gettext as _
+from sqlalchemy import func, select, update
+
+from ..extensions import db
+from ..models import NoticeKind, StaffNotice, Ticket, User
+from ..models.base import utcnow
+from . import permissions as perm
+
+DIGEST_LIMIT = 100  # notices listed in one digest email (the rest: "and N more")
+SHOWN = 50  # notices on the notifications page
+
+
+def _notify(users: Iterable[User], ticket: Ticket, kind: NoticeKind, now: datetime) -> None:
+    """One unread notice per (user, ticket, kind): an existing unread one is refreshed."""
+    users = {u.id: u for u in users if u is not None}
+    if not users:
+        return
+    # The ticket may be new in this transaction: its id comes from the caller's flush.
+    unread = set(
+        db.session.scalars(
+            select(StaffNotice.user_id).where(
+                StaffNotice.ticket_id == ticket.id,
+                StaffNotice.kind == kind,
+                StaffNotice.read_at.is_(None),
+                StaffNotice.user_id.in_(users),
+            )
+        )
+    )
+    if unread:
+        db.session.execute(
+            update(StaffNotice)
+            .where(
+                StaffNotice.ticket_id == ticket.id,
+                StaffNotice.kind == kind,
+                StaffNotice.read_at.is_(None),
+                StaffNotice.user_id.in_(unread),
+            )
+            .values(created_at=now)
+        )
+    for user_id in users.keys() - unread:
+        db.session.add(StaffNotice(user_id=user_id, ticket_id=ticket.id, kind=kind, created_at=now))
+
+
+def customer_replied(ticket: Ticket, now: datetime | None = None) -> None:
+    """The customer wrote on `ticket`: its assignee hears it (if they can still open it)."""
+    assignee = ticket.assignee
+    if assignee is None or not assignee.active or not perm.can_open_at_desk(assignee, ticket):
+        return
+    _notify([assignee], ticket, NoticeKind.CUSTOMER_REPLY, now or utcnow())
+
+
+def department_members(ticket: Ticket) -> list[User]:
+    """Active staff of the ticket's department who can work on it: its admins, and the
+    customer service agents who belong to it."""
+    if ticket.department_id is None:
+        return []
+    members = db.session.scalars(
+        perm.staff_with(perm.BACKOFFICE).where(User.department_id == ticket.department_id)
+    )
+    return [u for u in members if perm.can_work_on(u, ticket)]
+
+
+def reached_department(
+    ticket: Ticket, actor: User | None = None, now: datetime | None = None
+) -> None:
+    """`ticket` reached its department: everyone there hears it, except who sent it."""
+    people = [u for u in department_members(ticket) if actor is None or u.id != actor.id]
+    _notify(people, ticket, NoticeKind.DEPARTMENT, now or utcnow())
+
+
+def _unread(user: User):
+    return (StaffNotice.user_id == user.id) & StaffNotice.read_at.is_(None)
+
+
+def unread_count(user: User | None) -> int:
+    """The menu's and the home page's count: the notices `unread` lists (one COUNT over
+    the user's unread rows, each joined to its ticket by primary key)."""
+    if not perm.is_staff(user):
+        return 0
+    return db.session.scalar(
+        select(func.count())
+        .select_from(StaffNotice)
+        .join(Ticket, StaffNotice.ticket_id == Ticket.id)
+        .where(_unread(user), perm.desk_scope(user))
+    )
+
+
+def unread(user: User, limit: int = SHOWN) -> list[StaffNotice]:
+    """The latest unread notices of `user` whose ticket they can still open, newest first."""
+    rows = db.session.scalars(
+        select(StaffNotice)
+        .join(Ticket, StaffNotice.ticket_id == Ticket.id)
+        .where(_unread(user), perm.desk_scope(user))
+        .order_by(StaffNotice.created_at.desc(), StaffNotice.id.desc())
+        .limit(limit)
+    )
+    return list(rows)
+
+
+def mark_read(user: User, ticket: Ticket | None = None, now: datetime | None = None) -> int:
+    """The agent opened `ticket` (or asked to clear all): its notices are read."""
+    where = _unread(user)
+    if ticket is not None:
+        where = where & (StaffNotice.ticket_id == ticket.id)
+    result = db.session.execute(update(StaffNotice).where(where).values(read_at=now or utcnow()))
+    return result.rowcount or 0
+
+
+def send_digests(now: datetime | None = None) -> int:
+    """One email per agent who asked for the digest, listing their unread notices not
+    mailed yet; returns how many emails were queued. Each agent's email and the marks
+    on its notices commit together; a notice another worker marked in the meantime
+    makes this worker skip that agent (the compare-and-set UPDATE counts rows)."""
+    from .notifications import send_to  # notifications calls this module
+
+    now = now or utcnow()
+    pending = (
+        select(StaffNotice.user_id)
+        .where(StaffNotice.read_at.is_(None), StaffNotice.emailed_at.is_(None))
+        .distinct()
+    )
+    agents = list(
+        db.session.scalars(
+            select(User).where(User.active, User.notice_digest, User.id.in_(pending))
+        )
+    )
+    sent = 0
+    for agent in agents:
+        if not perm.is_staff(agent):
+            continue
+        rows = db.session.scalars(
+            select(StaffNotice)
+            .join(Ticket, StaffNotice.ticket_id == Ticket.id)
+            .where(_unread(agent), StaffNotice.emailed_at.is_(None), perm.desk_scope(agent))
+            .order_by(StaffNotice.created_at, StaffNotice.id)
+            .limit(DIGEST_LIMIT + 1)
+        ).all()
+        shown, more = rows[:DIGEST_LIMIT], max(len(rows) - DIGEST_LIMIT, 0)
+        if not shown:
+            continue
+        ids = [n.id for n in shown]
+        marked = db.session.execute(
+            update(StaffNotice)
+            .where(StaffNotice.id.in_(ids), StaffNotice.emailed_at.is_(None))
+            .values(emailed_at=now)
+        ).rowcount
+        if marked != len(ids):  # another worker mailed some of them: leave this agent
+            db.session.rollback()
+            continue
+        from .links import absolute_url
+
+        send_to(
+            agent,
+            "staff_digest",
+            lambda n=len(rows): _("carebox: notifications to look at (%(n)d)", n=n),
+            notices=[(n, absolute_url(f"/admin/tickets/desk/{n.ticket.number}/")) for n in shown],
+            more=more,
+            notices_url=absolute_url("/admin/notifications/"),
+        )
+        db.session.commit()
+        sent += 1
+    return sent
