@@ -68,17 +68,10 @@ def notices_digest(loop: bool, interval: float):
     notifications not mailed yet (through the outbox; never the same one twice)."""
     from .domain import staff_notices
 
-    stop = threading.Event()
-    previous = {
-        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)
-    }
-    try:
+    with stop_on_signal() as stop:
         while True:
             sent = staff_notices.send_digests()
             db.session.commit()
             click.echo(f"notices: {sent} digests queued")
             if not loop or stop.wait(interval):
                 break
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
