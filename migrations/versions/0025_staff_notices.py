@@ -1,14 +1,14 @@
 """agent notifications: staff_notice, and the user's digest switch
 
-Revision ID: 0024_staff_notices
-Revises: 0023_auto_finish
+Revision ID: 0025_staff_notices
+Revises: 0024_working_medians
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0024_staff_notices"
-down_revision = "0023_auto_finish"
+revision = "0025_staff_notices"
+down_revision = "0024_working_medians"
 branch_labels = None
 depends_on = None
 
