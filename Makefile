@@ -9,7 +9,7 @@ DOMAINS := messages admin flask_security wtforms
 export CAREBOX_ENV ?= development
 
 .PHONY: run test test-fast test-cluster test-browser test-deps install install-test lint format translations \
-        extract-messages update-messages migration upgrade seed screenshots bench clean
+        extract-messages update-messages migration upgrade seed screenshots bench bench-1m clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -104,6 +104,11 @@ bench: install-test
 	  $(BIN)/python bench/ticket_queries.py && $(BIN)/python bench/admin_pages.py && \
 	  $(BIN)/python bench/desk_queues.py && $(BIN)/python bench/export_job.py; \
 	else echo "ticket_queries.py, admin_pages.py, desk_queues.py, export_job.py: set DATABASE_URL to a database filled by carebox seed-bulk"; fi
+
+## The 1M benchmark on MariaDB (bench/bench_1m.py; not part of `make test`): builds the
+## dataset once, serves under gunicorn, prints one table. BENCH_ARGS="--runs 50" etc.
+bench-1m: install-test translations
+	$(BIN)/python bench/bench_1m.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules instance .pytest_cache .ruff_cache

@@ -107,11 +107,12 @@ def create_app(config: dict | str | None = None) -> Flask:
         hops = int(app.config["PROXY_FIX"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
-    from . import api, cli, i18n, replica, security_setup, transactions, web
+    from . import api, cli, i18n, replica, security_setup, statement_count, transactions, web
     from .channels import whatsapp
     from .extensions import babel, csrf, db, limiter, migrate
 
     db.init_app(app)
+    statement_count.init_app(app)  # first: its after_request runs last
     replica.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)  # before Security (docs/architecture.md §13, trap 1)

@@ -1,19 +1,32 @@
 """`carebox seed-bulk`: synthetic customers, orders with their shipments' tracking
-events, tickets, messages and events.
+events, tickets, messages and events, at the sizes of docs/architecture.md §3 (1M tickets: 200k
+customers, 1M shipments with 6–10 events each, 3M messages) in about the time the
+database takes to copy those rows.
 
-Rows go in with Core executemany in batches (one multi-row INSERT per table and
-batch on MySQL), ids assigned here so numbers and foreign keys need no
-round trips. The data obeys the model's invariants (check constraints hold; every
-order has a valid resi from `domain.shipments.make_resi` and a tracking timeline whose
-latest event gives the order's status through `shipments.EVENT_STATUS`).
+Where the time goes (profiled at 20k tickets, before): half of it was PyMySQL escaping
+values one by one, a fifth the server. So:
+- customers, orders and tickets — the rows with random parts — are generated here as
+  plain tuples with their ids (numbers and foreign keys need no round trip) and loaded
+  in large batches by `bulk_write.Writer` (`LOAD DATA LOCAL INFILE` on MariaDB, Core
+  executemany elsewhere or when the server refuses local files);
+- everything that follows from them — the customer role, order events, the tracking
+  timeline of each order, the messages and events of each ticket — is written by the
+  database with `INSERT … SELECT` over the batch just loaded.
 
-Memory stays flat whatever the volume: only one batch of rows is held at a time, an
-order's customer is a function of its index (no lookup table), and resi serials come
-from a permutation of the serial space (no set of the ones handed out).
+The data obeys the app's invariants (check constraints hold; every order has a valid,
+unique, scattered resi from `domain.shipments.make_resi` and a timeline whose latest
+event gives its `status`, `last_event` and `last_event_at` through
+`shipments.EVENT_STATUS`; a ticket's customer owns its order; `next_due_at` comes from
+`domain.sla.next_due`; messages' and events' ids follow each ticket's history).
+
+Memory stays flat whatever the volume: rows stream into the batch file, an order's
+customer is a function of its index, and resi serials come from a permutation of the
+serial space (no set of the ones handed out).
 """
 
 from __future__ import annotations
 
+import os
 import random
 import time
 import uuid
@@ -23,9 +36,11 @@ from decimal import Decimal
 from types import SimpleNamespace
 
 import click
+import sqlalchemy as sa
 from flask_security import hash_password
-from sqlalchemy import func, select, text
+from sqlalchemy import case, func, null, select, text
 
+from .bulk_write import Writer
 from .domain import permissions as perm
 from .domain import shipments, sla
 from .extensions import db
@@ -52,6 +67,10 @@ from .models import (
 from .models.base import utcnow
 from .security_setup import ensure_roles
 
+# Bumped when the shape of the generated data changes (bench/bench_1m.py keeps a loaded
+# database only while its marker carries this version).
+DATA_VERSION = 3
+
 SUBJECTS = (
     "Paket belum sampai",
     "Paket rusak saat diterima",
@@ -68,12 +87,17 @@ STATUS_MIX = (
     + [TicketStatus.RESPONDED] * 25
     + [TicketStatus.FINISHED] * 40
 )
+FIRST_BODY = "Mohon bantuannya, paket saya bermasalah."
+NOTE_BODY = "Catatan internal: cek gudang."
+NUDGE_BODY = "Ada kabar?"
+REPLY_BODY = "Terima kasih, kami sedang menanganinya."
 
 
 @dataclass
 class BulkStats:
     counts: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    loader: str = ""
 
     @property
     def rows_per_second(self) -> float:
@@ -89,25 +113,47 @@ SERIALS = 10**8  # a resi's serial space (`shipments.make_resi`)
 # serial once, so the resis are distinct and scattered without remembering them.
 SERIAL_STEP = 61_803_399
 K = TrackingEventKind
-# A parcel's timeline by how far it got (hours after the order), latest last.
-TRAILS = (
-    ((K.PICKED_UP, 2),),
-    ((K.PICKED_UP, 2), (K.AT_HUB, 8), (K.DEPARTED_HUB, 12)),
-    (
-        (K.PICKED_UP, 2),
-        (K.AT_HUB, 8),
-        (K.DEPARTED_HUB, 12),
-        (K.AT_HUB, 30),
-        (K.OUT_FOR_DELIVERY, 40),
-        (K.DELIVERED, 46),
-    ),
-)
-TRAIL_MIX = (0, 1, 1, 2, 2, 2, 2, 2, 2, 2)  # 10 % picked up, 20 % in transit, 70 % delivered
-HUBS = ("Jakarta", "Hub Cakung, Jakarta", "Hub Surabaya", "Surabaya")
+H = 3600
 WIB = 7 * 60
+FAILED_NOTE = "Penerima tidak di tempat"
+# Timelines: (event, seconds after the order, location, note), latest last, 6-10 events.
+_ROAD = (
+    (K.PICKED_UP, 2 * H, "Jakarta", ""),
+    (K.AT_HUB, 8 * H, "Hub Cakung, Jakarta", ""),
+    (K.DEPARTED_HUB, 12 * H, "Hub Cakung, Jakarta", ""),
+    (K.AT_HUB, 30 * H, "Hub Surabaya", ""),
+)
+_ROAD_LONG = (
+    *_ROAD,
+    (K.DEPARTED_HUB, 33 * H, "Hub Surabaya", ""),
+    (K.AT_HUB, 37 * H, "Surabaya", ""),
+)
+_OUT = (K.OUT_FOR_DELIVERY, 40 * H, "Surabaya", "")
+DELIVERED_SHORT = (*_ROAD, _OUT, (K.DELIVERED, 46 * H, "Surabaya", ""))  # 6
+DELIVERED = (*_ROAD_LONG, _OUT, (K.DELIVERED, 46 * H, "Surabaya", ""))  # 8
+DELIVERED_RETRY = (  # 10: a failed attempt, delivered the next day
+    *_ROAD_LONG,
+    _OUT,
+    (K.DELIVERY_FAILED, 44 * H, "Surabaya", FAILED_NOTE),
+    (K.OUT_FOR_DELIVERY, 64 * H, "Surabaya", ""),
+    (K.DELIVERED, 68 * H, "Surabaya", ""),
+)
+IN_TRANSIT = _ROAD_LONG  # 6
+OUT_FOR_DELIVERY = (*_ROAD_LONG, _OUT)  # 7
+FAILED = (*_ROAD_LONG, _OUT, (K.DELIVERY_FAILED, 44 * H, "Surabaya", FAILED_NOTE))  # 8
+ON_HOLD = (*_ROAD_LONG, (K.ON_HOLD, 39 * H, "Surabaya", "Alamat kurang lengkap"))  # 7
+# Order `oid` follows MIX[oid % 20]: 75 % delivered, 25 % still moving.
+MIX = (
+    (DELIVERED,) * 8
+    + (DELIVERED_SHORT,) * 4
+    + (DELIVERED_RETRY,) * 3
+    + (IN_TRANSIT,) * 2
+    + (OUT_FOR_DELIVERY, FAILED, ON_HOLD)
+)
+assert all(6 <= len(trail) <= 10 for trail in MIX)
 
 
-def _free_resis(conn, rng: random.Random, n: int, chunk: int):
+def _free_resis(conn, rng: random.Random, n: int, chunk: int = 5000):
     """`n` distinct resi that no order has yet, scattered like real ones (not a counter).
 
     Candidates come a chunk at a time; the few an earlier load already used are skipped
@@ -132,43 +178,354 @@ def _free_resis(conn, rng: random.Random, n: int, chunk: int):
                 yield resi
 
 
-def _thread(n_messages, cust, staff_id, created, first_at):
-    """A ticket's messages: the customer's, notes and follow-ups, the staff reply last."""
-    thread = [(cust, False, False, created, "Mohon bantuannya, paket saya bermasalah.")]
-    reply = first_at is not None and n_messages >= 2
-    for j in range(1, n_messages - reply):
-        at = created + timedelta(seconds=10 * j)  # before any reply (≥ 1 h later)
-        if j % 2:
-            thread.append((staff_id, True, True, at, "Catatan internal: cek gudang."))
+CUSTOMER_COLUMNS = (
+    "id",
+    "email",
+    "password",
+    "active",
+    "fs_uniquifier",
+    "name",
+    "phone",
+    "phone_key",
+    "locale",
+    "marketing_consent",
+    "created_at",
+    "update_datetime",
+)
+ORDER_COLUMNS = (
+    "id",
+    "number",
+    "resi",
+    "customer_id",
+    "product_id",
+    "origin",
+    "destination",
+    "weight_kg",
+    "receiver_name",
+    "receiver_phone",
+    "notes",
+    "status",
+    "price",
+    "last_event",
+    "last_event_at",
+    "created_at",
+    "updated_at",
+)
+TICKET_COLUMNS = (
+    "id",
+    "number",
+    "kind",
+    "status",
+    "priority",
+    "subject",
+    "customer_id",
+    "order_id",
+    "department_id",
+    "assignee_id",
+    "created_at",
+    "updated_at",
+    "last_message_at",
+    "last_from_staff",
+    "first_response_due",
+    "resolution_due",
+    "next_due_at",
+    "first_response_at",
+    "finished_at",
+    "reopen_count",
+    "rating",
+    "rated_at",
+    "version_id",
+)
+
+
+@dataclass
+class _Plan:
+    """What one run generates: sizes, first ids, the shared constants."""
+
+    rng: random.Random
+    now: object
+    n_customers: int
+    n_orders: int
+    n_tickets: int
+    n_messages: int
+    first_customer: int
+    first_order: int
+    first_ticket: int
+    staff_id: int
+    services: list
+    departments: list
+    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+
+    def owner(self, order_index: int) -> int:
+        """The customer of the i-th order: scattered, computed (no table held in memory)."""
+        return self.first_customer + (order_index * 2_654_435_761) % self.n_customers
+
+
+def _customer_rows(plan: _Plan, start: int, stop: int, password: str):
+    rng, now = plan.rng, plan.now
+    for uid in range(plan.first_customer + start, plan.first_customer + stop):
+        yield (
+            uid,
+            f"c{uid}-{plan.tag}@bulk.carebox.example",
+            password,
+            1,
+            os.urandom(16).hex(),  # Flask-Security's per-user token: unguessable
+            f"Pelanggan {uid}",
+            f"0812{uid:08d}",  # a mobile number, and its E.164 key (domain/phones.py)
+            f"+62812{uid:08d}",
+            "id",
+            int(rng.random() < 0.6),
+            now - timedelta(days=rng.randint(30, 730)),
+            now,
+        )
+
+
+def _order_rows(plan: _Plan, start: int, stop: int, resis):
+    """Order `oid` follows the trail MIX[oid % len(MIX)] (its events are written from
+    the same table by `_tracking`), so its status and latest event are set here."""
+    rng, now = plan.rng, plan.now
+    weights = [
+        (p, int(p.min_weight_kg * 10) or 10, int(min(p.max_weight_kg, 50) * 10))
+        for p in plan.services
+    ]
+    for i in range(start, stop):
+        oid = plan.first_order + i
+        product, low, high = rng.choice(weights)
+        weight = Decimal(rng.randint(low, high)) / 10
+        last_kind, last_seconds, _where, _note = MIX[oid % len(MIX)][-1]
+        if last_kind is K.DELIVERED:
+            created = now - timedelta(days=rng.randint(4, 365), seconds=rng.randrange(86_400))
+        else:  # still moving: its latest event 0-6 days ago (the older ones are stuck)
+            created = now - timedelta(seconds=last_seconds + rng.randrange(6 * 86_400))
+        last_at = created + timedelta(seconds=last_seconds)
+        yield (
+            oid,
+            f"ORD-{created.year}-{oid:06d}",
+            next(resis),
+            plan.owner(i),
+            product.id,
+            "Jakarta",
+            "Surabaya",
+            weight,
+            "Penerima",
+            "",
+            "",
+            shipments.EVENT_STATUS[last_kind].value,
+            product.price_for(weight),
+            last_kind.value,
+            last_at,
+            created,
+            last_at,
+        )
+
+
+def _thread_end(plan: _Plan, created, first_at):
+    """When a ticket's last message was written (the messages follow `_messages`)."""
+    if first_at is not None and plan.n_messages >= 2:
+        return first_at
+    return created + timedelta(seconds=10 * (plan.n_messages - 1))
+
+
+def _ticket_rows(plan: _Plan, start: int, stop: int):
+    rng, now = plan.rng, plan.now
+    kinds = [k.value for k in TicketKind]
+    priorities = [p.value for p in Priority]
+    for i in range(start, stop):
+        tid = plan.first_ticket + i
+        created = now - timedelta(days=rng.randint(0, 365), minutes=rng.randint(0, 1440))
+        status = rng.choice(STATUS_MIX)
+        order_index = rng.randrange(plan.n_orders) if rng.random() < 0.5 else None
+        if order_index is None:
+            order_id, cust = None, plan.first_customer + rng.randrange(plan.n_customers)
         else:
-            thread.append((cust, False, False, at, "Ada kabar?"))
-    if reply:
-        thread.append((staff_id, True, False, first_at, "Terima kasih, kami sedang menanganinya."))
-    return thread
+            order_id, cust = plan.first_order + order_index, plan.owner(order_index)
+        dept = None if status is TicketStatus.PROGRESS else rng.choice(plan.departments)
+        first_due = created + timedelta(hours=8)
+        resolution_due = created + timedelta(hours=72)
+        answered = status in (TicketStatus.RESPONDED, TicketStatus.FINISHED)
+        first_at = created + timedelta(hours=rng.randint(1, 12)) if answered else None
+        finished_at = (
+            created + timedelta(hours=rng.randint(12, 120))
+            if status is TicketStatus.FINISHED
+            else None
+        )
+        last = finished_at or first_at or created
+        due = sla.next_due(
+            SimpleNamespace(
+                status=status,
+                first_response_at=first_at,
+                first_response_due=first_due,
+                resolution_due=resolution_due,
+            )
+        )
+        rated = finished_at is not None and rng.random() < 0.5
+        yield (
+            tid,
+            f"CX-{created.year}-{tid:06d}",
+            rng.choice(kinds),
+            status.value,
+            rng.choice(priorities),
+            rng.choice(SUBJECTS),
+            cust,
+            order_id,
+            dept,
+            plan.staff_id if answered else None,
+            created,
+            last,
+            max(last, _thread_end(plan, created, first_at)),
+            int(first_at is not None),
+            first_due,
+            resolution_due,
+            due,
+            first_at,
+            finished_at,
+            0,
+            rng.randint(1, 5) if rated else None,
+            finished_at,
+            1,
+        )
 
 
-def seed_bulk(
-    n_tickets: int,
-    *,
-    n_customers: int | None = None,
-    n_messages: int = 3,
-    batch: int = 5000,
-    progress: bool = False,
-    seed: int = 42,
-) -> BulkStats:
-    """Insert `n_tickets` tickets with `n_customers` (default n/5) customers, n/2 orders
-    (each with 1–6 tracking events, ~5 on average), `n_messages` messages per ticket and
-    ~2.6 ticket events per ticket."""
-    rng = random.Random(seed)
-    started = time.perf_counter()
-    roles = ensure_roles()
-    db.session.commit()
-    services = db.session.scalars(
-        select(Product).where(Product.kind == ProductKind.SERVICE, Product.active)
-    ).all()
-    if not services:
-        raise click.ClickException("No services in the catalogue: run `carebox seed` first.")
-    departments = [d for (d,) in db.session.execute(text("SELECT id FROM department"))]
+# -- rows the database derives from a batch of parents -----------------------------------
+
+
+def _roles(w: Writer, first: int, last: int, role_id: int) -> None:
+    u = User.__table__.c
+    w.insert_select(
+        roles_users,
+        {"user_id": u.id, "role_id": role_id},
+        User.__table__,
+        u.id.between(first, last),
+    )
+
+
+def _order_events(w: Writer, first: int, last: int) -> None:
+    o = Order.__table__.c
+    w.insert_select(
+        OrderEvent.__table__,
+        {
+            "order_id": o.id,
+            "actor_id": null(),
+            "from_status": OrderStatus.PLACED.value,
+            "to_status": o.status,
+            "note": "",
+            "created_at": o.last_event_at,
+        },
+        Order.__table__,
+        o.id.between(first, last),
+    )
+
+
+def _tracking(w: Writer, first: int, last: int) -> int:
+    """Each order's timeline from MIX, one statement per step (so ids follow time)."""
+    o = Order.__table__.c
+    which = o.id % len(MIX)
+    written = 0
+    for step in range(max(len(trail) for trail in MIX)):
+        arms = {i: trail[step] for i, trail in enumerate(MIX) if len(trail) > step}
+
+        def pick(part, arms=arms):
+            return case({i: e[part] for i, e in arms.items()}, value=which)
+
+        at = w.plus(o.created_at, pick(1))
+        where = [o.id.between(first, last)]
+        if len(arms) < len(MIX):
+            where.append(which.in_(list(arms)))
+        written += w.insert_select(
+            TrackingEvent.__table__,
+            {
+                "order_id": o.id,
+                "event": case({i: e[0].value for i, e in arms.items()}, value=which),
+                "occurred_at": at,
+                "utc_offset": WIB,
+                "location": pick(2),
+                "note": pick(3),
+                "source": TrackingSource.SEED.value,
+                "actor_id": null(),
+                "recorded_at": at,
+            },
+            Order.__table__,
+            *where,
+        )
+    return written
+
+
+def _messages(w: Writer, plan: _Plan, first: int, last: int) -> int:
+    """A ticket's thread: the customer's message, then notes and follow-ups 10 s apart,
+    the staff reply (at first_response_at) last when answered. One statement per place
+    in the thread, so ids follow the thread."""
+    t = Ticket.__table__.c
+    n = plan.n_messages
+    replied = t.first_response_at.isnot(None)
+    written = 0
+    for j in range(n):
+        if j == 0:
+            author, staff, internal, body = t.customer_id, False, False, FIRST_BODY
+        elif j % 2:
+            author, staff, internal, body = plan.staff_id, True, True, NOTE_BODY
+        else:
+            author, staff, internal, body = t.customer_id, False, False, NUDGE_BODY
+        at = w.plus(t.created_at, 10 * j) if j else t.created_at
+        values = {
+            "ticket_id": t.id,
+            "author_id": author,
+            "from_staff": staff,
+            "internal": internal,
+            "body": body,
+            "created_at": at,
+        }
+        if j == n - 1 and n >= 2:  # the reply's place, when there is one
+
+            def either(reply, other):
+                other = other if hasattr(other, "self_group") else sa.literal(other)
+                return case((replied, reply), else_=other)
+
+            values = {
+                "ticket_id": t.id,
+                "author_id": either(plan.staff_id, author),
+                "from_staff": either(True, staff),
+                "internal": either(False, internal),
+                "body": either(REPLY_BODY, body),
+                "created_at": either(t.first_response_at, at),
+            }
+        written += w.insert_select(
+            TicketMessage.__table__, values, Ticket.__table__, t.id.between(first, last)
+        )
+    return written
+
+
+def _ticket_events(w: Writer, plan: _Plan, first: int, last: int) -> int:
+    t = Ticket.__table__.c
+    S, A = TicketStatus, EventAction
+    steps = (
+        (t.customer_id, A.FILED, None, S.PROGRESS, t.created_at, None),
+        (None, A.ROUTED, S.PROGRESS, S.TEAM, t.created_at, t.department_id.isnot(None)),
+        (plan.staff_id, A.REPLIED, S.TEAM, S.RESPONDED, t.first_response_at, None),
+        (plan.staff_id, A.FINISHED, S.RESPONDED, S.FINISHED, t.finished_at, None),
+    )
+    written = 0
+    for actor, action, before, after, at, cond in steps:
+        where = [t.id.between(first, last)]
+        where.append(cond if cond is not None else at.isnot(None))
+        written += w.insert_select(
+            TicketEvent.__table__,
+            {
+                "ticket_id": t.id,
+                "actor_id": null() if actor is None else actor,
+                "action": action.value,
+                "from_status": null() if before is None else before.value,
+                "to_status": after.value,
+                "rule_id": null(),
+                "note": "",
+                "created_at": at,
+            },
+            Ticket.__table__,
+            *where,
+        )
+    return written
+
+
+def _staff_id(roles) -> int:
     staff_id = db.session.scalar(
         select(User.id).join(User.roles).where(Role.name == perm.CUSTOMER_SERVICE).limit(1)
     )
@@ -183,281 +540,125 @@ def seed_bulk(
         db.session.add(staff)
         db.session.commit()
         staff_id = staff.id
+    return staff_id
 
-    n_customers = n_customers or max(1, n_tickets // 5)
-    n_orders = max(1, n_tickets // 2)
-    now = utcnow()
-    password = hash_password(uuid.uuid4().hex)  # one unguessable hash for every bulk account
-    ids = {
-        m: _next_id(m)
-        for m in (User, Order, OrderEvent, TrackingEvent, Ticket, TicketMessage, TicketEvent)
-    }
+
+def _connect(local_infile: bool):
+    """The loader's own connection: on MySQL with local files offered by the client (the
+    server decides; `Writer` falls back when it refuses, as it does to a client that does
+    not offer them)."""
+    if db.engine.dialect.name != "mysql":
+        return db.engine.connect(), None
+    engine = sa.create_engine(
+        db.engine.url, connect_args={"local_infile": local_infile}, poolclass=sa.pool.NullPool
+    )
+    return engine.connect(), engine
+
+
+def seed_bulk(
+    n_tickets: int,
+    *,
+    n_customers: int | None = None,
+    n_orders: int | None = None,
+    n_messages: int = 3,
+    batch: int = 50_000,
+    progress: bool = False,
+    seed: int = 42,
+    local_infile: bool = True,
+) -> BulkStats:
+    """Insert `n_tickets` tickets with `n_customers` (default n/5) customers, `n_orders`
+    (default n) orders with 6–10 tracking events each (8 on average), `n_messages`
+    messages per ticket and ~2.6 ticket events per ticket. `local_infile=False`: the
+    client does not offer local files, so the server refuses LOAD DATA LOCAL and the rows
+    go in with multi-row INSERTs (what happens on a server with local_infile=OFF)."""
+    started = time.perf_counter()
+    roles = ensure_roles()
+    db.session.commit()
+    services = db.session.scalars(
+        select(Product).where(Product.kind == ProductKind.SERVICE, Product.active)
+    ).all()
+    if not services:
+        raise click.ClickException("No services in the catalogue: run `carebox seed` first.")
+    plan = _Plan(
+        rng=random.Random(seed),
+        now=utcnow().replace(microsecond=0),
+        n_customers=n_customers or max(1, n_tickets // 5),
+        n_orders=n_orders or n_tickets,
+        n_tickets=n_tickets,
+        n_messages=n_messages,
+        first_customer=_next_id(User),
+        first_order=_next_id(Order),
+        first_ticket=_next_id(Ticket),
+        staff_id=_staff_id(roles),
+        services=services,
+        departments=[d for (d,) in db.session.execute(text("SELECT id FROM department"))],
+    )
+    # Customers get ids above the staff account just made (if one was).
+    plan.first_customer = _next_id(User)
     stats = BulkStats(
         counts=dict.fromkeys(
             ("customers", "orders", "tracking events", "tickets", "messages", "events"), 0
         )
     )
     db.session.commit()
-    conn = db.engine.connect()  # one connection: the SET SESSION below must stay on it
+    password = hash_password(uuid.uuid4().hex)  # one unguessable hash for every bulk account
+    conn, engine = _connect(local_infile)
     mysql = conn.dialect.name == "mysql"
-    if mysql:
+    if mysql:  # one connection: the SET SESSION must stay on it
         conn.execute(text("SET SESSION foreign_key_checks = 0, unique_checks = 0"))
-    customer_role = roles[perm.CUSTOMER].id
-    tag = uuid.uuid4().hex[:6]
-
-    def insert(model_or_table, rows):
-        if rows:
-            table = getattr(model_or_table, "__table__", model_or_table)
-            conn.execute(table.insert(), rows)
-
-    total = n_customers + n_orders + n_tickets
-
-    def owner(i: int) -> int:
-        """The customer of the i-th order: scattered, computed (no table held in memory)."""
-        return first_customer + (i * 2_654_435_761) % n_customers
-
-    # Ticket batches hold about `batch` messages: memory per batch stays the same.
-    ticket_batch = max(1, batch * 3 // max(3, n_messages))
+    w = Writer(conn)
+    stats.loader = "LOAD DATA LOCAL INFILE" if w.local else "executemany"
+    conn.commit()
+    total = plan.n_customers + plan.n_orders + plan.n_tickets
+    ticket_batch = max(1, batch * 3 // max(3, n_messages))  # about `batch` messages
     bar = click.progressbar(length=total, label="seed-bulk", hidden=not progress)
-    with bar:
-        first_customer = ids[User]
-        for start in range(0, n_customers, batch):
-            users, links = [], []
-            for i in range(start, min(start + batch, n_customers)):
-                uid = first_customer + i
-                users.append(
-                    {
-                        "id": uid,
-                        "email": f"c{uid}-{tag}@bulk.carebox.example",
-                        "password": password,
-                        "active": True,
-                        "fs_uniquifier": uuid.uuid4().hex,
-                        "name": f"Pelanggan {uid}",
-                        "locale": "id",
-                        "marketing_consent": rng.random() < 0.6,
-                        "created_at": now - timedelta(days=rng.randint(30, 730)),
-                        "update_datetime": now,
-                    }
+    try:
+        with bar:
+            for start in range(0, plan.n_customers, batch):
+                stop = min(start + batch, plan.n_customers)
+                n = w.load(
+                    User.__table__, CUSTOMER_COLUMNS, _customer_rows(plan, start, stop, password)
                 )
-                links.append({"user_id": uid, "role_id": customer_role})
-            insert(User, users)
-            insert(roles_users, links)
-            conn.commit()
-            stats.counts["customers"] += len(users)
-            bar.update(len(users))
+                first = plan.first_customer + start
+                _roles(w, first, first + n - 1, roles[perm.CUSTOMER].id)
+                conn.commit()
+                stats.counts["customers"] += n
+                bar.update(n)
 
-        first_order, first_oevent = ids[Order], ids[OrderEvent]
-        next_tracking = ids[TrackingEvent]
-        resis = _free_resis(conn, rng, n_orders, batch)
-        for start in range(0, n_orders, batch):
-            orders, events, tracking = [], [], []
-            for i in range(start, min(start + batch, n_orders)):
-                oid = first_order + i
-                cust = owner(i)
-                product = rng.choice(services)
-                weight = (
-                    Decimal(
-                        rng.randint(
-                            int(product.min_weight_kg * 10) or 10,
-                            int(min(product.max_weight_kg, 50) * 10),
-                        )
-                    )
-                    / 10
-                )
-                created = now - timedelta(days=rng.randint(3, 365), minutes=rng.randint(0, 1440))
-                trail = TRAILS[rng.choice(TRAIL_MIX)]
-                for step, (kind, hours) in enumerate(trail):
-                    tracking.append(
-                        {
-                            "id": next_tracking,
-                            "order_id": oid,
-                            "event": kind.value,
-                            "occurred_at": created + timedelta(hours=hours),
-                            "utc_offset": WIB,
-                            "location": HUBS[min(step, len(HUBS) - 1)],
-                            "note": "",
-                            "source": TrackingSource.SEED.value,
-                            "actor_id": None,
-                            "recorded_at": created + timedelta(hours=hours),
-                        }
-                    )
-                    next_tracking += 1
-                last_kind, last_hours = trail[-1]
-                last_at = created + timedelta(hours=last_hours)
-                status = shipments.EVENT_STATUS[last_kind]
-                orders.append(
-                    {
-                        "id": oid,
-                        "number": f"ORD-{created.year}-{oid:06d}",
-                        "resi": next(resis),
-                        "customer_id": cust,
-                        "product_id": product.id,
-                        "origin": "Jakarta",
-                        "destination": "Surabaya",
-                        "weight_kg": weight,
-                        "receiver_name": "Penerima",
-                        "receiver_phone": "",
-                        "notes": "",
-                        "status": status.value,
-                        "price": product.price_for(weight),
-                        "last_event": last_kind.value,
-                        "last_event_at": last_at,
-                        "created_at": created,
-                        "updated_at": last_at,
-                    }
-                )
-                events.append(
-                    {
-                        "id": first_oevent + i,
-                        "order_id": oid,
-                        "actor_id": None,
-                        "from_status": OrderStatus.PLACED.value,
-                        "to_status": status.value,
-                        "note": "",
-                        "created_at": last_at,
-                    }
-                )
-            insert(Order, orders)
-            insert(OrderEvent, events)
-            insert(TrackingEvent, tracking)
-            conn.commit()
-            stats.counts["orders"] += len(orders)
-            stats.counts["tracking events"] += len(tracking)
-            bar.update(len(orders))
+            resis = _free_resis(conn, plan.rng, plan.n_orders)
+            for start in range(0, plan.n_orders, batch):
+                stop = min(start + batch, plan.n_orders)
+                n = w.load(Order.__table__, ORDER_COLUMNS, _order_rows(plan, start, stop, resis))
+                first = plan.first_order + start
+                _order_events(w, first, first + n - 1)
+                stats.counts["tracking events"] += _tracking(w, first, first + n - 1)
+                conn.commit()
+                stats.counts["orders"] += n
+                bar.update(n)
 
-        first_ticket, next_msg, next_event = ids[Ticket], ids[TicketMessage], ids[TicketEvent]
-        kinds, priorities = list(TicketKind), list(Priority)
-        for start in range(0, n_tickets, ticket_batch):
-            ticket_rows, messages, events = [], [], []
-            for i in range(start, min(start + ticket_batch, n_tickets)):
-                tid = first_ticket + i
-                created = now - timedelta(days=rng.randint(0, 365), minutes=rng.randint(0, 1440))
-                status = rng.choice(STATUS_MIX)
-                order_index = rng.randrange(n_orders) if rng.random() < 0.5 else None
-                order_id = None if order_index is None else first_order + order_index
-                cust = (
-                    owner(order_index)
-                    if order_index is not None
-                    else first_customer + rng.randrange(n_customers)
+            for start in range(0, n_tickets, ticket_batch):
+                stop = min(start + ticket_batch, n_tickets)
+                n = w.load(Ticket.__table__, TICKET_COLUMNS, _ticket_rows(plan, start, stop))
+                first = plan.first_ticket + start
+                stats.counts["messages"] += _messages(w, plan, first, first + n - 1)
+                stats.counts["events"] += _ticket_events(w, plan, first, first + n - 1)
+                conn.commit()
+                stats.counts["tickets"] += n
+                bar.update(n)
+        if mysql:
+            conn.execute(text("SET SESSION foreign_key_checks = 1, unique_checks = 1"))
+            # Fresh statistics, or the optimizer plans the list queries on an empty table's.
+            conn.execute(
+                text(
+                    "ANALYZE TABLE user, customer_order, tracking_event, ticket,"
+                    " ticket_message, ticket_event"
                 )
-                dept = None if status is TicketStatus.PROGRESS else rng.choice(departments)
-                first_due = created + timedelta(hours=8)
-                answered = status in (TicketStatus.RESPONDED, TicketStatus.FINISHED)
-                first_at = created + timedelta(hours=rng.randint(1, 12)) if answered else None
-                finished_at = (
-                    created + timedelta(hours=rng.randint(12, 120))
-                    if status is TicketStatus.FINISHED
-                    else None
-                )
-                last = finished_at or first_at or created
-                ticket_rows.append(
-                    {
-                        "id": tid,
-                        "number": f"CX-{created.year}-{tid:06d}",
-                        "kind": rng.choice(kinds).value,
-                        "status": status.value,
-                        "priority": rng.choice(priorities).value,
-                        "subject": rng.choice(SUBJECTS),
-                        "customer_id": cust,
-                        "order_id": order_id,
-                        "department_id": dept,
-                        "assignee_id": staff_id if answered else None,
-                        "created_at": created,
-                        "updated_at": last,
-                        "last_message_at": last,
-                        "last_from_staff": first_at is not None,
-                        "first_response_due": first_due,
-                        "resolution_due": created + timedelta(hours=72),
-                        "first_response_at": first_at,
-                        "finished_at": finished_at,
-                        "reopen_count": 0,
-                        "rating": rng.randint(1, 5) if finished_at and rng.random() < 0.5 else None,
-                        "rating_comment": None,
-                        "rated_at": finished_at,
-                        "version_id": 1,
-                    }
-                )
-                thread = _thread(n_messages, cust, staff_id, created, first_at)
-                ticket_rows[-1]["last_message_at"] = max(last, thread[-1][3])
-                for author, from_staff, internal, at, body in thread:
-                    messages.append(
-                        {
-                            "id": next_msg,
-                            "ticket_id": tid,
-                            "author_id": author,
-                            "from_staff": from_staff,
-                            "internal": internal,
-                            "body": body,
-                            "created_at": at,
-                        }
-                    )
-                    next_msg += 1
-                trail = [(cust, EventAction.FILED, None, TicketStatus.PROGRESS, created)]
-                if dept:
-                    trail.append(
-                        (
-                            None,
-                            EventAction.ROUTED,
-                            TicketStatus.PROGRESS,
-                            TicketStatus.TEAM,
-                            created,
-                        )
-                    )
-                if first_at:
-                    trail.append(
-                        (
-                            staff_id,
-                            EventAction.REPLIED,
-                            TicketStatus.TEAM,
-                            TicketStatus.RESPONDED,
-                            first_at,
-                        )
-                    )
-                if finished_at:
-                    trail.append(
-                        (
-                            staff_id,
-                            EventAction.FINISHED,
-                            TicketStatus.RESPONDED,
-                            TicketStatus.FINISHED,
-                            finished_at,
-                        )
-                    )
-                for actor, action, before, after, at in trail:
-                    events.append(
-                        {
-                            "id": next_event,
-                            "ticket_id": tid,
-                            "actor_id": actor,
-                            "action": action.value,
-                            "from_status": before.value if before else None,
-                            "to_status": after.value,
-                            "rule_id": None,
-                            "note": "",
-                            "created_at": at,
-                        }
-                    )
-                    next_event += 1
-            for row in ticket_rows:
-                row["next_due_at"] = sla.next_due(SimpleNamespace(**row))
-            insert(Ticket, ticket_rows)
-            insert(TicketMessage, messages)
-            insert(TicketEvent, events)
-            conn.commit()
-            stats.counts["tickets"] += len(ticket_rows)
-            stats.counts["messages"] += len(messages)
-            stats.counts["events"] += len(events)
-            bar.update(len(ticket_rows))
-    if mysql:
-        conn.execute(text("SET SESSION foreign_key_checks = 1, unique_checks = 1"))
-        # Fresh statistics, or the optimizer plans the list queries on an empty table's.
-        conn.execute(
-            text(
-                "ANALYZE TABLE user, customer_order, tracking_event, ticket, ticket_message,"
-                " ticket_event"
             )
-        )
-    conn.close()
+        conn.commit()
+    finally:
+        conn.close()
+        if engine is not None:
+            engine.dispose()
     db.session.commit()  # end the session's snapshot, so it sees the rows just written
     stats.seconds = time.perf_counter() - started
     return stats

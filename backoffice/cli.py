@@ -78,19 +78,32 @@ def seed_command(demo: bool):
     show_default=True,
     help="Messages per ticket.",
 )
-@click.option("--batch", type=click.IntRange(100, 100_000), default=5000, show_default=True)
+@click.option(
+    "--orders",
+    "n_orders",
+    type=click.IntRange(1, 10_000_000),
+    help="Orders (shipments, 6-10 tracking events each) to create (default: one per ticket).",
+)
+@click.option("--batch", type=click.IntRange(100, 200_000), default=50_000, show_default=True)
 @with_appcontext
-def seed_bulk_command(n_tickets: int, n_customers: int | None, n_messages: int, batch: int):
+def seed_bulk_command(
+    n_tickets: int, n_customers: int | None, n_orders: int | None, n_messages: int, batch: int
+):
     """Bulk synthetic customers, orders with tracking events, tickets, messages and events."""
     from .bulk import seed_bulk
 
     stats = seed_bulk(
-        n_tickets, n_customers=n_customers, n_messages=n_messages, batch=batch, progress=True
+        n_tickets,
+        n_customers=n_customers,
+        n_orders=n_orders,
+        n_messages=n_messages,
+        batch=batch,
+        progress=True,
     )
     click.echo(
         "inserted "
         + ", ".join(f"{v:,} {k}" for k, v in stats.counts.items())
-        + f" in {stats.seconds:.1f} s ({stats.rows_per_second:,.0f} rows/s)"
+        + f" in {stats.seconds:.1f} s ({stats.rows_per_second:,.0f} rows/s, {stats.loader})"
     )
 
 

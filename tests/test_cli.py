@@ -341,7 +341,8 @@ def test_seed_bulk_inserts_consistent_rows(runner, db):
     assert result.exit_code == 0, result.output
     assert "200 tickets" in result.output and "600 messages" in result.output
     counts = _counts()
-    assert counts["Ticket"] == 200 and counts["Order"] == 100
+    # One shipment per ticket by default (docs/architecture.md §3: 1M of each).
+    assert counts["Ticket"] == 200 and counts["Order"] == 200
     numbers = _db.session.scalars(select(Ticket.number)).all()
     assert len(set(numbers)) == 200
     assert _db.session.scalar(select(func.count()).select_from(TicketEvent)) >= 200
