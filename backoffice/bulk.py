@@ -42,7 +42,7 @@ from sqlalchemy import case, func, null, select, text
 
 from .bulk_write import Writer
 from .domain import permissions as perm
-from .domain import shipments, sla
+from .domain import shipments, situations, sla
 from .extensions import db
 from .models import (
     EventAction,
@@ -65,11 +65,12 @@ from .models import (
     roles_users,
 )
 from .models.base import utcnow
+from .models.enums import OPEN_STATUSES
 from .security_setup import ensure_roles
 
 # Bumped when the shape of the generated data changes (bench/bench_1m.py keeps a loaded
 # database only while its marker carries this version).
-DATA_VERSION = 3
+DATA_VERSION = 4
 
 SUBJECTS = (
     "Paket belum sampai",
@@ -235,6 +236,8 @@ TICKET_COLUMNS = (
     "rating",
     "rated_at",
     "version_id",
+    "situation",
+    "situation_due_at",
 )
 
 
@@ -254,7 +257,19 @@ class _Plan:
     staff_id: int
     services: list
     departments: list
+    stuck_days: int
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+    salt: int = 0
+    weights: list = field(default_factory=list)
+    eta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.salt = self.rng.getrandbits(63)
+        self.weights = [
+            (p, int(p.min_weight_kg * 10) or 10, int(min(p.max_weight_kg, 50) * 10))
+            for p in self.services
+        ]
+        self.eta = {p.id: shipments.eta_days_of(p.eta_days) for p in self.services}
 
     def owner(self, order_index: int) -> int:
         """The customer of the i-th order: scattered, computed (no table held in memory)."""
@@ -280,42 +295,80 @@ def _customer_rows(plan: _Plan, start: int, stop: int, password: str):
         )
 
 
+MASK = (1 << 64) - 1
+
+
+def _mix(n: int) -> int:
+    """splitmix64 of n: the well-spread bits an order's attributes are read from."""
+    z = (n * 0x9E3779B97F4A7C15) & MASK
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
+    return z ^ (z >> 31)
+
+
+@dataclass(slots=True)
+class _OrderFacts:
+    product: Product
+    weight: Decimal
+    created: object
+    last_kind: TrackingEventKind
+    last_at: object
+
+
+def _order_facts(plan: _Plan, oid: int) -> _OrderFacts:
+    """Order `oid`'s service, weight, time and latest event: a function of its id (and
+    the run's seed), so a ticket about it can derive its situation without holding every
+    order in memory. Its timeline is MIX[oid % len(MIX)] (written by `_tracking`)."""
+    r = _mix(oid ^ plan.salt)
+    product, low, high = plan.weights[r % len(plan.weights)]
+    weight = Decimal(low + (r >> 8) % (high - low + 1)) / 10
+    last_kind, last_seconds, _where, _note = MIX[oid % len(MIX)][-1]
+    if last_kind is K.DELIVERED:
+        created = plan.now - timedelta(days=4 + (r >> 20) % 362, seconds=(r >> 30) % 86_400)
+    else:  # still moving: its latest event 0-6 days ago (the older ones are stuck)
+        created = plan.now - timedelta(seconds=last_seconds + (r >> 20) % (6 * 86_400))
+    return _OrderFacts(
+        product, weight, created, last_kind, created + timedelta(seconds=last_seconds)
+    )
+
+
+def _situation(plan: _Plan, oid: int, kind: TicketKind):
+    """The shipment situation of an open ticket of `kind` about order `oid`, and when time
+    alone may change it: `domain.situations.derive` on the parcel the loader wrote."""
+    facts = _order_facts(plan, oid)
+    promised = None
+    eta = plan.eta[facts.product.id]
+    if eta is not None:  # the promise starts at the pick-up scan (the first event)
+        picked = facts.created + timedelta(seconds=MIX[oid % len(MIX)][0][1])
+        promised = shipments.promised_date(picked, eta)
+    parcel = situations.Parcel(
+        shipments.EVENT_STATUS[facts.last_kind], facts.last_kind, facts.last_at, promised
+    )
+    return situations.derive(kind, False, parcel, plan.now, plan.stuck_days)
+
+
 def _order_rows(plan: _Plan, start: int, stop: int, resis):
-    """Order `oid` follows the trail MIX[oid % len(MIX)] (its events are written from
-    the same table by `_tracking`), so its status and latest event are set here."""
-    rng, now = plan.rng, plan.now
-    weights = [
-        (p, int(p.min_weight_kg * 10) or 10, int(min(p.max_weight_kg, 50) * 10))
-        for p in plan.services
-    ]
     for i in range(start, stop):
         oid = plan.first_order + i
-        product, low, high = rng.choice(weights)
-        weight = Decimal(rng.randint(low, high)) / 10
-        last_kind, last_seconds, _where, _note = MIX[oid % len(MIX)][-1]
-        if last_kind is K.DELIVERED:
-            created = now - timedelta(days=rng.randint(4, 365), seconds=rng.randrange(86_400))
-        else:  # still moving: its latest event 0-6 days ago (the older ones are stuck)
-            created = now - timedelta(seconds=last_seconds + rng.randrange(6 * 86_400))
-        last_at = created + timedelta(seconds=last_seconds)
+        f = _order_facts(plan, oid)
         yield (
             oid,
-            f"ORD-{created.year}-{oid:06d}",
+            f"ORD-{f.created.year}-{oid:06d}",
             next(resis),
             plan.owner(i),
-            product.id,
+            f.product.id,
             "Jakarta",
             "Surabaya",
-            weight,
+            f.weight,
             "Penerima",
             "",
             "",
-            shipments.EVENT_STATUS[last_kind].value,
-            product.price_for(weight),
-            last_kind.value,
-            last_at,
-            created,
-            last_at,
+            shipments.EVENT_STATUS[f.last_kind].value,
+            f.product.price_for(f.weight),
+            f.last_kind.value,
+            f.last_at,
+            f.created,
+            f.last_at,
         )
 
 
@@ -328,7 +381,7 @@ def _thread_end(plan: _Plan, created, first_at):
 
 def _ticket_rows(plan: _Plan, start: int, stop: int):
     rng, now = plan.rng, plan.now
-    kinds = [k.value for k in TicketKind]
+    kinds = list(TicketKind)
     priorities = [p.value for p in Priority]
     for i in range(start, stop):
         tid = plan.first_ticket + i
@@ -359,10 +412,14 @@ def _ticket_rows(plan: _Plan, start: int, stop: int):
             )
         )
         rated = finished_at is not None and rng.random() < 0.5
+        kind = rng.choice(kinds)
+        situation = due_situation = None
+        if order_id is not None and status in OPEN_STATUSES:
+            situation, due_situation = _situation(plan, order_id, kind)
         yield (
             tid,
             f"CX-{created.year}-{tid:06d}",
-            rng.choice(kinds),
+            kind.value,
             status.value,
             rng.choice(priorities),
             rng.choice(SUBJECTS),
@@ -383,6 +440,8 @@ def _ticket_rows(plan: _Plan, start: int, stop: int):
             rng.randint(1, 5) if rated else None,
             finished_at,
             1,
+            situation.value if situation is not None else None,
+            due_situation,
         )
 
 
@@ -592,6 +651,7 @@ def seed_bulk(
         staff_id=_staff_id(roles),
         services=services,
         departments=[d for (d,) in db.session.execute(text("SELECT id FROM department"))],
+        stuck_days=situations.stuck_days(),
     )
     # Customers get ids above the staff account just made (if one was).
     plan.first_customer = _next_id(User)
