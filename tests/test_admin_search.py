@@ -196,3 +196,48 @@ def test_a_search_costs_a_constant_number_of_statements(master, make, db, people
     # the assignee filter's colleagues (roles, staff), the queue bar's active departments.
     # None of them grows with the rows.
     assert few[0] <= 8 and few[1] <= 7, few
+
+
+def test_by_resi_as_people_type_it(master, make, db, people):
+    budi = people["budi"]
+    order = make.order(customer=budi)
+    t = make.ticket("team", customer=budi, order=order, subject="Paket hilang")
+    other = make.ticket("team", customer=budi, order=make.order(customer=budi))
+    db.session.commit()
+    resi = order.resi
+    spaced = f"{resi[:2].lower()} {resi[2:6]}-{resi[6:11]} {resi[11:].lower()}"
+    assert master.numbers(resi) == {t.number}
+    assert master.numbers(spaced) == {t.number}  # case and separators do not matter
+    assert other.number not in master.numbers(resi)
+    assert master.numbers(resi, status="responded") == set()  # this list only
+    assert master.numbers(resi[:-1]) == set()  # a resi is matched whole
+
+
+def test_by_phone_whatever_way_it_was_typed(master, make, db, people):
+    customer = make.user(name="Rina", phone="0812-3456-7890")
+    t = make.ticket("team", customer=customer)
+    db.session.commit()
+    for typed in ("0812-3456-7890", "+62 812 3456 7890", "6281234567890", "(0812) 34567890"):
+        assert master.numbers(typed) == {t.number}, typed
+    assert master.numbers("0812-3456-7891") == set()
+
+
+def test_a_resi_phone_or_number_is_one_indexed_lookup(master, make, db, people):
+    """No customer lookup and no LIKE for them: the ids in one statement, then the page."""
+    order = make.order(customer=people["budi"])
+    make.ticket("team", customer=people["budi"], order=order)
+    make.ticket("team", customer=make.user(phone="0812-3456-7890"))
+    db.session.commit()
+
+    def cost(term: str) -> list[str]:
+        master.get(f"/admin/tickets/team/?search={quote_plus(term)}")
+        with counting_queries(db.engine) as statements:
+            assert master.get(f"/admin/tickets/team/?search={quote_plus(term)}").status_code == 200
+        return statements
+
+    by_word = cost("budi")
+    assert any("LIKE" in s for s in by_word)  # a word looks customers up first
+    for term in (order.resi, "0812 3456 7890", people["t_budi"].number):
+        found = cost(term)
+        assert len(found) < len(by_word), term
+        assert not any("LIKE" in s for s in found), term

@@ -6,7 +6,13 @@ tickets one search read the whole table (14-29 s). Here the term is read as
 one phrase (case-insensitive) and matched as:
 
 - a ticket number (it starts with "CX-"): the number starts with it, so a whole
-  number or its start ("cx-2026-0001") (uq_ticket_number);
+  number or its start ("cx-2026-0001") (uq_ticket_number, as a range of the
+  upper-cased term: SQLite's LIKE ignores case and so no index serves it);
+- a resi (UPU S10 shape, as people type it: "cb 1234-5678 9 id"): the tickets about
+  that order, one lookup of uq_customer_order_resi then ix_ticket_order_id;
+- a phone number (digits, with "+", spaces, dashes or brackets, at least
+  PHONE_DIGITS digits): the tickets of the customers with that number in E.164
+  (ix_user_phone_key), whatever way it was typed;
 - an e-mail address (it holds "@"): the customer's e-mail starts with it, the
   whole address or its start (uq_user_email);
 - anything else, any of:
@@ -26,8 +32,8 @@ lists the SEARCH_LIMIT newest matches ("1000+" when there are more). The
 customers are looked up first, at most CUSTOMER_LIMIT of them; a broader term
 ("a", or a name most customers share) leaves the customers out and says so.
 
-Statements: one for the customers (not for a ticket number), one for the
-matching ids (a UNION of the parts, each with its own index), then the page.
+Statements: one for the customers (not for a ticket number, a resi or a phone),
+one for the matching ids (a UNION of the parts, each with its own index), then the page.
 """
 
 from __future__ import annotations
@@ -38,8 +44,10 @@ from datetime import timedelta
 
 from sqlalchemy import Select, select, union
 
+from ..domain.phones import normalise_phone
+from ..domain.shipments import RESI_RE, normalise_resi
 from ..extensions import db
-from ..models import Ticket, User
+from ..models import Order, Ticket, User
 from ..models.base import utcnow
 from .sqlhelpers import capped
 
@@ -49,6 +57,8 @@ SUBJECT_CONTAINS_DAYS = 30
 MAX_TERM = 100
 
 NUMBER_TERM = re.compile(r"^CX-[\d-]*$", re.IGNORECASE)
+PHONE_TERM = re.compile(r"^\+?[\d ().-]+$")
+PHONE_DIGITS = 8
 
 
 def like_escape(term: str) -> str:
@@ -94,11 +104,27 @@ def matching_customers(term: str, email_only: bool) -> list[int] | None:
     return None if len(ids) > CUSTOMER_LIMIT else ids
 
 
+def phone_key(term: str) -> str | None:
+    """The E.164 form of `term` when it reads as a phone number, else None."""
+    if not PHONE_TERM.match(term) or sum(ch.isdigit() for ch in term) < PHONE_DIGITS:
+        return None
+    return normalise_phone(term)
+
+
 def ticket_criteria(term: str) -> tuple[list, bool]:
     """The WHERE terms, one per index, whose union is the search; and whether
     the customers were left out because too many match."""
     if NUMBER_TERM.match(term):
-        return [_starts(Ticket.number, term.upper())], False
+        number = term.upper()
+        # Numbers are stored upper case and ASCII: the range [number, number + U+FFFF)
+        # holds exactly those that start with it, on every engine and collation.
+        return [(Ticket.number >= number) & (Ticket.number < number + "\uffff")], False
+    resi = normalise_resi(term)
+    if RESI_RE.match(resi):
+        return [Ticket.order_id.in_(select(Order.id).where(Order.resi == resi))], False
+    phone = phone_key(term)
+    if phone is not None:
+        return [Ticket.customer_id.in_(select(User.id).where(User.phone_key == phone))], False
     email_only = "@" in term
     customers = matching_customers(term, email_only)
     criteria = []
