@@ -158,9 +158,8 @@ def new_ticket():
         return _render_new(form)
 
     ok = form.validate_on_submit()
-    already = _filed_by(form.submission.data) if ok else None
-    if already is not None:
-        return _filed(already, again=True)
+    # A form sent again is not looked up first: its token fails at the insert
+    # (uq_ticket_submission, answered below), so a first sending costs no query for it.
     order = None
     if ok and form.order_number.data:
         order = find_owned("order", form.order_number.data)
@@ -194,15 +193,18 @@ def new_ticket():
         return _render_new(form, 400)
     try:
         # Safe to repeat: a Galera conflict (another node's commit) files it again.
-        ticket = retrying(
-            lambda: lifecycle.file_ticket(
-                current_user,
-                TicketKind(form.kind.data),
-                form.subject.data,
-                form.body.data,
-                order=order,
-                attachments=[attachment] if attachment else [],
-                submission=form.submission.data or None,
+        # The number is read before the commit, which expires the ticket (no reload).
+        number = retrying(
+            lambda: (
+                lifecycle.file_ticket(
+                    current_user,
+                    TicketKind(form.kind.data),
+                    form.subject.data,
+                    form.body.data,
+                    order=order,
+                    attachments=[attachment] if attachment else [],
+                    submission=form.submission.data or None,
+                ).number
             ),
             what="filing a ticket",
         )
@@ -212,7 +214,7 @@ def new_ticket():
         _discard(attachment)
         already = _filed_by(form.submission.data)
         if already is not None:
-            return _filed(already, again=True)
+            return _filed(already.number, again=True)
         form.submission.data = uuid.uuid4().hex  # someone else's token: a fresh form
         form.form_errors.append(_("This form was already sent. Check it and send it again."))
         return _render_new(form, 400)
@@ -221,7 +223,7 @@ def new_ticket():
         _discard(attachment)
         form.form_errors.append(str(exc))
         return _render_new(form, 400)
-    return _filed(ticket)
+    return _filed(number)
 
 
 def _filed_by(submission: str | None) -> Ticket | None:
@@ -233,15 +235,13 @@ def _filed_by(submission: str | None) -> Ticket | None:
     )
 
 
-def _filed(ticket: Ticket, *, again: bool = False):
+def _filed(number: str, *, again: bool = False):
     if again:
-        message = _("Your ticket %(number)s was already filed; here it is.", number=ticket.number)
+        message = _("Your ticket %(number)s was already filed; here it is.", number=number)
     else:
-        message = _(
-            "Thank you! Your ticket %(number)s was filed. We answer here.", number=ticket.number
-        )
+        message = _("Thank you! Your ticket %(number)s was filed. We answer here.", number=number)
     flash(message, "success")
-    return redirect(url_for("portal.ticket", number=ticket.number))
+    return redirect(url_for("portal.ticket", number=number))
 
 
 # --- the conversation ------------------------------------------------------------------

@@ -174,3 +174,23 @@ def test_a_fresh_heartbeat_is_not_rewritten(make, db, seconds):
     assert presence.poll(t, staff, typing=False, now=later) == ([], False)
     much_later = start + presence.SEEN_REFRESH + timedelta(seconds=1)
     assert presence.poll(t, staff, typing=False, now=much_later) == ([], True)
+
+
+def test_filing_reads_neither_its_token_nor_the_new_ticket_back(login_as, db):
+    """Issue 16 item 3: a first sending is not looked up by its token (the unique
+    index answers a second one, tests/test_idempotent_filing.py), and the redirect
+    does not reload the ticket the commit expired."""
+    from .test_idempotent_filing import _form
+
+    b, me = login_as(perm.CUSTOMER, locale="en")
+    form = _form(b)
+    resp, _n = fresh_count(db, lambda: b.client.post("/tickets/new", data=form))
+    assert resp.status_code == 302
+    with counting_queries(db.engine) as statements:
+        resp = b.client.post("/tickets/new", data=_form(b))
+        sent = list(statements)
+    assert resp.status_code == 302
+    inserted = next(i for i, s in enumerate(sent) if s.startswith("INSERT INTO ticket "))
+    reads = [s for s in sent[inserted:] if s.startswith("SELECT") and "FROM ticket \n" in s]
+    assert not any("ticket.submission" in s for s in sent[:inserted])
+    assert reads == [], reads
