@@ -25,8 +25,9 @@ from .test_admin_desk import desk
 # order and product; its events; its messages with authors, files and WhatsApp states;
 # the roles and the colleagues (with their roles) for "assign"; who else is here; the
 # canned replies; the departments for "dispatch"; the customer's counts, orders and
-# earlier tickets; the presence upsert.
-DESK_MASTER = 13
+# earlier tickets; the menu's unread staff notices; the presence upsert; the
+# ticket's notices marked read.
+DESK_MASTER = 15
 # The user with their roles, the ticket's row, its viewers (the heartbeat is fresh).
 DESK_POLL_304 = 3
 # The user with their roles, the ticket's row inside the customer's own.
