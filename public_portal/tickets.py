@@ -333,10 +333,28 @@ def _render_ticket(ticket: Ticket, status: int = 200, **forms):
     )
 
 
+def _merged(ticket: Ticket):
+    """A merged ticket's pages lead to the ticket it was merged into, saying so."""
+    into = ticket.merged_into
+    flash(
+        _(
+            "Ticket %(number)s was joined with your ticket %(into)s: the conversation "
+            "continues here.",
+            number=ticket.number,
+            into=into.number,
+        ),
+        "info",
+    )
+    return redirect(url_for("portal.ticket", number=into.number))
+
+
 @bp.route("/tickets/<number>")
 @customer_required
 def ticket(number: str):
-    return _render_ticket(get_owned_or_404("ticket", number))
+    found = get_owned_or_404("ticket", number)
+    if found.merged_into_id is not None:
+        return _merged(found)
+    return _render_ticket(found)
 
 
 def _etag(ticket: Ticket) -> str:
@@ -392,6 +410,8 @@ def _refused(ticket: Ticket, message: str):
 @customer_required
 def reply(number: str):
     ticket = get_owned_or_404("ticket", number)
+    if ticket.merged_into_id is not None and not wants_json():
+        return _merged(ticket)
     form = ReplyForm()
     ok = form.validate_on_submit()
     attachment = _store_upload(form.attachment) if ok else None

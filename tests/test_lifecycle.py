@@ -291,6 +291,7 @@ def test_allowed_actions_match_the_desk_roles(make, actors):
         A.PRIORITY,
         A.ASSIGN,
         A.FINISH,
+        A.MERGE,  # into another open ticket of its customer (tests/test_merge.py)
     }
     assert tickets.allowed_actions(team, actors["owner"]) == {A.CUSTOMER_REPLY, A.CLOSE}
     progress = make.ticket(P, customer=actors["owner"])

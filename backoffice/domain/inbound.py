@@ -180,6 +180,10 @@ def receive(incoming: Incoming, *, author: User | None = None, now: datetime | N
         return Received(Outcome.DUPLICATE, ticket, existing, ticket.customer)
     customer, created = _customer(incoming, author)
     ticket = incoming.ticket
+    for _hop in range(5):  # a reply to a merged ticket lands in the one it was merged into
+        if ticket is None or ticket.merged_into_id is None:
+            break
+        ticket = ticket.merged_into
     if ticket is not None and ticket.customer_id != customer.id:
         raise WrongSender(_("This ticket belongs to another customer."))
     if ticket is None and incoming.continue_open:

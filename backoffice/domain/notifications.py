@@ -293,6 +293,25 @@ def ticket_finished(ticket: Ticket, actor: User | None = None) -> None:
     )
 
 
+def ticket_merged(ticket: Ticket, into: Ticket) -> None:
+    """The customer hears that their ticket was merged into another one, and where the
+    conversation goes on (in their language, through the outbox)."""
+    customer = _customer(ticket)
+    if customer is None:
+        return
+    send_to(
+        customer,
+        "ticket_merged",
+        lambda: _(
+            "[%(number)s] Your ticket continues as %(into)s", number=ticket.number, into=into.number
+        ),
+        ticket=ticket,
+        into=into,
+        ticket_url=_ticket_url(into),
+        **_about(into),
+    )
+
+
 def department_admins(department_id: int) -> list[User]:
     """Active users who see the Team list of exactly this department (its admins)."""
     roles = [r for r, ps in perm.ROLE_PERMISSIONS.items() if perm.TICKETS_DEPARTMENT in ps]

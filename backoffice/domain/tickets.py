@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import case, select
+from sqlalchemy import case, select, update
 from sqlalchemy.orm.exc import StaleDataError
 
 from ..extensions import db
@@ -60,6 +60,7 @@ __all__ = [
     "duplicates_of",
     "file_ticket",
     "finish",
+    "merge",
     "post_message",
     "rate",
     "reopen",
@@ -107,6 +108,7 @@ class Action(enum.StrEnum):
     FINISH = "finish"  # staff
     CLOSE = "close"  # the customer closes their own ticket
     REOPEN = "reopen"  # staff any time, the customer within REOPEN_WINDOW
+    MERGE = "merge"  # staff merge a duplicate into another open ticket of its customer
     # Changes that keep the status:
     NOTE = "note"
     PRIORITY = "priority"
@@ -129,9 +131,9 @@ TRANSITIONS: dict[tuple[TicketStatus, TicketStatus], frozenset[Action]] = {
     (R, R): frozenset({Action.STAFF_REPLY}),  # a follow-up while waiting for the customer
     (R, T): frozenset({Action.ESCALATE, Action.CUSTOMER_REPLY}),
     (R, P): frozenset({Action.CUSTOMER_REPLY}),
-    (P, F): frozenset({Action.FINISH, Action.CLOSE}),
-    (T, F): frozenset({Action.FINISH, Action.CLOSE}),
-    (R, F): frozenset({Action.FINISH, Action.CLOSE, Action.AUTO_FINISH}),
+    (P, F): frozenset({Action.FINISH, Action.CLOSE, Action.MERGE}),
+    (T, F): frozenset({Action.FINISH, Action.CLOSE, Action.MERGE}),
+    (R, F): frozenset({Action.FINISH, Action.CLOSE, Action.AUTO_FINISH, Action.MERGE}),
     (F, T): frozenset({Action.REOPEN}),
     (F, P): frozenset({Action.REOPEN}),
 }
@@ -141,6 +143,7 @@ STAFF_PERMISSION = {
     Action.ESCALATE: perm.TICKET_ESCALATE,
     Action.STAFF_REPLY: perm.TICKET_REPLY,
     Action.FINISH: perm.TICKET_FINISH,
+    Action.MERGE: perm.TICKET_FINISH,  # merging finishes the duplicate
     Action.REOPEN: perm.TICKET_REOPEN,
     Action.NOTE: perm.TICKET_NOTE,
     Action.PRIORITY: perm.TICKET_PRIORITY,
@@ -156,6 +159,8 @@ def _may(actor: User | SystemActor | None, ticket: Ticket, action: Action, now: 
     """Whether `actor` may perform `action` on `ticket`, ignoring its status."""
     if action is Action.ROUTE:
         return actor is None
+    if ticket.merged_into_id is not None and action is not Action.NOTE:
+        return False  # a merged ticket lives on in its survivor
     if actor is SYSTEM or action in SYSTEM_ACTIONS:
         return actor is SYSTEM and action in SYSTEM_ACTIONS
     if actor is None:
@@ -188,7 +193,7 @@ def _target(ticket: Ticket, action: Action) -> TicketStatus:
         if s is R:
             return T if ticket.department_id else P
         return s
-    if action in (Action.FINISH, Action.CLOSE, Action.AUTO_FINISH):
+    if action in (Action.FINISH, Action.CLOSE, Action.AUTO_FINISH, Action.MERGE):
         return F
     if action is Action.REOPEN:
         return T if ticket.department_id else P
@@ -664,6 +669,118 @@ def staff_rating():
     answered (no staff reply before the customer closed and rated it) rates no one's
     handling, so it counts as unrated. The rating itself stays on the ticket."""
     return case((Ticket.first_response_at.is_not(None), Ticket.rating), else_=None)
+
+
+@_operation
+def merge(
+    ticket: Ticket,
+    into: Ticket,
+    actor: User,
+    *,
+    note: str = "",
+    expected_version: int | None = None,
+    now: datetime | None = None,
+) -> TicketEvent:
+    """Merge the duplicate `ticket` into `into`, an open ticket of the same customer.
+
+    Guarantees: `ticket`'s messages (with their attachments) and events move to `into`;
+    `ticket` is finished and points to `into` (`merged_into`); both timelines get a
+    MERGED event naming the other; `into` takes over the parcel when it had none and
+    its latest message time; the customer is told by email (the outbox, their
+    language). Refused: into itself, from or into a finished (or merged) ticket,
+    across customers (their conversations are private to each), or without the
+    finish permission on both. A change to either ticket since the actor saw it
+    (`expected_version`, or a concurrent reply: both rows are locked, then their
+    versions compared) is a ConflictError and nothing moves — so a reply racing the
+    merge either committed first (and the merge is refused) or waits and fails its
+    own version check, never lost in between.
+    """
+    now = now or utcnow()
+    _check(ticket, actor, Action.MERGE, expected_version, now)
+    if into.id == ticket.id:
+        raise DomainError(_("A ticket cannot be merged into itself."))
+    if ticket.status is F:
+        raise DomainError(
+            _(
+                "Ticket %(number)s is finished: only an open ticket can be merged.",
+                number=ticket.number,
+            )
+        )
+    if into.status is F or into.merged_into_id is not None:
+        raise DomainError(
+            _("Ticket %(number)s is finished: merge into an open ticket.", number=into.number)
+        )
+    if into.customer_id != ticket.customer_id:
+        raise DomainError(
+            _(
+                "Tickets %(a)s and %(b)s belong to different customers and cannot be merged.",
+                a=ticket.number,
+                b=into.number,
+            )
+        )
+    if not _may(actor, into, Action.MERGE, now):
+        raise PermissionDenied(_("You are not allowed to do that on this ticket."))
+    _lock_unchanged(ticket, into)
+    table_msg, table_ev = TicketMessage.__table__, TicketEvent.__table__
+    moved = db.session.execute(
+        update(table_msg).where(table_msg.c.ticket_id == ticket.id).values(ticket_id=into.id)
+    ).rowcount
+    db.session.execute(
+        update(table_ev).where(table_ev.c.ticket_id == ticket.id).values(ticket_id=into.id)
+    )
+    for obj in list(db.session.identity_map.values()):  # loaded rows follow the move
+        if isinstance(obj, (TicketMessage, TicketEvent)) and obj.ticket_id == ticket.id:
+            db.session.expire(obj, ["ticket_id", "ticket"])
+    if into.order_id is None and ticket.order_id is not None:
+        into.order_id, into.order = ticket.order_id, ticket.order
+    if ticket.last_message_at > into.last_message_at:
+        into.last_message_at, into.last_from_staff = ticket.last_message_at, ticket.last_from_staff
+    into.updated_at = now
+    db.session.add(
+        TicketEvent(
+            ticket=into,
+            actor=actor,
+            action=EventAction.MERGED,
+            note=_(
+                "%(number)s merged into this ticket (%(n)d messages)",
+                number=ticket.number,
+                n=moved or 0,
+            )[:500]
+            + (f": {note}" if note else ""),
+            created_at=now,
+        )
+    )
+    ticket.merged_into_id, ticket.merged_into = into.id, into
+    ev = _move(
+        ticket,
+        actor,
+        Action.MERGE,
+        EventAction.MERGED,
+        note=_("merged into %(number)s", number=into.number) + (f": {note}" if note else ""),
+        now=now,
+    )
+    sla.refresh(into, now)
+    _flush(ticket, now)
+    if into.order_id is not None:
+        situations.parcels_changed([into.order_id], now)
+    notifications.ticket_merged(ticket, into)
+    return ev
+
+
+def _lock_unchanged(*tickets: Ticket) -> None:
+    """Lock the rows of `tickets` (in id order: two merges cannot deadlock) and refuse
+    when one changed since it was loaded (a reply committed meanwhile)."""
+    by_id = {t.id: t for t in tickets}
+    rows = db.session.execute(
+        select(Ticket.id, Ticket.version_id)
+        .where(Ticket.id.in_(by_id))
+        .order_by(Ticket.id)
+        .with_for_update()
+        .execution_options(populate_existing=False)
+    ).all()
+    for ticket_id, version in rows:
+        if version != by_id[ticket_id].version_id:
+            raise ConflictError(conflict_message(by_id[ticket_id]))
 
 
 def duplicates_of(tickets: Sequence[Ticket]) -> dict[int, str]:

@@ -88,6 +88,7 @@ class EventAction(LabelledEnum):
     RATED = "rated"
     DUE_MOVED = "due_moved"  # the SLA due time moved: the note says why (domain/sla.py)
     FINISH_WARNED = "finish_warned"  # the customer was told it will finish (autofinish)
+    MERGED = "merged"  # a duplicate merged into another ticket (on both: the note says which)
 
     @classmethod
     def _labels(cls):
@@ -106,6 +107,7 @@ class EventAction(LabelledEnum):
             cls.RATED: _l("Rated"),
             cls.DUE_MOVED: _l("Due time moved"),
             cls.FINISH_WARNED: _l("Warned before finishing"),
+            cls.MERGED: _l("Merged"),
         }
 
 

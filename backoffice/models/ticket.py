@@ -162,6 +162,11 @@ class Ticket(db.Model):
     follow_up_of_id: Mapped[int | None] = mapped_column(
         ForeignKey("ticket.id", ondelete="SET NULL"), index=True
     )
+    # A duplicate merged into another ticket (domain.tickets.merge): finished, its
+    # messages and events moved to this one, its URLs lead there.
+    merged_into_id: Mapped[int | None] = mapped_column(
+        ForeignKey("ticket.id", ondelete="SET NULL"), index=True
+    )
     # The parcel's situation (late, stuck, ...), stored so that lists show and filter it
     # without deriving it per row; kept by domain/situations.py when the ticket is
     # filed or written to, when its parcel's events arrive, and by its worker at
@@ -181,7 +186,12 @@ class Ticket(db.Model):
     assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id])
     department: Mapped[Department | None] = relationship()
     order: Mapped[Order | None] = relationship()
-    follow_up_of: Mapped[Ticket | None] = relationship(remote_side=[id])
+    follow_up_of: Mapped[Ticket | None] = relationship(
+        remote_side=[id], foreign_keys=[follow_up_of_id]
+    )
+    merged_into: Mapped[Ticket | None] = relationship(
+        remote_side=[id], foreign_keys=[merged_into_id]
+    )
     messages: Mapped[list[TicketMessage]] = relationship(
         back_populates="ticket",
         order_by="TicketMessage.id",

@@ -64,6 +64,7 @@ from .desk_context import (
     last_customer_message,
     load_events,
     load_messages,
+    merge_candidates,
     state_key,
 )
 from .desk_forms import (
@@ -71,6 +72,7 @@ from .desk_forms import (
     PUBLIC,
     ActionForm,
     DispatchForm,
+    MergeForm,
     PriorityForm,
     ReplyForm,
     assignee_from,
@@ -222,6 +224,7 @@ class TicketDeskView(StaffAccessMixin, BaseView):
             list_endpoint=LIST_ENDPOINTS[ticket.status],
             priorities=list(Priority),
             duplicate_of=lifecycle.duplicates_of([ticket]).get(ticket.id),
+            merge_into=merge_candidates(ticket, current_user) if Action.MERGE in allowed else [],
         )
         return html, status
 
@@ -244,11 +247,22 @@ class TicketDeskView(StaffAccessMixin, BaseView):
     def desk(self, number: str):
         """The desk; opening it is recorded (the lists' unread mark, domain.presence)."""
         ticket = self._ticket(number)
+        if ticket.merged_into_id is not None:
+            flash(self._merged_text(ticket), "info")
+            return redirect(url_for(".desk", number=ticket.merged_into.number))
         page = self._render(ticket, **self._canned_prefill(ticket))
         presence.mark_opened(ticket, current_user)
         staff_notices.mark_read(current_user, ticket)  # opening it is reading its notices
         db.session.commit()
         return page
+
+    @staticmethod
+    def _merged_text(ticket: Ticket) -> str:
+        return _(
+            "Ticket %(number)s was merged into %(into)s: its messages and events are there.",
+            number=ticket.number,
+            into=ticket.merged_into.number,
+        )
 
     @staticmethod
     def _origin() -> str | None:
@@ -314,7 +328,9 @@ class TicketDeskView(StaffAccessMixin, BaseView):
 
     # --- actions -------------------------------------------------------------
 
-    def _perform(self, number: str, form_cls, work, done: str, *, keep: str | None = None):
+    def _perform(
+        self, number: str, form_cls, work, done: str, *, keep: str | None = None, on_conflict=None
+    ):
         """Validate `form_cls`, run `work(ticket, form)`, commit, and answer.
 
         Invalid form (CSRF included): 400 with the form's errors. Conflict: 409,
@@ -354,6 +370,9 @@ class TicketDeskView(StaffAccessMixin, BaseView):
         except ConflictError as exc:
             self._discard(stored)
             db.session.rollback()
+            retried = on_conflict() if on_conflict else None
+            if retried is not None:
+                return retried
             return self._render(self._ticket(number), 409, conflict=str(exc), **given)
         except DomainError as exc:
             self._discard(stored)
@@ -402,19 +421,24 @@ class TicketDeskView(StaffAccessMixin, BaseView):
 
     @expose("/<number>/reply", methods=["POST"])
     def reply(self, number: str):
+        """A reply or note; on a ticket merged meanwhile (before the page was sent, or
+        while the reply raced the merge) it lands in the ticket that stays, never lost."""
+
         def work(ticket, form, stored):
-            finishing = request.form.get("then") == "finish"
+            elsewhere = ticket.number != number  # the ticket was merged into this one
+            finishing = request.form.get("then") == "finish" and not elsewhere
             if finishing and Action.FINISH not in lifecycle.allowed_actions(ticket, current_user):
                 raise DomainError(_("You cannot finish this ticket; the reply was not sent."))
             upload = form.attachment.data
             if upload is not None and getattr(upload, "filename", ""):
+                upload.stream.seek(0)  # a second try reads the file again
                 stored.append(files.store(upload.stream, upload.filename))
             lifecycle.post_message(
                 ticket,
                 current_user,
                 form.body.data,
                 internal=form.visibility.data == INTERNAL,
-                expected_version=form.expected_version.data,
+                expected_version=None if elsewhere else form.expected_version.data,
                 attachments=stored,
             )
             canned.record_use((form.canned_ids.data or "").split(","), current_user)
@@ -426,7 +450,38 @@ class TicketDeskView(StaffAccessMixin, BaseView):
         done = _("Internal note added.") if internal else _("Reply sent to the customer.")
         if request.form.get("then") == "finish":
             done = _("Reply sent and ticket finished.")
-        return self._perform(number, ReplyForm, work, done, keep="reply")
+
+        def into_survivor():
+            ticket = self._ticket(number)
+            if ticket.merged_into_id is None:
+                return None
+            flash(self._merged_text(ticket), "info")
+            return self._perform(ticket.merged_into.number, ReplyForm, work, done, keep="reply")
+
+        return into_survivor() or self._perform(
+            number, ReplyForm, work, done, keep="reply", on_conflict=into_survivor
+        )
+
+    @expose("/<number>/merge", methods=["POST"])
+    def merge(self, number: str):
+        """Merge this ticket into another open ticket of its customer (the lifecycle's
+        merge); the desk then shows the ticket that stays."""
+        merged = {}
+
+        def work(ticket, form, stored):
+            wanted = (form.into.data or "").strip().upper()
+            into = db.session.scalar(
+                perm.visible_tickets(current_user).where(Ticket.number == wanted)
+            )
+            if into is None:
+                raise DomainError(_("No ticket %(number)s in your lists.", number=wanted))
+            lifecycle.merge(ticket, into, current_user, expected_version=form.expected_version.data)
+            merged["into"] = into.number
+
+        response = self._perform(number, MergeForm, work, _("Tickets merged."))
+        if merged and not isinstance(response, tuple) and response.status_code in (302, 303):
+            return redirect(url_for(".desk", number=merged["into"]))
+        return response
 
     @expose("/<number>/dispatch", methods=["POST"])
     def dispatch(self, number: str):

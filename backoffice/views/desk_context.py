@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import joinedload
 
 from ..domain import permissions as perm
 from ..extensions import db
 from ..models import Order, Ticket, TicketEvent, TicketMessage, User
+from ..models.enums import OPEN_STATUSES
 
 SHOWN_MESSAGES = 300  # a longer conversation shows its latest messages
 SHOWN_EVENTS = 200
@@ -115,3 +116,18 @@ def customer_summary(ticket: Ticket, user) -> dict:
         )
     )
     return summary
+
+
+def merge_candidates(ticket: Ticket, user, limit: int = 20) -> list[Ticket]:
+    """The open tickets of the same customer `user` may see, that `ticket` could be merged
+    into: those about the same parcel first, then the oldest (the usual survivor)."""
+    same_parcel = Ticket.order_id == ticket.order_id if ticket.order_id else None
+    stmt = perm.visible_tickets(user).where(
+        Ticket.customer_id == ticket.customer_id,
+        Ticket.id != ticket.id,
+        Ticket.status.in_(OPEN_STATUSES),
+    )
+    order = [Ticket.id]
+    if same_parcel is not None:
+        order.insert(0, case((same_parcel, 0), else_=1))
+    return list(db.session.scalars(stmt.order_by(*order).limit(limit)))

@@ -67,6 +67,15 @@ class ActionForm(VersionedForm):
     assignee = HiddenField()
 
 
+class MergeForm(VersionedForm):
+    """Merge this ticket into another (the number of the ticket that stays)."""
+
+    into = StringField(
+        _l("Merge into ticket"),
+        validators=[DataRequired(_l("Choose the ticket to merge this one into.")), Length(max=20)],
+    )
+
+
 def assignee_from(value: str | None) -> User | None:
     """The staff member an assign form names: "me", "none" or a user id.
 
