@@ -28,6 +28,7 @@ from ..models import (
 from ..web import csp_nonce
 from . import formatting
 from .admin_people import PEOPLE, DepartmentView, RoutingRuleView, StaffUserView
+from .agent_report import AgentReportView
 from .announcements import AnnouncementSendView
 from .calendar import BusinessHoursView, CompanyDayView
 from .canned import CannedReplyView
@@ -66,6 +67,9 @@ def init_admin(app: Flask) -> Admin:
     admin.add_views(
         TicketDeskView(name=_l("Ticket"), endpoint="ticket_desk", url="/admin/tickets/desk"),
         ReportView(name=_l("Reports"), endpoint="reports", url="/admin/reports"),
+        AgentReportView(
+            name=_l("Per-agent report"), endpoint="agent_report", url="/admin/agent-report"
+        ),
         StaffUserView(User, db, name=_l("Staff users"), endpoint="staff", category=PEOPLE),
         DepartmentView(
             Department, db, name=_l("Departments"), endpoint="departments", category=PEOPLE

@@ -73,6 +73,7 @@ SHAPES: list[tuple[str, str, str]] = [
     ("desk-department", "department", "/admin/tickets/desk/{ticket}/"),
     ("notifications", "department", "/admin/notifications/"),
     ("reports", "master", "/admin/reports/"),
+    ("agent-report", "master", "/admin/agent-report/"),
     ("staff", "master", "/admin/staff/"),
     ("staff-new", "master", "/admin/staff/new/"),
     ("departments", "master", "/admin/departments/"),
