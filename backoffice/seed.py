@@ -147,6 +147,9 @@ def seed_base() -> dict:
     seed_routing_rules(departments, products)
     faq = import_faq(SEED_DIR / "faq.yaml", only_new=True)
     seed_canned_replies()
+    from .domain.whatsapp_templates import seed_from_setting
+
+    seed_from_setting()  # WHATSAPP_REPLY_TEMPLATE, the setting of before, as a template
     return {"departments": len(departments), "products": len(products), "faq": faq}
 
 

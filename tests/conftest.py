@@ -239,10 +239,14 @@ def graph():
 @pytest.fixture
 def whatsapp(app, db, graph):
     """The WhatsApp channel configured on the test app against `graph`; put back after."""
+    from backoffice.domain.whatsapp_templates import seed_from_setting
+
     from .whatsapp.support import settings
 
     values = settings(graph.base, WHATSAPP_REPLY_TEMPLATE="carebox_balasan_tiket")
     saved = {key: app.config.get(key) for key in values}
     app.config.update(values)
+    seed_from_setting()  # the setting as the reply template, as migration 0027 does
+    db.session.commit()
     yield graph
     app.config.update(saved)

@@ -10,7 +10,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from backoffice.channels.whatsapp_in import process_pending
 from backoffice.channels.whatsapp_out import send_pending
@@ -27,6 +27,7 @@ from backoffice.models import (
     WhatsAppDelivery,
     WhatsAppInbox,
     WhatsAppSendKind,
+    WhatsAppTemplate,
 )
 from backoffice.models.base import utcnow
 
@@ -53,6 +54,13 @@ def staff_reply(db, make, ticket, body="Paket Anda sedang diantar kurir hari ini
     message = tickets.post_message(ticket, staff, body, **kw)
     db.session.commit()
     return message
+
+
+def no_templates(db, app) -> None:
+    """No reply template at all: none in the back office, no old setting."""
+    app.config["WHATSAPP_REPLY_TEMPLATE"] = ""
+    db.session.execute(update(WhatsAppTemplate).values(active=False))
+    db.session.commit()
 
 
 def rows() -> list[OutboxWhatsApp]:
@@ -140,7 +148,7 @@ def test_the_window_is_decided_in_one_place(whatsapp, client, db, app):
     later = utcnow() + timedelta(hours=2)
     route = notifications.reply_route(ticket, later)
     assert route.kind is WhatsAppSendKind.TEMPLATE and route.template == "carebox_balasan_tiket"
-    app.config["WHATSAPP_REPLY_TEMPLATE"] = ""
+    no_templates(db, app)
     route = notifications.reply_route(ticket, later)
     assert route.channel is None and route.window_ends_at is not None  # a phone-only contact
 
@@ -148,7 +156,7 @@ def test_the_window_is_decided_in_one_place(whatsapp, client, db, app):
 def test_without_a_template_outside_the_window_a_registered_customer_gets_email(
     whatsapp, client, db, make, app, login_as
 ):
-    app.config["WHATSAPP_REPLY_TEMPLATE"] = ""
+    no_templates(db, app)
     registered = make.user(phone="081234567890", email="budi@example.com")
     db.session.commit()
     ticket = customer_writes(client, db, hours_ago=30)

@@ -1,8 +1,9 @@
 """The WhatsApp Business Cloud API (Meta's Graph API), as far as carebox uses it.
 
-Three calls: send a message (`POST /{phone-number-id}/messages`), look up a
-media id (`GET /{media-id}` → a short-lived download URL), download it (the URL,
-with the same bearer token). `WHATSAPP_API_BASE` is the Graph API's address with
+Four calls: send a message (`POST /{phone-number-id}/messages`), upload a file
+for a media message (`POST /{phone-number-id}/media`, multipart → a media id),
+look up a media id (`GET /{media-id}` → a short-lived download URL), download
+it (the URL, with the same bearer token). `WHATSAPP_API_BASE` is the Graph API's address with
 its version (tests point it at a local server speaking the same shapes).
 
 Errors come back as Graph error objects (`{"error": {"code": …, "message": …}}`);
@@ -101,6 +102,19 @@ class GraphAPI:
             return str(resp.json()["messages"][0]["id"])
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             raise GraphError(resp.status_code, None, "no message id in the answer", None) from exc
+
+    def upload(self, data: bytes, mime_type: str, filename: str) -> str:
+        """Upload a file for a media message; returns its media id."""
+        resp = self._request(
+            "POST",
+            f"{self.base}/{self.phone_number_id}/media",
+            data={"messaging_product": "whatsapp", "type": mime_type},
+            files={"file": (filename, data, mime_type)},
+        )
+        try:
+            return str(resp.json()["id"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise GraphError(resp.status_code, None, "no media id in the answer", None) from exc
 
     def media(self, media_id: str) -> Media:
         """Where to download a media id the webhook named."""

@@ -13,7 +13,12 @@ Guarantees:
   with the API's message, which the desk shows on the reply.
 - A free-text reply the API refuses because the 24-hour window closed (131047,
   the customer's last message was older than carebox knew) is turned into the
-  configured template and sent again; without a template it fails, saying why.
+  reply template (domain/whatsapp_templates.py) and sent again; without one it
+  fails, saying why.
+- A staff attachment is uploaded to the Graph API's media endpoint first; the
+  media id is recorded on the row before the send, so a retry sends the same
+  upload instead of uploading again. The file is read from the upload folder
+  through the same storage the desk serves it from.
 - Delivery is at-least-once only where the API's "200" and the commit of
   `sent` can be separated by a crash: the row is then sent again after the
   claim timeout. The API has no idempotency key to prevent that.
@@ -27,14 +32,23 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
 
 from flask import current_app
 from sqlalchemy import select, update
 
 from ..domain.phones import whatsapp_id
-from ..domain.whatsapp_outbox import template_fields
+from ..domain.whatsapp_outbox import reply_template, template_fields
 from ..extensions import db
-from ..models import OutboxStatus, OutboxWhatsApp, TicketMessage, WhatsAppSendKind
+from ..models import (
+    OutboxStatus,
+    OutboxWhatsApp,
+    TicketAttachment,
+    TicketMessage,
+    WhatsAppMediaKind,
+    WhatsAppSendKind,
+)
 from ..models.base import utcnow
 from . import queue
 from .whatsapp_graph import REENGAGEMENT, GraphAPI, GraphError, GraphUnavailable
@@ -64,6 +78,12 @@ class SendReport:
 def payload(row) -> dict:
     """The Cloud API request body of one outbox row."""
     to = whatsapp_id(row.recipient)
+    if row.media_kind:
+        kind = WhatsAppMediaKind(row.media_kind).value
+        media = {"id": row.media_id}
+        if kind == WhatsAppMediaKind.DOCUMENT.value:
+            media["filename"] = row.body
+        return {"to": to, "type": kind, kind: media}
     if row.kind == WhatsAppSendKind.TEMPLATE.value or row.kind is WhatsAppSendKind.TEMPLATE:
         params = json.loads(row.template_params or "[]")
         return {
@@ -104,10 +124,12 @@ def _still_mine(row_id: int, claim: queue.Claim, now: datetime, timeout: float) 
 
 def _as_template(row, exc: GraphError, token: str) -> bool:
     """A text refused for the closed window becomes the reply template; False: none set."""
-    template = current_app.config.get("WHATSAPP_REPLY_TEMPLATE")
-    if not template or row.kind != WhatsAppSendKind.TEXT.value:
+    if row.kind != WhatsAppSendKind.TEXT.value or row.media_kind or row.message_id is None:
         return False
     message = db.session.get(TicketMessage, row.message_id)
+    template = reply_template(message.ticket) if message is not None else None
+    if template is None:
+        return False
     fields = template_fields(message, template)
     _update(
         row.id,
@@ -117,10 +139,27 @@ def _as_template(row, exc: GraphError, token: str) -> bool:
         kind=WhatsAppSendKind.TEMPLATE.value,
         attempts=T.c.attempts - 1,
         next_attempt_at=utcnow(),
-        last_error=f"{exc} (sent as the template {template})"[:2000],
+        last_error=f"{exc} (sent as the template {template.name})"[:2000],
         **fields,
     )
     return True
+
+
+def _uploaded(row, api, token: str):
+    """The row with its attachment uploaded (media id recorded); other rows as they are."""
+    if not row.media_kind or row.media_id:
+        return row
+    attachment = db.session.get(TicketAttachment, row.attachment_id)
+    if attachment is None:
+        raise GraphError(410, None, "the attachment was deleted", None)
+    path = Path(current_app.config["UPLOAD_FOLDER"]) / attachment.storage_key
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise GraphError(410, None, f"the attachment cannot be read: {exc}", None) from exc
+    media_id = api.upload(data, attachment.content_type, attachment.filename)
+    _update(row.id, token, media_id=media_id)
+    return SimpleNamespace(**{**row._asdict(), "media_id": media_id})
 
 
 def _refused(row, exc: GraphError, token: str, cfg: dict, now: datetime) -> bool:
@@ -176,6 +215,7 @@ def send_pending(batch: int | None = None, now: datetime | None = None, api=None
                 report.lost += 1
                 continue
             try:
+                row = _uploaded(row, api, claim.token)
                 wamid = api.send(payload(row))
             except GraphUnavailable as exc:
                 rest = rows[index:]

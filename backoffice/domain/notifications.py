@@ -33,8 +33,10 @@ from ..models import (
     TicketStatus,
     User,
     WhatsAppSendKind,
+    WhatsAppTemplateUse,
 )
 from ..models.base import utcnow
+from . import DomainError
 from . import permissions as perm
 from .links import TokenState, absolute_url, sign, verify
 from .outbox import enqueue
@@ -120,15 +122,24 @@ class ReplyRoute:
     """How a staff reply reaches the customer: `channel` None means only on the portal.
 
     On WhatsApp, `kind` says free text (inside the 24-hour window, open until
-    `window_ends_at`) or the approved `template`; `window_ends_at` is also set
-    when the window has closed and no template is configured (the reply then
-    goes by email when it can).
+    `window_ends_at`) or the approved reply template (`template` its name, `spec`
+    the template with its parameters); `window_ends_at` is also set when the
+    window has closed and no reply template is configured (the reply then goes by
+    email when it can). `whatsapp` says the customer is reachable there at all
+    (templates chosen at the desk can go).
     """
 
     channel: MessageChannel | None
     kind: WhatsAppSendKind | None = None
     window_ends_at: datetime | None = None
     template: str | None = None
+    spec: object | None = None  # whatsapp_templates.Template
+    whatsapp: bool = False
+
+    @property
+    def window_closed(self) -> bool:
+        """The customer wrote on WhatsApp and the 24-hour window has closed."""
+        return self.whatsapp and self.kind is not WhatsAppSendKind.TEXT
 
     def window_left(self, now: datetime | None = None) -> tuple[int, int] | None:
         """(hours, minutes) until the window closes; None when it is closed or unknown."""
@@ -167,14 +178,16 @@ def reply_route(
 
     The customer's latest message on this ticket came by WhatsApp (and the channel
     is configured, the customer active with a phone): WhatsApp, as free text while
-    the 24-hour window is open, else as the template `WHATSAPP_REPLY_TEMPLATE`.
-    Otherwise (or with no template outside the window): email, when the address
-    can receive it; else only the portal.
+    the 24-hour window is open, else as the reply template
+    (`whatsapp_templates.for_use(REPLY)`, in the customer's language). Otherwise
+    (or with no template outside the window): email, when the address can
+    receive it; else only the portal.
 
     `last_customer_message`: that message when the caller has it loaded already
     (None: the customer never wrote); left out, it is looked up.
     """
     from ..channels.whatsapp import enabled
+    from .whatsapp_outbox import reply_template
 
     now = now or utcnow()
     customer = ticket.customer
@@ -192,15 +205,17 @@ def reply_route(
     ):
         return ReplyRoute(email)
     ends = whatsapp_window_ends(customer)
+    wa = MessageChannel.WHATSAPP
     if ends is not None and now < ends:
-        return ReplyRoute(MessageChannel.WHATSAPP, WhatsAppSendKind.TEXT, ends)
-    template = current_app.config.get("WHATSAPP_REPLY_TEMPLATE") or None
-    if template:
-        return ReplyRoute(MessageChannel.WHATSAPP, WhatsAppSendKind.TEMPLATE, ends, template)
-    return ReplyRoute(email, None, ends)
+        return ReplyRoute(wa, WhatsAppSendKind.TEXT, ends, whatsapp=True)
+    template = reply_template(ticket)
+    if template is not None:
+        kind = WhatsAppSendKind.TEMPLATE
+        return ReplyRoute(wa, kind, ends, template.name, spec=template, whatsapp=True)
+    return ReplyRoute(email, None, ends, whatsapp=True)
 
 
-def message_posted(message: TicketMessage) -> None:
+def message_posted(message: TicketMessage, whatsapp_template=None) -> None:
     """A staff member's public reply goes to the customer (`reply_route`); a customer's
     message is a notice for the ticket's assignee (domain/staff_notices.py). A message
     of the system (the auto-finish warning) goes the same way, under its own subject.
@@ -208,7 +223,13 @@ def message_posted(message: TicketMessage) -> None:
     Internal notes and the customer's own messages return before any rendering.
     On WhatsApp the reply is queued in the WhatsApp outbox (once per message) and
     recorded as a WhatsApp message; by email it is rendered and queued as before.
+    `whatsapp_template` (a `whatsapp_outbox.Chosen`, from the desk's picker) sends
+    the reply as that template; the customer must be reachable on WhatsApp.
+    A customer who chose WhatsApp notifications and is answered by email hears of
+    the reply on WhatsApp too (the `staff_replied` template, once per reply).
     """
+    from .whatsapp_outbox import enqueue_notification, enqueue_reply
+
     if not message.internal and not message.from_staff:
         from . import staff_notices  # it sends its digests through this module
 
@@ -217,11 +238,22 @@ def message_posted(message: TicketMessage) -> None:
         return
     ticket = message.ticket
     route = reply_route(ticket, message.created_at)
+    if whatsapp_template is not None:
+        if not route.whatsapp:
+            raise DomainError(_("This customer cannot be reached on WhatsApp."))
+        enqueue_reply(message, route, whatsapp_template)
+        return
     if route.channel is MessageChannel.WHATSAPP:
-        from .whatsapp_outbox import enqueue_reply
-
         enqueue_reply(message, route)
         return
+    if ticket.customer is not None and not message.by_system:
+        enqueue_notification(
+            ticket.customer,
+            WhatsAppTemplateUse.STAFF_REPLIED,
+            f"staff_replied:{message.id}",
+            _whatsapp_values(ticket, message.author, balasan=message.body),
+            ticket=ticket,
+        )
     customer = _customer(ticket)
     if customer is None or route.channel is None:
         return
@@ -263,6 +295,13 @@ def finish_warning_text(ticket: Ticket, cal, finish_at: datetime) -> str:
         )
 
 
+def _whatsapp_values(ticket: Ticket, agent: User | None, **extra) -> dict:
+    from .whatsapp_templates import known_values
+
+    staff = agent if isinstance(agent, User) and perm.is_staff(agent) else None  # not SYSTEM
+    return known_values(ticket, staff, **extra)
+
+
 def rating_token(ticket: Ticket, score: int) -> str:
     """A signed one-click token rating `ticket` with `score` on behalf of its customer."""
     return sign(RATING_PURPOSE, {"t": ticket.id, "c": ticket.customer_id, "s": int(score)})
@@ -271,10 +310,29 @@ def rating_token(ticket: Ticket, score: int) -> str:
 def ticket_finished(ticket: Ticket, actor: User | None = None) -> None:
     """The customer hears that staff finished their ticket, with one-click rating links.
 
-    A customer who closes their own ticket is not emailed about it.
+    A customer who closes their own ticket is not emailed about it. One who chose
+    WhatsApp notifications also gets the `ticket_finished` template with a rating
+    link, once per finish.
     """
+    from .whatsapp_outbox import enqueue_notification
+
+    owner = ticket.customer
+    if owner is None or (actor is not None and actor.id == owner.id):
+        return
+    if ticket.rating is None and ticket.finished_at is not None:
+        enqueue_notification(
+            owner,
+            WhatsAppTemplateUse.TICKET_FINISHED,
+            f"finished:{ticket.id}:{ticket.finished_at:%Y%m%d%H%M%S}",
+            _whatsapp_values(
+                ticket,
+                actor,
+                tautan_rating=absolute_url(f"/email/rate/{rating_token(ticket, 5)}"),
+            ),
+            ticket=ticket,
+        )
     customer = _customer(ticket)
-    if customer is None or (actor is not None and actor.id == customer.id):
+    if customer is None:
         return
     rating_urls = []
     if ticket.rating is None:

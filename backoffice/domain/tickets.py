@@ -429,12 +429,15 @@ def post_message(
     channel: MessageChannel = MessageChannel.PORTAL,
     external_id: str | None = None,
     now: datetime | None = None,
+    whatsapp_template=None,
 ) -> TicketMessage:
     """Add a public reply or an internal note, moving the status as docs/architecture.md §2 says.
 
     A staff reply moves progress/team to responded and sets the first response
     time; a customer reply moves responded back to team (progress without a
     department). Internal notes never change the status and are staff-only.
+    `whatsapp_template` (domain.whatsapp_outbox.Chosen): a staff reply sent as that
+    WhatsApp template (notifications.message_posted).
     """
     now = now or utcnow()
     is_customer = perm.owns_ticket(author, ticket) and not internal
@@ -472,7 +475,7 @@ def post_message(
     if is_customer and any(situations.is_photo(a) for a in attachments):
         situations.photo_added(ticket, now)
     _flush(ticket, now)
-    notifications.message_posted(msg)
+    notifications.message_posted(msg, whatsapp_template=whatsapp_template)
     return msg
 
 

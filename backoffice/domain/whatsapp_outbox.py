@@ -1,62 +1,180 @@
-"""Queueing a staff reply for WhatsApp: a row in `outbox_whatsapp`, in the reply's transaction.
+"""Queueing for WhatsApp: rows in `outbox_whatsapp`, in the transaction of what they report.
 
 Like `domain.outbox` for email, nothing here talks to the network:
-`channels/whatsapp_out.py` sends the rows. `enqueue_reply` only adds to the
-session, so the WhatsApp message exists exactly when the reply is committed,
-and there is one row per ticket message (a unique index), so it is never
-queued twice.
+`channels/whatsapp_out.py` sends the rows. Every function only adds to the
+session, so a WhatsApp message exists exactly when its cause is committed, and
+each row has a unique key, so nothing is queued twice:
+- a staff reply: one row per ticket message (`message_id`);
+- each attachment of a staff reply inside the window: one media row per
+  attachment (`attachment_id`), uploaded to the Graph API when sent;
+- a notification sent as a template: `send_key` (`enqueue_notification`); a
+  second call with the same key adds nothing.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+
+from flask_babel import gettext as _
+from sqlalchemy import select
 
 from ..extensions import db
-from ..models import MessageChannel, OutboxWhatsApp, TicketMessage, WhatsAppSendKind
+from ..models import (
+    MessageChannel,
+    OutboxWhatsApp,
+    Ticket,
+    TicketMessage,
+    User,
+    WhatsAppMediaKind,
+    WhatsAppSendKind,
+    WhatsAppTemplateUse,
+)
 from ..models.base import utcnow
+from . import DomainError
+from . import whatsapp_templates as templates
+from .whatsapp_templates import Template, one_line
 
 MAX_TEXT = 4096  # the Cloud API's limit for a text message's body
-MAX_PARAM = 900  # a template parameter: one line, well under the API's limit
+MAX_PARAM = templates.MAX_PARAM
 
 
-def one_line(text: str, limit: int = MAX_PARAM) -> str:
-    """A template parameter: the API refuses newlines, tabs and runs of spaces in one."""
-    flat = " ".join(str(text or "").split())
-    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+@dataclass
+class Chosen:
+    """A template staff chose at the desk, with the parameters they filled."""
+
+    template: Template
+    params: list[str]
 
 
 def _text(body: str) -> str:
     return body if len(body) <= MAX_TEXT else body[: MAX_TEXT - 1].rstrip() + "…"
 
 
-def template_fields(message: TicketMessage, template: str) -> dict:
-    """The template, its language (the customer's) and body parameters for a staff reply."""
-    ticket = message.ticket
+def _language(ticket: Ticket) -> str:
     customer = ticket.customer
+    return (customer.locale if customer is not None else None) or "id"
+
+
+def reply_template(ticket: Ticket) -> Template | None:
+    """The template a staff reply on `ticket` goes out as outside the window, if any."""
+    return templates.for_use(WhatsAppTemplateUse.REPLY, _language(ticket))
+
+
+def template_fields(message: TicketMessage, template: Template | str | None = None) -> dict:
+    """The outbox columns of `message` sent as `template` (default: the reply template).
+
+    Its parameters come from the ticket's known fields, `balasan` being the reply.
+    A bare name (the old setting) takes the reply template's parameters.
+    """
+    ticket = message.ticket
+    if isinstance(template, str):
+        template = Template(template, _language(ticket), list(templates.REPLY_PARAMS))
+    template = template or reply_template(ticket)
+    if template is None:
+        raise DomainError(_("No WhatsApp template is set up for replies."))
+    values = templates.known_values(ticket, message.author, balasan=message.body)
+    return _columns(template, templates.fill(template, values))
+
+
+def _columns(template: Template, params: list[str]) -> dict:
     return {
-        "template_name": template,
-        "template_language": (customer.locale if customer is not None else None) or "id",
-        "template_params": json.dumps([ticket.number or "", one_line(message.body)]),
+        "template_name": template.name,
+        "template_language": template.language or "id",
+        "template_params": json.dumps([one_line(p) for p in params], ensure_ascii=False),
     }
 
 
-def enqueue_reply(message: TicketMessage, route) -> OutboxWhatsApp:
+def enqueue_reply(message: TicketMessage, route, chosen: Chosen | None = None) -> OutboxWhatsApp:
     """Queue `message` for the ticket's customer on WhatsApp as `route` (notifications) says.
 
-    The message is recorded as written on WhatsApp, so the desk shows where it went.
+    `chosen`: the template and parameters staff picked at the desk (sent as they are).
+    Inside the window the reply's attachments follow as media messages. The message
+    is recorded as written on WhatsApp, so the desk shows where it went.
     """
     ticket = message.ticket
+    kind = WhatsAppSendKind.TEMPLATE if chosen is not None else route.kind
     row = OutboxWhatsApp(
         message=message,
         ticket=ticket,
         recipient=ticket.customer.phone_key,
-        kind=route.kind,
+        kind=kind,
         body=_text(message.body),
         next_attempt_at=utcnow(),
     )
-    if route.kind is WhatsAppSendKind.TEMPLATE:
-        for key, value in template_fields(message, route.template).items():
-            setattr(row, key, value)
+    if chosen is not None:
+        fields = _columns(chosen.template, chosen.params)
+    elif kind is WhatsAppSendKind.TEMPLATE:
+        fields = template_fields(message, getattr(route, "spec", None) or route.template)
+    else:
+        fields = {}
+    for key, value in fields.items():
+        setattr(row, key, value)
     message.channel = MessageChannel.WHATSAPP
     db.session.add(row)
+    if kind is WhatsAppSendKind.TEXT:
+        for attachment in message.attachments:  # after the text: the rows go out in id order
+            db.session.add(
+                OutboxWhatsApp(
+                    ticket=ticket,
+                    attachment=attachment,
+                    recipient=ticket.customer.phone_key,
+                    kind=WhatsAppSendKind.TEXT,
+                    media_kind=media_kind(attachment.content_type),
+                    body=attachment.filename,
+                    next_attempt_at=utcnow(),
+                )
+            )
     return row
+
+
+def media_kind(content_type: str) -> WhatsAppMediaKind:
+    """How WhatsApp shows an attachment: photos as images, PDFs as documents."""
+    if content_type.startswith("image/"):
+        return WhatsAppMediaKind.IMAGE
+    return WhatsAppMediaKind.DOCUMENT
+
+
+def enqueue_notification(
+    customer: User,
+    use: WhatsAppTemplateUse,
+    key: str,
+    values: dict[str, str | None],
+    ticket: Ticket | None = None,
+) -> OutboxWhatsApp | None:
+    """Queue the `use` template for `customer`, once per `key`; None when not sent.
+
+    Not sent: no template for that use, no phone, no consent, or `key` already queued
+    (in the database or earlier in this transaction).
+    """
+    if not (customer.active and customer.whatsapp_consent and customer.phone_key):
+        return None
+    template = templates.for_use(use, customer.locale)
+    if template is None:
+        return None
+    key = key[:255]
+    pending = any(isinstance(obj, OutboxWhatsApp) and obj.send_key == key for obj in db.session.new)
+    queued = select(OutboxWhatsApp.id).where(OutboxWhatsApp.send_key == key)
+    if pending or db.session.scalar(queued) is not None:
+        return None
+    params = templates.fill(template, values)
+    row = OutboxWhatsApp(
+        ticket=ticket,
+        recipient=customer.phone_key,
+        kind=WhatsAppSendKind.TEMPLATE,
+        send_key=key,
+        body=templates.render(template, params),
+        next_attempt_at=utcnow(),
+        **_columns(template, params),
+    )
+    db.session.add(row)
+    return row
+
+
+def chosen_template(template_id, given: list[str]) -> Chosen:
+    """The desk's choice: an active template and its filled parameters (DomainError if not)."""
+    row = templates.get_active(template_id)
+    if row is None:
+        raise DomainError(_("Choose one of the approved templates."))
+    template = templates.as_template(row)
+    return Chosen(template, templates.checked_params(template, given))

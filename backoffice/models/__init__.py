@@ -27,7 +27,9 @@ from .enums import (
     TrackingSource,
     WhatsAppDelivery,
     WhatsAppItemKind,
+    WhatsAppMediaKind,
     WhatsAppSendKind,
+    WhatsAppTemplateUse,
 )
 from .export_job import ExportJob, ExportStatus
 from .faq import FaqCategory, FaqEntry, FaqVote
@@ -38,7 +40,7 @@ from .outbox import OutboxEmail
 from .shipment import TrackingEvent
 from .ticket import Ticket, TicketAttachment, TicketEvent, TicketMessage
 from .user import CustomerProfile, Role, User, roles_users
-from .whatsapp import OutboxWhatsApp, WhatsAppInbox, WhatsAppWebhook
+from .whatsapp import OutboxWhatsApp, WhatsAppInbox, WhatsAppTemplate, WhatsAppWebhook
 
 __all__ = [
     "ApiToken",
@@ -92,6 +94,9 @@ __all__ = [
     "WhatsAppDelivery",
     "WhatsAppInbox",
     "WhatsAppItemKind",
+    "WhatsAppMediaKind",
     "WhatsAppSendKind",
+    "WhatsAppTemplate",
+    "WhatsAppTemplateUse",
     "WhatsAppWebhook",
 ]

@@ -230,6 +230,37 @@ class WhatsAppSendKind(LabelledEnum):
         return {cls.TEXT: _l("Text"), cls.TEMPLATE: _l("Template")}
 
 
+class WhatsAppMediaKind(LabelledEnum):
+    """A staff attachment sent on WhatsApp: a photo or a document (PDF)."""
+
+    IMAGE = "image"
+    DOCUMENT = "document"
+
+    @classmethod
+    def _labels(cls):
+        return {cls.IMAGE: _l("Image"), cls.DOCUMENT: _l("Document")}
+
+
+class WhatsAppTemplateUse(LabelledEnum):
+    """What carebox sends an approved template for, besides the desk's picker."""
+
+    DESK = "desk"  # only chosen by staff at the desk
+    REPLY = "reply"  # a staff reply outside the 24-hour window: {ticket number, the reply}
+    STAFF_REPLIED = "staff_replied"  # the notification "staff answered your ticket"
+    TICKET_FINISHED = "ticket_finished"  # the notification "finished", with the rating link
+    OUT_FOR_DELIVERY = "out_for_delivery"  # the notification "your parcel is out for delivery"
+
+    @classmethod
+    def _labels(cls):
+        return {
+            cls.DESK: _l("Chosen at the desk only"),
+            cls.REPLY: _l("Staff replies outside the 24-hour window"),
+            cls.STAFF_REPLIED: _l("Notification: staff replied"),
+            cls.TICKET_FINISHED: _l("Notification: ticket finished (rating link)"),
+            cls.OUT_FOR_DELIVERY: _l("Notification: shipment out for delivery"),
+        }
+
+
 class WhatsAppDelivery(LabelledEnum):
     """What WhatsApp's status webhooks said of a message carebox sent (ticks on the desk)."""
 

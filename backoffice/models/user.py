@@ -73,6 +73,13 @@ class User(db.Model, UserMixin):
     notice_digest: Mapped[bool] = mapped_column(default=False, server_default=false())
     marketing_consent: Mapped[bool] = mapped_column(default=False)
     consent_changed_at: Mapped[datetime | None]
+    # Ticket notifications (staff replied, finished, out for delivery) as WhatsApp
+    # templates too: off until the customer turns it on in their profile.
+    whatsapp_consent: Mapped[bool] = mapped_column(default=False, server_default=false())
+    whatsapp_consent_at: Mapped[datetime | None]
+    # The phone a contact-only customer was made for (E.164). Unique: two first
+    # messages from one new phone make one contact (domain/contacts.py).
+    contact_phone_key: Mapped[str | None] = mapped_column(String(20), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     update_datetime: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

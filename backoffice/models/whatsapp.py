@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, backref, mapped_column, relationship
 
 from ..extensions import db
 from .base import enum_column, utcnow
-from .enums import InboxStatus, OutboxStatus, WhatsAppDelivery, WhatsAppItemKind, WhatsAppSendKind
-from .ticket import Ticket, TicketMessage
+from .enums import (
+    InboxStatus,
+    OutboxStatus,
+    WhatsAppDelivery,
+    WhatsAppItemKind,
+    WhatsAppMediaKind,
+    WhatsAppSendKind,
+    WhatsAppTemplateUse,
+)
+from .ticket import Ticket, TicketAttachment, TicketMessage
 
 # MEDIUMTEXT on MariaDB (a delivery can batch many items; TEXT stops at 64 KB).
 LONG_TEXT = Text(16_777_215)
@@ -67,8 +75,41 @@ class WhatsAppInbox(db.Model):
     processed_at: Mapped[datetime | None]
 
 
+class WhatsAppTemplate(db.Model):
+    """An approved message template (approved by Meta, entered here by the master admin).
+
+    `parameters` is the JSON list of the body's parameters in order ({{1}}, {{2}}, …),
+    each a label; a label that names a known field (domain/whatsapp_templates.py
+    FIELDS) is filled from the ticket. `body` is the approved text, kept so the
+    desk and the portal show what the customer read.
+    """
+
+    __tablename__ = "whatsapp_template"
+    __table_args__ = (UniqueConstraint("name", "language", name="uq_whatsapp_template_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(512))
+    language: Mapped[str] = mapped_column(String(16))
+    use: Mapped[WhatsAppTemplateUse] = mapped_column(
+        enum_column(WhatsAppTemplateUse, "wa_template_use"), default=WhatsAppTemplateUse.DESK
+    )
+    parameters: Mapped[str] = mapped_column(Text, default="[]")
+    body: Mapped[str] = mapped_column(Text, default="")
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.language})"
+
+
 class OutboxWhatsApp(db.Model):
-    """A staff reply to send on WhatsApp: one row per ticket message, so never queued twice.
+    """Something to send on WhatsApp, queued once.
+
+    A staff reply is one row per ticket message (`message_id`, unique). A staff
+    attachment is one row per attachment (`attachment_id`, unique; `media_kind`
+    says image or document, `media_id` the id the upload got). A notification
+    sent as a template has no message: `send_key` (unique) names it, e.g.
+    `finished:<ticket>:<time>`, so it is never queued twice.
 
     Sent by `carebox whatsapp process` (backoffice/channels/whatsapp_out.py).
     `wa_message_id` is the id the Cloud API gave it; the status webhooks move
@@ -84,10 +125,20 @@ class OutboxWhatsApp(db.Model):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    message_id: Mapped[int] = mapped_column(
+    message_id: Mapped[int | None] = mapped_column(
         ForeignKey("ticket_message.id", ondelete="CASCADE"), unique=True
     )
-    ticket_id: Mapped[int] = mapped_column(ForeignKey("ticket.id", ondelete="CASCADE"), index=True)
+    ticket_id: Mapped[int | None] = mapped_column(
+        ForeignKey("ticket.id", ondelete="CASCADE"), index=True
+    )
+    attachment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("ticket_attachment.id", ondelete="CASCADE"), unique=True
+    )
+    send_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    media_kind: Mapped[WhatsAppMediaKind | None] = mapped_column(
+        enum_column(WhatsAppMediaKind, "wa_media_kind")
+    )
+    media_id: Mapped[str | None] = mapped_column(String(255))
     recipient: Mapped[str] = mapped_column(String(20))  # E.164
     kind: Mapped[WhatsAppSendKind] = mapped_column(enum_column(WhatsAppSendKind, "wa_send_kind"))
     body: Mapped[str] = mapped_column(Text)
@@ -112,7 +163,10 @@ class OutboxWhatsApp(db.Model):
     delivery_error: Mapped[str | None] = mapped_column(Text)
 
     # `TicketMessage.whatsapp_send`: the desk shows each reply's ticks without a query per message.
-    message: Mapped[TicketMessage] = relationship(
+    message: Mapped[TicketMessage | None] = relationship(
         backref=backref("whatsapp_send", uselist=False, lazy="selectin", viewonly=True)
     )
-    ticket: Mapped[Ticket] = relationship()
+    ticket: Mapped[Ticket | None] = relationship()
+    attachment: Mapped[TicketAttachment | None] = relationship(
+        backref=backref("whatsapp_send", uselist=False, lazy="selectin", viewonly=True)
+    )

@@ -24,6 +24,7 @@ from ..models import (
     Product,
     RoutingRule,
     User,
+    WhatsAppTemplate,
 )
 from ..web import csp_nonce
 from . import formatting
@@ -41,6 +42,7 @@ from .notices import NoticesView, menu_notice_count
 from .orders import OrderView
 from .reports import ReportView
 from .tickets import LISTS, TicketListView
+from .whatsapp_templates import WhatsAppTemplateView
 
 TICKETS = _l("Tickets")
 
@@ -107,6 +109,14 @@ def init_admin(app: Flask) -> Admin:
             name=_l("Send log"),
             endpoint="announcement_log",
             url="/admin/announcements/log",
+            category=CONTENT,
+        ),
+        WhatsAppTemplateView(
+            WhatsAppTemplate,
+            db,
+            name=_l("WhatsApp templates"),
+            endpoint="whatsapp_templates",
+            url="/admin/whatsapp-templates",
             category=CONTENT,
         ),
         CustomerView(User, db, name=_l("Customers"), endpoint="customers"),

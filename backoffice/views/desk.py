@@ -36,6 +36,8 @@ from ..domain import (
     notifications,
     presence,
     staff_notices,
+    whatsapp_outbox,
+    whatsapp_templates,
 )
 from ..domain import attachments as files
 from ..domain import permissions as perm
@@ -75,6 +77,7 @@ from .desk_forms import (
     MergeForm,
     PriorityForm,
     ReplyForm,
+    TemplateForm,
     assignee_from,
 )
 from .fields import to_choices
@@ -132,9 +135,10 @@ class TicketDeskView(StaffAccessMixin, BaseView):
             abort(404)
         return ticket
 
-    def _forms(self, ticket: Ticket, allowed: set, **given):
+    def _forms(self, ticket: Ticket, allowed: set, route=None, **given):
         version = {"expected_version": ticket.version_id}
         forms = {
+            "template": self._template_form(ticket, route, given.get("template"), version),
             "reply": given.get("reply") or ReplyForm(formdata=None, **version),
             "dispatch": given.get("dispatch") or DispatchForm(formdata=None, **version),
             "priority": given.get("priority")
@@ -142,12 +146,14 @@ class TicketDeskView(StaffAccessMixin, BaseView):
             "action": ActionForm(formdata=None, **version),
         }
         for form in forms.values():
+            if form is None:
+                continue
             # A redrawn form keeps its text but must post the version now shown.
             form.expected_version.data = ticket.version_id
             form.expected_version.raw_data = [str(ticket.version_id)]
         reply = forms["reply"]
         choices = []
-        if Action.STAFF_REPLY in allowed:
+        if Action.STAFF_REPLY in allowed and not self._templates_only(route):
             choices.append((PUBLIC, _("Public reply")))
         if Action.NOTE in allowed:
             choices.append((INTERNAL, _("Internal note")))
@@ -164,6 +170,36 @@ class TicketDeskView(StaffAccessMixin, BaseView):
         )
         return forms
 
+    # --- WhatsApp templates (outside the 24-hour window) ----------------------
+
+    @staticmethod
+    def _templates_only(route) -> bool:
+        """WhatsApp allows only templates now: the desk offers no free-text public reply."""
+        return (
+            route is not None
+            and route.window_closed
+            and route.channel is not None
+            and (route.channel.value == "whatsapp")
+        )
+
+    def _template_form(self, ticket: Ticket, route, given, version) -> TemplateForm | None:
+        """The chosen template's form (`?wa_template=<id>`), its parameters prefilled
+        from the ticket where a parameter names a known field; None when none is chosen."""
+        if given is not None:
+            return given
+        if route is None or not route.window_closed or "wa_template" not in request.args:
+            return None
+        row = whatsapp_templates.get_active(request.args.get("wa_template"))
+        if row is None:
+            flash(_("Choose one of the approved templates."), "warning")
+            return None
+        template = whatsapp_templates.as_template(row)
+        values = whatsapp_templates.known_values(ticket, current_user)
+        form = TemplateForm(formdata=None, template_id=str(row.id), **version)
+        for value in whatsapp_templates.prefill(template, values):
+            form.params.append_entry(value)
+        return form
+
     def _render(
         self,
         ticket: Ticket,
@@ -175,6 +211,17 @@ class TicketDeskView(StaffAccessMixin, BaseView):
         allowed = lifecycle.allowed_actions(ticket, current_user)
         events = load_events(ticket)
         messages = load_messages(ticket)
+        route = notifications.reply_route(
+            ticket, last_customer_message=last_customer_message(messages)
+        )
+        wa_templates = []
+        if route.window_closed and Action.STAFF_REPLY in allowed:
+            wa_templates = whatsapp_templates.active_templates()
+        shown = self._forms(ticket, allowed, route, **forms)
+        chosen = None
+        if shown["template"] is not None:
+            row = whatsapp_templates.get_active(shown["template"].template_id.data)
+            chosen = whatsapp_templates.as_template(row) if row is not None else None
         colleagues = []
         if Action.ASSIGN in allowed:
             # Their roles in the same statement (can_work_on reads them): flat outer
@@ -209,11 +256,11 @@ class TicketDeskView(StaffAccessMixin, BaseView):
             allowed=allowed,
             card_actions=bool(allowed & CARD_ACTIONS),
             Action=Action,
-            forms=self._forms(ticket, allowed, **forms),
+            forms=shown,
             summary=customer_summary(ticket, current_user),
-            reply_route=notifications.reply_route(
-                ticket, last_customer_message=last_customer_message(messages)
-            ),
+            reply_route=route,
+            wa_templates=wa_templates,
+            wa_chosen=chosen,
             conflict=conflict,
             sla_due=ticket.current_due,
             breached=ticket.sla_breached(utcnow()),
@@ -429,6 +476,15 @@ class TicketDeskView(StaffAccessMixin, BaseView):
             finishing = request.form.get("then") == "finish" and not elsewhere
             if finishing and Action.FINISH not in lifecycle.allowed_actions(ticket, current_user):
                 raise DomainError(_("You cannot finish this ticket; the reply was not sent."))
+            if form.visibility.data == PUBLIC and self._templates_only(
+                notifications.reply_route(ticket)
+            ):
+                raise DomainError(
+                    _(
+                        "The customer's 24-hour WhatsApp window has closed: "
+                        "send one of the approved templates instead."
+                    )
+                )
             upload = form.attachment.data
             if upload is not None and getattr(upload, "filename", ""):
                 upload.stream.seek(0)  # a second try reads the file again
@@ -482,6 +538,30 @@ class TicketDeskView(StaffAccessMixin, BaseView):
         if merged and not isinstance(response, tuple) and response.status_code in (302, 303):
             return redirect(url_for(".desk", number=merged["into"]))
         return response
+
+    @expose("/<number>/whatsapp-template", methods=["POST"])
+    def whatsapp_template(self, number: str):
+        """Send a WhatsApp template with the parameters staff filled (outside the window)."""
+
+        def work(ticket, form, stored):
+            chosen = whatsapp_outbox.chosen_template(
+                form.template_id.data, [entry.data or "" for entry in form.params]
+            )
+            lifecycle.post_message(
+                ticket,
+                current_user,
+                whatsapp_templates.render(chosen.template, chosen.params),
+                expected_version=form.expected_version.data,
+                whatsapp_template=chosen,
+            )
+
+        return self._perform(
+            number,
+            TemplateForm,
+            work,
+            _("The template is queued for the customer on WhatsApp."),
+            keep="template",
+        )
 
     @expose("/<number>/dispatch", methods=["POST"])
     def dispatch(self, number: str):

@@ -7,7 +7,7 @@ from sqlalchemy.orm import joinedload
 
 from ..domain import permissions as perm
 from ..extensions import db
-from ..models import Order, Ticket, TicketEvent, TicketMessage, User
+from ..models import Order, Ticket, TicketAttachment, TicketEvent, TicketMessage, User
 from ..models.enums import OPEN_STATUSES
 
 SHOWN_MESSAGES = 300  # a longer conversation shows its latest messages
@@ -48,7 +48,7 @@ def load_messages(ticket: Ticket, after: int = 0, limit: int = SHOWN_MESSAGES) -
         .where(TicketMessage.ticket_id == ticket.id, TicketMessage.id > after)
         .options(
             _name_of(TicketMessage.author),
-            joinedload(TicketMessage.attachments),
+            joinedload(TicketMessage.attachments).joinedload(TicketAttachment.whatsapp_send),
             joinedload(TicketMessage.whatsapp_send),
         )
     )

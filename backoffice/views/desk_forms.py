@@ -6,7 +6,15 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf.file import FileField
-from wtforms import HiddenField, IntegerField, RadioField, SelectField, StringField, TextAreaField
+from wtforms import (
+    FieldList,
+    HiddenField,
+    IntegerField,
+    RadioField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 from wtforms.widgets import HiddenInput
 
@@ -39,6 +47,15 @@ class ReplyForm(VersionedForm):
     attachment = FileField(_l("Attachment (JPEG, PNG or PDF, at most 5 MB)"))
     # Ids of the canned replies inserted into this text (counted once it is sent).
     canned_ids = HiddenField(validators=[Optional(), Length(max=200)])
+
+
+class TemplateForm(VersionedForm):
+    """A WhatsApp template chosen at the desk (outside the 24-hour window) and its parameters."""
+
+    template_id = HiddenField(validators=[DataRequired(), Length(max=12)])
+    params = FieldList(
+        StringField(validators=[Optional(), Length(max=900)]), min_entries=0, max_entries=10
+    )
 
 
 class DispatchForm(VersionedForm):

@@ -1,7 +1,9 @@
 """A local HTTP server that speaks the WhatsApp Cloud API's documented shapes.
 
 The Graph API cannot be reached from the tests, so this plays it: `POST
-/{version}/{phone-number-id}/messages` (send), `GET /{version}/{media-id}` (the
+/{version}/{phone-number-id}/messages` (send: text, template, image, document),
+`POST /{version}/{phone-number-id}/media` (upload, multipart: `file`, `type`,
+`messaging_product` → `{"id": …}`), `GET /{version}/{media-id}` (the
 media's download URL), `GET /download/{media-id}` (its bytes), all behind the
 bearer token, and Graph error objects (`{"error": {"message", "type", "code",
 "error_data", "fbtrace_id"}}`) for whatever a test scripts: a closed window
@@ -55,6 +57,8 @@ class FakeGraph:
         self.media: dict[str, tuple[str, bytes]] = {}
         self.send_script: deque = deque()  # (status, body, headers) for the next sends
         self.media_script: deque = deque()
+        self.upload_script: deque = deque()  # (status, body) for the next uploads
+        self.uploads: dict[str, dict] = {}  # media id -> the parts carebox uploaded
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -80,11 +84,21 @@ class FakeGraph:
     def add_media(self, media_id: str, mime: str, data: bytes):
         self.media[media_id] = (mime, data)
 
+    def fail_next_upload(self, code: int, times: int = 1):
+        for _ in range(times):
+            self.upload_script.append(graph_error(code))
+
+    def _is_send(self, r) -> bool:
+        return r["method"] == "POST" and r["path"].endswith("/messages")
+
     def sends(self) -> list[dict]:
-        return [r["json"] for r in self.requests if r["method"] == "POST"]
+        return [r["json"] for r in self.requests if self._is_send(r)]
 
     def accepted_sends(self) -> list[dict]:
-        return [r["json"] for r in self.requests if r["method"] == "POST" and r["status"] == 200]
+        return [r["json"] for r in self.requests if self._is_send(r) and r["status"] == 200]
+
+    def upload_requests(self) -> list[dict]:
+        return [r for r in self.requests if r["method"] == "POST" and r["path"].endswith("/media")]
 
     # --- the server --------------------------------------------------------
     def _handler(self):
@@ -120,9 +134,45 @@ class FakeGraph:
             def _authorised(self) -> bool:
                 return self.headers.get("Authorization") == f"Bearer {fake.token}"
 
+            def _upload(self, raw: bytes, entry: dict):
+                from email.parser import BytesParser
+                from email.policy import HTTP
+
+                head = f"Content-Type: {self.headers.get('Content-Type', '')}\r\n\r\n"
+                message = BytesParser(policy=HTTP).parsebytes(head.encode() + raw)
+                parts = {}
+                for part in message.iter_parts() if message.is_multipart() else []:
+                    name = part.get_param("name", header="content-disposition")
+                    parts[name] = {
+                        "filename": part.get_filename(),
+                        "content_type": part.get_content_type(),
+                        "data": part.get_payload(decode=True),
+                    }
+                entry["form"] = parts
+                if fake.upload_script:
+                    entry["status"] = self._answer(*fake.upload_script.popleft())
+                    return
+                if (
+                    "file" not in parts
+                    or (parts.get("messaging_product") or {}).get("data") != b"whatsapp"
+                    or not (parts.get("type") or {}).get("data")
+                ):
+                    entry["status"] = self._answer(*graph_error(100))
+                    return
+                media_id = f"{next(fake._ids) + 900000000000000}"
+                fake.uploads[media_id] = parts
+                entry["status"] = self._answer(200, {"id": media_id})
+
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
+                if self.path == f"/{VERSION}/{PHONE_NUMBER_ID}/media":
+                    entry = self._record(None)
+                    if not self._authorised():
+                        entry["status"] = self._answer(*graph_error(190))
+                        return
+                    self._upload(raw, entry)
+                    return
                 try:
                     body = json.loads(raw)
                 except ValueError:
@@ -141,10 +191,13 @@ class FakeGraph:
                 ok = (
                     isinstance(body, dict)
                     and body.get("messaging_product") == "whatsapp"
-                    and body.get("type") in ("text", "template")
+                    and body.get("type") in ("text", "template", "image", "document")
                     and isinstance(body.get("to"), str)
                     and body["to"].isdigit()
                 )
+                if ok and body["type"] in ("image", "document"):
+                    media = body.get(body["type"])
+                    ok = isinstance(media, dict) and media.get("id") in fake.uploads
                 if not ok:
                     entry["status"] = self._answer(*graph_error(100))
                     return
