@@ -96,6 +96,9 @@ def test_each_situation_is_derived_and_routed_by_the_seed_rules(db, make):
     assert t.situation_due_at == fine.last_event_at + 3 * D
 
     assert _file(make, make.order(customer), TicketKind.CRITICISM).situation is None
+    # A photo of a parcel the courier never handled (no event yet) is not a damage report.
+    placed = _file(make, make.order(customer), files=[_photo()])
+    assert placed.situation is None and placed.status is TicketStatus.PROGRESS
     no_parcel = lifecycle.file_ticket(customer, TicketKind.COMPLAINT, "x", "y")
     assert no_parcel.situation is None and no_parcel.situation_due_at is None
 

@@ -4,7 +4,8 @@ Part of the shipments rules (domain/shipments.py owns the parcel; this module ow
 what a parcel's state means for a ticket about it). The one derivation is `derive`;
 everything else feeds it and stores what it says.
 
-- `damaged`: a complaint whose customer sent a photo;
+- `damaged`: a complaint whose customer sent a photo, about a parcel the courier has
+  handled (it has a tracking event: one not yet picked up cannot have been damaged);
 - `delivered_disputed`: a complaint about a parcel whose latest event is "delivered"
   (the customer says it did not arrive, or not as it should);
 - `failed_delivery`: the latest event is a failed delivery (or the return to the
@@ -95,9 +96,9 @@ def derive(
         return None, None
     days = stuck_days() if days is None else days
     complaint = kind is TicketKind.COMPLAINT
-    if complaint and has_photo:
-        return S.DAMAGED, None
     last = parcel.last_event
+    if complaint and has_photo and last is not None:
+        return S.DAMAGED, None
     if complaint and last is K.DELIVERED:
         return S.DELIVERED_DISPUTED, None
     if last in (K.DELIVERY_FAILED, K.RETURNED):
@@ -192,11 +193,12 @@ def for_new_ticket(
 
 
 def photo_added(ticket: Ticket, now: datetime) -> None:
-    """The ticket's customer sent a photo: a complaint about a parcel becomes `damaged`
-    (set on the ticket itself: the message's own flush stores it)."""
+    """The ticket's customer sent a photo: a complaint about a handled parcel becomes
+    `damaged` (set on the ticket itself: the message's own flush stores it)."""
     if ticket.order_id is None or ticket.kind is not TicketKind.COMPLAINT:
         return
-    ticket.situation, ticket.situation_due_at = S.DAMAGED, None
+    parcel = parcels([ticket.order_id]).get(ticket.order_id)
+    ticket.situation, ticket.situation_due_at = derive(ticket.kind, True, parcel, now)
 
 
 def _store(rows, now: datetime) -> int:
