@@ -1,4 +1,4 @@
-"""The customer's profile: name, phone, language and marketing consent."""
+"""The customer's profile: name, phone, language, marketing consent and shipment updates."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ def account():
     if bool(form.marketing_consent.data) != bool(user.marketing_consent):
         user.marketing_consent = bool(form.marketing_consent.data)
         user.consent_changed_at = utcnow()
+    user.shipment_updates = bool(form.shipment_updates.data)
     db.session.commit()
     with force_locale(user.locale):
         flash(_("Your profile was saved."), "success")

@@ -206,6 +206,9 @@ class AccountForm(TranslatedForm):
         widget=PlaceholderSelect(),
     )
     marketing_consent = BooleanField(_l("Send me news about new and improved products"))
+    shipment_updates = BooleanField(
+        _l("Email me when my parcel is out for delivery, delivered, or a delivery failed")
+    )
 
     def validate_locale(self, field):
         if field.data not in {"id", "en"}:

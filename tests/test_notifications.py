@@ -238,9 +238,10 @@ def test_order_status_change_is_emailed_to_the_customer(db, make, smtp):
     customer = make.user(email="dewi@example.com", locale="en")
     order = make.order(customer, destination='Bandung <i>"Jl. Merdeka"</i>')
     cs = make.user(perm.CUSTOMER_SERVICE)
-    assert deliver(db, smtp) == []  # placing an order sends nothing
+    [placed] = deliver(db, smtp)  # the order's confirmation (tests/test_shipment_notices.py)
+    assert order.resi in placed["Subject"]
     change_status(order, OrderStatus.PICKED_UP, cs, note="staff-only remark")
-    [msg] = deliver(db, smtp)
+    _placed, msg = deliver(db, smtp)
     assert addresses([msg]) == ["dewi@example.com"]
     assert order.number in msg["Subject"] and "Picked up" in msg["Subject"]
     assert f"{BASE}/orders/{order.number}" in text_of(msg)

@@ -412,10 +412,44 @@ def ticket_reached_department(ticket: Ticket, actor: User | None = None) -> None
         )
 
 
+def order_placed(order: Order) -> None:
+    """The customer gets the confirmation of their new order: its number, its resi and
+    the links to follow it (an email needs no consent: the customer asked for it)."""
+    customer = order.customer
+    if customer is None or not customer.active or not _mailable(customer):
+        return
+    send_to(
+        customer,
+        "order_placed",
+        lambda: _(
+            "[%(number)s] Your order is placed: resi %(resi)s",
+            number=order.number,
+            resi=order.resi,
+        ),
+        order=order,
+        order_url=absolute_url(f"/orders/{order.number}"),
+        track_url=absolute_url(f"/track/{order.resi}"),
+    )
+
+
+def _mailable(user: User) -> bool:
+    from .contacts import mailable  # contacts sends through this module
+
+    return mailable(user)
+
+
 def order_status_changed(order: Order, event: OrderEvent | None = None) -> None:
-    """The customer hears their order's new status (the staff's note is not included)."""
+    """The customer hears their order's new status (the staff's note is not included).
+
+    Not when the status change's tracking event is one the shipment update tells a
+    customer who asked for those (domain/shipment_notices.py): one email, not two."""
+    from .shipments import STATUS_EVENT, warrants_customer_notification
+
     customer = order.customer
     if customer is None or not customer.active:
+        return
+    kind = STATUS_EVENT.get(order.status)
+    if customer.shipment_updates and kind is not None and warrants_customer_notification(kind):
         return
     send_to(
         customer,

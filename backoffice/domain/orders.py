@@ -77,6 +77,7 @@ def place_order(
     db.session.add(OrderEvent(order=order, actor=customer, to_status=S.PLACED, created_at=now))
     db.session.flush()
     loyalty.refresh_customer(customer.id, now=now)
+    notifications.order_placed(order)
     return order
 
 

@@ -62,6 +62,7 @@ def outbox_row(
     headers: Mapping[str, str] | None = None,
     sender: str | None = None,
     announcement_send_id: int | None = None,
+    dedupe_key: str | None = None,
     now: datetime | None = None,
 ) -> dict:
     """The column values of one outbox row (for `enqueue` and bulk inserts)."""
@@ -82,6 +83,7 @@ def outbox_row(
         if headers
         else None,
         "announcement_send_id": announcement_send_id,
+        "dedupe_key": dedupe_key,
     }
 
 
@@ -97,6 +99,18 @@ def enqueue(
     row = OutboxEmail(**outbox_row(recipient, subject, text, html, **options))
     db.session.add(row)
     return row
+
+
+def enqueue_once(rows: list[dict]) -> int:
+    """Insert rows built by `outbox_row` with a `dedupe_key`, skipping every row whose key
+    is queued already (by an earlier or a concurrent transaction): one multi-row
+    INSERT IGNORE / INSERT OR IGNORE on the key's unique index. Returns the rows sent."""
+    if not rows:
+        return 0
+    stmt = insert(OutboxEmail).prefix_with("IGNORE", dialect="mysql")
+    stmt = stmt.prefix_with("OR IGNORE", dialect="sqlite")
+    db.session.execute(stmt, rows)
+    return len(rows)
 
 
 def enqueue_many(rows: Iterable[dict], chunk: int = 1000) -> int:

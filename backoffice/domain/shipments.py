@@ -11,7 +11,10 @@ never edited. Every way in — the CSV import, the API, a staff member on the or
 page, the seed — goes through `record_events`, which checks each event on its own
 (a bad one is refused with its reason, the others land), skips an event already
 recorded (the same resi, event and moment: imports and the API are idempotent)
-and moves the order's status to follow its latest event.
+and moves the order's status to follow its latest event. An event that became its
+parcel's latest and `warrants_customer_notification` is handed to the customer's
+channels in the same transaction (`_tell_customers`: the shipment email of
+domain/shipment_notices.py, which asks the customer's consent).
 
 Nothing here reads the request or commits; the caller owns the transaction.
 """
@@ -493,11 +496,26 @@ def record_events(
         # One order of keys for every writer, so two concurrent imports cannot deadlock.
         rows.sort(key=lambda r: (r["order_id"], r["occurred_at"], r["event"]))
         _insert_new(rows, keys, results, now)
-        _follow_latest(rows, orders, keys, now)
+        moved = _follow_latest(rows, orders, keys, now)
         from . import situations  # it builds on this module
 
         situations.parcels_changed({r["order_id"] for r in rows}, now)
+        _tell_customers(moved, now)
     return results  # type: ignore[return-value]
+
+
+def _tell_customers(moved: list[dict], now: datetime) -> None:
+    """The events that became their parcel's latest and warrant a notification go to the
+    customer's channels (each asks the customer's consent itself), in this transaction."""
+    from .shipment_notices import Notice, email
+
+    notices = [
+        Notice(u["oid"], TrackingEventKind(u["kind"]), u["at"], u["offset"], u["location"])
+        for u in moved
+        if warrants_customer_notification(u["kind"], u["at"], now=now)
+    ]
+    if notices:
+        email(notices, now=now)
 
 
 def _insert_new(rows, keys, results, now) -> None:
@@ -528,14 +546,17 @@ def _insert_new(rows, keys, results, now) -> None:
             results[keys[key].index] = EventResult(UNCHANGED, keys[key].resi)
 
 
-def _follow_latest(rows, orders, keys, now) -> None:
-    """Move each touched order to its newest event, only ever forward."""
+def _follow_latest(rows, orders, keys, now) -> list[dict]:
+    """Move each touched order to its newest event, only ever forward; returns the moves
+    (order id, event, time, offset, location of the event that became the latest)."""
     best: dict[int, tuple[datetime, TrackingEventKind]] = {}
+    row_of: dict[int, dict] = {}
     for r in rows:
         kind = TrackingEventKind(r["event"])
         old = best.get(r["order_id"])
         if old is None or _newer(r["occurred_at"], kind, *old):
             best[r["order_id"]] = (r["occurred_at"], kind)
+            row_of[r["order_id"]] = r
     by_id = {o.id: o for o in orders.values()}
     updates = []
     for order_id, (at, kind) in best.items():
@@ -549,10 +570,12 @@ def _follow_latest(rows, orders, keys, now) -> None:
                     "rank": RANK[kind],
                     "status": EVENT_STATUS[kind].value,
                     "now": now,
+                    "offset": row_of[order_id]["utc_offset"],
+                    "location": row_of[order_id]["location"],
                 }
             )
     if not updates:
-        return
+        return updates
     updates.sort(key=lambda u: u["oid"])
     # One UPDATE per chunk of orders (CASE on the id), not one per order: the import's
     # round trips are what cost (docs/architecture.md §7).
@@ -589,6 +612,7 @@ def _follow_latest(rows, orders, keys, now) -> None:
         obj = session.identity_map.get(session.identity_key(Order, u["oid"]))
         if obj is not None:
             session.expire(obj, ["status", "last_event", "last_event_at", "updated_at"])
+    return updates
 
 
 def add_event(

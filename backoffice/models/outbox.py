@@ -50,3 +50,6 @@ class OutboxEmail(db.Model):
     announcement_send_id: Mapped[int | None] = mapped_column(
         ForeignKey("announcement_send.id", ondelete="SET NULL"), index=True
     )
+    # What the email is about, once: a second row with the same key is never queued
+    # (e.g. `shipment:<order id>:<event>:<occurred_at>`, one email per tracking event).
+    dedupe_key: Mapped[str | None] = mapped_column(String(80), unique=True)

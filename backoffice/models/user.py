@@ -72,6 +72,9 @@ class User(db.Model, UserMixin):
     # Agent notifications (domain/staff_notices.py): also mailed as a digest, if asked.
     notice_digest: Mapped[bool] = mapped_column(default=False, server_default=false())
     marketing_consent: Mapped[bool] = mapped_column(default=False)
+    # Email when a parcel is out for delivery, delivered or its delivery failed
+    # (domain/shipment_notices.py); asked for on the account page.
+    shipment_updates: Mapped[bool] = mapped_column(default=False, server_default=false())
     consent_changed_at: Mapped[datetime | None]
     # Ticket notifications (staff replied, finished, out for delivery) as WhatsApp
     # templates too: off until the customer turns it on in their profile.
