@@ -84,6 +84,7 @@ def test_back_office_pages_have_one_main_landmark_and_no_ie_tag(login_as, make, 
         "/admin/tickets/team/",
         f"/admin/tickets/desk/{ticket.number}/",
         "/admin/reports/",
+        "/admin/reports/sla/",
         "/admin/staff/new/",
         "/admin/departments/",
     ):

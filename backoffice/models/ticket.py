@@ -228,6 +228,29 @@ class Ticket(db.Model):
         )
 
     @classmethod
+    def first_response_breached(cls, now: datetime):
+        """SQL: the first-response half of `sla_breached` (answered late, or unanswered
+        past due)."""
+        return or_(
+            and_(cls.first_response_at.is_(None), cls.first_response_due < now),
+            cls.first_response_at > cls.first_response_due,
+        )
+
+    @classmethod
+    def resolution_breached(cls, now: datetime):
+        """SQL: the resolution half of `sla_breached` (finished late, open past due, or
+        paused — waiting for the customer — after its due time)."""
+        return or_(
+            and_(
+                cls.finished_at.is_(None),
+                cls.sla_paused_at.is_(None),
+                cls.resolution_due < now,
+            ),
+            and_(cls.finished_at.is_(None), cls.sla_paused_at > cls.resolution_due),
+            cls.finished_at > cls.resolution_due,
+        )
+
+    @classmethod
     def sla_kept(cls, now: datetime):
         """SQL: the exact complement of `sla_breached`, spelled out term by term, since
         NOT(sla_breached) would drop rows where a comparison with a missing time is NULL."""

@@ -100,3 +100,27 @@ class BreachingSoonFilter(BaseSQLAFilter, model_filters.BaseBooleanFilter):
 
     def operation(self):
         return _l("is")
+
+
+class SlaClockFilter(BaseSQLAFilter):
+    """One SLA clock breached as of now: the first response's or the resolution's (the
+    SLA report's drill-down: views/sla_report.py)."""
+
+    def __init__(self, column, name):
+        super().__init__(
+            column,
+            name,
+            options=[("first_response", _l("First response")), ("resolution", _l("Resolution"))],
+        )
+
+    def validate(self, value):
+        return value in ("first_response", "resolution")
+
+    def apply(self, query, value, alias=None):
+        now = utcnow()
+        if value == "first_response":
+            return query.filter(Ticket.first_response_breached(now))
+        return query.filter(Ticket.resolution_breached(now))
+
+    def operation(self):
+        return _l("missed")

@@ -32,6 +32,7 @@ from .filters import (
     DepartmentFilter,
     EnumFilter,
     LocalDateBetween,
+    SlaClockFilter,
     SlaFilter,
 )
 from .formatting import datetime_text
@@ -53,6 +54,7 @@ def ticket_filters() -> list:
         FilterLike("order.number", _l("Order number")),
         BreachingSoonFilter(Ticket.sla_warn_at, _l("Breaching soon")),
         EnumFilter(Ticket.situation, _l("Parcel situation"), ShipmentSituation),
+        SlaClockFilter(Ticket.first_response_due, _l("SLA clock")),
     ]
 
 

@@ -74,6 +74,7 @@ SHAPES: list[tuple[str, str, str]] = [
     ("notifications", "department", "/admin/notifications/"),
     ("reports", "master", "/admin/reports/"),
     ("agent-report", "master", "/admin/agent-report/"),
+    ("sla-report", "master", "/admin/reports/sla/"),
     ("staff", "master", "/admin/staff/"),
     ("staff-new", "master", "/admin/staff/new/"),
     ("departments", "master", "/admin/departments/"),
