@@ -1,14 +1,14 @@
 """shipment notices: the customer's shipment-updates consent, one outbox email per key
 
-Revision ID: 0027_shipment_notices
-Revises: 0026_ticket_merge
+Revision ID: 0028_shipment_notices
+Revises: 0027_whatsapp_templates
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0027_shipment_notices"
-down_revision = "0026_ticket_merge"
+revision = "0028_shipment_notices"
+down_revision = "0027_whatsapp_templates"
 branch_labels = None
 depends_on = None
 
