@@ -226,7 +226,7 @@ def tracking_group():
     type=click.Path(dir_okay=False, writable=True),
     help="Write every refused row (line, reason, its cells) to this CSV file.",
 )
-@click.option("--batch", type=click.IntRange(1, 20_000), default=2000, show_default=True)
+@click.option("--batch", type=click.IntRange(1, 20_000), default=5000, show_default=True)
 @with_appcontext
 def tracking_import(file: str, rejects: str | None, batch: int):
     """Import tracking events (CSV: resi,event,occurred_at,location,note). Idempotent:

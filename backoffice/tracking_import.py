@@ -118,7 +118,7 @@ def _mapping(cells: list[str]) -> dict[str, int] | None:
 def import_file(
     binary,
     *,
-    batch: int = 2000,
+    batch: int = 5000,
     rejects=None,
     on_bytes: Callable[[int], None] | None = None,
 ) -> Summary:
@@ -160,7 +160,7 @@ def import_file(
             if header is not None:
                 mapping = header
                 continue
-        if not any(c.strip() for c in cells):
+        if not "".join(cells).strip():
             continue  # blank line
         if len(cells) < len(REQUIRED) or len(cells) > len(COLUMNS) + 5:
             refuse_later(line, cells, f"expected the columns {','.join(COLUMNS)}")

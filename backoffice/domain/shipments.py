@@ -27,6 +27,7 @@ import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
+from functools import lru_cache
 
 from flask import current_app
 from flask_babel import format_datetime
@@ -325,18 +326,35 @@ def parse_occurred_at(value: str | datetime) -> tuple[datetime, int]:
 
 
 def _clean_text(text, limit: int) -> str | None:
-    text = _CONTROL.sub(" ", str(text or "")).strip()
+    text = str(text or "")
+    if not text.isprintable():  # (printable text has no control characters: skip the regex)
+        text = _CONTROL.sub(" ", text)
+    text = text.strip()
     return text if len(text) <= limit else None
 
 
+@lru_cache(maxsize=4096)
+def _resi_verdict(text: str) -> tuple[str, ResiCheck]:
+    """normalise_resi and check_resi of what came in, remembered: a file or batch names
+    each parcel several times in a row (its events), and the check digit is per resi."""
+    resi = normalise_resi(text)
+    return resi, check_resi(resi)
+
+
+_KINDS = {kind.value: kind for kind in TrackingEventKind}
+
+
 def _check(index: int, item: EventIn, now: datetime) -> _Clean | EventResult:
-    resi = normalise_resi(item.resi)
-    verdict = check_resi(resi)
+    text = str(item.resi or "")
+    if len(text) <= 40:  # what a resi typed with separators can be; longer is not cached
+        resi, verdict = _resi_verdict(text)
+    else:
+        resi = normalise_resi(text)
+        verdict = check_resi(resi)
     if verdict is not ResiCheck.VALID:
         return EventResult(REFUSED, resi[:20], resi_message(verdict))
-    try:
-        kind = TrackingEventKind(str(item.event or "").strip().lower())
-    except ValueError:
+    kind = _KINDS.get(str(item.event or "").strip().lower())
+    if kind is None:
         return EventResult(
             REFUSED,
             resi,
