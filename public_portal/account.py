@@ -1,4 +1,5 @@
-"""The customer's profile: name, phone, language, marketing consent and shipment updates."""
+"""The customer's profile: name, phone, language, marketing consent, shipment updates
+and WhatsApp notifications."""
 
 from __future__ import annotations
 
@@ -33,6 +34,9 @@ def account():
         user.marketing_consent = bool(form.marketing_consent.data)
         user.consent_changed_at = utcnow()
     user.shipment_updates = bool(form.shipment_updates.data)
+    if bool(form.whatsapp_consent.data) != bool(user.whatsapp_consent):
+        user.whatsapp_consent = bool(form.whatsapp_consent.data)
+        user.whatsapp_consent_at = utcnow()
     db.session.commit()
     with force_locale(user.locale):
         flash(_("Your profile was saved."), "success")

@@ -209,6 +209,13 @@ class AccountForm(TranslatedForm):
     shipment_updates = BooleanField(
         _l("Email me when my parcel is out for delivery, delivered, or a delivery failed")
     )
+    whatsapp_consent = BooleanField(
+        _l("Also send me updates about my tickets and parcels on WhatsApp (to my phone)")
+    )
+
+    def validate_whatsapp_consent(self, field):
+        if field.data and not (self.phone.data or "").strip():
+            raise ValidationError(_l("Enter your phone number to get updates on WhatsApp."))
 
     def validate_locale(self, field):
         if field.data not in {"id", "en"}:

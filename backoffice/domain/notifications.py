@@ -31,6 +31,7 @@ from ..models import (
     Ticket,
     TicketMessage,
     TicketStatus,
+    TrackingEventKind,
     User,
     WhatsAppSendKind,
     WhatsAppTemplateUse,
@@ -436,6 +437,49 @@ def _mailable(user: User) -> bool:
     from .contacts import mailable  # contacts sends through this module
 
     return mailable(user)
+
+
+def parcel_events(notices, now: datetime | None = None) -> int:
+    """The tracking events `shipments.record_events` tells customers about
+    (`shipment_notices.Notice`, already checked by `warrants_customer_notification`):
+    each "out for delivery" goes to the parcel's customer as the `out_for_delivery`
+    WhatsApp template, when they chose WhatsApp notifications; once per event (its
+    send key). How many queued.
+
+    Costs nothing when no such template is set up, and one query for the customers
+    otherwise, whatever the batch's size.
+    """
+    from .whatsapp_outbox import enqueue_notification
+    from .whatsapp_templates import for_use, one_line
+
+    out = TrackingEventKind.OUT_FOR_DELIVERY
+    due = [n for n in notices if n.kind is out]
+    if not due or for_use(WhatsAppTemplateUse.OUT_FOR_DELIVERY, None) is None:
+        return 0
+    stmt = (
+        select(Order, User)
+        .join(User, User.id == Order.customer_id)
+        .where(Order.id.in_({n.order_id for n in due}), User.whatsapp_consent, User.active)
+    )
+    found = {order.id: (order, user) for order, user in db.session.execute(stmt)}
+    queued = 0
+    for n in due:
+        if n.order_id not in found:
+            continue
+        order, user = found[n.order_id]
+        place = f" ({n.location})" if n.location else ""
+        with force_locale(_lang(user)):
+            status = one_line(f"{out.label}{place}")
+        values = {
+            "nama_pelanggan": user.name or None,
+            "resi": order.resi,
+            "status_kiriman": status,
+            "tautan_tiket": absolute_url(f"/track/{order.resi}"),
+        }
+        key = f"parcel:{order.id}:{n.kind.value}:{n.occurred_at:%Y%m%d%H%M%S}"
+        if enqueue_notification(user, WhatsAppTemplateUse.OUT_FOR_DELIVERY, key, values):
+            queued += 1
+    return queued
 
 
 def order_status_changed(order: Order, event: OrderEvent | None = None) -> None:

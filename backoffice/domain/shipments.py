@@ -534,6 +534,9 @@ def _tell_customers(moved: list[dict], now: datetime) -> None:
     ]
     if notices:
         email(notices, now=now)
+        from . import notifications  # it reads this module
+
+        notifications.parcel_events(notices, now)
 
 
 def _insert_new(rows, keys, results, now) -> None:
