@@ -525,6 +525,7 @@ def _counts(counts: dict) -> str:
 
 def init_app(app: Flask) -> None:
     from .cli_api import api_token_group
+    from .cli_dashboard import dashboard_group
     from .cli_sla import notices_group, sla_group
     from .cli_tickets import tickets_group
 
@@ -544,5 +545,6 @@ def init_app(app: Flask) -> None:
         api_token_group,
         tickets_group,
         notices_group,
+        dashboard_group,
     ):
         app.cli.add_command(command)

@@ -6,6 +6,7 @@ from .api_token import ApiToken
 from .calendar import BusinessHours, CompanyDay
 from .canned import CannedReply
 from .catalog import Product
+from .dashboard import DashboardSnapshot
 from .department import Department, RoutingRule
 from .desk import TicketViewer
 from .enums import (
@@ -43,6 +44,7 @@ from .user import CustomerProfile, Role, User, roles_users
 from .whatsapp import OutboxWhatsApp, WhatsAppInbox, WhatsAppTemplate, WhatsAppWebhook
 
 __all__ = [
+    "DashboardSnapshot",
     "ApiToken",
     "Announcement",
     "AnnouncementSend",

@@ -7,7 +7,7 @@ is also in a plain table for screen readers and tests.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from flask import flash, redirect, url_for
 from flask_admin import AdminIndexView, expose
@@ -24,7 +24,7 @@ from ..i18n import TranslatedForm
 from ..models import Department, Ticket, TicketKind, TicketStatus
 from ..models.base import utcnow
 from ..models.enums import OPEN_STATUSES
-from ..replica import heavy_reads
+from . import dashboard_snapshot
 from .base import StaffAccessMixin
 from .filters import BreachingSoonFilter
 from .notices import menu_notice_count
@@ -161,16 +161,15 @@ class Chart:
         return max(self.totals or [0])
 
 
-def master_figures(today: date | None = None) -> dict:
-    """Tickets created in the last 30 local days: per day by status, kind and department;
-    median first-response and resolution times; average rating (`staff_rating`: not
-    the ratings of tickets no staff member answered).
+def master_data(today: date | None = None) -> dict:
+    """The raw figures of the last 30 local days, as plain JSON-able data: the grouped
+    rows (local day × status × kind × department, with counts and ratings) and the
+    two medians. `master_figures` draws the page from them; views/dashboard_snapshot.py
+    stores them so that a view does not read 30 days of tickets.
 
-    Four statements: one grouped pass (day × status × kind × department, with the
-    ratings) that the three charts, the total and the average are summed from in
-    Python (at most 30 × 4 × 3 × departments rows), the departments, and the two
-    medians. Every column they read is in ix_ticket_created_cover, so the 30 days
-    (~80,000 tickets at the design size) are read from that index alone.
+    Three statements: one grouped pass and the two medians. Every column they read is
+    in ix_ticket_created_cover, so the 30 days (~80,000 tickets at the design size)
+    are read from that index alone.
     """
     today = today or local_today()
     days = [today - timedelta(days=CHART_DAYS - 1 - i) for i in range(CHART_DAYS)]
@@ -183,19 +182,47 @@ def master_figures(today: date | None = None) -> dict:
         .where(window)
         .group_by(*groups)
     ).all()
+    return {
+        "today": today.isoformat(),
+        "rows": [
+            [day_key(d), status.value, kind.value, dept, n, rated, int(ratings or 0)]
+            for d, status, kind, dept, n, rated, ratings in rows
+        ],
+        "median_first_response": _seconds(medians(first_response_seconds(), window).get(())),
+        "median_resolution": _seconds(medians(resolution_seconds(), window).get(())),
+    }
 
+
+def _seconds(value) -> float | None:
+    return None if value is None else float(value)  # MariaDB answers a Decimal
+
+
+def master_figures(today: date | None = None, data: dict | None = None) -> dict:
+    """Tickets created in the last 30 local days: per day by status, kind and department;
+    median first-response and resolution times; average rating (`staff_rating`: not
+    the ratings of tickets no staff member answered).
+
+    From `data` (`master_data`'s, e.g. a stored snapshot) or, without it, computed now
+    (`master_data`); then one statement more for the departments' codes. The three
+    charts, the total and the average are summed in Python from the grouped rows (at
+    most 30 × 4 × 4 × departments of them).
+    """
+    data = data if data is not None else master_data(today)
+    today = date.fromisoformat(data["today"])
+    days = [today - timedelta(days=CHART_DAYS - 1 - i) for i in range(CHART_DAYS)]
     index = {d.isoformat(): i for i, d in enumerate(days)}
     by_status: dict = {}
     by_kind: dict = {}
     by_dept: dict = {}
     total = rated = rating_sum = 0
-    for raw_day, status, kind, dept_id, n, n_rated, ratings in rows:
+    for raw_day, status, kind, dept_id, n, n_rated, ratings in data["rows"]:
         total += n
         rated += n_rated
-        rating_sum += ratings or 0
-        i = index.get(day_key(raw_day))
+        rating_sum += ratings
+        i = index.get(raw_day)
         if i is None:  # cannot happen: the window is exactly these local days
             continue
+        status, kind = TicketStatus(status), TicketKind(kind)
         for series, key in ((by_status, status), (by_kind, kind), (by_dept, dept_id)):
             series.setdefault(key, [0] * len(days))[i] += n
     departments = {d.id: d for d in db.session.scalars(select(Department))}
@@ -227,8 +254,8 @@ def master_figures(today: date | None = None) -> dict:
         "charts": charts,
         "days": days,
         "total": total,
-        "median_first_response": medians(first_response_seconds(), window).get(()),
-        "median_resolution": medians(resolution_seconds(), window).get(()),
+        "median_first_response": data["median_first_response"],
+        "median_resolution": data["median_resolution"],
         "average_rating": float(rating_sum) / rated if rated else None,
         "rated": rated,
     }
@@ -275,8 +302,12 @@ class HomeView(StaffAccessMixin, AdminIndexView):
             "master": None,
         }
         if perm.has(current_user, perm.DASHBOARD_CHARTS):
-            with heavy_reads():
-                context["master"] = master_figures()
+            # Stored figures (views/dashboard_snapshot.py), not 30 days of tickets.
+            data = dashboard_snapshot.current()
+            if data["refreshed"]:
+                db.session.commit()
+            context["master"] = master_figures(data=data)
+            context["master"]["computed_at"] = datetime.fromisoformat(data["computed_at"])
         return self.render("admin/home.html", **context)
 
     @expose("/away", methods=["POST"])
