@@ -24,10 +24,10 @@ from .test_admin_desk import desk
 # The user with their roles; the ticket with customer and profile, assignee, department,
 # order and product; its events; its messages with authors, files and WhatsApp states;
 # the roles and the colleagues (with their roles) for "assign"; who else is here; the
-# canned replies; the departments for "dispatch"; the customer's counts, orders and
-# earlier tickets; the menu's unread staff notices; the presence upsert; the
-# ticket's notices marked read.
-DESK_MASTER = 15
+# canned replies; the departments for "dispatch"; the customer's counts, orders,
+# earlier tickets and the open ones a merge may take; the menu's unread staff notices;
+# the presence upsert; the ticket's notices marked read.
+DESK_MASTER = 16
 # The user with their roles, the ticket's row, its viewers (the heartbeat is fresh).
 DESK_POLL_304 = 3
 # The user with their roles, the ticket's row inside the customer's own.

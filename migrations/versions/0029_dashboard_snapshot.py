@@ -1,14 +1,14 @@
 """dashboard snapshot: the master dashboard's 30-day figures, computed ahead of the page
 
-Revision ID: 0026_dashboard_snapshot
-Revises: 0025_staff_notices
+Revision ID: 0029_dashboard_snapshot
+Revises: 0028_shipment_notices
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0026_dashboard_snapshot"
-down_revision = "0025_staff_notices"
+revision = "0029_dashboard_snapshot"
+down_revision = "0028_shipment_notices"
 branch_labels = None
 depends_on = None
 
