@@ -25,9 +25,14 @@
       .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); });
   }
 
+  var pending = null;
   function load() {
     if (replies) { return Promise.resolve(replies); }
-    return getJSON(listUrl).then(function (data) { replies = data; return data; });
+    if (!pending) {  // one request, however many keys are typed before it answers
+      pending = getJSON(listUrl).then(function (data) { replies = data; return data; },
+        function (err) { pending = null; throw err; });
+    }
+    return pending;
   }
 
   /* The "/word" right before the caret, when it starts a word. */
@@ -56,9 +61,13 @@
     if (items[i]) { body.setAttribute("aria-activedescendant", items[i].id); }
   }
 
-  function show(found) {
-    var word = found.word;
+  /* The suggestions for the "/word" as the box is when the list has arrived: keys
+     typed while it loaded count (a fast typist's "/terima" is not taken as "/ter"). */
+  function show() {
     load().then(function (all) {
+      var found = slashWord();
+      if (!found) { close(); return; }
+      var word = found.word;
       matches = all.filter(function (r) {
         return r.shortcut.indexOf(word) === 0 || r.title.toLowerCase().indexOf(word) !== -1;
       }).slice(0, 8);
@@ -114,8 +123,7 @@
   }
 
   body.addEventListener("input", function () {
-    var found = slashWord();
-    if (found) { show(found); } else { close(); }
+    if (slashWord()) { show(); } else { close(); }
   });
   body.addEventListener("keydown", function (e) {
     if (box.hidden) { return; }
