@@ -165,3 +165,99 @@ def _defaults(table, given: dict) -> dict:
         elif not col.nullable:
             raise click.ClickException(f"seed-bulk does not fill {table.name}.{col.name}.")
     return out
+
+
+PENDING = "carebox_bulk_indexes"
+
+
+class DeferredIndexes:
+    """MySQL: the secondary indexes of tables that are empty when a load starts are
+    dropped, and built again when it ends with one ALTER TABLE per table.
+
+    Why: InnoDB builds an index on existing rows by sorting them, while a load with the
+    indexes in place inserts every row into every index at a random place; once the
+    indexes outgrow the buffer pool (the ticket table has fourteen) that is where a
+    million-ticket load spends its time. Only empty tables: rebuilding the index of a
+    table that already holds the data would cost more than it saves.
+
+    A load killed half-way must not leave the schema without its indexes: each table's
+    ALTER TABLE is stored in `carebox_bulk_indexes` before its indexes are dropped, and
+    `restore` (run at the start of every seed-bulk, and at the end of this one) builds
+    whatever is still pending. The data's own uniqueness is checked by the rebuild (a
+    duplicate fails the unique index's ALTER TABLE, and the load with it).
+    """
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.tables: list[str] = []
+
+    def restore(self) -> list[str]:
+        """Build the indexes a previous load left pending; the tables it rebuilt."""
+        conn = self.conn
+        if not conn.execute(text(f"SHOW TABLES LIKE '{PENDING}'")).first():
+            return []
+        done = []
+        for name, ddl in conn.execute(text(f"SELECT table_name, ddl FROM {PENDING}")).all():
+            conn.execute(text(ddl))
+            conn.execute(text(f"DELETE FROM {PENDING} WHERE table_name = :t"), {"t": name})
+            conn.commit()
+            done.append(name)
+        conn.execute(text(f"DROP TABLE {PENDING}"))
+        conn.commit()
+        return done
+
+    def defer(self, tables) -> list[str]:
+        """Drop the secondary indexes of those of `tables` that hold no row (a foreign
+        key's own index too: this connection checks no foreign key while it loads)."""
+        conn = self.conn
+        conn.execute(text("SET SESSION foreign_key_checks = 0"))
+        conn.execute(
+            text(
+                f"CREATE TABLE IF NOT EXISTS {PENDING} (table_name VARCHAR(64) PRIMARY KEY,"
+                " ddl TEXT NOT NULL)"
+            )
+        )
+        for table in tables:
+            if conn.execute(text(f"SELECT 1 FROM `{table}` LIMIT 1")).first():
+                continue
+            adds, drops = _index_clauses(conn, table)
+            if not adds:
+                continue
+            conn.execute(
+                text(f"INSERT INTO {PENDING} (table_name, ddl) VALUES (:t, :d)"),
+                {"t": table, "d": f"ALTER TABLE `{table}` " + ", ".join(adds)},
+            )
+            conn.commit()
+            conn.execute(text(f"ALTER TABLE `{table}` " + ", ".join(drops)))
+            self.tables.append(table)
+        conn.commit()
+        return self.tables
+
+
+def _index_clauses(conn, table: str) -> tuple[list[str], list[str]]:
+    """(ADD …, DROP …) clauses for the secondary indexes of `table`, as the server has
+    them (names, uniqueness, column order, prefixes, direction, FULLTEXT)."""
+    rows = conn.execute(
+        text(
+            "SELECT index_name, non_unique, column_name, sub_part, collation, index_type"
+            " FROM information_schema.statistics WHERE table_schema = DATABASE()"
+            " AND table_name = :t AND index_name <> 'PRIMARY'"
+            " ORDER BY index_name, seq_in_index"
+        ),
+        {"t": table},
+    ).all()
+    indexes: dict[str, dict] = {}
+    for name, non_unique, column, sub_part, collation, kind in rows:
+        entry = indexes.setdefault(name, {"unique": not non_unique, "kind": kind, "cols": []})
+        col = f"`{column}`" + (f"({int(sub_part)})" if sub_part else "")
+        entry["cols"].append(col + (" DESC" if collation == "D" else ""))
+    adds, drops = [], []
+    for name, entry in indexes.items():
+        what = (
+            "FULLTEXT INDEX"
+            if entry["kind"] == "FULLTEXT"
+            else ("UNIQUE INDEX" if entry["unique"] else "INDEX")
+        )
+        adds.append(f"ADD {what} `{name}` ({', '.join(entry['cols'])})")
+        drops.append(f"DROP INDEX `{name}`")
+    return adds, drops
