@@ -101,6 +101,7 @@ bench: install-test
 	$(BIN)/python bench/mail_receive.py
 	$(BIN)/python bench/sla_worktime.py
 	$(BIN)/python bench/situations.py --orders 200000 --tickets 60000
+	$(BIN)/python bench/tracking_api.py --orders 20000
 	@if [ -n "$$DATABASE_URL" ]; then \
 	  $(BIN)/python bench/ticket_queries.py && $(BIN)/python bench/admin_pages.py && \
 	  $(BIN)/python bench/desk_queues.py && $(BIN)/python bench/export_job.py; \

@@ -134,27 +134,55 @@ def _body():
             _("Not JSON"),
             _("The body is not valid JSON (UTF-8).") + (f" {detail}" if detail else ""),
         ) from None
+    if _conforms(body):
+        return body
     try:
         errors = sorted(_VALIDATOR.iter_errors(body), key=lambda e: list(e.absolute_path))
     except RecursionError:
         errors = None
-    if errors is None or errors:
-        problems = [
-            {"path": _pointer(e.absolute_path), "message": e.message[:300]}
-            for e in (errors or [])[:MAX_PROBLEMS]
-        ]
-        raise ApiError(
-            400,
-            _("Invalid batch"),
-            _(
-                'The body must be {"events": [...]} with 1 to %(n)d events, each with the '
-                "strings resi, event and occurred_at (location and note: a string or null). "
-                "Nothing was recorded.",
-                n=MAX_EVENTS,
-            ),
-            problems=problems,
-        )
-    return body
+    if errors == []:
+        return body  # the schema is the judge; _conforms is only its fast path
+    problems = [
+        {"path": _pointer(e.absolute_path), "message": e.message[:300]}
+        for e in (errors or [])[:MAX_PROBLEMS]
+    ]
+    raise ApiError(
+        400,
+        _("Invalid batch"),
+        _(
+            'The body must be {"events": [...]} with 1 to %(n)d events, each with the '
+            "strings resi, event and occurred_at (location and note: a string or null). "
+            "Nothing was recorded.",
+            n=MAX_EVENTS,
+        ),
+        problems=problems,
+    )
+
+
+_EVENT_KEYS = frozenset(EVENT_SCHEMA["properties"])
+_REQUIRED = tuple(EVENT_SCHEMA["required"])
+_OPTIONAL = tuple(k for k in EVENT_SCHEMA["properties"] if k not in _REQUIRED)
+
+
+def _conforms(body) -> bool:
+    """True only for a body BATCH_SCHEMA accepts, in plain Python: jsonschema takes about
+    20 ms over 500 events, this well under one. False sends the body to jsonschema,
+    which decides and says where (tests/test_api_tracking.py checks they agree)."""
+    if type(body) is not dict or body.keys() != {"events"}:
+        return False
+    events = body["events"]
+    if type(events) is not list or not 1 <= len(events) <= MAX_EVENTS:
+        return False
+    for event in events:
+        if type(event) is not dict or not event.keys() <= _EVENT_KEYS:
+            return False
+        for key in _REQUIRED:
+            if type(event.get(key)) is not str:
+                return False
+        for key in _OPTIONAL:
+            if event.get(key) is not None and type(event[key]) is not str:
+                return False
+    return True
 
 
 def _pointer(path) -> str:

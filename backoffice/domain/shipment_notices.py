@@ -82,6 +82,7 @@ class _Skeleton:
     def __init__(self, lang: str, kind: TrackingEventKind):
         marks = {name: _mark(name) for name in FIELDS}
         with force_locale(lang):
+            self.label = str(kind.label)
             self.subject = str(
                 _("[%(resi)s] Your parcel: %(status)s", resi=marks["resi"], status=kind.label)
             )
@@ -133,25 +134,31 @@ def email(notices: Sequence[Notice], *, now: datetime) -> int:
                 continue
             by_lang.setdefault(r.locale if r.locale in langs else default, []).append((notice, r))
         rows = []
+        track_base = absolute_url("/track/")
         for lang, pairs in by_lang.items():
             with force_locale(lang):  # once per language: the dates are formatted in it
+                times: dict[tuple[datetime, int], str] = {}  # many events share a moment
                 for notice, r in pairs:
                     skeleton = skeletons.get((lang, notice.kind))
                     if skeleton is None:
                         skeleton = skeletons[(lang, notice.kind)] = _Skeleton(lang, notice.kind)
+                    moment = (notice.occurred_at, notice.utc_offset)
+                    when = times.get(moment)
+                    if when is None:
+                        when = times[moment] = local_time(*moment)
                     where = f", {notice.location}" if notice.location else ""
-                    when = local_time(notice.occurred_at, notice.utc_offset)
                     subject, text, html = skeleton.fill(
                         {
                             "name": r.name or r.email,
                             "resi": r.resi,
                             "number": r.number or "",
-                            "line": f"{notice.kind.label}{where} ({when})",
-                            "track_url": absolute_url(f"/track/{r.resi}"),
+                            "line": f"{skeleton.label}{where} ({when})",
+                            "track_url": track_base + r.resi,
                         }
                     )
-                    recipient = (r.name, r.email) if r.name else r.email
                     key = dedupe_key(notice)
-                    rows.append(outbox_row(recipient, subject, text, html, dedupe_key=key, now=now))
+                    # A (name, address) pair: the address is not parsed again per email.
+                    pair = (r.name, r.email)
+                    rows.append(outbox_row(pair, subject, text, html, dedupe_key=key, now=now))
         offered += enqueue_once(rows)
     return offered
