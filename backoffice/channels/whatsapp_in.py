@@ -18,6 +18,9 @@ Guarantees:
   download that keeps failing posts the message without the file after
   `max_attempts`, saying so. A status update for a message whose send is not
   recorded yet waits and tries again (statuses can outrun the send's commit).
+- Two first messages from one new phone processed at once make one contact (its
+  phone is unique): the loser's item runs again at once in a fresh transaction and
+  joins the winner's contact and open ticket.
 - Status updates only move a message's `delivery` forward (sent → delivered →
   read); `failed` is kept unless the message was already delivered or read, so
   updates arriving out of order end in the right tick.
@@ -308,6 +311,61 @@ def _seconds(value: float) -> timedelta:
     return timedelta(seconds=value)
 
 
+def _one(row_id: int, claim: queue.Claim, api, cfg: dict, report: ProcessReport) -> None:
+    """Process one claimed item in its own transaction (see process_pending)."""
+    for attempt in (1, 2):
+        row = db.session.get(WhatsAppInbox, row_id, populate_existing=True)
+        if row is None or row.claim_token != claim.token:
+            return
+        kind, attempts, payload = row.kind, row.attempts, row.payload
+        written: list = []
+        try:
+            item = json.loads(payload)
+            if kind is WhatsAppItemKind.MESSAGE:
+                _message(item, api, attempts >= cfg["max_attempts"], written)
+            else:
+                _status(item, attempts, cfg)
+            _finish(row_id, claim, InboxStatus.DONE, None, utcnow())
+            db.session.commit()
+            report.done += 1
+            return
+        except Wait as wait:
+            db.session.rollback()
+            _discard(written)
+            if _retry(row_id, claim, wait, attempts, cfg, utcnow()):
+                report.failed += 1
+            else:
+                report.waiting += 1
+            return
+        except IntegrityError as exc:
+            # A racing writer (two first messages from one new phone make one contact,
+            # contacts.find_or_create_contact): run the item again at once in a fresh
+            # transaction, which finds what the winner committed; then later.
+            db.session.rollback()
+            _discard(written)
+            if attempt == 1:
+                continue
+            if _retry(row_id, claim, Wait(str(exc)), attempts, cfg, utcnow()):
+                report.failed += 1
+            else:
+                report.waiting += 1
+            return
+        except DBAPIError:
+            db.session.rollback()
+            _discard(written)
+            raise
+        except (DomainError, ValueError) as exc:
+            # The message cannot be posted at all (a staff member's phone, nothing
+            # in it): recorded on the item, which staff can read in the database.
+            db.session.rollback()
+            _discard(written)
+            _finish(row_id, claim, InboxStatus.FAILED, str(exc)[:2000], utcnow())
+            db.session.commit()
+            log.warning("whatsapp item %s not posted: %s", row_id, exc)
+            report.failed += 1
+            return
+
+
 def process_pending(
     batch: int | None = None, now: datetime | None = None, api=None
 ) -> ProcessReport:
@@ -335,48 +393,7 @@ def process_pending(
     api = api or GraphAPI()
     try:
         for row_id in claim.ids:
-            row = db.session.get(WhatsAppInbox, row_id, populate_existing=True)
-            if row is None or row.claim_token != claim.token:
-                continue
-            kind, attempts, payload = row.kind, row.attempts, row.payload
-            written: list = []
-            try:
-                item = json.loads(payload)
-                if kind is WhatsAppItemKind.MESSAGE:
-                    _message(item, api, attempts >= cfg["max_attempts"], written)
-                else:
-                    _status(item, attempts, cfg)
-                _finish(row_id, claim, InboxStatus.DONE, None, utcnow())
-                db.session.commit()
-                report.done += 1
-            except Wait as wait:
-                db.session.rollback()
-                _discard(written)
-                if _retry(row_id, claim, wait, attempts, cfg, utcnow()):
-                    report.failed += 1
-                else:
-                    report.waiting += 1
-            except IntegrityError as exc:
-                # A racing writer (two new contacts' first messages, say): try again later.
-                db.session.rollback()
-                _discard(written)
-                if _retry(row_id, claim, Wait(str(exc)), attempts, cfg, utcnow()):
-                    report.failed += 1
-                else:
-                    report.waiting += 1
-            except DBAPIError:
-                db.session.rollback()
-                _discard(written)
-                raise
-            except (DomainError, ValueError) as exc:
-                # The message cannot be posted at all (a staff member's phone, nothing
-                # in it): recorded on the item, which staff can read in the database.
-                db.session.rollback()
-                _discard(written)
-                _finish(row_id, claim, InboxStatus.FAILED, str(exc)[:2000], utcnow())
-                db.session.commit()
-                log.warning("whatsapp item %s not posted: %s", row_id, exc)
-                report.failed += 1
+            _one(row_id, claim, api, cfg, report)
     finally:
         if own_api:
             api.close()

@@ -83,6 +83,12 @@ def find_or_create_contact(
 
     Flushes a new record so it has an id; an existing user is returned as it is
     (staff included: the caller decides what a staff sender means).
+
+    Two first messages from one new phone (or address) at once make one contact: the
+    record's unique columns (`contact_phone_key`, the address) refuse the second
+    insert with an IntegrityError, and the caller runs its whole transaction again
+    (a fresh snapshot, which then finds the first record and its open ticket; the
+    WhatsApp worker does, channels/whatsapp_in.py).
     """
     if not email and not phone:
         raise DomainError(_("A contact needs an email address or a phone number."))
@@ -90,12 +96,14 @@ def find_or_create_contact(
     if user is not None:
         return user, False
     role = db.session.scalars(select(Role).where(Role.name == perm.CUSTOMER)).one()
-    phone = normalise_phone(phone) or (phone or "").strip()[:32] or None
+    key = normalise_phone(phone)
+    phone = key or (phone or "").strip()[:32] or None
     digits = "".join(ch for ch in (phone or "") if ch.isdigit())
     languages = current_app.config["LANGUAGES"]
     user = User(
         email=normal_email(email) if email else f"{digits}@{NO_MAIL_DOMAIN}",
         phone=phone or None,
+        contact_phone_key=key if not email else None,
         name=" ".join((name or "").replace("\x00", "").split())[:120],
         password=None,
         active=True,
