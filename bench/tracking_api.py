@@ -13,6 +13,11 @@ TEST_DATABASE_URL (default: the local MariaDB), fills it with --orders shipments
   executemany INSERT IGNORE of the 500 events, one UPDATE … JOIN moving the orders to
   their latest event, a commit.
 
+With --import-events N it also runs `carebox tracking import` (the real command, a
+child process) on two CSVs of N recent events each (8 per parcel, ending delivered),
+for two sets of parcels: once with their customer not asking for shipment updates,
+once asking (one email per parcel) — the cost of the emails in a big import.
+
 Two cases: 500 `at_hub` events (no customer is told), and 500 `delivered` events of
 customers who asked for shipment updates (500 emails queued through the outbox, set-
 based; raw SQL then also inserts 500 pre-rendered outbox rows). Each run sends new
@@ -123,6 +128,7 @@ def main() -> None:
     parser.add_argument("--url", default=os.environ.get("DATABASE_URL"))
     parser.add_argument("--orders", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--import-events", type=int, default=0)
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
     server = (
@@ -189,9 +195,57 @@ def main() -> None:
             print(f"{name:44} {a:11.1f} {b:11.1f} {a / b:7.2f} {worst:8.1f}")
         print(f"shipment emails queued by the API runs: {emails:,}")
         raw.close()
+        if args.import_events:
+            import_with_and_without_emails(url, resis, args.import_events)
     finally:
         if not args.keep:
             drop()
+
+
+def import_with_and_without_emails(url: str, resis: list[str], n_events: int) -> None:
+    import csv
+    import tempfile
+
+    from tracking import KINDS, carebox_import
+
+    per_half = n_events // len(KINDS)
+    if 2 * per_half > len(resis) // 2:
+        raise SystemExit(f"--orders must be at least {4 * per_half} for {n_events} events")
+    engine = sa.create_engine(url)
+    start = _now() - timedelta(hours=40)
+    tmp = Path(tempfile.mkdtemp())
+    figures = []
+    try:
+        for consent, half in ((0, resis[:per_half]), (1, resis[per_half : 2 * per_half])):
+            with engine.begin() as conn:
+                conn.execute(sa.text("UPDATE user SET shipment_updates = :c"), {"c": consent})
+                before = conn.execute(sa.text("SELECT COUNT(*) FROM outbox_email")).scalar()
+            path = tmp / f"events-{consent}.csv"
+            with path.open("w", newline="", encoding="utf-8") as f:
+                out = csv.writer(f)
+                out.writerow(("resi", "event", "occurred_at", "location", "note"))
+                for n, resi in enumerate(half):
+                    for step, kind in enumerate(KINDS):
+                        at = start + timedelta(hours=5 * step, seconds=n % 3600)
+                        wib = (at + timedelta(hours=7)).isoformat() + "+07:00"
+                        out.writerow((resi, kind, wib, "Bandung", ""))
+            seconds, summary, rss = carebox_import(url, path)
+            with engine.connect() as conn:
+                after = conn.execute(sa.text("SELECT COUNT(*) FROM outbox_email")).scalar()
+            figures.append((consent, seconds, after - before, summary, rss))
+    finally:
+        for f in tmp.iterdir():
+            f.unlink()
+        tmp.rmdir()
+        engine.dispose()
+    print(f"{'tracking import of ' + format(n_events, ',') + ' events':44} {'s':>8} "
+          f"{'events/s':>10} {'emails':>8} {'peak RSS':>9}")  # fmt: skip
+    for consent, seconds, emails, summary, rss in figures:
+        label = "customers asked for updates" if consent else "no shipment updates asked"
+        print(f"  {label:42} {seconds:8.1f} {n_events / seconds:10,.0f} {emails:8,} "
+              f"{rss / 1024:7.0f} MB")  # fmt: skip
+        print(f"    {summary}")
+    print(f"  ratio with emails / without: {figures[1][1] / figures[0][1]:.2f}")
 
 
 if __name__ == "__main__":
