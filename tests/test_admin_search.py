@@ -241,3 +241,39 @@ def test_a_resi_phone_or_number_is_one_indexed_lookup(master, make, db, people):
         found = cost(term)
         assert len(found) < len(by_word), term
         assert not any("LIKE" in s for s in found), term
+
+
+NAMES = [
+    "Budi Santoso",
+    "Santoso Budiman",
+    "Ani Budi Santika",
+    "Siti-Aminah Rahma",
+    "The Budi",
+    "Yohanes Wibowo",
+    "Agus Wibowo Jr",
+    "Dewi Ayu",
+]
+
+
+@pytest.mark.parametrize(
+    "term",
+    ["budi", "santoso", "budi san", "Wibowo", "aminah", "ayu", "the", "jr", "san", "bowo"],
+)
+def test_a_word_of_a_name_matches_alike_on_every_engine(make, db, term):
+    """The customers a term finds by a word of their name are the same whether
+    FULLTEXT (MariaDB) or ix_user_name (SQLite, short words, stopwords) finds them:
+    a word of the name starts with the phrase."""
+    users = [make.user(name=n, email=f"w{i}@example.com") for i, n in enumerate(NAMES)]
+    db.session.commit()  # InnoDB's FULLTEXT sees rows once committed
+    expected = {
+        u.id
+        for u in users
+        if u.name.lower().startswith(term.lower()) or f" {term.lower()}" in u.name.lower()
+    }
+    assert set(ticket_search.matching_customers(term, email_only=False)) == expected
+
+
+def test_fulltext_answers_only_what_it_indexes():
+    assert ticket_search.fulltext_words("budi san") == "+budi* +san*"
+    for term in ("ab", "the budi", "o'brien", "siti-aminah", "budi_x"):
+        assert ticket_search.fulltext_words(term) is None, term

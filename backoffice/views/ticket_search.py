@@ -18,8 +18,11 @@ one phrase (case-insensitive) and matched as:
 - anything else, any of:
   - the customer's e-mail starts with it ("c1234", "budi.s") (uq_user_email);
   - a word of the customer's name starts with it ("budi", "santoso", "budi san")
-    (ix_user_name: a range for the first word; the other words read the whole
-    index, which grows with the customers, not the tickets);
+    (ix_user_name: a range for the first word; for the other words, on MySQL and
+    MariaDB, ix_user_name_fulltext finds the names with words starting with each
+    word of the term, and the same LIKE as elsewhere keeps those where they make
+    the phrase; SQLite, and terms FULLTEXT does not index (a word under
+    FULLTEXT_MIN letters, a stopword, punctuation), read the whole ix_user_name);
   - the subject starts with it, in the whole list (ix_ticket_status_subject);
   - the subject contains it, in tickets filed in the last SUBJECT_CONTAINS_DAYS
     days only: a "%term%" match cannot use an index order, so it is bounded by
@@ -43,6 +46,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import Select, select, union
+from sqlalchemy.dialects.mysql import match
 
 from ..domain.phones import normalise_phone
 from ..domain.shipments import RESI_RE, normalise_resi
@@ -57,6 +61,15 @@ SUBJECT_CONTAINS_DAYS = 30
 MAX_TERM = 100
 
 NUMBER_TERM = re.compile(r"^CX-[\d-]*$", re.IGNORECASE)
+# InnoDB's FULLTEXT defaults: innodb_ft_min_token_size = 3 and its stopword list
+# (INFORMATION_SCHEMA.INNODB_FT_DEFAULT_STOPWORD); letters and digits make a word.
+FULLTEXT_MIN = 3
+FULLTEXT_WORD = re.compile(rf"^[^\W_]{{{FULLTEXT_MIN},}}$")
+# (its shorter ones are under FULLTEXT_MIN anyway)
+FULLTEXT_STOPWORDS = frozenset(
+    {"about", "are", "com", "for", "from", "how", "that", "the", "this", "was", "what"}
+    | {"when", "where", "who", "will", "with", "und", "www"}
+)
 PHONE_TERM = re.compile(r"^\+?[\d ().-]+$")
 PHONE_DIGITS = 8
 
@@ -86,6 +99,17 @@ class SearchResult:
     customers_left_out: bool = False  # more than CUSTOMER_LIMIT customers matched
 
 
+def fulltext_words(term: str) -> str | None:
+    """The boolean-mode query ("+budi* +san*") that finds, in ix_user_name_fulltext,
+    every name holding the term's words as word starts; None for a term InnoDB's
+    FULLTEXT cannot answer completely (a word shorter than its minimum token size,
+    a stopword, or characters it splits words at)."""
+    words = term.split(" ")
+    if not all(FULLTEXT_WORD.match(w) and w.lower() not in FULLTEXT_STOPWORDS for w in words):
+        return None
+    return " ".join(f"+{w}*" for w in words)
+
+
 def matching_customers(term: str, email_only: bool) -> list[int] | None:
     """Ids of the users whose e-mail (or a word of whose name) starts with `term`;
     None when more than CUSTOMER_LIMIT match (the term is too broad)."""
@@ -93,11 +117,12 @@ def matching_customers(term: str, email_only: bool) -> list[int] | None:
     parts = [select(User.id).where(_starts(User.email, term)).limit(limit)]
     if not email_only:
         parts.append(select(User.id).where(_starts(User.name, term)).limit(limit))
-        parts.append(
-            select(User.id)
-            .where(User.name.like("% " + like_escape(term) + "%", escape="/"))
-            .limit(limit)
-        )
+        inner_word = User.name.like("% " + like_escape(term) + "%", escape="/")
+        words = fulltext_words(term)
+        if words is not None and db.engine.dialect.name in ("mysql", "mariadb"):
+            # The index narrows to names holding words that start so; the LIKE decides.
+            inner_word = match(User.name, against=words).in_boolean_mode() & inner_word
+        parts.append(select(User.id).where(inner_word).limit(limit))
     # Each part keeps its own LIMIT (SQLite wants them in subqueries).
     wrapped = [select(p.subquery().c.id) for p in parts]
     ids = list(db.session.scalars(union(*wrapped).limit(limit)))
