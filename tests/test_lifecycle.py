@@ -292,6 +292,7 @@ def test_allowed_actions_match_the_desk_roles(make, actors):
         A.ASSIGN,
         A.FINISH,
         A.MERGE,  # into another open ticket of its customer (tests/test_merge.py)
+        A.LINK_PARCEL,  # by resi (tests/test_ticket_resi.py)
     }
     assert tickets.allowed_actions(team, actors["owner"]) == {A.CUSTOMER_REPLY, A.CLOSE}
     progress = make.ticket(P, customer=actors["owner"])

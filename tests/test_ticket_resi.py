@@ -122,3 +122,57 @@ def test_email_and_whatsapp_link_the_resi_by_the_same_rule(db, make):
     assert got.ticket.order_id == mine.id  # the stranger's parcel links nothing
     assert shipments.customer_parcel(theirs.resi, user)[0] is None
     assert shipments.customer_parcel(mine.resi, user) == (mine, "")
+
+
+def test_staff_link_a_ticket_to_its_customers_parcel_on_the_desk(db, login_as, make):
+    from datetime import timedelta
+
+    from backoffice.domain import permissions as perm
+    from backoffice.models import EventAction, TicketEvent, TicketKind, TrackingSource
+
+    from .admin_support import flashes
+
+    cs, _ = login_as(perm.CUSTOMER_SERVICE, locale="en")
+    customer = make.user()
+    mine = make.order(customer, product="ECO")
+    now = utcnow()
+    shipments.record_events(
+        [shipments.EventIn(mine.resi, "picked_up", now - timedelta(days=9), "Jakarta")],
+        source=TrackingSource.IMPORT,
+    )
+    theirs = make.order(make.user())
+    ticket = make.ticket("team", customer=customer, kind=TicketKind.QUESTION)  # no parcel
+    db.session.commit()
+    desk = f"/admin/tickets/desk/{ticket.number}/"
+    url = f"{desk}parcel"
+    assert 'id="parcel-form"' in cs.get(desk).get_data(as_text=True)
+
+    for typed, message in (
+        (_mistyped(mine.resi), "has a typing mistake"),
+        (theirs.resi, "belongs to another customer"),
+    ):
+        data = {"resi": typed, "expected_version": str(ticket.version_id)}
+        page = cs.post(url, data, form_url=desk, follow_redirects=True).get_data(as_text=True)
+        assert message in flashes(page)
+        db.session.expire_all()
+        assert db.session.get(Ticket, ticket.id).order_id is None
+
+    data = {"resi": mine.resi.lower(), "expected_version": str(ticket.version_id)}
+    page = cs.post(url, data, form_url=desk, follow_redirects=True).get_data(as_text=True)
+    assert "Parcel linked to the ticket." in flashes(page)
+    assert "situation-stuck" in page and mine.resi in page  # no event for 9 days
+    db.session.expire_all()
+    linked = db.session.get(Ticket, ticket.id)
+    assert linked.order_id == mine.id and linked.situation.value == "stuck"
+    last = db.session.scalars(
+        select(TicketEvent)
+        .where(TicketEvent.ticket_id == ticket.id)
+        .order_by(TicketEvent.id.desc())
+    ).first()
+    assert last.action is EventAction.PARCEL_LINKED and last.note == mine.resi
+
+    # A department admin replies and notes, but does not set the ticket's parcel.
+    dept, _ = login_as(perm.ADMIN_DEPARTMENT, department=linked.department.code, locale="en")
+    assert 'id="parcel-form"' not in dept.get(desk).get_data(as_text=True)
+    data = {"resi": mine.resi, "expected_version": str(linked.version_id)}
+    assert dept.post(url, data, form_url=desk).status_code == 403

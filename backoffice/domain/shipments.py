@@ -203,12 +203,15 @@ def find_order(resi: str) -> Order | None:
     return db.session.scalar(select(Order).where(Order.resi == resi))
 
 
-def customer_parcel(text: str | None, customer: User) -> tuple[Order | None, str]:
+def customer_parcel(
+    text: str | None, customer: User, *, staff: bool = False
+) -> tuple[Order | None, str]:
     """The one rule for linking a ticket to a parcel by its resi (the portal's ticket
     form, email and WhatsApp alike): `(order, "")` when `text` is a valid resi of one of
     `customer`'s own orders, else `(None, why)` — mistyped (check digit), not a resi,
     no such parcel, or someone else's parcel (a ticket must never show a stranger's
-    shipment). The check digit is checked before any lookup."""
+    shipment; `staff` words that for the desk). The check digit is checked before any
+    lookup."""
     resi = normalise_resi(text)
     verdict = check_resi(resi)
     if verdict is not ResiCheck.VALID:
@@ -218,6 +221,12 @@ def customer_parcel(text: str | None, customer: User) -> tuple[Order | None, str
         return None, _(
             "No parcel has the resi %(resi)s. It is written correctly: check it against "
             "your receipt.",
+            resi=resi,
+        )
+    if order.customer_id != customer.id and staff:
+        return None, _(
+            "The parcel %(resi)s belongs to another customer: a ticket can only be about "
+            "its own customer's parcels.",
             resi=resi,
         )
     if order.customer_id != customer.id:

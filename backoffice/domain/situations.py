@@ -192,6 +192,14 @@ def for_new_ticket(
     return derive(TicketKind(kind), any(is_photo(a) for a in attachments), parcel, now)
 
 
+def for_ticket(ticket: Ticket, now: datetime) -> tuple[ShipmentSituation | None, datetime | None]:
+    """The situation of an existing ticket about its (possibly just changed) parcel."""
+    if ticket.order_id is None:
+        return None, None
+    photo = ticket.kind is TicketKind.COMPLAINT and bool(_with_photo([ticket.id]))
+    return derive(ticket.kind, photo, parcels([ticket.order_id]).get(ticket.order_id), now)
+
+
 def photo_added(ticket: Ticket, now: datetime) -> None:
     """The ticket's customer sent a photo: a complaint about a handled parcel becomes
     `damaged` (set on the ticket itself: the message's own flush stores it)."""

@@ -42,6 +42,7 @@ from . import (
     assignment,
     clean_text,
     notifications,
+    shipments,
     situations,
     sla,
 )
@@ -60,6 +61,7 @@ __all__ = [
     "duplicates_of",
     "file_ticket",
     "finish",
+    "link_parcel",
     "merge",
     "post_message",
     "rate",
@@ -114,6 +116,7 @@ class Action(enum.StrEnum):
     PRIORITY = "priority"
     ASSIGN = "assign"
     RATE = "rate"
+    LINK_PARCEL = "link_parcel"  # staff name the customer's parcel the ticket is about
     # The system's own (SYSTEM): a waiting ticket's warning, then its finish.
     FINISH_WARNING = "finish_warning"
     AUTO_FINISH = "auto_finish"
@@ -148,9 +151,17 @@ STAFF_PERMISSION = {
     Action.NOTE: perm.TICKET_NOTE,
     Action.PRIORITY: perm.TICKET_PRIORITY,
     Action.ASSIGN: perm.TICKET_ASSIGN,
+    Action.LINK_PARCEL: perm.TICKET_PRIORITY,  # who sets a ticket's particulars
 }
 KEEPS_STATUS = frozenset(
-    {Action.NOTE, Action.PRIORITY, Action.ASSIGN, Action.RATE, Action.FINISH_WARNING}
+    {
+        Action.NOTE,
+        Action.PRIORITY,
+        Action.ASSIGN,
+        Action.RATE,
+        Action.FINISH_WARNING,
+        Action.LINK_PARCEL,
+    }
 )
 CUSTOMER_ACTIONS = frozenset({Action.CUSTOMER_REPLY, Action.CLOSE, Action.REOPEN, Action.RATE})
 
@@ -209,7 +220,7 @@ def allowed_actions(ticket: Ticket, actor: User | None, now: datetime | None = N
             continue
         if action in (Action.NOTE, Action.ASSIGN):
             result.add(action)
-        elif action is Action.PRIORITY:
+        elif action in (Action.PRIORITY, Action.LINK_PARCEL):
             if ticket.status in OPEN_STATUSES:
                 result.add(action)
         elif action is Action.RATE:
@@ -672,6 +683,37 @@ def staff_rating():
     answered (no staff reply before the customer closed and rated it) rates no one's
     handling, so it counts as unrated. The rating itself stays on the ticket."""
     return case((Ticket.first_response_at.is_not(None), Ticket.rating), else_=None)
+
+
+@_operation
+def link_parcel(
+    ticket: Ticket,
+    resi: str,
+    actor: User,
+    *,
+    expected_version: int | None = None,
+    now: datetime | None = None,
+) -> Order:
+    """Staff name the parcel an open ticket is about, by its resi (the customer wrote
+    without it, or gave the wrong one): checked by the one linking rule
+    (`shipments.customer_parcel`: check digit, a known parcel, the ticket's own
+    customer's), then the ticket's situation follows its new parcel. Keeps the status;
+    records a PARCEL_LINKED event naming the resi."""
+    now = now or utcnow()
+    _check(ticket, actor, Action.LINK_PARCEL, expected_version, now)
+    if ticket.status is F:
+        raise DomainError(_("A finished ticket's parcel cannot change."))
+    order, problem = shipments.customer_parcel(resi, ticket.customer, staff=True)
+    if order is None:
+        raise DomainError(problem)
+    if ticket.order_id == order.id:
+        raise DomainError(_("The ticket is already about parcel %(resi)s.", resi=order.resi))
+    ticket.order_id, ticket.order = order.id, order
+    ticket.situation, ticket.situation_due_at = situations.for_ticket(ticket, now)
+    _move(ticket, actor, Action.LINK_PARCEL, EventAction.PARCEL_LINKED, note=order.resi, now=now)
+    ticket.updated_at = now
+    _flush(ticket, now)
+    return order
 
 
 @_operation

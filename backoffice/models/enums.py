@@ -89,6 +89,7 @@ class EventAction(LabelledEnum):
     DUE_MOVED = "due_moved"  # the SLA due time moved: the note says why (domain/sla.py)
     FINISH_WARNED = "finish_warned"  # the customer was told it will finish (autofinish)
     MERGED = "merged"  # a duplicate merged into another ticket (on both: the note says which)
+    PARCEL_LINKED = "parcel_linked"  # staff named the ticket's parcel (the note: its resi)
 
     @classmethod
     def _labels(cls):
@@ -108,6 +109,7 @@ class EventAction(LabelledEnum):
             cls.DUE_MOVED: _l("Due time moved"),
             cls.FINISH_WARNED: _l("Warned before finishing"),
             cls.MERGED: _l("Merged"),
+            cls.PARCEL_LINKED: _l("Parcel linked"),
         }
 
 

@@ -75,6 +75,7 @@ from .desk_forms import (
     ActionForm,
     DispatchForm,
     MergeForm,
+    ParcelForm,
     PriorityForm,
     ReplyForm,
     TemplateForm,
@@ -517,6 +518,18 @@ class TicketDeskView(StaffAccessMixin, BaseView):
         return into_survivor() or self._perform(
             number, ReplyForm, work, done, keep="reply", on_conflict=into_survivor
         )
+
+    @expose("/<number>/parcel", methods=["POST"])
+    def parcel(self, number: str):
+        """Link the ticket to its customer's parcel by resi (checked: check digit, known,
+        the customer's own); the situation badge and the timeline follow."""
+
+        def work(ticket, form, stored):
+            lifecycle.link_parcel(
+                ticket, form.resi.data, current_user, expected_version=form.expected_version.data
+            )
+
+        return self._perform(number, ParcelForm, work, _("Parcel linked to the ticket."))
 
     @expose("/<number>/merge", methods=["POST"])
     def merge(self, number: str):

@@ -93,6 +93,15 @@ class MergeForm(VersionedForm):
     )
 
 
+class ParcelForm(VersionedForm):
+    """Link the ticket to its customer's parcel by resi."""
+
+    resi = StringField(
+        _l("Resi"),
+        validators=[DataRequired(_l("Type the parcel's resi.")), Length(max=40)],
+    )
+
+
 def assignee_from(value: str | None) -> User | None:
     """The staff member an assign form names: "me", "none" or a user id.
 
