@@ -9,12 +9,20 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from flask_security import auth_required
 
+from backoffice.domain import phone_claims
 from backoffice.extensions import db
 from backoffice.i18n import LANG_COOKIE
 from backoffice.models.base import utcnow
 
 from .base import bp
 from .forms import AccountForm
+
+
+def PHONE_LINK_SENT() -> str:  # noqa: N802 (a message, read in the user's language)
+    return _(
+        "We have WhatsApp conversations from this phone number. We sent a link to it on "
+        "WhatsApp: open it while signed in here to add them to your account."
+    )
 
 
 @bp.route("/account", methods=["GET", "POST"])
@@ -37,9 +45,13 @@ def account():
     if bool(form.whatsapp_consent.data) != bool(user.whatsapp_consent):
         user.whatsapp_consent = bool(form.whatsapp_consent.data)
         user.whatsapp_consent_at = utcnow()
+    db.session.flush()
+    link_sent = phone_claims.offer(user)  # the phone has WhatsApp tickets from before
     db.session.commit()
     with force_locale(user.locale):
         flash(_("Your profile was saved."), "success")
+        if link_sent:
+            flash(PHONE_LINK_SENT(), "info")
     resp = redirect(url_for("portal.account"))
     # Remembered after signing out too, like the language switch.
     resp.set_cookie(

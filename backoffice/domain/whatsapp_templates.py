@@ -47,6 +47,7 @@ FIELDS = (
     "balasan",
     "tautan_tiket",
     "tautan_rating",
+    "tautan_klaim",  # the phone claim link (domain/phone_claims.py)
 )
 REPLY_PARAMS = ["nomor_tiket", "balasan"]  # what WHATSAPP_REPLY_TEMPLATE always took
 

@@ -251,6 +251,7 @@ class WhatsAppTemplateUse(LabelledEnum):
     STAFF_REPLIED = "staff_replied"  # the notification "staff answered your ticket"
     TICKET_FINISHED = "ticket_finished"  # the notification "finished", with the rating link
     OUT_FOR_DELIVERY = "out_for_delivery"  # the notification "your parcel is out for delivery"
+    VERIFY_PHONE = "verify_phone"  # the link that proves a phone (domain/phone_claims.py)
 
     @classmethod
     def _labels(cls):
@@ -260,6 +261,7 @@ class WhatsAppTemplateUse(LabelledEnum):
             cls.STAFF_REPLIED: _l("Notification: staff replied"),
             cls.TICKET_FINISHED: _l("Notification: ticket finished (rating link)"),
             cls.OUT_FOR_DELIVERY: _l("Notification: shipment out for delivery"),
+            cls.VERIFY_PHONE: _l("The link that adds a WhatsApp number to an account"),
         }
 
 
