@@ -1,14 +1,14 @@
 """whatsapp templates may be used for the link that proves a phone (verify_phone)
 
-Revision ID: 0030_whatsapp_verify_phone
-Revises: 0029_dashboard_snapshot
+Revision ID: 0032_whatsapp_verify_phone
+Revises: 0031_parcel_linked
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0030_whatsapp_verify_phone"
-down_revision = "0029_dashboard_snapshot"
+revision = "0032_whatsapp_verify_phone"
+down_revision = "0031_parcel_linked"
 branch_labels = None
 depends_on = None
 
