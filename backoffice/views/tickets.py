@@ -124,12 +124,14 @@ def _last_speaker(view, context, model, name):
     return who
 
 
-def _situation(view, context, model, name):
-    """The parcel's situation (stored on the ticket) and, for a second open ticket on
-    the same resi, its duplicate mark (the page's duplicates are read once, in get_list)."""
+def _order(view, context, model, name):
+    """The order number, with the parcel's situation (stored on the ticket) and, for a
+    second open ticket on the same resi, its duplicate mark beneath (the page's
+    duplicates are read once, in get_list). In the order's cell: no extra column."""
     first = getattr(g, "ticket_duplicates", {}).get(model.id)
-    badge = get_template_attribute("_situation.html", "situation_badge")
-    return badge(model.situation, first)
+    badge = get_template_attribute("_situation.html", "situation_badge")(model.situation, first)
+    number = model.order.number if model.order else ""
+    return Markup("{}<br>{}").format(number, badge) if str(badge).strip() else number
 
 
 PRIORITY_RANK = case(
@@ -150,7 +152,6 @@ class TicketListView(TicketActionsMixin, SecureModelView):
         "subject",
         "customer",
         "order",
-        "situation",
         "department",
         "priority",
         "age",
@@ -165,7 +166,6 @@ class TicketListView(TicketActionsMixin, SecureModelView):
         "subject": _l("Subject"),
         "customer": _l("Customer"),
         "order": _l("Order"),
-        "situation": _l("Parcel"),
         "department": _l("Department"),
         "priority": _l("Priority"),
         "age": _l("Age"),
@@ -182,14 +182,13 @@ class TicketListView(TicketActionsMixin, SecureModelView):
         "subject": _subject,
         "customer": _person,
         "assignee": _person,
-        "order": lambda v, c, m, n: m.order.number if m.order else "",
+        "order": _order,
         "department": lambda v, c, m, n: str(m.department) if m.department else "",
         "priority": _priority,
         "age": _age,
         "sla_due": _sla,
         "last_message_at": _datetime,
         "last_speaker": _last_speaker,
-        "situation": _situation,
     }
     column_sortable_list = [
         "number",
