@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import http.client
+import json
 import math
 import os
 import re
@@ -46,6 +47,7 @@ LIMITS = {  # the bench clients are one address and a few accounts
     "RATELIMIT_TICKET_FILE": "1000000 per hour",
     "RATELIMIT_TICKET_REPLY": "1000000 per hour",
     "RATELIMIT_TRACK": "1000000 per minute",
+    "RATELIMIT_API": "1000000 per minute",
 }
 TARGETS = {
     "list": "≤ 20 ms, ≤ 2.5×",
@@ -57,6 +59,7 @@ TARGETS = {
     "dashboard": "≤ 50 ms",
     "track1": "≤ 5 ms, ≤ 3×",
     "track10": "≤ 15 ms",
+    "api": "≤ 250 ms",
 }
 
 
@@ -72,7 +75,7 @@ class Client:
         self.cookies: dict[str, str] = {}
         self.last_headers = None
 
-    def request(self, method, path, form=None, headers=None):
+    def request(self, method, path, form=None, headers=None, json_body=None):
         h = dict(headers or {})
         if self.cookies:
             h["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
@@ -80,6 +83,9 @@ class Client:
         if form is not None:
             body = urlencode(form).encode()
             h["Content-Type"] = "application/x-www-form-urlencoded"
+        if json_body is not None:
+            body = json.dumps(json_body).encode()
+            h["Content-Type"] = "application/json"
         for attempt in (1, 2):
             try:
                 self.conn.request(method, path, body=body, headers=h)
@@ -330,6 +336,21 @@ def setup(url: str) -> dict:
                 select(Order.resi).where(Order.id % 100_003 == 7).order_by(Order.id).limit(10)
             )
         )
+        from backoffice.domain import api_tokens
+
+        _token, info["api_secret"] = api_tokens.create(
+            f"bench-1m-{uuid.uuid4().hex[:8]}", ["tracking:write"]
+        )
+        info["api_token"] = _token.name
+        info["batch"] = [
+            (r.resi, r.created_at)
+            for r in db.session.execute(
+                sa.text(
+                    "SELECT resi, created_at FROM customer_order WHERE id % 1999 = 5"
+                    " ORDER BY id LIMIT 500"
+                )
+            )
+        ]
         from backoffice.views import sqlhelpers
 
         info["cap"] = getattr(sqlhelpers, "COUNT_CAP", 10_000)
@@ -615,6 +636,70 @@ def filing_ideal(info):
     return run
 
 
+def api_batch(info, port: int, raw: Raw, runs: int):
+    """POST /api/v1/tracking-events with 500 new events (older than each parcel's latest,
+    so no status moves) per request, beside the same writes by hand; both deleted after."""
+    first = raw.one("SELECT COALESCE(MAX(id), 0) FROM tracking_event")[0]
+    client = Client(port)
+    headers = {"Authorization": f"Bearer {info['api_secret']}"}
+    counter = iter(range(1, 10**6))
+
+    def events():
+        minute = next(counter)
+        return [
+            {
+                "resi": resi,
+                "event": "at_hub",
+                "occurred_at": (created - timedelta(days=3, minutes=minute)).isoformat() + "Z",
+                "location": "Hub Bench",
+            }
+            for resi, created in info["batch"]
+        ]
+
+    def call():
+        status, _h, data = client.request(
+            "POST", "/api/v1/tracking-events", headers=headers, json_body={"events": events()}
+        )
+        assert status == 200, (status, data[:300])
+
+    ours = sample(call, runs)
+    stmts = client.last_headers.get("X-Carebox-Statements", "?")
+    sql = (
+        "INSERT IGNORE INTO tracking_event (order_id, event, occurred_at, utc_offset, location,"
+        " note, source, actor_id, recorded_at) VALUES (%s, 'at_hub', %s, 0, 'Hub Bench', '',"
+        " 'api', NULL, UTC_TIMESTAMP())"
+    )
+
+    def by_hand():
+        batch = events()
+        resis = [e["resi"] for e in batch]
+        with raw.conn.cursor() as cur:
+            cur.execute(
+                "SELECT resi, id FROM customer_order WHERE resi IN ("
+                + ",".join(["%s"] * len(resis))
+                + ")",
+                resis,
+            )
+            ids = dict(cur.fetchall())
+            rows = [(ids[e["resi"]], datetime.fromisoformat(e["occurred_at"][:-1])) for e in batch]
+            cur.execute(
+                "SELECT order_id FROM tracking_event WHERE (order_id, occurred_at, event) IN ("
+                + ",".join(["(%s, %s, 'at_hub')"] * len(rows))
+                + ")",
+                [v for r in rows for v in r],
+            )
+            cur.fetchall()
+            cur.execute("BEGIN")
+            cur.executemany(sql, rows)
+            cur.execute("COMMIT")
+
+    theirs = sample(by_hand, runs)
+    _delete_events_after(raw, first)
+    print("  measured: API batch", flush=True)
+    name = f"API batch of {len(info['batch'])} tracking events"
+    return (name, ours, theirs, stmts, TARGETS["api"])
+
+
 def cleanup_filings(raw: Raw, customer_id: int, keep: int):
     """Tickets filed by the bench (the customer's, past its own first one) go again."""
     with raw.conn.cursor() as cur:
@@ -667,10 +752,13 @@ def run_all(prepared: dict, runs: int = 30) -> None:
             table.append((name, ours, theirs, stmts, TARGETS.get(kind, "")))
             print(f"  measured: {name}", flush=True)
         table.append(filing(info, clients["customer"], raw, runs))
+        table.append(api_batch(info, server.port, raw, runs))
         rate = filing_rate(info, server.port)
         export = export_job(info, clients["master"], url)
         rss = server.peak_rss_mb()
     cleanup_filings(raw, info["ids"]["customer"], info["ticket_id"])
+    with raw.conn.cursor() as cur:  # the bench's API token goes (no secret lingers)
+        cur.execute("DELETE FROM api_token WHERE name = %s", (info["api_token"],))
     imported = tracking_import(url, raw)
     stuck = stuck_query(url)
     print_table(prepared, table, rate, export, rss, imported, stuck, load_before, runs)
@@ -775,7 +863,8 @@ def export_job(info, client: Client, url: str) -> dict:
     with rows.begin() as conn:
         job = conn.execute(
             sa.text(
-                "SELECT id, rows_written, status FROM export_job WHERE requested_by_id = :u"
+                "SELECT id, rows_written, status, TIMESTAMPDIFF(MICROSECOND, started_at,"
+                " finished_at) / 1e6 AS own FROM export_job WHERE requested_by_id = :u"
                 " ORDER BY id DESC LIMIT 1"
             ),
             {"u": info["ids"]["master"]},
@@ -806,6 +895,7 @@ def export_job(info, client: Client, url: str) -> dict:
         "floor": floor,
         "rows": job.rows_written if job else None,
         "status": job.status if job else None,
+        "own": float(job.own) if job is not None and job.own is not None else None,
         "rss": rss,
     }
 
@@ -976,6 +1066,20 @@ def stuck_query(url: str) -> dict:
 # -- the table -------------------------------------------------------------------------------
 
 
+def met(target: str, ms: float, ratio: float, stmts: str) -> str:
+    """Whether a row meets its target ("≤ 20 ms, ≤ 2.5×, ≤ 6 stmts")."""
+    ok = True
+    for number, unit in re.findall(r"≤ ([\d.]+) ?(ms|×| stmts)", target):
+        limit = float(number)
+        if unit == "ms":
+            ok &= ms <= limit
+        elif unit == "×":
+            ok &= ratio <= limit
+        elif stmts.isdigit():
+            ok &= int(stmts) <= limit
+    return "yes" if ok else "no"
+
+
 def print_table(prepared, table, rate, export, rss, imported, stuck, load_before, runs):
     load_after = os.getloadavg()
     print()
@@ -987,14 +1091,15 @@ def print_table(prepared, table, rate, export, rss, imported, stuck, load_before
     print()
     print(
         "| operation | carebox p50 | p99 | ideal SQL p50 | p99 | ratio (p50) | statements"
-        " | target |"
+        " | target | met |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---|")
+    print("|---|---:|---:|---:|---:|---:|---:|---|---|")
     for name, ours, theirs, stmts, target in table:
         ratio = p50(ours) / p50(theirs) if p50(theirs) else float("nan")
         print(
             f"| {name} | {p50(ours):.1f} ms | {p99(ours):.1f} ms | {p50(theirs):.2f} ms |"
             f" {p99(theirs):.2f} ms | {ratio:.1f}× | {stmts} | {target} |"
+            f" {met(target, p50(ours), ratio, stmts)} |"
         )
     s_ours, s_raw = p50(stuck["ours"]), p50(stuck["theirs"])
     print(
@@ -1006,19 +1111,23 @@ def print_table(prepared, table, rate, export, rss, imported, stuck, load_before
     print(
         f"- filing throughput, 8 concurrent customers for 5 s: {rate:.0f} filings/s (target ≥ 150)"
     )
+    own = export["own"] or export["seconds"]
     print(
-        f"- export job, every ticket as CSV: request {export['request_ms']:.0f} ms, the job"
-        f" {export['seconds']:.1f} s ({export['rows']:,} rows, {export['status']}), raw streaming"
-        f" floor {export['floor']:.1f} s, ratio {export['seconds'] / export['floor']:.2f}"
-        f" (target ≤ 1.5); worker peak RSS {export['rss']:.0f} MB"
+        f"- export job, every ticket as CSV: request {export['request_ms']:.0f} ms; the job"
+        f" {own:.1f} s from claim to done ({export['rows']:,} rows, {export['status']};"
+        f" `carebox exports run` {export['seconds']:.1f} s with its start-up), raw streaming"
+        f" floor {export['floor']:.1f} s, ratio {own / export['floor']:.2f} (target ≤ 1.5);"
+        f" worker peak RSS {export['rss']:.0f} MB"
     )
+    found = re.search(r"rows in ([\d.]+) s", imported["summary"])
+    own = float(found.group(1)) if found else imported["seconds"]
+    n = imported["events"]
     print(
-        f"- `carebox tracking import` of {imported['events']:,} events:"
-        f" {imported['seconds']:.1f} s = {imported['events'] / imported['seconds']:,.0f} events/s"
-        f" (target ≥ 20,000), peak RSS {imported['rss']:.0f} MB, {imported['inserted']:,} rows"
+        f"- `carebox tracking import` of a {n:,}-event CSV: {own:.1f} s = {n / own:,.0f}"
+        f" events/s (target ≥ 20,000; the process with its start-up {imported['seconds']:.1f} s),"
+        f" peak RSS {imported['rss']:.0f} MB, {imported['inserted']:,} rows written"
         f" ({imported['summary']}); the same work by hand {imported['floor']:.1f} s ="
-        f" {imported['events'] / imported['floor']:,.0f} events/s, ratio"
-        f" {imported['seconds'] / imported['floor']:.2f}"
+        f" {n / imported['floor']:,.0f} events/s; carebox ÷ by hand {own / imported['floor']:.2f}"
     )
     print(f"- gunicorn workers' peak RSS: {', '.join(f'{r:.0f} MB' for r in rss)} (target ≤ 150)")
     print(f"- stuck parcels found: {stuck['found']} (limit 100); EXPLAIN:")
