@@ -107,6 +107,8 @@ def test_a_duplicate_is_flagged_and_merged_into_the_first(app, db, login_as, mak
     assert resp.status_code == 302 and resp.headers["Location"].endswith(f"/tickets/{first.number}")
     assert "Ini fotonya" in portal.get(f"/tickets/{first.number}").get_data(as_text=True)
     assert "Duplicate of" not in cs.get("/admin/tickets/team/").get_data(as_text=True)
+    assert "merged-badge" in cs.get("/admin/tickets/finished/").get_data(as_text=True)
+    assert "merged-badge" in portal.get("/tickets").get_data(as_text=True)
 
 
 def test_who_may_merge_both_ways(db, login_as, make):

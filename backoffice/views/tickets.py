@@ -129,7 +129,9 @@ def _order(view, context, model, name):
     second open ticket on the same resi, its duplicate mark beneath (the page's
     duplicates are read once, in get_list). In the order's cell: no extra column."""
     first = getattr(g, "ticket_duplicates", {}).get(model.id)
-    badge = get_template_attribute("_situation.html", "situation_badge")(model.situation, first)
+    badge = get_template_attribute("_situation.html", "situation_badge")(
+        model.situation, first, model.merged_into_id is not None
+    )
     number = model.order.number if model.order else ""
     return Markup("{}<br>{}").format(number, badge) if str(badge).strip() else number
 
