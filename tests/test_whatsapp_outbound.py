@@ -38,10 +38,12 @@ from .whatsapp.support import count, post
 SENDER = "6281234567890"
 
 
-def customer_writes(client, db, text="Halo, paket saya di mana?", hours_ago=0, **kw) -> Ticket:
+def customer_writes(
+    client, db, text="Halo, paket saya di mana?", hours_ago=0, sender=SENDER, **kw
+) -> Ticket:
     stamp = int(time.time() - hours_ago * 3600)
     assert (
-        post(client, payloads.text(text, sender=SENDER, timestamp=stamp, **kw)).status_code == 200
+        post(client, payloads.text(text, sender=sender, timestamp=stamp, **kw)).status_code == 200
     )
     assert process_pending().done == 1
     db.session.commit()  # a fresh snapshot on MariaDB: the workers commit on their own

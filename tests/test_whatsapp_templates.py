@@ -396,3 +396,51 @@ def test_attachments_outside_the_window_are_not_sent_as_media(whatsapp, client, 
     db.session.commit()
     (row,) = rows()
     assert row.kind is WhatsAppSendKind.TEMPLATE and row.media_kind is None
+
+
+def test_the_desk_with_the_picker_repeats_no_id(whatsapp, client, db, login_as):
+    from .test_page_markup import duplicate_ids, required_selects_start_empty
+
+    ticket = customer_writes(client, db, hours_ago=30)
+    row = add_template(db)
+    b, _staff = login_as(perm.MASTER_ADMIN)
+    html = b.get(desk(ticket.number) + f"?wa_template={row.id}").get_data(as_text=True)
+    assert 'id="wa-template-form"' in html
+    assert duplicate_ids(html) == [] and required_selects_start_empty(html) == []
+    for n in range(3):
+        assert f'<label for="wa-param-{n}">' in html
+
+
+def test_editing_a_template_shows_and_keeps_its_parameters(login_as, db):
+    from .admin_support import form_data
+
+    row = add_template(db, params=("nomor_tiket", "balasan"))
+    b, _master = login_as(perm.MASTER_ADMIN)
+    page = b.get(URL + f"edit/?id={row.id}").get_data(as_text=True)
+    data = form_data(page)
+    assert data["parameter_list"] == "nomor_tiket, balasan"
+    data.update(parameter_list="nomor_tiket, nama_agen, balasan", use="reply")
+    resp = b.post(URL + f"edit/?id={row.id}", data, form_url=URL + f"edit/?id={row.id}")
+    assert resp.status_code == 302
+    db.session.expire_all()
+    row = db.session.get(WhatsAppTemplate, row.id)
+    assert json.loads(row.parameters) == ["nomor_tiket", "nama_agen", "balasan"]
+    assert row.use is WhatsAppTemplateUse.REPLY
+
+
+def test_without_a_reply_template_email_still_carries_a_free_text_reply(
+    whatsapp, client, db, make, app, login_as
+):
+    from .test_whatsapp_outbound import no_templates
+
+    no_templates(db, app)
+    add_template(db)  # a desk template, not a reply template
+    phone_only = customer_writes(client, db, hours_ago=30)
+    b, _staff = login_as(perm.CUSTOMER_SERVICE)
+    page = b.get(desk(phone_only.number)).get_data(as_text=True)
+    assert 'id="visibility-public"' not in page and 'id="wa-templates"' in page
+    make.user(phone="081299998888", email="ani@example.com")
+    db.session.commit()
+    registered = customer_writes(client, db, hours_ago=30, sender="6281299998888")
+    page = b.get(desk(registered.number)).get_data(as_text=True)
+    assert 'id="visibility-public"' in page and 'id="wa-templates"' in page  # email, or a template

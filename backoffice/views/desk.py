@@ -175,12 +175,12 @@ class TicketDeskView(StaffAccessMixin, BaseView):
 
     @staticmethod
     def _templates_only(route) -> bool:
-        """WhatsApp allows only templates now: the desk offers no free-text public reply."""
+        """WhatsApp allows only templates now and email cannot carry the reply either:
+        the desk offers no free-text public reply, only the template picker."""
         return (
             route is not None
             and route.window_closed
-            and route.channel is not None
-            and (route.channel.value == "whatsapp")
+            and (route.channel is None or route.channel.value == "whatsapp")
         )
 
     def _template_form(self, ticket: Ticket, route, given, version) -> TemplateForm | None:
