@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from backoffice.channels.whatsapp_out import send_pending
@@ -233,3 +234,36 @@ def test_the_send_keys_are_unique_in_the_database(whatsapp, db, make):
         db.session.commit()
     db.session.rollback()
     assert db.session.scalars(select(OutboxWhatsApp)).all() == []
+
+
+@pytest.mark.parametrize("parcels", [3, 30])
+def test_an_import_costs_the_same_statements_for_3_or_30_parcels(whatsapp, db, make, parcels):
+    """The WhatsApp side of a tracking import is set-based, as its email side is: the
+    statements it adds do not grow with the batch."""
+    from .admin_support import counting_queries
+
+    add_template(
+        db,
+        name="carebox_paket_diantar",
+        params=("nama_pelanggan", "resi"),
+        use=WhatsAppTemplateUse.OUT_FOR_DELIVERY,
+    )
+    orders = []
+    for n in range(parcels):
+        customer = make.user(phone=f"08129999{n:04d}", whatsapp_consent=True)
+        orders.append(make.order(customer=customer))
+    db.session.commit()
+    at = utcnow().replace(microsecond=0) - timedelta(minutes=30)
+    events = [shipments.EventIn(o.resi, "out_for_delivery", at) for o in orders]
+    from backoffice.domain.shipment_notices import Notice
+
+    notices = [Notice(o.id, TrackingEventKind.OUT_FOR_DELIVERY, at, 420, "") for o in orders]
+    with counting_queries(db.engine) as statements:
+        assert notifications.parcel_events(notices) == parcels
+        db.session.flush()
+    db.session.rollback()
+    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert len(reads) == 4  # is there a template; the customers; the keys; the template (id)
+    shipments.record_events(events, source=TrackingSource.IMPORT)
+    db.session.commit()
+    assert len(rows()) == parcels

@@ -446,39 +446,45 @@ def parcel_events(notices, now: datetime | None = None) -> int:
     WhatsApp template, when they chose WhatsApp notifications; once per event (its
     send key). How many queued.
 
-    Costs nothing when no such template is set up, and one query for the customers
-    otherwise, whatever the batch's size.
+    Costs one query when no such template is set up; otherwise one query for the
+    customers and one for the keys already queued per 500 events, and a template
+    lookup per language (a statement budget in tests/test_whatsapp_notifications.py).
     """
-    from .whatsapp_outbox import enqueue_notification
+    from .whatsapp_outbox import enqueue_notifications
     from .whatsapp_templates import for_use, one_line
 
     out = TrackingEventKind.OUT_FOR_DELIVERY
     due = [n for n in notices if n.kind is out]
     if not due or for_use(WhatsAppTemplateUse.OUT_FOR_DELIVERY, None) is None:
         return 0
-    stmt = (
-        select(Order, User)
-        .join(User, User.id == Order.customer_id)
-        .where(Order.id.in_({n.order_id for n in due}), User.whatsapp_consent, User.active)
-    )
-    found = {order.id: (order, user) for order, user in db.session.execute(stmt)}
-    queued = 0
+    found = {}
+    ids = sorted({n.order_id for n in due})
+    for start in range(0, len(ids), 500):
+        stmt = (
+            select(Order, User)
+            .join(User, User.id == Order.customer_id)
+            .where(Order.id.in_(ids[start : start + 500]), User.whatsapp_consent, User.active)
+        )
+        found.update({order.id: (order, user) for order, user in db.session.execute(stmt)})
+    items, labels = [], {}
     for n in due:
         if n.order_id not in found:
             continue
         order, user = found[n.order_id]
+        lang = _lang(user)
+        if lang not in labels:
+            with force_locale(lang):
+                labels[lang] = str(out.label)
         place = f" ({n.location})" if n.location else ""
-        with force_locale(_lang(user)):
-            status = one_line(f"{out.label}{place}")
         values = {
             "nama_pelanggan": user.name or None,
             "resi": order.resi,
-            "status_kiriman": status,
+            "status_kiriman": one_line(f"{labels[lang]}{place}"),
             "tautan_tiket": absolute_url(f"/track/{order.resi}"),
         }
         key = f"parcel:{order.id}:{n.kind.value}:{n.occurred_at:%Y%m%d%H%M%S}"
-        if enqueue_notification(user, WhatsAppTemplateUse.OUT_FOR_DELIVERY, key, values):
-            queued += 1
+        items.append((user, key, values))
+    queued = enqueue_notifications(WhatsAppTemplateUse.OUT_FOR_DELIVERY, items)
     return queued
 
 

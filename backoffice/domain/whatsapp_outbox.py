@@ -171,6 +171,51 @@ def enqueue_notification(
     return row
 
 
+def enqueue_notifications(
+    use: WhatsAppTemplateUse,
+    items: list[tuple[User, str, dict[str, str | None]]],
+) -> int:
+    """`enqueue_notification` for many (customer, key, values) at once, for a batch
+    (a tracking import): the template looked up once per language, the keys already
+    queued found in one query per 500; how many were queued."""
+    items = [
+        (c, key[:255], v) for c, key, v in items if c.active and c.whatsapp_consent and c.phone_key
+    ]
+    by_language: dict[str | None, Template | None] = {}
+    keys = [key for _c, key, _v in items]
+    taken: set[str] = set()
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        taken |= set(
+            db.session.scalars(
+                select(OutboxWhatsApp.send_key).where(OutboxWhatsApp.send_key.in_(chunk))
+            )
+        )
+    queued = 0
+    for customer, key, values in items:
+        if key in taken:
+            continue
+        if customer.locale not in by_language:
+            by_language[customer.locale] = templates.for_use(use, customer.locale)
+        template = by_language[customer.locale]
+        if template is None:
+            continue
+        taken.add(key)
+        params = templates.fill(template, values)
+        db.session.add(
+            OutboxWhatsApp(
+                recipient=customer.phone_key,
+                kind=WhatsAppSendKind.TEMPLATE,
+                send_key=key,
+                body=templates.render(template, params),
+                next_attempt_at=utcnow(),
+                **_columns(template, params),
+            )
+        )
+        queued += 1
+    return queued
+
+
 def chosen_template(template_id, given: list[str]) -> Chosen:
     """The desk's choice: an active template and its filled parameters (DomainError if not)."""
     row = templates.get_active(template_id)
