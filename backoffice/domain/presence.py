@@ -27,9 +27,10 @@ from ..models.base import utcnow
 VIEWING_TTL = timedelta(seconds=30)  # three missed polls of 10 s
 TYPING_TTL = timedelta(seconds=15)
 # A poll rewrites its heartbeat only when the stored one is this old (issue 16: an idle
-# desk's poll is a read, not a write and a commit, most of the time). A third of each
-# TTL: someone still polling never looks older than two thirds of it.
-SEEN_REFRESH = VIEWING_TTL / 3
+# desk's poll is a read, not a write and a commit, most of the time). The desk polls
+# every 10 s, so every other poll writes, and someone still polling never looks older
+# than ~20 s (VIEWING_TTL is 30); typing is rewritten at most every 5 s of its 15.
+SEEN_REFRESH = VIEWING_TTL / 2
 TYPING_REFRESH = TYPING_TTL / 3
 
 
