@@ -32,6 +32,6 @@ def dashboard_refresh(loop: bool, interval: float):
         while True:
             data = dashboard_snapshot.refresh()
             db.session.commit()
-            click.echo(f"dashboard: {len(data['rows'])} groups at {data['computed_at']}")
+            click.echo(f"dashboard: {data['total']} tickets in 30 days, at {data['computed_at']}")
             if not loop or stop.wait(interval):
                 break

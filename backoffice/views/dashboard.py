@@ -162,13 +162,16 @@ class Chart:
 
 
 def master_data(today: date | None = None) -> dict:
-    """The raw figures of the last 30 local days, as plain JSON-able data: the grouped
-    rows (local day × status × kind × department, with counts and ratings) and the
-    two medians. `master_figures` draws the page from them; views/dashboard_snapshot.py
-    stores them so that a view does not read 30 days of tickets.
+    """The figures of the last 30 local days as plain JSON-able data: per day, the
+    tickets by status, by kind and by department (`series`, keyed by the value, the
+    department's id, "" for none), the total, the ratings and the two medians.
+    `master_figures` draws the page from them; views/dashboard_snapshot.py stores them
+    so that a view does not read 30 days of tickets. Their size does not grow with
+    the tickets: 30 counts per status, kind and department.
 
-    Three statements: one grouped pass and the two medians. Every column they read is
-    in ix_ticket_created_cover, so the 30 days (~80,000 tickets at the design size)
+    Three statements: one grouped pass (day × status × kind × department, with the
+    ratings; summed here into the series) and the two medians. Every column they read
+    is in ix_ticket_created_cover, so the 30 days (~80,000 tickets at the design size)
     are read from that index alone.
     """
     today = today or local_today()
@@ -182,12 +185,26 @@ def master_data(today: date | None = None) -> dict:
         .where(window)
         .group_by(*groups)
     ).all()
+    index = {d.isoformat(): i for i, d in enumerate(days)}
+    series: dict[str, dict[str, list[int]]] = {"status": {}, "kind": {}, "department": {}}
+    total = rated = rating_sum = 0
+    for raw_day, status, kind, dept_id, n, n_rated, ratings in rows:
+        total += n
+        rated += n_rated
+        rating_sum += int(ratings or 0)
+        i = index.get(day_key(raw_day))
+        if i is None:  # cannot happen: the window is exactly these local days
+            continue
+        keys = (("status", status.value), ("kind", kind.value), ("department", dept_id))
+        for name, key in keys:
+            counts = series[name].setdefault("" if key is None else str(key), [0] * len(days))
+            counts[i] += n
     return {
         "today": today.isoformat(),
-        "rows": [
-            [day_key(d), status.value, kind.value, dept, n, rated, int(ratings or 0)]
-            for d, status, kind, dept, n, rated, ratings in rows
-        ],
+        "series": series,
+        "total": total,
+        "rated": rated,
+        "rating_sum": rating_sum,
         "median_first_response": _seconds(medians(first_response_seconds(), window).get(())),
         "median_resolution": _seconds(medians(resolution_seconds(), window).get(())),
     }
@@ -203,28 +220,16 @@ def master_figures(today: date | None = None, data: dict | None = None) -> dict:
     the ratings of tickets no staff member answered).
 
     From `data` (`master_data`'s, e.g. a stored snapshot) or, without it, computed now
-    (`master_data`); then one statement more for the departments' codes. The three
-    charts, the total and the average are summed in Python from the grouped rows (at
-    most 30 × 4 × 4 × departments of them).
+    (`master_data`); then one statement more for the departments' codes.
     """
     data = data if data is not None else master_data(today)
     today = date.fromisoformat(data["today"])
     days = [today - timedelta(days=CHART_DAYS - 1 - i) for i in range(CHART_DAYS)]
-    index = {d.isoformat(): i for i, d in enumerate(days)}
-    by_status: dict = {}
-    by_kind: dict = {}
-    by_dept: dict = {}
-    total = rated = rating_sum = 0
-    for raw_day, status, kind, dept_id, n, n_rated, ratings in data["rows"]:
-        total += n
-        rated += n_rated
-        rating_sum += ratings
-        i = index.get(raw_day)
-        if i is None:  # cannot happen: the window is exactly these local days
-            continue
-        status, kind = TicketStatus(status), TicketKind(kind)
-        for series, key in ((by_status, status), (by_kind, kind), (by_dept, dept_id)):
-            series.setdefault(key, [0] * len(days))[i] += n
+    series = data["series"]
+    by_status = {TicketStatus(k): v for k, v in series["status"].items()}
+    by_kind = {TicketKind(k): v for k, v in series["kind"].items()}
+    by_dept = {(int(k) if k else None): v for k, v in series["department"].items()}
+    total, rated, rating_sum = data["total"], data["rated"], data["rating_sum"]
     departments = {d.id: d for d in db.session.scalars(select(Department))}
 
     def dept_label(dept_id):
