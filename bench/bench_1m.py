@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -111,10 +112,12 @@ def prepare(server: str, name: str, tickets: int, *, rebuild=False, measure_load
         seed_base()
         db.session.commit()
         stats = seed_bulk(tickets, progress=True)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(
             "seed-bulk: "
             + ", ".join(f"{v:,} {k}" for k, v in stats.counts.items())
-            + f" in {stats.seconds:.1f} s ({stats.rows_per_second:,.0f} rows/s, {stats.loader})",
+            + f" in {stats.seconds:.1f} s ({stats.rows_per_second:,.0f} rows/s, {stats.loader});"
+            f" peak RSS {peak:.0f} MB, load average {os.getloadavg()[0]:.1f}",
             flush=True,
         )
         raw = None

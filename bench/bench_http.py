@@ -908,8 +908,11 @@ def export_job(info, client: Client, url: str) -> dict:
     }
 
 
+CPU: dict[str, float] = {}  # CPU seconds (user + system) of the last child, by command
+
+
 def child(argv, env) -> tuple[float, float, str]:
-    """(seconds, peak RSS in MB, stdout) of one child process."""
+    """(seconds, peak RSS in MB, stdout) of one child process (its CPU time in CPU)."""
     started = time.perf_counter()
     proc = subprocess.Popen(  # noqa: S603 (our own console script, fixed arguments)
         argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -921,6 +924,7 @@ def child(argv, env) -> tuple[float, float, str]:
     seconds = time.perf_counter() - started
     reader.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
+    CPU[argv[1]] = usage.ru_utime + usage.ru_stime
     err = proc.stderr.read()
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv[-3:])} failed: {err[-2000:]}")
@@ -975,6 +979,7 @@ def tracking_import(url: str, raw: Raw, n_events: int = 1_000_000) -> dict:
     path.parent.rmdir()
     print("  measured: tracking import", flush=True)
     return {
+        "cpu": CPU.get("tracking"),
         "events": n_events,
         "seconds": seconds,
         "rss": rss,
@@ -1136,7 +1141,10 @@ def print_table(prepared, table, rate, export, rss, imported, stuck, load_before
         f" events/s (target ≥ 20,000; the process with its start-up {imported['seconds']:.1f} s),"
         f" peak RSS {imported['rss']:.0f} MB, {imported['inserted']:,} rows written"
         f" ({imported['summary']}); the same work by hand {imported['floor']:.1f} s ="
-        f" {n / imported['floor']:,.0f} events/s; carebox ÷ by hand {own / imported['floor']:.2f}"
+        f" {n / imported['floor']:,.0f} events/s; carebox ÷ by hand {own / imported['floor']:.2f};"
+        f" the import process used {imported['cpu']:.1f} CPU-seconds"
+        f" ({n / imported['cpu']:,.0f} events per CPU-second: what one idle core would do"
+        " if the database kept up)"
     )
     print(f"- gunicorn workers' peak RSS: {', '.join(f'{r:.0f} MB' for r in rss)} (target ≤ 150)")
     print(f"- stuck parcels found: {stuck['found']} (limit 100); EXPLAIN:")
