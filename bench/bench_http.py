@@ -193,6 +193,19 @@ class Server:
 # -- timing --------------------------------------------------------------------------------
 
 
+class Failed(Exception):
+    """An operation answered something else than it should: its row says so."""
+
+
+def attempt(fn):
+    """fn()'s result, or {"error": why} (the table is printed whatever fails)."""
+    try:
+        return fn()
+    except (Failed, AssertionError, SystemExit, OSError, pymysql.err.MySQLError) as exc:
+        print(f"  FAILED: {exc!r}"[:500], flush=True)
+        return {"error": repr(exc)[:300]}
+
+
 def sample(fn, runs: int, warmup: int = 3) -> list[float]:
     for _ in range(warmup):
         fn()
@@ -744,31 +757,45 @@ def run_all(prepared: dict, runs: int = 30) -> None:
         for kind, name, role, (method, path), ideal in ops:
             client = clients[role]
             etag = {}
-            if method == "POLL":
-                status, headers, _d = client.get(path)
-                assert status == 200, (name, status)
-                etag["If-None-Match"] = headers["ETag"]
 
             def call(client=client, path=path, etag=etag, name=name, method=method):
                 status, _h, _d = client.get(path, headers=etag)
                 want = 304 if method == "POLL" else 200
-                assert status == want, (name, path, status)
+                if status != want:
+                    raise Failed(f"HTTP {status} (wanted {want})")
 
-            ours = sample(call, runs)
+            try:
+                if method == "POLL":
+                    status, headers, _d = client.get(path)
+                    if status != 200:
+                        raise Failed(f"HTTP {status} on the first poll")
+                    etag["If-None-Match"] = headers["ETag"]
+                ours = sample(call, runs)
+            except Failed as exc:
+                table.append((name, None, str(exc), "", TARGETS.get(kind, "")))
+                print(f"  FAILED: {name}: {exc}", flush=True)
+                continue
             stmts = client.last_headers.get("X-Carebox-Statements", "?")
             theirs = sample(lambda ideal=ideal: raw.run(ideal), runs)
             table.append((name, ours, theirs, stmts, TARGETS.get(kind, "")))
             print(f"  measured: {name}", flush=True)
-        table.append(filing(info, clients["customer"], raw, runs))
-        table.append(api_batch(info, server.port, raw, runs))
-        rate = filing_rate(info, server.port)
-        export = export_job(info, clients["master"], url)
+        for step in (
+            lambda: filing(info, clients["customer"], raw, runs),
+            lambda: api_batch(info, server.port, raw, runs),
+        ):
+            row = attempt(step)
+            if isinstance(row, dict):
+                table.append(("(filing or API batch)", None, row["error"], "", ""))
+            else:
+                table.append(row)
+        rate = attempt(lambda: filing_rate(info, server.port))
+        export = attempt(lambda: export_job(info, clients["master"], url))
         rss = server.peak_rss_mb()
     cleanup_filings(raw, info["ids"]["customer"], info["ticket_id"])
     with raw.conn.cursor() as cur:  # the bench's API token goes (no secret lingers)
         cur.execute("DELETE FROM api_token WHERE name = %s", (info["api_token"],))
-    imported = tracking_import(url, raw)
-    stuck = stuck_query(url)
+    imported = attempt(lambda: tracking_import(url, raw))
+    stuck = attempt(lambda: stuck_query(url))
     print_table(prepared, table, rate, export, rss, imported, stuck, load_before, runs)
 
 
@@ -1109,12 +1136,17 @@ def print_table(prepared, table, rate, export, rss, imported, stuck, load_before
     )
     print("|---|---:|---:|---:|---:|---:|---:|---|---|")
     for name, ours, theirs, stmts, target in table:
+        if ours is None:
+            print(f"| {name} | failed: {theirs} | | | | | | {target} | no |")
+            continue
         ratio = p50(ours) / p50(theirs) if p50(theirs) else float("nan")
         print(
             f"| {name} | {p50(ours):.1f} ms | {p99(ours):.1f} ms | {p50(theirs):.2f} ms |"
             f" {p99(theirs):.2f} ms | {ratio:.1f}× | {stmts} | {target} |"
             f" {met(target, p50(ours), ratio, stmts)} |"
         )
+    if "error" in stuck:
+        stuck = {"ours": [0.0], "theirs": [1.0], "plan": [], "found": stuck["error"]}
     s_ours, s_raw = p50(stuck["ours"]), p50(stuck["theirs"])
     print(
         f"| shipments with no event for 3 days (first 100 of them, in-process) | {s_ours:.1f} ms |"
@@ -1122,9 +1154,32 @@ def print_table(prepared, table, rate, export, rss, imported, stuck, load_before
         f" {s_ours / s_raw:.1f}× | 1 | no full scan |"
     )
     print()
-    print(
-        f"- filing throughput, 8 concurrent customers for 5 s: {rate:.0f} filings/s (target ≥ 150)"
-    )
+    if isinstance(rate, dict):
+        print(f"- filing throughput: failed ({rate['error']})")
+    else:
+        print(f"- filing throughput, 8 concurrent customers for 5 s: {rate:.0f} filings/s (≥ 150)")
+    if "error" in export:
+        print(f"- export job: failed ({export['error']})")
+    else:
+        print_export(export)
+    if "error" in imported:
+        print(f"- tracking import: failed ({imported['error']})")
+    else:
+        print_import(imported)
+    print(f"- gunicorn workers' peak RSS: {', '.join(f'{r:.0f} MB' for r in rss)} (target ≤ 150)")
+    print(f"- stuck parcels found: {stuck['found']} (limit 100); EXPLAIN:")
+    for row in stuck["plan"]:
+        print(f"    { ({k: row.get(k) for k in ('table', 'type', 'key', 'rows', 'Extra')}) }")
+    if prepared.get("load_seconds"):
+        raw = prepared.get("raw_seconds")
+        print(
+            f"- dataset: seed-bulk took {prepared['load_seconds']:.0f} s"
+            + (f", raw INSERT … SELECT of the same rows {raw:.0f} s" if raw else "")
+            + f" (built {prepared['loaded_at']})"
+        )
+
+
+def print_export(export):
     own = export["own"] or export["seconds"]
     print(
         f"- export job, every ticket as CSV: request {export['request_ms']:.0f} ms; the job"
@@ -1133,6 +1188,9 @@ def print_table(prepared, table, rate, export, rss, imported, stuck, load_before
         f" floor {export['floor']:.1f} s, ratio {own / export['floor']:.2f} (target ≤ 1.5);"
         f" worker peak RSS {export['rss']:.0f} MB"
     )
+
+
+def print_import(imported):
     found = re.search(r"rows in ([\d.]+) s", imported["summary"])
     own = float(found.group(1)) if found else imported["seconds"]
     n = imported["events"]
@@ -1146,14 +1204,3 @@ def print_table(prepared, table, rate, export, rss, imported, stuck, load_before
         f" ({n / imported['cpu']:,.0f} events per CPU-second: what one idle core would do"
         " if the database kept up)"
     )
-    print(f"- gunicorn workers' peak RSS: {', '.join(f'{r:.0f} MB' for r in rss)} (target ≤ 150)")
-    print(f"- stuck parcels found: {stuck['found']} (limit 100); EXPLAIN:")
-    for row in stuck["plan"]:
-        print(f"    { ({k: row.get(k) for k in ('table', 'type', 'key', 'rows', 'Extra')}) }")
-    if prepared.get("load_seconds"):
-        raw = prepared.get("raw_seconds")
-        print(
-            f"- dataset: seed-bulk took {prepared['load_seconds']:.0f} s"
-            + (f", raw INSERT … SELECT of the same rows {raw:.0f} s" if raw else "")
-            + f" (built {prepared['loaded_at']})"
-        )
