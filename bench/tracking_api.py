@@ -246,6 +246,39 @@ def import_with_and_without_emails(url: str, resis: list[str], n_events: int) ->
               f"{rss / 1024:7.0f} MB")  # fmt: skip
         print(f"    {summary}")
     print(f"  ratio with emails / without: {figures[1][1] / figures[0][1]:.2f}")
+    emails = figures[1][2]
+    raw_s = raw_outbox_rows(url, emails)
+    extra = figures[1][1] - figures[0][1]
+    print(f"  the emails' extra time {extra:.1f} s; raw SQL inserting {emails:,} outbox rows of "
+          f"the same size (250 a commit, as the import's batches): {raw_s:.1f} s; "
+          f"ratio {extra / raw_s:.2f}")  # fmt: skip
+
+
+def raw_outbox_rows(url: str, n: int, per_commit: int = 250) -> float:
+    """The floor of queueing `n` shipment emails: the same rows (copied from the ones
+    carebox queued, new keys) inserted by PyMySQL executemany, a commit per chunk."""
+    conn = _raw_connection(url)
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT recipient, subject, body_text, body_html FROM outbox_email "
+            "WHERE dedupe_key LIKE 'shipment:%' ORDER BY id DESC LIMIT 1"
+        )
+        sample = cur.fetchone()
+    started = time.perf_counter()
+    with conn.cursor() as cur:
+        for first in range(0, n, per_commit):
+            cur.executemany(
+                "INSERT IGNORE INTO outbox_email (recipient, subject, body_text, body_html, "
+                "category, status, attempts, next_attempt_at, created_at, message_id, "
+                "dedupe_key) VALUES (%s, %s, %s, %s, 'transactional', 'pending', 0, NOW(), "
+                "NOW(), %s, %s)",
+                [(*sample, f"<raw{i}@bench>", f"rawimport:{i}")
+                 for i in range(first, min(first + per_commit, n))],
+            )  # fmt: skip
+            conn.commit()
+    seconds = time.perf_counter() - started
+    conn.close()
+    return seconds
 
 
 if __name__ == "__main__":
