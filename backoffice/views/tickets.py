@@ -7,15 +7,14 @@ Every row shown, counted, opened or acted on passes through
 
 from __future__ import annotations
 
-from flask import flash, g, get_template_attribute, redirect, request, url_for
+from flask import flash, g, redirect, request, url_for
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla.filters import FilterLike
-from flask_babel import format_timedelta, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_login import current_user
-from markupsafe import Markup, escape
 from sqlalchemy import and_, case, select
 from sqlalchemy.orm import joinedload
 
@@ -35,9 +34,9 @@ from .filters import (
     SlaClockFilter,
     SlaFilter,
 )
-from .formatting import datetime_text
 from .sqlhelpers import capped_count
 from .ticket_actions import TicketActionsMixin
+from .ticket_rows import RowBuilder
 from .ticket_search import SEARCH_LIMIT, SUBJECT_CONTAINS_DAYS, normalise, search_ids
 
 # --- filters and column formatters ------------------------------------------
@@ -58,82 +57,11 @@ def ticket_filters() -> list:
     ]
 
 
-# --- column formatters ---------------------------------------------------------
+# --- the rows -------------------------------------------------------------------
 
 
 def desk_url(ticket: Ticket) -> str:
     return url_for("ticket_desk.desk", number=ticket.number)
-
-
-def _number(view, context, model, name):
-    return Markup('<a href="{}">{}</a>').format(desk_url(model), model.number)
-
-
-def _subject(view, context, model, name):
-    text = model.subject if len(model.subject) <= 80 else model.subject[:79] + "…"
-    return text
-
-
-def _person(view, context, model, name):
-    user = getattr(model, name)
-    return user.display_name if user else ""
-
-
-def _priority(view, context, model, name):
-    css = {
-        Priority.URGENT: "badge-danger",
-        Priority.HIGH: "badge-warning",
-        Priority.NORMAL: "badge-secondary",
-        Priority.LOW: "badge-light",
-    }[model.priority]
-    return Markup('<span class="badge {}">{}</span>').format(css, model.priority.label)
-
-
-def _age(view, context, model, name):
-    return format_timedelta(utcnow() - model.created_at, granularity="minute")
-
-
-def sla_marker(ticket: Ticket) -> Markup:
-    """The SLA due time, with a visible marker (and text for screen readers) when breached."""
-    due = escape(datetime_text(ticket.current_due))
-    if ticket.sla_breached(utcnow()):
-        return Markup('<span class="sla-breached" title="{t}">⚠ {d} <b>{t}</b></span>').format(
-            d=due, t=_("SLA breached")
-        )
-    return Markup("<span>{}</span>").format(due)
-
-
-def _sla(view, context, model, name):
-    return sla_marker(model)
-
-
-def _datetime(view, context, model, name):
-    return datetime_text(getattr(model, name))
-
-
-def _last_speaker(view, context, model, name):
-    """Customer or staff, and an unread mark when the customer wrote after the
-    assignee last opened the ticket (the opened times are read once per page)."""
-    who = _("Staff") if model.last_from_staff else _("Customer")
-    opened = getattr(g, "ticket_opened", {}).get((model.id, model.assignee_id))
-    if presence.is_unread(model, opened):
-        return Markup(
-            '{} <span class="badge badge-info unread" title="{t}">●'
-            '<span class="sr-only"> {t}</span></span>'
-        ).format(who, t=_("Unread by the assignee"))
-    return who
-
-
-def _order(view, context, model, name):
-    """The order number, with the parcel's situation (stored on the ticket) and, for a
-    second open ticket on the same resi, its duplicate mark beneath (the page's
-    duplicates are read once, in get_list). In the order's cell: no extra column."""
-    first = getattr(g, "ticket_duplicates", {}).get(model.id)
-    badge = get_template_attribute("_situation.html", "situation_badge")(
-        model.situation, first, model.merged_into_id is not None
-    )
-    number = model.order.number if model.order else ""
-    return Markup("{}<br>{}").format(number, badge) if str(badge).strip() else number
 
 
 PRIORITY_RANK = case(
@@ -178,20 +106,8 @@ class TicketListView(TicketActionsMixin, SecureModelView):
         "customer.name": _l("Customer name"),
         "customer.email": _l("Customer e-mail"),
     }
-    column_formatters = {
-        "number": _number,
-        "kind": lambda v, c, m, n: m.kind.label,
-        "subject": _subject,
-        "customer": _person,
-        "assignee": _person,
-        "order": _order,
-        "department": lambda v, c, m, n: str(m.department) if m.department else "",
-        "priority": _priority,
-        "age": _age,
-        "sla_due": _sla,
-        "last_message_at": _datetime,
-        "last_speaker": _last_speaker,
-    }
+    # No column_formatters: the cells are built by ticket_rows.RowBuilder for the
+    # lists' own template (see there and templates/admin/tickets/list.html for why).
     column_sortable_list = [
         "number",
         "kind",
@@ -370,6 +286,13 @@ class TicketListView(TicketActionsMixin, SecureModelView):
         kwargs.setdefault("ticket_status", self.status)
         if template == self.list_template:
             kwargs.setdefault("queue", self.queue_links())
+            builder = RowBuilder(
+                [name for name, _label in self._list_columns],
+                utcnow(),
+                getattr(g, "ticket_opened", {}),
+                getattr(g, "ticket_duplicates", {}),
+            )
+            kwargs["rows"] = builder.rows(kwargs.get("data") or [])
         kwargs.setdefault("can_report", perm.has(current_user, perm.REPORTS))
         kwargs.setdefault("search_help", self.search_help())
         return super().render(template, **kwargs)
