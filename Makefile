@@ -105,8 +105,9 @@ bench: install-test
 	@if [ -n "$$DATABASE_URL" ]; then \
 	  $(BIN)/python bench/ticket_queries.py && $(BIN)/python bench/admin_pages.py && \
 	  $(BIN)/python bench/desk_queues.py && $(BIN)/python bench/export_job.py && \
-	  $(BIN)/python bench/agent_report.py && $(BIN)/python bench/request_paths.py; \
-	else echo "ticket_queries.py, admin_pages.py, desk_queues.py, export_job.py, agent_report.py, request_paths.py: set DATABASE_URL to a database filled by carebox seed-bulk"; fi
+	  $(BIN)/python bench/agent_report.py && $(BIN)/python bench/request_paths.py && \
+	  $(BIN)/python bench/ticket_lists.py; \
+	else echo "ticket_queries.py, admin_pages.py, desk_queues.py, export_job.py, agent_report.py, request_paths.py, ticket_lists.py: set DATABASE_URL to a database filled by carebox seed-bulk"; fi
 
 ## The 1M benchmark on MariaDB (bench/bench_1m.py; not part of `make test`): builds the
 ## dataset once, serves under gunicorn, prints one table. BENCH_ARGS="--runs 50" etc.
