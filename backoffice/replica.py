@@ -246,6 +246,18 @@ def heavy_reads():
         g.carebox_heavy, g.carebox_heavy_engine = outer
 
 
+@contextmanager
+def derived_write():
+    """Writes of figures derived from what is stored (the dashboard's snapshot) are no
+    write of the user's: they do not send the user's later heavy reads to the primary
+    (read-your-writes is for what a user changed and expects to see)."""
+    before = g.get("carebox_wrote")
+    try:
+        yield
+    finally:
+        g.carebox_wrote = before
+
+
 def stream(rows: Iterable) -> Iterator:
     """`rows`, produced inside `heavy_reads()`: for a streamed response's generator."""
     with heavy_reads():

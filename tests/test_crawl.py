@@ -69,6 +69,9 @@ def test_every_link_a_role_is_shown_opens(login, app, db):
             follow(target)
             continue
         if resp.mimetype != "text/html":
+            # A download streams from a generator in the request's context: close it, as
+            # a WSGI server does, or it is torn down later inside another request.
+            resp.close()
             continue
         for link in _links(resp.get_data(as_text=True)):
             follow(link)

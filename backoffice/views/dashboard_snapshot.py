@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from ..extensions import db
 from ..models import DashboardSnapshot
 from ..models.base import utcnow
-from ..replica import heavy_reads
+from ..replica import derived_write, heavy_reads
 from .sqlhelpers import local_today
 
 KEY = "master"
@@ -39,18 +39,19 @@ def refresh(now: datetime | None = None) -> dict:
         data = master_data(local_today())
     data["computed_at"] = now.isoformat()
     payload = json.dumps(data)
-    stored = db.session.execute(
-        update(DashboardSnapshot)
-        .where(DashboardSnapshot.key == KEY)
-        .values(computed_at=now, payload=payload)
-        .execution_options(synchronize_session=False)
-    )
-    if not stored.rowcount:
-        try:
-            with db.session.begin_nested():
-                db.session.add(DashboardSnapshot(key=KEY, computed_at=now, payload=payload))
-        except IntegrityError:
-            pass  # another process stored its own at the same moment: as good as ours
+    with derived_write():
+        stored = db.session.execute(
+            update(DashboardSnapshot)
+            .where(DashboardSnapshot.key == KEY)
+            .values(computed_at=now, payload=payload)
+            .execution_options(synchronize_session=False)
+        )
+        if not stored.rowcount:
+            try:
+                with db.session.begin_nested():
+                    db.session.add(DashboardSnapshot(key=KEY, computed_at=now, payload=payload))
+            except IntegrityError:
+                pass  # another process stored its own at the same moment: as good as ours
     return data
 
 
