@@ -94,6 +94,16 @@ class Ticket(db.Model):
         Index("ix_ticket_status_next_due", "status", "next_due_at", "id"),
         Index("ix_ticket_status_dept_next_due", "status", "department_id", "next_due_at", "id"),
         Index("ix_ticket_assignee_next_due", "assignee_id", "status", "next_due_at", "id"),
+        # Responded's default order (resolution due first) and its department and
+        # assignee twins: without them each view sorted the whole list (ix_ticket_status_due
+        # has other columns between resolution_due and id). And "who spoke last" in the
+        # running lists' order (migration 0033; bench/ticket_lists.py has the plans).
+        Index("ix_ticket_status_resolution", "status", "resolution_due", "id"),
+        Index(
+            "ix_ticket_status_dept_resolution", "status", "department_id", "resolution_due", "id"
+        ),
+        Index("ix_ticket_assignee_resolution", "assignee_id", "status", "resolution_due", "id"),
+        Index("ix_ticket_status_spoke_next_due", "status", "last_from_staff", "next_due_at", "id"),
         # The 80 % warnings' worker and the "breaching soon" filter, per status.
         Index("ix_ticket_status_warn", "status", "sla_warn_at", "id"),
         # The situations' worker: open tickets whose parcel may turn stuck or late by
