@@ -153,6 +153,24 @@ def _place(ticket: Ticket, cal: worktime.Calendar) -> None:
     )
 
 
+def move_note(first_clock: bool, before, after, cal, why: str) -> str:
+    """The DUE_MOVED event's text: which clock, from when to when in the calendar's zone,
+    and why."""
+
+    def local(t):
+        return cal.to_local(t).strftime("%d-%m-%Y %H:%M")
+
+    return _(
+        "%(clock)s due %(old)s → %(new)s %(zone)s (%(calendar)s): %(why)s",
+        clock=_("first response") if first_clock else _("resolution"),
+        old=local(before),
+        new=local(after),
+        zone=cal.abbr,
+        calendar=cal.name or cal.zone,
+        why=why,
+    )
+
+
 def _note_move(ticket, before, cal, now, why) -> None:
     after = _current(ticket)
     if (
@@ -161,20 +179,7 @@ def _note_move(ticket, before, cal, now, why) -> None:
         or abs((after - before).total_seconds()) < (NOTEWORTHY_SECONDS)
     ):
         return
-
-    def local(t):
-        return cal.to_local(t).strftime("%d-%m-%Y %H:%M")
-
-    clock = _("first response") if ticket.first_response_at is None else _("resolution")
-    note = _(
-        "%(clock)s due %(old)s → %(new)s %(zone)s (%(calendar)s): %(why)s",
-        clock=clock,
-        old=local(before),
-        new=local(after),
-        zone=cal.abbr,
-        calendar=cal.name or cal.zone,
-        why=why,
-    )
+    note = move_note(ticket.first_response_at is None, before, after, cal, why)
     db.session.add(
         TicketEvent(ticket=ticket, action=EventAction.DUE_MOVED, note=note[:500], created_at=now)
     )
@@ -323,15 +328,17 @@ def calendar_changed(
     recompute the due times of the running tickets it can move and say why on each
     one's timeline. Only tickets whose clocks span a changed day are read (a day off
     far from a ticket's window cannot move it); with neither argument, every running
-    ticket. Returns how many tickets' due times moved. Flushes, never commits."""
+    ticket. Set-based, in the database (domain/sla_bulk.py), not a loop over rows.
+    Returns how many tickets' due times moved. Flushes, never commits."""
     from datetime import timedelta
 
     from sqlalchemy import or_
 
     from ..models import Department
+    from . import sla_bulk
 
     now = now or utcnow()
-    stmt = select(Ticket).where(
+    stmt = select(Ticket.id).where(
         Ticket.status.in_(RUNNING), Ticket.sla_since.is_not(None), Ticket.sla_paused_at.is_(None)
     )
     if department_ids is not None:
@@ -351,16 +358,8 @@ def calendar_changed(
             Ticket.sla_since < last,
             or_(Ticket.first_response_due >= first, Ticket.resolution_due >= first),
         )
-    moved = 0
-    rows = list(db.session.scalars(stmt.order_by(Ticket.id)))
-    calendars = worktime.load_many({t.department_id for t in rows})
-    for ticket in rows:
-        before = (ticket.first_response_due, ticket.resolution_due)
-        replan(ticket, now, why, calendars[ticket.department_id])
-        ticket.next_due_at = next_due(ticket)
-        moved += (ticket.first_response_due, ticket.resolution_due) != before
-    db.session.flush()
-    return moved
+    db.session.flush()  # the set-based statements read what the session holds
+    return sla_bulk.recompute(and_(*stmt.whereclause.clauses), why, now.replace(microsecond=0))
 
 
 def adopt_all(now: datetime | None = None) -> int:

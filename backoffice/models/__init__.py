@@ -3,7 +3,7 @@
 from .announcement import Announcement
 from .announcement_send import AnnouncementSend
 from .api_token import ApiToken
-from .calendar import BusinessHours, CompanyDay
+from .calendar import BusinessHours, CompanyDay, SlaWorkDue, SlaWorkInterval
 from .canned import CannedReply
 from .catalog import Product
 from .dashboard import DashboardSnapshot
@@ -53,6 +53,8 @@ __all__ = [
     "CannedReply",
     "BusinessHours",
     "CompanyDay",
+    "SlaWorkDue",
+    "SlaWorkInterval",
     "CustomerProfile",
     "Department",
     "EventAction",

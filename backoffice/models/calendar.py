@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -52,3 +52,39 @@ class CompanyDay(db.Model):
 
     def __str__(self) -> str:
         return f"{self.day.isoformat()} {self.name}"
+
+
+class SlaWorkInterval(db.Model):
+    """Scratch rows of one bulk recomputation of due times (domain/sla_bulk.py), in epoch
+    seconds, so that working-time arithmetic becomes an equality lookup in SQL (MariaDB
+    uses no range from an outer row in a dependent subquery; an equality it does):
+    kind 't' — the calendar's whole timeline in pieces within one UTC day (`bucket`: the
+    day), each working or not, with the working seconds before it (`cum_s`); kind 'w' —
+    each working piece once per 86,400 working seconds it touches (`bucket`: cum_s // 86400).
+    Written and deleted by the run that owns them (`run`)."""
+
+    __tablename__ = "sla_work_interval"
+
+    run: Mapped[str] = mapped_column(String(32), primary_key=True)
+    calendar_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(1), primary_key=True)
+    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    start_s: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    len_s: Mapped[int]
+    work: Mapped[int]
+    cum_s: Mapped[int] = mapped_column(BigInteger)
+
+
+class SlaWorkDue(db.Model):
+    """Scratch rows of one bulk recomputation: each running ticket's new due times."""
+
+    __tablename__ = "sla_work_due"
+
+    run: Mapped[str] = mapped_column(String(32), primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    calendar_id: Mapped[int]
+    since_s: Mapped[int] = mapped_column(BigInteger)
+    since_cum: Mapped[int | None] = mapped_column(BigInteger)
+    first_response_due: Mapped[datetime | None]
+    resolution_due: Mapped[datetime | None]
+    sla_warn_at: Mapped[datetime | None]
