@@ -68,6 +68,18 @@ class Config:
     # Flask-Security-Too
     SECURITY_PASSWORD_SALT: str | None = None
     SECURITY_PASSWORD_HASH = "argon2"  # noqa: S105
+    # OWASP's recommended argon2id parameters (Password Storage Cheat Sheet: m=19 MiB, t=2,
+    # p=1), not argon2-cffi's defaults (m=64 MiB, t=3, p=4): each login holds `m` while it
+    # verifies, so four concurrent logins on one gthread worker took it from ~120 MB to
+    # ~380 MB (issue 16 item 9; docs/deploy.md "Memory"). Hashes made with other parameters
+    # still verify, and passlib's needs_update (memory cost differs) makes Flask-Security
+    # rehash them with these on the next successful login.
+    SECURITY_PASSWORD_HASH_PASSLIB_OPTIONS = {
+        "argon2__type": "ID",
+        "argon2__memory_cost": 19 * 1024,  # KiB
+        "argon2__rounds": 2,  # time cost
+        "argon2__parallelism": 1,
+    }
     SECURITY_REGISTERABLE = True
     SECURITY_REGISTER_URL = "/register"
     SECURITY_LOGIN_URL = "/login"
