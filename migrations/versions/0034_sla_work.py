@@ -1,7 +1,7 @@
 """sla work: scratch tables of the set-based recomputation of due times
 
-Revision ID: 0033_sla_work
-Revises: 0032_whatsapp_verify_phone
+Revision ID: 0034_sla_work
+Revises: 0033_list_indexes
 
 domain/sla_bulk.py writes the calendars' timelines (epoch seconds, with the working
 seconds before each piece, keyed for equality lookups) and each running ticket's new
@@ -11,8 +11,8 @@ due times here, computes in SQL, writes the tickets, and deletes its rows (`run`
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0033_sla_work"
-down_revision = "0032_whatsapp_verify_phone"
+revision = "0034_sla_work"
+down_revision = "0033_list_indexes"
 branch_labels = None
 depends_on = None
 
