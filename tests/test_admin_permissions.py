@@ -148,6 +148,75 @@ MATRIX = [
         row(LOGIN, 403, 403, 403, 400),
         None,
     ),
+    # the SLA and per-agent reports: master admin only (a reversed range is the form's 400)
+    ("GET", "/admin/reports/sla/", MASTER_ONLY, None),
+    ("GET", "/admin/reports/sla.csv", MASTER_ONLY, None),
+    (
+        "GET",
+        "/admin/reports/sla.csv?date_from=2026-02-01&date_to=2026-01-01",
+        row(LOGIN, 403, 403, 403, 400),
+        None,
+    ),
+    ("GET", "/admin/agent-report/", MASTER_ONLY, None),
+    ("GET", "/admin/agent-report/agents.csv", MASTER_ONLY, None),
+    (
+        "GET",
+        "/admin/agent-report/agents.csv?date_from=2026-02-01&date_to=2026-01-01",
+        row(LOGIN, 403, 403, 403, 400),
+        None,
+    ),
+    # the agent's notifications: every staff member, their own
+    ("GET", "/admin/notifications/", ALL_STAFF, None),
+    ("POST", "/admin/notifications/read", row(LOGIN, 403, MOVED, MOVED, MOVED), {}),
+    ("GET", "/admin/notifications/read", row(405, 405, 405, 405, 405), None),
+    # the desk's merge, parcel link and WhatsApp template (stale versions: nothing changes)
+    (
+        "POST",
+        "/admin/tickets/desk/{team_claims}/merge",
+        row(LOGIN, 403, 404, 409, 409),
+        {"into": "{team_ops}", "expected_version": "0"},
+    ),
+    (
+        "POST",
+        "/admin/tickets/desk/{team_ops}/merge",
+        row(LOGIN, 403, MOVED, MOVED, 409),  # only the master admin's lists hold Progress
+        {"into": "{progress}", "expected_version": "0"},
+    ),
+    (
+        "POST",
+        "/admin/tickets/desk/{progress}/merge",
+        row(LOGIN, 403, 404, 404, 409),
+        {"into": "{team_ops}", "expected_version": "0"},
+    ),
+    (
+        "POST",
+        "/admin/tickets/desk/{team_claims}/parcel",
+        row(LOGIN, 403, 404, 409, 409),
+        {"resi": "{resi}", "expected_version": "0"},
+    ),
+    (
+        "POST",
+        "/admin/tickets/desk/{team_ops}/parcel",
+        row(LOGIN, 403, 409, 409, 409),
+        {"resi": "{resi}", "expected_version": "0"},
+    ),
+    (
+        "POST",
+        "/admin/tickets/desk/{team_claims}/whatsapp-template",
+        row(LOGIN, 403, 404, 409, 409),
+        {"template_id": "{wa_template_id}", "params-0": "x", "expected_version": "0"},
+    ),
+    ("GET", "/admin/tickets/desk/{team_ops}/merge", row(405, 405, 405, 405, 405), None),
+    # WhatsApp templates: content, master admin only
+    ("GET", "/admin/whatsapp-templates/", MASTER_ONLY, None),
+    ("GET", "/admin/whatsapp-templates/new/", MASTER_ONLY, None),
+    ("GET", "/admin/whatsapp-templates/edit/?id={wa_template_id}", MASTER_ONLY, None),
+    (
+        "POST",
+        "/admin/whatsapp-templates/delete/",
+        row(LOGIN, 403, 403, 403, 404),
+        {"id": "999999"},
+    ),
     # people
     ("GET", "/admin/staff/", MASTER_ONLY, None),
     ("GET", "/admin/staff/new/", MASTER_ONLY, None),
@@ -259,6 +328,8 @@ def _ids(world, make) -> dict:
         "order_id": world.order.id,
         "ops_id": make.department("OPS").id,
         "ann_id": _announcement(make).id,
+        "resi": world.order.resi,
+        "wa_template_id": _wa_template(make).id,
         **_inbound_mails(make),
     }
 
@@ -281,6 +352,22 @@ def _inbound_mails(make) -> dict:
         rows[key] = mail.id
     make.db.session.commit()
     return rows
+
+
+def _wa_template(make):
+    from backoffice.models import WhatsAppTemplate, WhatsAppTemplateUse
+
+    template = WhatsAppTemplate(
+        name="audit_reply",
+        language="id",
+        use=WhatsAppTemplateUse.DESK,
+        parameters='["nama_pelanggan"]',
+        body="Halo {{1}}",
+        active=True,
+    )
+    make.db.session.add(template)
+    make.db.session.commit()
+    return template
 
 
 def _announcement(make) -> Announcement:
@@ -331,6 +418,9 @@ def test_permissions_matrix(role, app, db, make, client, login_as):
     assert db.session.get(Ticket, world.finished.id).status.value == "finished"
     assert db.session.get(Ticket, world.progress.id).status.value == "progress"
     assert db.session.get(Ticket, world.team_ops.id).status.value == "team"
+    merged = select(Ticket.id).where(Ticket.merged_into_id.is_not(None))
+    assert db.session.scalar(merged) is None
+    assert db.session.get(Ticket, world.team_ops.id).order_id is None  # no parcel linked
     assert db.session.get(User, world.customer.id).active
     assert world.order.status.value == "placed"
     assert db.session.scalar(select(Ticket.id).where(Ticket.subject == "stale")) is None

@@ -8,6 +8,8 @@ views, so a filter added later is tried too.
 
 from __future__ import annotations
 
+import json
+import re
 from urllib.parse import quote
 
 import pytest
@@ -93,6 +95,10 @@ def test_reports_take_calendar_ends(login_as, make, db, dates):
         "/admin/reports/tickets.csv",
         "/admin/reports/tickets.xlsx",
         "/admin/reports/summary.csv",
+        "/admin/reports/sla/",
+        "/admin/reports/sla.csv",
+        "/admin/agent-report/",
+        "/admin/agent-report/agents.csv",
     ):
         resp = b.get(path + query)
         resp.get_data()
@@ -150,3 +156,103 @@ def test_control_characters_in_next_are_refused_by_the_account_pages(app, make, 
     # A clean next still works.
     good = client.post("/login", data={**form, "next": "/tickets"})
     assert good.status_code == 302 and good.headers["Location"].endswith("/tickets")
+
+
+NEW_REPORTS = (
+    "/admin/reports/sla/",
+    "/admin/reports/sla.csv",
+    "/admin/agent-report/",
+    "/admin/agent-report/agents.csv",
+)
+MALFORMED_FILTERS = (
+    "department=abc",
+    f"department={BIG}",
+    "department=-1",
+    "priority=urgentest",
+    "kind=%00",
+    "status=nope",
+    "status=team&status=team",
+    "sla=2",
+    "date_from=2026-13-45",
+    "date_from=2026-01-01&date_to=2026-01-01T00:00",
+    "date_from=yesterday",
+    "order=" + "9" * 300,
+    "q=" + "%25_" * 200,
+    "q=%00%01",
+)
+
+
+@pytest.mark.parametrize("query", MALFORMED_FILTERS)
+def test_the_sla_and_agent_reports_take_malformed_filters(login_as, make, db, query):
+    build_world(make, db)
+    b, _ = login_as(perm.MASTER_ADMIN)
+    for path in NEW_REPORTS:
+        resp = b.get(f"{path}?{query}")
+        resp.get_data()
+        assert resp.status_code in (200, 400), (path, query, resp.status_code)
+
+
+@pytest.mark.parametrize("query", ["", "page=-1", f"page={BIG}", "kind=%00", "x=" + "y" * 3000])
+def test_the_notifications_page_ignores_junk_in_its_query(login_as, query):
+    b, _ = login_as(perm.CUSTOMER_SERVICE)
+    assert b.get(f"/admin/notifications/?{query}").status_code == 200
+
+
+WA_TEMPLATE_IDS = ("abc", BIG, "-1", "0", "9223372036854775808", "%00", "1.5", "")
+
+
+def test_the_template_picker_takes_any_template_id(whatsapp, client, db, login_as):
+    """Outside the window: `?wa_template=` and the template form's fields out of range."""
+    from .test_whatsapp_outbound import customer_writes, rows
+    from .test_whatsapp_templates import add_template
+
+    ticket = customer_writes(client, db, hours_ago=30)
+    row = add_template(db)
+    b, _ = login_as(perm.CUSTOMER_SERVICE)
+    desk = f"/admin/tickets/desk/{ticket.number}/"
+    for value in WA_TEMPLATE_IDS:
+        resp = b.get(f"{desk}?wa_template={value}")
+        assert resp.status_code == 200, (value, resp.status_code)
+    page = b.get(f"{desk}?wa_template={row.id}").get_data(as_text=True)
+    version = re.search(r'name="expected_version"[^>]*value="(\d+)"', page).group(1)
+    bad_forms = [{"template_id": value, "params-0": "A"} for value in WA_TEMPLATE_IDS]
+    bad_forms += [
+        {"template_id": str(row.id), "params-0": "A" * 5000},
+        {"template_id": str(row.id), f"params-{BIG}": "A"},
+        {"template_id": str(row.id), "params-x": "A"},
+        {"template_id": str(row.id), "expected_version": BIG},
+    ]
+    for form in bad_forms:
+        data = {"expected_version": version, **form}
+        resp = b.post(desk + "whatsapp-template", data, form_url=desk)
+        assert resp.status_code in (400, 409, 422), (form, resp.status_code)
+    assert rows() == []
+    # More values than the template has parameters: the template's own are sent.
+    many = {f"params-{n}": f"P{n}" for n in range(12)}
+    data = {"expected_version": version, "template_id": str(row.id), **many}
+    assert b.post(desk + "whatsapp-template", data, form_url=desk).status_code == 302
+    (queued,) = rows()
+    assert json.loads(queued.template_params) == ["P0", "P1", "P2"]
+
+
+MERGE_TARGETS = ("", "CX-0000-000000", "x" * 30, "%00", "CX-9999-" + BIG, "<script>")
+RESIS = ("", "0", "x" * 60, "CBX" + BIG, "%00", "<script>", "CBX 0000 0000")
+
+
+def test_merge_and_link_parcel_take_any_text(login_as, make, db):
+    world = build_world(make, db)
+    b, _ = login_as(perm.MASTER_ADMIN)
+    desk = f"/admin/tickets/desk/{world.team_ops.number}/"
+    for into in MERGE_TARGETS + (world.team_ops.number, world.team_claims.number):
+        page = b.get(desk).get_data(as_text=True)
+        version = re.search(r'name="expected_version"[^>]*value="(\d+)"', page).group(1)
+        resp = b.post(desk + "merge", {"into": into, "expected_version": version}, form_url=desk)
+        assert resp.status_code in (302, 400, 409, 422), (into, resp.status_code)
+    for resi in RESIS:
+        page = b.get(desk).get_data(as_text=True)
+        version = re.search(r'name="expected_version"[^>]*value="(\d+)"', page).group(1)
+        resp = b.post(desk + "parcel", {"resi": resi, "expected_version": version}, form_url=desk)
+        assert resp.status_code in (302, 400, 409, 422), (resi, resp.status_code)
+    db.session.expire_all()
+    ticket = db.session.get(type(world.team_ops), world.team_ops.id)
+    assert ticket.merged_into_id is None and ticket.order_id is None  # nothing changed
