@@ -187,6 +187,36 @@ def test_list_costs_a_constant_number_of_queries(app, login_as, make, db):
     assert many == few, (few, many)
 
 
+def test_a_list_page_reads_its_marks_with_its_rows(login_as, make, db):
+    """Issue 16 target 1: a list page is its rows (one statement, with the assignee's
+    last opening for the unread mark and the first open ticket on the same parcel for
+    the duplicate mark), its capped count, a deep page's ids, the departments once
+    (filter options and the bars), the colleagues (roles, users), the session's user
+    and the menu's notices: 7 statements, 8 on a deep page (it was 10 and 11)."""
+    b, user = login_as(perm.MASTER_ADMIN, locale="en")
+    order = make.order()
+    first = make.ticket("team", customer=order.customer, order=order, department="OPS")
+    second = make.ticket("team", customer=order.customer, order=order, department="OPS")
+    agent = make.user(perm.CUSTOMER_SERVICE)
+    tickets.assign(second, agent, make._master())
+    for _ in range(25):
+        make.ticket("team", department="CLAIMS")
+    db.session.commit()
+
+    def cost(url: str) -> tuple[int, str]:
+        with counting_queries(db.engine) as statements:
+            resp = b.get(url)
+        assert resp.status_code == 200
+        return len(statements), resp.get_data(as_text=True)
+
+    count, html = cost("/admin/tickets/team/?page_size=50")
+    row = next(r for r in html.split("<tr") if f"desk/{second.number}/" in r)
+    assert f"Duplicate of {first.number}" in row and "unread" in row
+    assert count == 7, count
+    count, html = cost("/admin/tickets/team/?page=1")
+    assert count == 8 and len(listed_numbers(html)) == 2, count
+
+
 def test_assign_to_me_action_stays_inside_the_list(login_as, make, db):
     w = build_world(make, db)
     b, user = login_as(perm.CUSTOMER_SERVICE)

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
 from sqlalchemy import case, select, update
+from sqlalchemy.orm import aliased
 from sqlalchemy.orm.exc import StaleDataError
 
 from ..extensions import db
@@ -848,6 +849,22 @@ def duplicates_of(tickets: Sequence[Ticket]) -> dict[int, str]:
         for t in tickets
         if t.order_id in first and t.status in OPEN_STATUSES and first[t.order_id][0] != t.id
     }
+
+
+def first_open_on_same_order(t=Ticket):
+    """SQL correlated to `t` (an open ticket): the number of the first open ticket on
+    t's parcel when that is not t itself, else NULL. `duplicates_of`'s rule for one
+    row, for a list that reads it with its page in the same statement (served by
+    ix_ticket_order_id: the order's tickets, by id)."""
+    first = aliased(Ticket)
+    return (
+        select(first.number)
+        .where(first.order_id == t.order_id, first.status.in_(OPEN_STATUSES), first.id < t.id)
+        .order_by(first.id)
+        .limit(1)
+        .correlate(t)
+        .scalar_subquery()
+    )
 
 
 @_operation

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import g, has_request_context, request
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter, DateBetweenFilter
 from flask_admin.model import filters as model_filters
 from flask_babel import lazy_gettext as _l
@@ -32,9 +33,21 @@ class EnumFilter(BaseSQLAFilter):
         return _l("equals")
 
 
+def departments() -> list[Department]:
+    """Every department by code, read once per request: the department filter's
+    options and the ticket lists' queue and bulk bars would each read them again."""
+    current = request._get_current_object() if has_request_context() else None
+    cached = g.get("departments_read")
+    if cached is not None and current is not None and cached[0] is current:
+        return cached[1]
+    rows = db.session.scalars(select(Department).order_by(Department.code)).all()
+    if current is not None:
+        g.departments_read = (current, rows)
+    return rows
+
+
 def department_options():
-    rows = db.session.scalars(select(Department).order_by(Department.code))
-    return [(str(d.id), f"{d.code} — {d}") for d in rows]
+    return [(str(d.id), f"{d.code} — {d}") for d in departments()]
 
 
 class IdFilter(BaseSQLAFilter, model_filters.BaseIntFilter):
