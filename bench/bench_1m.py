@@ -4,10 +4,10 @@
 
 1. **Prepare** (once): the MariaDB database `carebox_bench1m` (--database) is created,
    migrated and filled by `carebox seed-bulk --tickets 1000000` (200k customers,
-   1M shipments with 8M tracking events, 3M messages). A marker table records its size
-   and the loader's data version; a later run finds it and only migrates it. Building
-   takes about 4 minutes; `--rebuild` forces it, `--measure-load` also times the raw
-   `INSERT … SELECT` copy of the same rows (bench/seed_bulk.py's comparison).
+   1M shipments with 7.6M tracking events, 3M messages). A marker table records its
+   size and the loader's data version; a later run finds it and only migrates it.
+   Building took 6 minutes on the shared 2-core machine; `--rebuild` forces it,
+   `--measure-load` also times the raw `INSERT … SELECT` copy of the same rows.
 2. **Serve**: gunicorn with 2 workers (deploy/gunicorn.conf.py) on a free port, with
    CAREBOX_COUNT_STATEMENTS=1 so each response says how many SQL statements it ran
    (backoffice/statement_count.py; off unless set).

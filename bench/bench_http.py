@@ -206,9 +206,18 @@ def attempt(fn):
         return {"error": repr(exc)[:300]}
 
 
+BUDGET = 40.0  # seconds one row may take; a slower operation gets fewer runs (at least 5)
+
+
 def sample(fn, runs: int, warmup: int = 3) -> list[float]:
+    """Sorted wall times (ms) of `runs` calls after `warmup` ones; fewer runs (never below
+    5) when the warm-ups say the row would take more than BUDGET seconds."""
+    started = time.perf_counter()
     for _ in range(warmup):
         fn()
+    each = (time.perf_counter() - started) / max(1, warmup)
+    if each * runs > BUDGET:
+        runs = max(5, int(BUDGET / each))
     out = []
     for _ in range(runs):
         start = time.perf_counter()
@@ -1140,6 +1149,8 @@ def print_table(prepared, table, rate, export, rss, imported, stuck, load_before
             print(f"| {name} | failed: {theirs} | | | | | | {target} | no |")
             continue
         ratio = p50(ours) / p50(theirs) if p50(theirs) else float("nan")
+        if len(ours) < runs:
+            name += f" ({len(ours)} runs)"
         print(
             f"| {name} | {p50(ours):.1f} ms | {p99(ours):.1f} ms | {p50(theirs):.2f} ms |"
             f" {p99(theirs):.2f} ms | {ratio:.1f}× | {stmts} | {target} |"
