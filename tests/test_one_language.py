@@ -79,3 +79,167 @@ def test_average_ratings_use_the_decimal_comma(login_as, make, db):
     assert "4,00 / 5" in b.get("/admin/").get_data(as_text=True)
     english, _ = login_as(perm.MASTER_ADMIN, locale="en")
     assert "4.00 / 5" in english.get("/admin/").get_data(as_text=True)
+
+
+# --- the features of session 3: a scan for English in the Indonesian pages ----------------
+#
+# Every English msgid the Indonesian catalogue translates differently is cut at its
+# placeholders; a piece of at least two words that shows in an Indonesian page's text
+# (or its aria-labels, placeholders, titles) is English that leaked: a string outside
+# gettext, a lazy string formatted too early, or a gettext call under the wrong locale.
+
+
+def _english_pieces() -> set[str]:
+    import re
+    from pathlib import Path
+
+    from babel.messages.pofile import read_po
+
+    po = Path(__file__).parents[1] / "backoffice/translations/id/LC_MESSAGES/messages.po"
+    with po.open("rb") as f:
+        catalog = read_po(f)
+    pieces = set()
+    for m in catalog:
+        ids = m.id if isinstance(m.id, tuple) else (m.id,)
+        strings = m.string if isinstance(m.string, tuple) else (m.string,)
+        translated = " ".join(s for s in strings if s)
+        for msgid in ids:
+            if not msgid or not translated or msgid in strings:
+                continue
+            for piece in re.split(r"%\(\w+\)[sdfr]|%[sd]|\{\w*\}|[\n:;…]", msgid):
+                piece = piece.strip(" .,()“”\"'")
+                if len(piece) >= 12 and " " in piece and piece not in translated:
+                    pieces.add(piece)
+    return pieces
+
+
+def _shown_text(html: str) -> str:
+    import html as html_lib
+    import re
+
+    html = re.sub(r"(?is)<(script|style)\b.*?</\1>", " ", html)
+    attrs = re.findall(r'(?:aria-label|placeholder|title|alt)="([^"]*)"', html)
+    text = re.sub(r"<[^>]+>", " ", html) + " " + " ".join(attrs)
+    return re.sub(r"\s+", " ", html_lib.unescape(text))
+
+
+def english_in(html: str, pieces: set[str]) -> list[str]:
+    text = _shown_text(html)
+    return sorted(p for p in pieces if p in text)
+
+
+def _indonesian_world(make, db, client):
+    """A ticket with a situation badge and a merged duplicate, notices for a department
+    admin, an agent with figures for the reports, a WhatsApp template."""
+    from backoffice.domain import tickets
+    from backoffice.models import ShipmentSituation, TicketKind, WhatsAppTemplate
+
+    owner = make.user(perm.CUSTOMER, locale="id", name="Budi")
+    order = make.order(customer=owner)
+    first = tickets.file_ticket(owner, TicketKind.COMPLAINT, "Paket belum sampai", "Halo")
+    second = tickets.file_ticket(owner, TicketKind.COMPLAINT, "Paket belum sampai lagi", "Halo")
+    master = make._master()
+    tickets.dispatch(first, make.department("OPS"), master)
+    first.situation = ShipmentSituation.LATE
+    tickets.merge(second, first, master)
+    agent = make.user(perm.CUSTOMER_SERVICE, name="Sari", locale="id")
+    answered = make.ticket("team", department="OPS")
+    tickets.assign(answered, agent, agent)
+    tickets.post_message(answered, agent, "Sudah kami cek.")
+    tickets.finish(answered, agent)
+    db.session.add(
+        WhatsAppTemplate(name="carebox_info", language="id", parameters='["nomor_tiket"]')
+    )
+    db.session.commit()
+    return owner, order, first, second
+
+
+def test_the_new_indonesian_pages_carry_no_english(login_as, make, db, client):
+    from backoffice.domain import tickets
+    from backoffice.models import ShipmentSituation
+
+    from .portal_support import customer
+
+    owner, order, first, second = _indonesian_world(make, db, client)
+    pieces = _english_pieces()
+    assert len(pieces) > 500  # the catalogue was read
+    leaks = {}
+    ops, _ = login_as(perm.ADMIN_DEPARTMENT, department="OPS", locale="id")
+    b, _ = login_as(perm.MASTER_ADMIN, locale="id")
+    pages = [(ops, "/admin/notifications/"), (ops, "/admin/")]
+    pages += [
+        (b, url)
+        for url in (
+            "/admin/",
+            "/admin/reports/sla/",
+            "/admin/agent-report/",
+            "/admin/notifications/",
+            f"/admin/tickets/desk/{first.number}/",
+            f"/admin/tickets/desk/{second.number}/",
+            "/admin/tickets/team/",
+            "/admin/tickets/finished/",
+            "/admin/whatsapp-templates/",
+            "/admin/whatsapp-templates/new/",
+        )
+    ]
+    c, me = customer(login_as, locale="id")
+    mine = make.ticket("team", customer=me)
+    duplicate = make.ticket("team", customer=me)
+    mine.situation = ShipmentSituation.STUCK
+    tickets.merge(duplicate, mine, make._master())
+    db.session.commit()
+    pages += [(c, "/account"), (c, "/tickets"), (c, f"/tickets/{mine.number}")]
+    pages += [(c, f"/tickets/{duplicate.number}")]
+    pages += [(c, f"/track/{order.resi}")]
+    for browser, url in pages:
+        resp = browser.get(url)
+        if resp.status_code in (301, 302, 303):
+            resp = browser.get(resp.headers["Location"])
+        assert resp.status_code == 200, (url, resp.status_code)
+        found = english_in(resp.get_data(as_text=True), pieces)
+        if found:
+            leaks[url] = found
+    assert leaks == {}
+
+
+def test_the_whatsapp_template_picker_is_indonesian(whatsapp, client, db, login_as):
+    from .test_whatsapp_outbound import customer_writes
+    from .test_whatsapp_templates import add_template
+
+    ticket = customer_writes(client, db, hours_ago=30)
+    row = add_template(db)
+    b, _ = login_as(perm.CUSTOMER_SERVICE, locale="id")
+    pieces = _english_pieces()
+    for query in ("", f"?wa_template={row.id}", "?wa_template=abc"):
+        html = b.get(f"/admin/tickets/desk/{ticket.number}/{query}").get_data(as_text=True)
+        assert 'id="wa-templates"' in html
+        assert english_in(html, pieces) == [], query
+
+
+def test_the_new_csv_headers_are_indonesian(login_as, make, db, client):
+    _indonesian_world(make, db, client)
+    b, _ = login_as(perm.MASTER_ADMIN, locale="id")
+    pieces = _english_pieces()
+    for url in ("/admin/reports/sla.csv", "/admin/agent-report/agents.csv"):
+        resp = b.get(url)
+        assert resp.status_code == 200, url
+        rows = list(csv.reader(io.StringIO(resp.get_data().decode("utf-8-sig"))))
+        text = " ".join(" ".join(r) for r in rows)
+        assert english_in(text, pieces) == [], (url, rows[0])
+        assert not any(h.isascii() and h in {"Agent", "Department", "Month"} for h in rows[0])
+
+
+def test_the_new_indonesian_emails_carry_no_english(login_as, make, db, client):
+    """The order confirmation, shipment update, merge notice, auto-finish warning and the
+    agent's digest, to an Indonesian customer and agent."""
+    from .test_hostile_input import HOSTILE, make_the_new_emails
+
+    mails = make_the_new_emails(db, make, client)
+    pieces = _english_pieces()
+    leaks = {}
+    for mail in mails:
+        for part in (mail.subject, mail.body_text, mail.body_html):
+            found = english_in(part.replace(HOSTILE, ""), pieces)
+            if found:
+                leaks.setdefault(mail.subject, set()).update(found)
+    assert leaks == {}
