@@ -80,6 +80,9 @@ class Config:
         "argon2__rounds": 2,  # time cost
         "argon2__parallelism": 1,
     }
+    # Argon2 computations at once per process (backoffice/password_hashing.py): each holds
+    # 19 MiB while it runs, so 4 sign-ins at once on a 4-thread worker cost 76 MB.
+    CAREBOX_PASSWORD_HASHES_AT_ONCE = 1
     SECURITY_REGISTERABLE = True
     SECURITY_REGISTER_URL = "/register"
     SECURITY_LOGIN_URL = "/login"

@@ -16,7 +16,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import zxcvbn
 from flask import current_app
 from flask_babel import gettext as _
 from flask_security import PasswordUtil
@@ -52,6 +51,10 @@ def password_problems(password: str, *, staff: bool, context: list[str] = ()) ->
         parts = re.split(r"[\s@._+-]+", item.lower())
         words.update(p for p in parts if len(p) > 2)
         words.add("".join(parts))
+    # Imported here, not at start-up: zxcvbn's dictionaries are 13 MB of every worker's
+    # memory, and only a password being set needs them (issue 16 item 9).
+    import zxcvbn  # noqa: PLC0415
+
     result = zxcvbn.zxcvbn(password[:100], user_inputs=sorted(w for w in words if w))
     if result["score"] >= score:
         return []

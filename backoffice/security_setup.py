@@ -119,6 +119,7 @@ def _reset_claims(sender, user, **extra):
 
 def init_app(app: Flask) -> None:
     from .channels.outbox_mail import OutboxMailUtil
+    from .password_hashing import OneHashAtATime, return_large_blocks
     from .passwords import CareboxPasswordUtil
 
     # Security's mail_util_cls is a constructor argument only (init_app ignores it),
@@ -126,6 +127,10 @@ def init_app(app: Flask) -> None:
     security._mail_util_cls = OutboxMailUtil
     security._password_util_cls = CareboxPasswordUtil  # the policy (backoffice/passwords.py)
     security.init_app(app, user_datastore, register_form=CareboxRegisterForm)
+    return_large_blocks()
+    security.pwd_context = OneHashAtATime(
+        security.pwd_context, app.config["CAREBOX_PASSWORD_HASHES_AT_ONCE"]
+    )
     if not getattr(security, "_carebox_mail_context", False):  # once per process (trap 9)
         security.mail_context_processor(_mail_language)
         security._carebox_mail_context = True

@@ -11,11 +11,11 @@ once (the unique key of an event; a deadlock between them is retried).
 
 from __future__ import annotations
 
+import functools
 import json
 
 from flask import current_app, g, jsonify, request
 from flask_babel import gettext as _
-from jsonschema import Draft202012Validator
 from werkzeug.exceptions import HTTPException
 
 from ..domain import api_tokens, shipments
@@ -25,12 +25,24 @@ from ..transactions import retrying
 from . import bp
 from .openapi import BATCH_SCHEMA, EVENT_SCHEMA, MAX_BODY_BYTES, MAX_EVENTS, document
 
-_VALIDATOR = Draft202012Validator(
-    {
-        **BATCH_SCHEMA,
-        "properties": {"events": {**BATCH_SCHEMA["properties"]["events"], "items": EVENT_SCHEMA}},
-    }
-)
+
+@functools.cache
+def _validator():
+    """The schema's validator, built on the first body _conforms does not accept:
+    jsonschema (with its referencing and rpds) is 8 MB of every worker's memory, and
+    a well-formed batch never needs it (issue 16 item 9)."""
+    from jsonschema import Draft202012Validator  # noqa: PLC0415
+
+    return Draft202012Validator(
+        {
+            **BATCH_SCHEMA,
+            "properties": {
+                "events": {**BATCH_SCHEMA["properties"]["events"], "items": EVENT_SCHEMA}
+            },
+        }
+    )
+
+
 MAX_PROBLEMS = 20
 
 
@@ -137,7 +149,7 @@ def _body():
     if _conforms(body):
         return body
     try:
-        errors = sorted(_VALIDATOR.iter_errors(body), key=lambda e: list(e.absolute_path))
+        errors = sorted(_validator().iter_errors(body), key=lambda e: list(e.absolute_path))
     except RecursionError:
         errors = None
     if errors == []:

@@ -22,7 +22,6 @@ from flask_admin import BaseView, expose
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
-from openpyxl import Workbook
 from sqlalchemy import and_, case, func, select
 from werkzeug.datastructures import MultiDict
 
@@ -165,6 +164,10 @@ def summary_rows(conditions, now: datetime) -> list[dict]:
 
 def write_xlsx(out, rows, cap: int) -> tuple[int, bool]:
     """The tickets as a write-only workbook into `out`: (rows written, truncated at `cap`)."""
+    # Imported here, not at start-up: openpyxl is 19 MB of a worker's memory, and only an
+    # XLSX export needs it (issue 16 item 9).
+    from openpyxl import Workbook  # noqa: PLC0415
+
     book = Workbook(write_only=True)
     sheet = book.create_sheet(_("Tickets"))
     sheet.append(export_headers())
