@@ -217,6 +217,22 @@ def test_a_list_page_reads_its_marks_with_its_rows(login_as, make, db):
     assert count == 8 and len(listed_numbers(html)) == 2, count
 
 
+def test_list_queries_have_the_shape_their_indexes_serve(login_as, make, db):
+    """The capped count selects ids alone (with created_at too, no index of a filtered
+    list covered it: assignee=none read 10,001 rows at 200k tickets), and "who spoke
+    last" is an equality (with IS the database sorted the whole list instead of
+    reading ix_ticket_status_spoke_next_due in order). bench/ticket_lists.py has the plans."""
+    make.ticket("team")
+    db.session.commit()
+    b, _ = login_as(perm.MASTER_ADMIN)
+    with counting_queries(db.engine) as statements:
+        assert b.get("/admin/tickets/team/?assignee=none&spoke=customer").status_code == 200
+    counts = [s for s in statements if "count(*)" in s.lower() and "FROM ticket" in s]
+    assert counts and all("created_at" not in s for s in counts), counts
+    spoke = [s for s in statements if "last_from_staff" in s and "WHERE" in s]
+    assert spoke and all(re.search(r"last_from_staff = ", s) for s in spoke), spoke
+
+
 def test_assign_to_me_action_stays_inside_the_list(login_as, make, db):
     w = build_world(make, db)
     b, user = login_as(perm.CUSTOMER_SERVICE)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from flask_babel import gettext as _
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, false, select, true
 
 from ..domain import permissions as perm
 from ..extensions import db
@@ -70,9 +70,11 @@ def parse(args, user) -> QueueFilter:
         assignee = ""
     spoke = (args.get("spoke") or "").strip().lower()
     if spoke == SPOKE_CUSTOMER:
-        clauses.append(Ticket.last_from_staff.is_(False))
+        # `= false`, not `IS false`: an equality, so ix_ticket_status_spoke_next_due
+        # gives the rows in the queue's order (with IS the database sorted them).
+        clauses.append(Ticket.last_from_staff == false())
     elif spoke == SPOKE_STAFF:
-        clauses.append(Ticket.last_from_staff.is_(True))
+        clauses.append(Ticket.last_from_staff == true())
     elif spoke:
         problems.append(
             _("“%(value)s” is not a “who spoke last” filter; ignored.", value=spoke[:40])
