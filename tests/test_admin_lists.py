@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -281,3 +281,22 @@ def test_age_and_sla_columns_sort(login_as, make, db):
     seen = re.findall(r'desk/([A-Z0-9-]+)/"', page)
     assert seen.index(old.number) < seen.index(new.number)  # oldest first
     assert re.search(r"sort=\d+[^\"]*\"[^>]*>\s*SLA due", html)
+
+
+@pytest.mark.parametrize("locale", ["id", "en"])
+def test_the_lists_fast_times_read_as_babels(app, locale):
+    """formatting.short_datetimes (the lists' two times per row) gives exactly
+    datetime_text's Babel text, across years, month ends and the zone's day change."""
+    import random
+
+    from flask_babel import force_locale
+
+    from backoffice.views.formatting import datetime_text, short_datetimes
+
+    rng = random.Random(16)
+    start = datetime(1999, 12, 31, 16, 59)
+    moments = [start, start + timedelta(minutes=1), None]
+    moments += [start + timedelta(minutes=rng.randrange(60 * 24 * 366 * 40)) for _ in range(2000)]
+    with app.test_request_context("/admin/"), force_locale(locale):
+        fast = short_datetimes()
+        assert [fast(m) for m in moments] == [datetime_text(m) for m in moments]

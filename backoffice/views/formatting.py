@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from flask_babel import format_datetime, format_decimal, format_timedelta
+from flask_babel import format_datetime, format_decimal, format_timedelta, get_timezone
 
 
 def datetime_text(value: datetime | None) -> str:
@@ -13,6 +14,25 @@ def datetime_text(value: datetime | None) -> str:
     if value is None:
         return "—"
     return format_datetime(value, "yyyy-MM-dd HH:mm")
+
+
+def short_datetimes() -> Callable[[datetime | None], str]:
+    """`datetime_text` for a page of values: the zone read once, the digits placed by
+    hand. The pattern has digits and separators only, the same in every language, so
+    this gives exactly what Babel gives (a test compares them) in a fraction of its
+    time: the ticket lists show two per row."""
+    zone = get_timezone()
+
+    def text(value: datetime | None) -> str:
+        if value is None:
+            return "—"
+        local = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(zone)
+        return (
+            f"{local.year:04d}-{local.month:02d}-{local.day:02d} "
+            f"{local.hour:02d}:{local.minute:02d}"
+        )
+
+    return text
 
 
 def when_text(value: datetime | None) -> str:

@@ -22,7 +22,7 @@ from markupsafe import Markup, escape
 
 from ..domain import presence
 from ..models import Priority, Ticket, TicketKind
-from .formatting import datetime_text
+from .formatting import datetime_text, short_datetimes
 
 PRIORITY_CSS = {
     Priority.URGENT: "badge-danger",
@@ -33,9 +33,9 @@ PRIORITY_CSS = {
 SUBJECT_SHOWN = 80
 
 
-def sla_marker(ticket: Ticket, now: datetime, breached_text: str | None = None) -> Markup:
+def sla_marker(ticket: Ticket, now: datetime, breached_text: str | None = None, dt=None) -> Markup:
     """The SLA due time, with a visible marker (and text for screen readers) when breached."""
-    due = escape(datetime_text(ticket.current_due))
+    due = escape((dt or datetime_text)(ticket.current_due))
     if ticket.sla_breached(now):
         return Markup('<span class="sla-breached" title="{t}">⚠ {d} <b>{t}</b></span>').format(
             d=due, t=breached_text or _("SLA breached")
@@ -71,6 +71,7 @@ class RowBuilder:
         self.badges: dict = {}
         self.staff, self.customer = _("Staff"), _("Customer")
         self.breached = _("SLA breached")
+        self.dt = short_datetimes()
         self.unread = Markup(
             ' <span class="badge badge-info unread" title="{t}">●'
             '<span class="sr-only"> {t}</span></span>'
@@ -85,8 +86,8 @@ class RowBuilder:
             "department": self._department,
             "priority": lambda t: self.priorities[t.priority],
             "age": lambda t: format_timedelta(self.now - t.created_at, granularity="minute"),
-            "sla_due": lambda t: sla_marker(t, self.now, self.breached),
-            "last_message_at": lambda t: datetime_text(t.last_message_at),
+            "sla_due": lambda t: sla_marker(t, self.now, self.breached, self.dt),
+            "last_message_at": lambda t: self.dt(t.last_message_at),
             "last_speaker": self._last_speaker,
         }
 
