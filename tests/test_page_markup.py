@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from backoffice.domain import permissions as perm
 from backoffice.models import Ticket, TicketStatus
 
+from .conftest import Browser
 from .portal_support import customer
 
 
@@ -182,3 +183,76 @@ def test_required_selects_start_with_an_empty_choice(login_as, make, db):
         html = master.get(url).get_data(as_text=True)
         assert required_selects_start_empty(html) == [], url
         assert 'action=""' not in html, url
+
+
+def test_the_new_pages_hold_the_same_markup_rules(app, login_as, make, db, whatsapp, client):
+    """Session 3's pages, in both languages: one <main> with the skip link's target, no id
+    twice (the desk now repeats forms: merge, link a parcel, the template picker), and
+    required selects that start empty."""
+    from backoffice.domain import phone_claims, tickets
+    from backoffice.models import ShipmentSituation
+
+    from .test_whatsapp_outbound import customer_writes
+    from .test_whatsapp_templates import add_template
+
+    wa_ticket = customer_writes(client, db, hours_ago=30)
+    template = add_template(db)
+    owner = make.user(perm.CUSTOMER, phone="081234567890")
+    contact = wa_ticket.customer
+    assert contact.contact_only and owner.phone_key == contact.contact_phone_key
+    claim = phone_claims.token_for(owner, contact)
+    first = make.ticket("team", customer=owner)
+    first.situation = ShipmentSituation.LATE
+    second = make.ticket("team", customer=owner)
+    merged = make.ticket("team", customer=owner)
+    tickets.merge(merged, first, make._master())
+    db.session.commit()
+    for lang in ("id", "en"):
+        ops, _ = login_as(perm.ADMIN_DEPARTMENT, department="OPS", locale=lang)
+        b, _ = login_as(perm.MASTER_ADMIN, locale=lang)
+        pages = [(ops, "/admin/notifications/")]
+        pages += [
+            (b, url)
+            for url in (
+                "/admin/notifications/",
+                "/admin/agent-report/",
+                "/admin/reports/sla/",
+                "/admin/whatsapp-templates/",
+                "/admin/whatsapp-templates/new/",
+                f"/admin/whatsapp-templates/edit/?id={template.id}",
+                f"/admin/tickets/desk/{first.number}/",  # situation, merge, link a parcel
+                f"/admin/tickets/desk/{second.number}/",
+                f"/admin/tickets/desk/{merged.number}/",  # leads to the survivor
+                f"/admin/tickets/desk/{wa_ticket.number}/",  # the template picker
+                f"/admin/tickets/desk/{wa_ticket.number}/?wa_template={template.id}",
+            )
+        ]
+        for browser, url in pages:
+            resp = browser.get(url)
+            if resp.status_code == 302 and url.endswith(f"/{merged.number}/"):
+                resp = browser.get(resp.headers["Location"])
+            assert resp.status_code == 200, (lang, url, resp.status_code)
+            html = resp.get_data(as_text=True)
+            assert scan(html).mains == 1, (lang, url)
+            assert 'id="main"' in html and 'href="#main"' in html, (lang, url)
+            assert duplicate_ids(html) == [], (lang, url)
+            assert required_selects_start_empty(html) == [], (lang, url)
+        portal = [
+            "/account",
+            "/tickets",
+            f"/tickets/{first.number}",
+            f"/tickets/{merged.number}",
+        ]
+        portal.append(f"/account/phone/{claim}")  # the claim link sent on WhatsApp
+        owner.locale = lang
+        db.session.commit()
+        c = Browser(app.test_client())
+        c.login(owner)
+        for url in portal:
+            resp = c.get(url)
+            if resp.status_code == 302 and url.endswith(f"/{merged.number}"):
+                resp = c.get(resp.headers["Location"])  # the merged ticket leads on
+            assert resp.status_code == 200, (lang, url, resp.status_code)
+            html = resp.get_data(as_text=True)
+            assert duplicate_ids(html) == [], (lang, url)
+            assert required_selects_start_empty(html) == [], (lang, url)

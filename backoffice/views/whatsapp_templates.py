@@ -18,7 +18,7 @@ from ..domain import permissions as perm
 from ..domain import whatsapp_templates as templates
 from ..models import WhatsAppTemplateUse
 from .base import SecureModelView, enum_label
-from .fields import EnumSelectField, Pattern, to_choices
+from .fields import EnumSelectField, Pattern, PlaceholderSelect, to_choices
 
 LANGUAGES = (("id", "Bahasa Indonesia (id)"), ("en", "English (en)"))
 
@@ -78,6 +78,7 @@ class WhatsAppTemplateView(SecureModelView):
             "choices": to_choices(LANGUAGES),
             "validators": [InputRequired()],
             "label": _l("Language"),
+            "widget": PlaceholderSelect(),  # a required select starts empty (HTML)
         },
         "use": {"enum": WhatsAppTemplateUse, "label": _l("Used for")},
         "body": {"validators": [Optional(), Length(max=1024)]},

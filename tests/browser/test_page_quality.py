@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -60,6 +61,9 @@ SHAPES: list[tuple[str, str, str]] = [
     ("order-new", "customer", "/orders/new"),
     ("order", "customer", "/orders/{order}"),
     ("account", "customer", "/account"),
+    ("phone-claim", "customer", "/account/phone/{claim}"),
+    ("phone-claim-bad", "customer", "/account/phone/not-a-token"),
+    ("ticket-merged", "customer", "/tickets/{merged}"),
     ("change-password", "customer", "/account/password"),
     # the back office
     ("dashboard", "master", "/admin/"),
@@ -69,6 +73,9 @@ SHAPES: list[tuple[str, str, str]] = [
     ("tickets-finished", "master", "/admin/tickets/finished/"),
     ("desk", "master", "/admin/tickets/desk/{ticket}/"),
     ("desk-finished", "master", "/admin/tickets/desk/{finished}/"),
+    # a WhatsApp ticket outside the 24-hour window: the picker, then a chosen template
+    ("desk-whatsapp-picker", "master", "/admin/tickets/desk/{wa_ticket}/"),
+    ("desk-whatsapp-template", "master", "/admin/tickets/desk/{wa_ticket}/?wa_template={wa}"),
     # a department admin's desk: replies and notes only, the Actions card says so
     ("desk-department", "department", "/admin/tickets/desk/{ticket}/"),
     ("notifications", "department", "/admin/notifications/"),
@@ -98,6 +105,9 @@ SHAPES: list[tuple[str, str, str]] = [
     ("canned-replies", "master", "/admin/canned-replies/"),
     ("canned-reply-new", "master", "/admin/canned-replies/new/"),
     ("mail-review", "master", "/admin/mail-review/"),
+    ("whatsapp-templates", "master", "/admin/whatsapp-templates/"),
+    ("whatsapp-template-new", "master", "/admin/whatsapp-templates/new/"),
+    ("whatsapp-template-edit", "master", "/admin/whatsapp-templates/edit/?id={wa}"),
     ("admin-not-found", "master", "/admin/tickets/desk/CX-1999-000000/"),
 ]
 
@@ -114,7 +124,7 @@ def _people(live_server) -> dict[str, dict]:
     """Per language: a master admin and a customer speaking it, and rows to show."""
     from sqlalchemy import select
 
-    from backoffice.domain import attachments, tickets
+    from backoffice.domain import attachments, contacts, phone_claims, tickets
     from backoffice.domain import permissions as perm
     from backoffice.domain.orders import place_order
     from backoffice.extensions import db
@@ -123,9 +133,13 @@ def _people(live_server) -> dict[str, dict]:
         AnnouncementKind,
         Department,
         FaqEntry,
+        MessageChannel,
         Product,
+        ShipmentSituation,
         TicketKind,
+        WhatsAppTemplate,
     )
+    from backoffice.models.base import utcnow
     from backoffice.seed import ensure_user
 
     rows: dict[str, dict] = {}
@@ -141,13 +155,33 @@ def _people(live_server) -> dict[str, dict]:
             body_en="Same-day delivery is here.",
         )
         db.session.add(announcement)
-        for lang in LANGUAGES:
+        template = WhatsAppTemplate(
+            name="carebox_info_tiket",
+            language="id",
+            parameters='["nomor_tiket", "nama_pelanggan", "catatan"]',
+            body="Halo {{2}}, tiket {{1}}: {{3}}",
+        )
+        db.session.add(template)
+        for n, lang in enumerate(LANGUAGES):
+            # A WhatsApp contact who wrote 30 hours ago: outside the window. Its phone
+            # becomes the customer's below, so the customer has a claim link to open.
+            phone = f"+62 812 5550 00{n}{n}"
+            contact, _new = contacts.find_or_create_contact(phone=phone, name="Wati", locale=lang)
+            wa_ticket = tickets.file_ticket(
+                contact,
+                TicketKind.QUESTION,
+                "Paket belum sampai",
+                "Halo, paket saya di mana?",
+                channel=MessageChannel.WHATSAPP,
+                now=utcnow() - timedelta(hours=30),
+            )
             master = ensure_user(unique_email(f"master-{lang}"), PASSWORD, perm.MASTER_ADMIN)
             master.name = "Maya Master"
             customer = ensure_user(unique_email(f"cust-{lang}"), PASSWORD, perm.CUSTOMER)
             customer.name = "Budi Pelanggan"
             for user in (master, customer):
                 user.locale = lang
+            customer.phone = phone
             order = place_order(
                 customer,
                 product,
@@ -180,6 +214,11 @@ def _people(live_server) -> dict[str, dict]:
                 ]
             tickets.post_message(ticket, customer, "Ini foto paketnya.", attachments=files)
             tickets.assign(ticket, master, master)
+            ticket.situation = ShipmentSituation.LATE  # the badge on desk, lists and chat
+            duplicate = tickets.file_ticket(
+                customer, TicketKind.COMPLAINT, "Paket belum sampai (2)", "Masih belum."
+            )
+            tickets.merge(duplicate, ticket, master)
             agent = ensure_user(
                 unique_email(f"ops-{lang}"), PASSWORD, perm.ADMIN_DEPARTMENT, department=department
             )
@@ -211,6 +250,10 @@ def _people(live_server) -> dict[str, dict]:
                 "product": product.id,
                 "faq": faq.id,
                 "announcement": announcement.id,
+                "merged": duplicate.number,
+                "wa_ticket": wa_ticket.number,
+                "wa": template.id,
+                "claim": phone_claims.token_for(customer, contact),
             }
         db.session.commit()
         db.session.remove()
@@ -243,6 +286,23 @@ def _axe(page) -> list[dict]:
 def visits(chromium: Browser, live_server, tmp_path_factory) -> dict[tuple[str, str], Visit]:
     """Every shape in every language, visited once: {(lang, shape): Visit}."""
     assert AXE.exists() and VNU.exists(), "npm packages missing: make test-deps"
+    # The WhatsApp channel configured (nothing is sent: no worker runs here), so that
+    # the desk shows the template picker outside the window.
+    wa_config = {
+        "WHATSAPP_APP_SECRET": "s",
+        "WHATSAPP_VERIFY_TOKEN": "v",
+        "WHATSAPP_TOKEN": "t",
+        "WHATSAPP_PHONE_NUMBER_ID": "1",
+    }
+    saved = {key: live_server.app.config.get(key) for key in wa_config}
+    live_server.app.config.update(wa_config)
+    try:
+        return _visit_all(chromium, live_server, tmp_path_factory)
+    finally:
+        live_server.app.config.update(saved)
+
+
+def _visit_all(chromium, live_server, tmp_path_factory) -> dict[tuple[str, str], Visit]:
     rows = _people(live_server)
     out = tmp_path_factory.mktemp("page-html")
     if os.environ.get("CAREBOX_PAGE_HTML"):  # keep the pages to look at (e.g. in CI)
