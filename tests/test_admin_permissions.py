@@ -169,6 +169,21 @@ MATRIX = [
     ("GET", "/admin/notifications/", ALL_STAFF, None),
     ("POST", "/admin/notifications/read", row(LOGIN, 403, MOVED, MOVED, MOVED), {}),
     ("GET", "/admin/notifications/read", row(405, 405, 405, 405, 405), None),
+    ("POST", "/admin/notifications/digest", row(LOGIN, 403, MOVED, MOVED, MOVED), {}),
+    # the desk's thumbnails: as their attachments
+    ("GET", "/admin/tickets/desk/{team_ops}/attachments/{att_ops}/thumbnail", ALL_STAFF, None),
+    (
+        "GET",
+        "/admin/tickets/desk/{team_claims}/attachments/{att_claims}/thumbnail",
+        row(LOGIN, 403, 404, 200, 200),
+        None,
+    ),
+    (
+        "GET",
+        "/admin/tickets/desk/{team_ops}/attachments/{att_claims}/thumbnail",
+        row(LOGIN, 403, 404, 404, 404),
+        None,
+    ),
     # the desk's merge, parcel link and WhatsApp template (stale versions: nothing changes)
     (
         "POST",
@@ -211,6 +226,8 @@ MATRIX = [
     ("GET", "/admin/whatsapp-templates/", MASTER_ONLY, None),
     ("GET", "/admin/whatsapp-templates/new/", MASTER_ONLY, None),
     ("GET", "/admin/whatsapp-templates/edit/?id={wa_template_id}", MASTER_ONLY, None),
+    ("GET", "/admin/whatsapp-templates/edit/?id=999999", row(LOGIN, 403, 403, 403, 404), None),
+    ("GET", "/admin/whatsapp-templates/export/csv/", row(LOGIN, 403, 403, 403, 404), None),
     (
         "POST",
         "/admin/whatsapp-templates/delete/",

@@ -36,6 +36,17 @@ def _nonsense(token: str) -> list[dict]:
         "code": "\u202e",
         "email": "not-an-email",
         "roles": ["master_admin", "no-such-role"],
+        # the session 3 forms: merge, link a parcel, WhatsApp template, templates admin
+        "into": ["x" * 5000, "CX-9999-99999999999999999999"],
+        "resi": "\x00" + "9" * 300,
+        "template_id": "99999999999999999999",
+        "params-0": "\x00" * 2000,
+        "params-99999999999999999999": "x",
+        "params-x": "x",
+        "parameter_list": "1abc, , ,\u202e" + ",p" * 400,
+        "use": "zzz",
+        "language": "xx",
+        "then": "next",
     }
     return [
         {"data": {"csrf_token": token}},

@@ -447,3 +447,79 @@ def test_the_fast_check_agrees_with_the_schema(app, db, mode):
             assert _conforms(case.body) is _validator().is_valid(case.body), case.body
 
     run()
+
+
+# --- values at the ends of their ranges (beyond what the schema's generator tries) ---------
+
+ODD_TIMES = (
+    "0001-01-01T00:00:00+14:00",  # before year 1 in UTC
+    "9999-12-31T23:59:59-12:00",  # after year 9999 in UTC
+    "9999-12-31T23:59:59Z",
+    "0001-01-01T00:00:00Z",
+    "2026-02-30T10:00:00+07:00",
+    "2026-12-01T10:00:00+25:00",
+    "2026-12-01T10:00:00",  # no offset
+    "2026-12-01",
+    "2026-12-01T24:00:00+07:00",
+    "2026-12-01T10:00:00.123456789+07:00",
+    "NaN",
+    "\u0662\u0660\u0662\u0666-12-01T10:00:00+07:00",  # Arabic-Indic digits
+)
+
+
+@pytest.mark.parametrize("when", ODD_TIMES)
+def test_event_times_at_the_ends_of_the_calendar_are_refused_or_kept(client, make, db, when):
+    order = make.order()
+    secret = _token(db)
+    body = {"events": [{"resi": order.resi, "event": "at_hub", "occurred_at": when}]}
+    resp = client.post(URL, json=body, headers=_auth(secret))
+    assert resp.status_code in (200, 400), (when, resp.status_code)
+    answer = resp.get_json()
+    assert answer is not None
+    if resp.status_code == 200:
+        [result] = answer["results"]
+        assert result["outcome"] in ("inserted", "refused"), result
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        '{"events": [{"resi": "CB123456785ID", "event": "at_hub", "occurred_at": NaN}]}',
+        '{"events": [{"resi": "CB123456785ID", "event": "at_hub", "occurred_at": Infinity}]}',
+        '{"events": [{"resi": 1e999, "event": "at_hub", "occurred_at": "x"}]}',
+        '{"events": [{"resi": ' + "9" * 5000 + ', "event": "at_hub", "occurred_at": "x"}]}',
+        '{"events": [], "events": [1]}',
+        '\ufeff{"events": []}',
+        '{"events": [{"resi": "\\u0000", "event": "\\ud800", "occurred_at": "\\u0000"}]}',
+    ],
+)
+def test_odd_json_literals_are_a_clear_400(client, db, data):
+    secret = _token(db)
+    headers = {**_auth(secret), "Content-Type": "application/json"}
+    resp = client.post(URL, data=data.encode("utf-8", "surrogatepass"), headers=headers)
+    assert resp.status_code in (400, 200), resp.status_code
+    assert resp.get_json() is not None
+    assert _count(db) == 0
+
+
+def test_odd_text_in_an_event_is_kept_clean_or_refused(client, make, db):
+    order = make.order()
+    secret = _token(db)
+    texts = ("\x00\x01\x1b[31m", "\u202e\u200b", "x" * 10_000, "<script>alert(1)</script>")
+    body = {
+        "events": [
+            {
+                "resi": order.resi,
+                "event": "at_hub",
+                "occurred_at": _at(10 - i),
+                "location": text,
+                "note": text,
+            }
+            for i, text in enumerate(texts)
+        ]
+    }
+    resp = client.post(URL, json=body, headers=_auth(secret))
+    assert resp.status_code in (200, 400), resp.status_code
+    db.session.commit()
+    for event in db.session.scalars(select(TrackingEvent)):
+        assert "\x00" not in (event.location or "") and "\x1b" not in (event.location or "")

@@ -146,3 +146,40 @@ def test_every_portal_route_takes_odd_input_without_500(login_as, app, ticket_nu
                 target = url.format(t=number, o=order)
                 resp = client.post(target, **body)
                 assert resp.status_code < 500, (target, resp.status_code)
+
+
+ODD_PHONES = (
+    "+62" + "9" * 40,
+    "\x00",
+    "0812-3456-7890\u202e",
+    "+0",
+    "++62 812",
+    "\u0660\u0668\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669",  # Arabic-Indic
+    "x" * 5000,
+)
+
+
+@pytest.mark.parametrize("phone", ODD_PHONES)
+def test_the_account_page_takes_odd_phones_and_switches(login_as, db, phone):
+    """The account page's phone (which may send a WhatsApp claim link) and its new
+    switches (shipment updates, WhatsApp) with odd values: a message or a save, no 500."""
+    b, user = customer(login_as)
+    form = {
+        "name": "Budi",
+        "phone": phone,
+        "locale": "id",
+        "shipment_updates": "maybe",
+        "whatsapp_consent": ["y", "n"],
+        "marketing_consent": "\x00",
+    }
+    resp = b.post("/account", form, form_url="/account")
+    assert resp.status_code in (200, 302, 400), (phone, resp.status_code)
+    db.session.expire_all()
+    assert len(user.phone or "") <= 32
+
+
+def test_a_claim_link_without_the_form_token_claims_nothing(login_as, app, db):
+    b, user = customer(login_as)
+    for token in ("x.y.z", "%00", "a" * 5000):
+        assert b.client.post(f"/account/phone/{token}", data={}).status_code in (400, 404)
+        assert app.test_client().get(f"/account/phone/{token}").status_code in (302, 401)
