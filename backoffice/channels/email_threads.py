@@ -124,11 +124,18 @@ def _last_customer_email(ticket: Ticket) -> str | None:
     return db.session.scalar(stmt)
 
 
-def ticket_headers(ticket: Ticket, *, automatic: bool) -> dict[str, str]:
+_LOOK_IT_UP = object()
+
+
+def ticket_headers(
+    ticket: Ticket, *, automatic: bool, last_email: str | None | object = _LOOK_IT_UP
+) -> dict[str, str]:
     """The headers of an email about `ticket` (see the module's docstring).
 
     `automatic`: a notice nobody typed (filed, finished, department), marked
-    Auto-Submitted; a staff member's reply is not.
+    Auto-Submitted; a staff member's reply is not. `last_email`: the Message-ID of the
+    customer's last email, when the caller already knows it (None: there is none), as
+    a filing does from its one message; otherwise it is looked up.
     """
     headers = {"X-Auto-Response-Suppress": "All", "X-Carebox-Ticket": ticket.number or ""}
     if automatic:
@@ -138,7 +145,7 @@ def ticket_headers(ticket: Ticket, *, automatic: bool) -> dict[str, str]:
         return headers
     headers["Reply-To"] = formataddr((f"carebox {ticket.number}", address))
     root = thread_root(ticket)
-    last = _last_customer_email(ticket)
+    last = _last_customer_email(ticket) if last_email is _LOOK_IT_UP else last_email
     headers["In-Reply-To"] = last or root
     headers["References"] = f"{root} {last}" if last else root
     return headers

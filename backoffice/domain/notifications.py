@@ -71,13 +71,14 @@ def send_to(
     enqueue(recipient, title, text, html, headers=headers)
 
 
-def _about(ticket: Ticket, automatic: bool = True) -> dict:
+def _about(ticket: Ticket, automatic: bool = True, **known) -> dict:
     """What every email about a ticket carries: headers that make it answerable by email
-    and threaded (channels/email_threads.py), and whether a reply by email lands."""
+    and threaded (channels/email_threads.py), and whether a reply by email lands.
+    `known`: `last_email` when the caller knows it (ticket_headers)."""
     from ..channels.email_threads import reply_domain, ticket_headers
 
     return {
-        "headers": ticket_headers(ticket, automatic=automatic),
+        "headers": ticket_headers(ticket, automatic=automatic, **known),
         "replyable": bool(reply_domain()),
         "register_url": absolute_url("/register"),
     }
@@ -95,12 +96,17 @@ def _customer(ticket: Ticket) -> User | None:
     return customer if customer is not None and customer.active and mailable(customer) else None
 
 
-def ticket_filed(ticket: Ticket) -> None:
+def ticket_filed(ticket: Ticket, first_message: TicketMessage | None = None) -> None:
     """The customer hears that their ticket arrived (number and link).
 
     A ticket that a routing rule sent straight to a department also tells
-    that department's admins.
+    that department's admins. `first_message`, the ticket's only message, threads the
+    email without looking for the customer's last email in the database.
     """
+    known = {}
+    if first_message is not None:
+        email = first_message.channel is MessageChannel.EMAIL and not first_message.from_staff
+        known["last_email"] = first_message.external_id if email else None
     customer = _customer(ticket)
     if customer is not None:
         send_to(
@@ -109,10 +115,10 @@ def ticket_filed(ticket: Ticket) -> None:
             lambda: _("[%(number)s] We received your ticket", number=ticket.number),
             ticket=ticket,
             ticket_url=_ticket_url(ticket),
-            **_about(ticket),
+            **_about(ticket, **known),
         )
     if ticket.status is TicketStatus.TEAM:
-        ticket_reached_department(ticket)
+        ticket_reached_department(ticket, **known)
 
 
 WHATSAPP_WINDOW = timedelta(hours=24)  # WhatsApp's customer-service window
@@ -386,10 +392,10 @@ def department_admins(department_id: int) -> list[User]:
     return list(db.session.scalars(stmt))
 
 
-def ticket_reached_department(ticket: Ticket, actor: User | None = None) -> None:
+def ticket_reached_department(ticket: Ticket, actor: User | None = None, **known) -> None:
     """The admins of the ticket's department hear it arrived (dispatch, escalation, route).
 
-    The actor who moved it there is not told about their own move.
+    The actor who moved it there is not told about their own move. `known`: as _about's.
     """
     if ticket.department_id is None:
         return
@@ -398,9 +404,11 @@ def ticket_reached_department(ticket: Ticket, actor: User | None = None) -> None
     staff_notices.reached_department(ticket, actor)  # the department's members, in the app
     department = ticket.department
     link = absolute_url(f"/admin/tickets/team/?search={ticket.number}")
+    about = None  # the same headers for every admin: looked up once, when one is mailed
     for admin in department_admins(ticket.department_id):
         if actor is not None and admin.id == actor.id:
             continue
+        about = about or _about(ticket, **known)
         name = department.name_en if _lang(admin) == "en" else department.name_id
         send_to(
             admin,
@@ -409,7 +417,7 @@ def ticket_reached_department(ticket: Ticket, actor: User | None = None) -> None
             ticket=ticket,
             department_name=name,
             admin_url=link,
-            **_about(ticket),
+            **about,
         )
 
 

@@ -16,11 +16,13 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from flask_babel import gettext as _
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import contains_eager
 
 from ..extensions import db
-from ..models import NoticeKind, StaffNotice, Ticket, User
+from ..models import NoticeKind, Role, StaffNotice, Ticket, User
 from ..models.base import utcnow
+from ..models.user import roles_users
 from . import permissions as perm
 
 DIGEST_LIMIT = 100  # notices listed in one digest email (the rest: "and N more")
@@ -54,8 +56,12 @@ def _notify(users: Iterable[User], ticket: Ticket, kind: NoticeKind, now: dateti
             )
             .values(created_at=now)
         )
-    for user_id in users.keys() - unread:
-        db.session.add(StaffNotice(user_id=user_id, ticket_id=ticket.id, kind=kind, created_at=now))
+    fresh = sorted(users.keys() - unread)
+    if fresh:  # one multi-row INSERT, not one per member (the unit of work inserts row by row)
+        db.session.execute(
+            insert(StaffNotice),
+            [dict(user_id=u, ticket_id=ticket.id, kind=kind, created_at=now) for u in fresh],
+        )
 
 
 def customer_replied(ticket: Ticket, now: datetime | None = None) -> None:
@@ -71,9 +77,15 @@ def department_members(ticket: Ticket) -> list[User]:
     customer service agents who belong to it."""
     if ticket.department_id is None:
         return []
+    # Their roles in the same statement (can_work_on reads them): flat outer joins, not a
+    # lazy load per member, so a filing costs the same however large the department is.
     members = db.session.scalars(
-        perm.staff_with(perm.BACKOFFICE).where(User.department_id == ticket.department_id)
-    )
+        perm.staff_with(perm.BACKOFFICE)
+        .where(User.department_id == ticket.department_id)
+        .outerjoin(roles_users, roles_users.c.user_id == User.id)
+        .outerjoin(Role, Role.id == roles_users.c.role_id)
+        .options(contains_eager(User.roles))
+    ).unique()
     return [u for u in members if perm.can_work_on(u, ticket)]
 
 

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
 from sqlalchemy import case, select, update
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, contains_eager
 from sqlalchemy.orm.exc import StaleDataError
 
 from ..extensions import db
@@ -343,7 +343,8 @@ def find_route(
         situation_ok = situation_ok | (RoutingRule.situation == situation)
     stmt = (
         select(RoutingRule)
-        .join(Department, RoutingRule.department_id == Department.id)
+        .join(RoutingRule.department)
+        .options(contains_eager(RoutingRule.department))  # the rule's department: no lazy load
         .where(RoutingRule.active, Department.active, kind_ok, product_ok, situation_ok)
         .order_by(specificity.desc(), RoutingRule.position, RoutingRule.id)
         .limit(1)
@@ -425,7 +426,7 @@ def file_ticket(
         _move(ticket, None, Action.ROUTE, EventAction.ROUTED, rule=rule, now=now, note=str(rule))
         _round_robin(ticket, now)
     _flush(ticket, now)
-    notifications.ticket_filed(ticket)
+    notifications.ticket_filed(ticket, first_message=msg)
     return ticket
 
 

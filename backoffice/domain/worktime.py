@@ -232,10 +232,12 @@ def load(department, session=None) -> Calendar:
 
 
 def load_many(department_ids, session=None) -> dict[int | None, Calendar]:
-    """Calendars for several departments at once (two queries plus one per call for
-    the company days): {department id (None: the default): Calendar}."""
+    """Calendars for several departments at once: {department id (None: the default):
+    Calendar}. Two statements: the departments (those asked for and the default one, by
+    its code) with their shifts in one outer join, and the company days (issue 16 item 3:
+    every filing loads a calendar)."""
     from flask import current_app
-    from sqlalchemy import select
+    from sqlalchemy import or_, select
 
     from ..extensions import db
     from ..models import BusinessHours, CompanyDay, Department
@@ -243,14 +245,23 @@ def load_many(department_ids, session=None) -> dict[int | None, Calendar]:
     session = session or db.session
     wanted = set(department_ids)
     default_code = current_app.config.get("CAREBOX_DEFAULT_CALENDAR", "CS")
-    default_id = session.scalar(select(Department.id).where(Department.code == default_code))
-    ids = {i for i in wanted if i is not None} | ({default_id} if default_id else set())
-    departments = {
-        d.id: d for d in session.scalars(select(Department).where(Department.id.in_(ids)))
-    }
-    rows: dict[int, list] = {i: [] for i in ids}
-    for h in session.scalars(select(BusinessHours).where(BusinessHours.department_id.in_(ids))):
-        rows[h.department_id].append((h.weekday, h.start_minute, h.end_minute))
+    ids = {i for i in wanted if i is not None}
+    shifts = (
+        select(
+            Department, BusinessHours.weekday, BusinessHours.start_minute, BusinessHours.end_minute
+        )
+        .outerjoin(BusinessHours, BusinessHours.department_id == Department.id)
+        .where(or_(Department.id.in_(ids), Department.code == default_code))
+    )
+    departments, rows = {}, {}
+    default_id = None
+    for dep, weekday, start, end in session.execute(shifts):
+        departments[dep.id] = dep
+        if dep.code == default_code:
+            default_id = dep.id
+        day_rows = rows.setdefault(dep.id, [])
+        if weekday is not None:
+            day_rows.append((weekday, start, end))
     closed, opened = {}, set()
     for c in session.scalars(select(CompanyDay)):
         if c.closed:
