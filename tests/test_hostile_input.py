@@ -160,6 +160,11 @@ def test_the_new_staff_pages_escape_what_users_wrote(login_as, make, db):
     ):
         page = b.get(url).get_data(as_text=True)
         assert_escaped_html(page, url)
+    # The desk's poll sends its messages as HTML the page inserts as it is.
+    poll = b.get(f"/admin/tickets/desk/{ticket.number}/poll?after=0").get_json()
+    assert poll["messages"] and "HYPERLINK" in poll["messages"][-1]["html"]
+    for message in poll["messages"]:
+        assert_escaped_html(message["html"], "desk poll")
 
 
 def test_a_merged_ticket_escapes_both_subjects_on_desk_and_portal(login_as, make, db):

@@ -243,3 +243,45 @@ def test_the_new_indonesian_emails_carry_no_english(login_as, make, db, client):
             if found:
                 leaks.setdefault(mail.subject, set()).update(found)
     assert leaks == {}
+
+
+def test_the_new_actions_answer_in_indonesian(login_as, make, db):
+    """Flashed answers of the desk's merge and parcel link, the notifications' buttons,
+    good and refused, for an Indonesian master admin."""
+    import re
+
+    from .admin_support import flashes
+
+    owner = make.user(perm.CUSTOMER, locale="id")
+    other = make.order()
+    first = make.ticket("team", customer=owner)
+    second = make.ticket("team", customer=owner)
+    db.session.commit()
+    b, _ = login_as(perm.MASTER_ADMIN, locale="id")
+    pieces = _english_pieces()
+    desk = f"/admin/tickets/desk/{second.number}/"
+
+    def post(path, data, url=desk):
+        page = b.get(url).get_data(as_text=True)
+        version = re.search(r'name="expected_version"[^>]*value="(\d+)"', page)
+        form = {**data, **({"expected_version": version.group(1)} if version else {})}
+        resp = b.post(path, form, form_url=url)
+        if resp.status_code in (302, 303):
+            resp = b.get(resp.headers["Location"])
+        return flashes(resp.get_data(as_text=True))
+
+    answers = [
+        post(desk + "parcel", {"resi": ""}),
+        post(desk + "parcel", {"resi": other.resi[:-3] + "0ID"}),  # a wrong check digit
+        post(desk + "parcel", {"resi": other.resi}),  # another customer's parcel
+        post(desk + "parcel", {"resi": "CB000000000ID"}),
+        post(desk + "merge", {"into": "CX-0000-000000"}),
+        post(desk + "merge", {"into": second.number}),  # into itself
+        post(desk + "merge", {"into": first.number}),
+        post("/admin/notifications/read", {}, url="/admin/notifications/"),
+        post("/admin/notifications/digest", {}, url="/admin/"),
+        post("/admin/notifications/digest", {}, url="/admin/"),
+    ]
+    assert all(answers), answers  # each one said something
+    leaks = {a: english_in(a, pieces) for a in answers if english_in(a, pieces)}
+    assert leaks == {}
