@@ -285,3 +285,12 @@ def test_the_new_actions_answer_in_indonesian(login_as, make, db):
     assert all(answers), answers  # each one said something
     leaks = {a: english_in(a, pieces) for a in answers if english_in(a, pieces)}
     assert leaks == {}
+
+
+def test_the_sla_report_uses_the_decimal_comma(login_as, make, db, client):
+    _indonesian_world(make, db, client)
+    b, _ = login_as(perm.MASTER_ADMIN, locale="id")
+    page = _shown_text(b.get("/admin/reports/sla/").get_data(as_text=True))
+    assert "100,0 %" in page and "100.0 %" not in page
+    english, _ = login_as(perm.MASTER_ADMIN, locale="en")
+    assert "100.0 %" in _shown_text(english.get("/admin/reports/sla/").get_data(as_text=True))

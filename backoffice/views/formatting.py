@@ -71,6 +71,13 @@ def rating_text(value: float | None) -> str:
     return format_decimal(value, format="0.00")
 
 
+def percent_text(value: float | None) -> str:
+    """A percentage, one place, the locale's decimal mark: 66,7 % (id), 66.7 % (en)."""
+    if value is None:
+        return "—"
+    return format_decimal(value, format="0.0") + " %"
+
+
 def money_text(value: Decimal | None) -> str:
     if value is None:
         return "—"
@@ -102,5 +109,6 @@ def register(app) -> None:
     app.add_template_filter(hours_text, "admin_hours")
     app.add_template_filter(money_text, "admin_money")
     app.add_template_filter(rating_text, "admin_rating")
+    app.add_template_filter(percent_text, "admin_percent")
     app.add_template_filter(count_text, "admin_count")
     app.add_template_filter(size_text, "admin_size")
