@@ -294,3 +294,35 @@ def test_the_sla_report_uses_the_decimal_comma(login_as, make, db, client):
     assert "100,0 %" in page and "100.0 %" not in page
     english, _ = login_as(perm.MASTER_ADMIN, locale="en")
     assert "100.0 %" in _shown_text(english.get("/admin/reports/sla/").get_data(as_text=True))
+
+
+def test_weights_use_the_decimal_comma_in_the_order_email_and_on_the_desk(login_as, make, db):
+    from decimal import Decimal
+
+    from sqlalchemy import select
+
+    from backoffice.domain import tickets
+    from backoffice.domain.orders import place_order
+    from backoffice.models import OutboxEmail, Product, TicketKind
+
+    product = db.session.scalar(select(Product).where(Product.code == "REG"))
+    owner = make.user(perm.CUSTOMER, locale="id")
+    order = place_order(
+        owner, product, origin="Jakarta", destination="Bandung", weight_kg=Decimal("2.5")
+    )
+    ticket = tickets.file_ticket(owner, TicketKind.COMPLAINT, "Paket", "Halo", order=order)
+    db.session.commit()
+    mail = db.session.scalars(
+        select(OutboxEmail).where(OutboxEmail.subject.contains(order.number))
+    ).one()
+    for body in (mail.body_text, mail.body_html):
+        assert "2,5 kg" in body and "2.50" not in body
+    for lang, shown in (("id", "2,5 kg"), ("en", "2.5 kg")):
+        b, _ = login_as(perm.MASTER_ADMIN, locale=lang)
+        for url in (
+            f"/admin/tickets/desk/{ticket.number}/",
+            f"/admin/orders/details/?id={order.id}",
+        ):
+            page = _shown_text(b.get(url).get_data(as_text=True))
+            assert shown.removesuffix(" kg") in page and "2.50" not in page, (lang, url)
+            assert "desk" not in url or shown in page
