@@ -326,3 +326,5 @@ def test_weights_use_the_decimal_comma_in_the_order_email_and_on_the_desk(login_
             page = _shown_text(b.get(url).get_data(as_text=True))
             assert shown.removesuffix(" kg") in page and "2.50" not in page, (lang, url)
             assert "desk" not in url or shown in page
+        listed = _shown_text(b.get("/admin/orders/").get_data(as_text=True))
+        assert shown.removesuffix(" kg") in listed and "2.50" not in listed, lang

@@ -78,6 +78,13 @@ def percent_text(value: float | None) -> str:
     return format_decimal(value, format="0.0") + " %"
 
 
+def weight_text(value: Decimal | None) -> str:
+    """A weight in kilograms as the portal shows it: 2,5 (id), 2.5 (en)."""
+    if value is None:
+        return "—"
+    return format_decimal(value, format="#,##0.##")
+
+
 def money_text(value: Decimal | None) -> str:
     if value is None:
         return "—"

@@ -27,7 +27,7 @@ from ..models import Order, OrderEvent, OrderStatus, Ticket, TrackingEventKind
 from .base import SecureModelView, enum_label
 from .fields import to_choices
 from .filters import EnumFilter, LocalDateBetween
-from .formatting import datetime_text, money_text
+from .formatting import datetime_text, money_text, weight_text
 
 
 class StatusForm(TranslatedForm):
@@ -95,6 +95,7 @@ class OrderView(SecureModelView):
         "product": lambda v, c, m, n: m.product.code,
         "status": enum_label,
         "price": lambda v, c, m, n: money_text(m.price),
+        "weight_kg": lambda v, c, m, n: weight_text(m.weight_kg),
         "created_at": lambda v, c, m, n: datetime_text(m.created_at),
     }
     column_sortable_list = ["number", "status", "price", "created_at"]
