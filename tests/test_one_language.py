@@ -328,3 +328,34 @@ def test_weights_use_the_decimal_comma_in_the_order_email_and_on_the_desk(login_
             assert "desk" not in url or shown in page
         listed = _shown_text(b.get("/admin/orders/").get_data(as_text=True))
         assert shown.removesuffix(" kg") in listed and "2.50" not in listed, lang
+
+
+def test_the_new_whatsapp_messages_to_an_indonesian_customer_carry_no_english(
+    whatsapp, client, db, make
+):
+    """The auto-finish warning (as the reply template) and the phone claim link, queued
+    for an Indonesian customer: their text and parameters."""
+    from sqlalchemy import select
+
+    from backoffice.domain import autofinish, phone_claims
+    from backoffice.models import MessageChannel, OutboxWhatsApp
+
+    from .test_autofinish import WARN, _waiting
+    from .test_whatsapp_contacts import whatsapp_contact
+
+    _waiting(db, make, channel=MessageChannel.WHATSAPP, phone="081298765432", email="w@x.id")
+    assert autofinish.run(now=WARN).warned == 1
+    whatsapp_contact(client, db)
+    owner = make.user(phone="081234567890", locale="id")
+    db.session.commit()
+    assert phone_claims.offer(owner)
+    db.session.commit()
+    pieces = _english_pieces()
+    rows = db.session.scalars(select(OutboxWhatsApp)).all()
+    assert len(rows) >= 2
+    leaks = {}
+    for row in rows:
+        for part in (row.body or "", row.template_params or ""):
+            if english_in(part, pieces):
+                leaks[row.send_key or row.id] = english_in(part, pieces)
+    assert leaks == {}
