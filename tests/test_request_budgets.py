@@ -242,3 +242,24 @@ def test_filing_costs_the_same_whatever_the_department_size(login_as, make, db, 
     assert ticket.department_id == ops_id, ticket.department_id
     notices = db.session.scalars(select(StaffNotice.user_id)).all()
     assert len(notices) == agents + 1  # the agents and the admin
+
+
+def test_the_desk_reads_a_parcels_events_once(login_as, make, db):
+    """The order panel's status line takes the latest event from the timeline it has
+    already read (shipments.status_text_of), not from a second query."""
+    from backoffice.domain import shipments
+
+    b, staff = login_as(perm.MASTER_ADMIN, locale="en")
+    customer = make.user(perm.CUSTOMER)
+    order = make.order(customer)
+    shipments.add_event(order, "picked_up", staff, location="Jakarta Hub")
+    number = make.ticket("team", customer=customer, order=order).number
+    db.session.commit()
+    b.get(desk(number))
+    db.session.expunge_all()
+    with counting_queries(db.engine) as statements:
+        resp = b.get(desk(number))
+        sent = list(statements)
+    assert resp.status_code == 200
+    assert "Jakarta Hub" in resp.get_data(as_text=True)
+    assert sum("FROM tracking_event" in s for s in sent) == 1, sent

@@ -756,7 +756,7 @@ def shipment(order: Order, *, now: datetime | None = None) -> Shipment:
         late = not ended and until >= late_from(promised)
     return Shipment(
         resi=order.resi,
-        status=status_text_of(order),
+        status=status_text_of(order, events),
         last_event=order.last_event,
         events=events,
         promised=promised,
@@ -765,20 +765,31 @@ def shipment(order: Order, *, now: datetime | None = None) -> Shipment:
     )
 
 
-def status_text_of(order: Order) -> str:
+def status_text_of(order: Order, events: list[TrackingEvent] | None = None) -> str:
     """The parcel's latest status in the request's language: its latest event (where and
-    when), or the order's status before the first event."""
+    when), or the order's status before the first event. `events`: the order's whole
+    timeline when the caller has it (shipment), so the event is not read again."""
     if order.last_event is None or order.last_event_at is None:
         return order.status.label
-    event = db.session.scalar(
-        select(TrackingEvent)
-        .where(
-            TrackingEvent.order_id == order.id,
-            TrackingEvent.occurred_at == order.last_event_at,
-            TrackingEvent.event == order.last_event,
+    if events is not None:
+        event = next(
+            (
+                e
+                for e in events
+                if e.occurred_at == order.last_event_at and e.event is order.last_event
+            ),
+            None,
         )
-        .limit(1)
-    )
+    else:
+        event = db.session.scalar(
+            select(TrackingEvent)
+            .where(
+                TrackingEvent.order_id == order.id,
+                TrackingEvent.occurred_at == order.last_event_at,
+                TrackingEvent.event == order.last_event,
+            )
+            .limit(1)
+        )
     label = order.last_event.label
     if event is None:
         return label
