@@ -57,14 +57,22 @@ def test_master_sees_replies_medians_finishes_and_ratings_per_agent_and_departme
         "Median resolution (hours)",
         "Tickets finished",
         "Average rating",
+        "Row code",
     ]
     by_name = {r[1]: r for r in rows[1:]}
     # Formula-neutralised: the name starts with a quote in the CSV.
-    assert by_name['\'=HYPERLINK("http://evil","Ana")'][3:] == ["1", "2.0", "2.0", "1", "4.0"]
-    assert by_name["Budi Agen"][3:] == ["2", "4.0", "4.0", "1", "2.0"]
+    assert by_name['\'=HYPERLINK("http://evil","Ana")'][3:] == [
+        "1",
+        "2.0",
+        "2.0",
+        "1",
+        "4.0",
+        "agent",
+    ]
+    assert by_name["Budi Agen"][3:] == ["2", "4.0", "4.0", "1", "2.0", "agent"]
     ops = [r for r in rows[1:] if r[0] == "Department" and r[2] == "OPS"]
     # The customer's close is no finish, and its rating is out of the average.
-    assert ops[0][3:] == ["3", "3.0", "3.0", "2", "3.0"]
+    assert ops[0][3:] == ["3", "3.0", "3.0", "2", "3.0", "department"]
     assert all(r[0] in ("Agent", "Department") for r in rows[1:])
     assert not any("Customer" in r[1] for r in rows[1:] if r[0] == "Agent")
 

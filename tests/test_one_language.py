@@ -227,6 +227,15 @@ def test_the_new_csv_headers_are_indonesian(login_as, make, db, client):
         text = " ".join(" ".join(r) for r in rows)
         assert english_in(text, pieces) == [], (url, rows[0])
         assert not any(h.isascii() and h in {"Agent", "Department", "Month"} for h in rows[0])
+    # Codes apart: a machine groups the rows without reading Indonesian.
+    sla = _csv(b.get("/admin/reports/sla.csv"))
+    assert {r["Kode pengelompokan"] for r in sla} == {"department", "priority", "agent", "month"}
+    assert {r["Dikelompokkan menurut"] for r in sla} == {"Departemen", "Prioritas", "Agen", "Bulan"}
+    agents = _csv(b.get("/admin/agent-report/agents.csv"))
+    assert {(r["Baris"], r["Kode baris"]) for r in agents} == {
+        ("Agen", "agent"),
+        ("Departemen", "department"),
+    }
 
 
 def test_the_new_indonesian_emails_carry_no_english(login_as, make, db, client):

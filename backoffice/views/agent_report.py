@@ -210,6 +210,7 @@ class AgentReportView(StaffAccessMixin, BaseView):
             _("Median resolution (hours)"),
             _("Tickets finished"),
             _("Average rating"),
+            _("Row code"),
         ]
         # csv_cell (stream_csv's default) neutralises every text cell: names are typed
         # by people, and a name like "=HYPERLINK(…)" must stay text in a spreadsheet.
@@ -223,8 +224,12 @@ class AgentReportView(StaffAccessMixin, BaseView):
                 _hours(r.resolution),
                 r.finished,
                 None if r.rating is None else round(r.rating, 2),
+                code,  # the row's kind for machines: the first column is translated
             ]
-            for kind, rows in ((_("Agent"), agents), (_("Department"), departments))
+            for kind, code, rows in (
+                (_("Agent"), "agent", agents),
+                (_("Department"), "department", departments),
+            )
             for r in rows
         ]
         filename = f"agents-{form.date_from.data:%Y%m%d}-{form.date_to.data:%Y%m%d}.csv"

@@ -491,6 +491,7 @@ class ReportView(StaffAccessMixin, BaseView):
             _("Resolution met"),
             _("Resolution missed"),
             _("Resolution met (%)"),
+            _("Grouping code"),
             _("Group code"),
         ]
 
@@ -508,9 +509,10 @@ class ReportView(StaffAccessMixin, BaseView):
                 row.resolution.met,
                 row.resolution.missed,
                 percent(row.resolution),
+                dim,  # the grouping for machines: the column before it is translated
                 row.code,
             ]
-            for _dim, title, rows in tables
+            for dim, title, rows in tables
             for row in rows
         )
         filename = f"sla-{form.date_from.data:%Y%m%d}-{form.date_to.data:%Y%m%d}.csv"
