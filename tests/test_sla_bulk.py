@@ -71,14 +71,22 @@ def _tickets(db, make):
 def _per_ticket_answer(db, made, why, now):
     """What `sla.replan` gives each ticket, and which ones it notes; rolled back."""
     calendars = worktime.load_many({t.department_id for t in made})
-    expected, noted = {}, set()
+    expected = {}
+    before = db.session.scalar(select(func.coalesce(func.max(TicketEvent.id), 0)))
     for t in made:
         sla.replan(t, now, why, calendars[t.department_id])
         t.next_due_at = sla.next_due(t)
         expected[t.id] = (t.first_response_due, t.resolution_due, t.sla_warn_at, t.next_due_at)
-    for obj in db.session.new:
-        if isinstance(obj, TicketEvent) and obj.action is EventAction.DUE_MOVED:
-            noted.add(obj.ticket.id)
+    # The notes as rows, not as session.new: any flush on the way (a lazy load's
+    # autoflush) would have taken the earlier ones out of session.new.
+    db.session.flush()
+    noted = set(
+        db.session.scalars(
+            select(TicketEvent.ticket_id).where(
+                TicketEvent.id > before, TicketEvent.action == EventAction.DUE_MOVED
+            )
+        )
+    )
     db.session.rollback()
     return expected, noted
 
