@@ -680,6 +680,10 @@ def seed_bulk(
             ("customers", "orders", "tracking events", "tickets", "messages", "events"), 0
         )
     )
+    # Read now: after the commit below, `roles[...].id` would be reloaded through db.session
+    # while `conn` holds SQLite's write lock (a large batch spills it to EXCLUSIVE), and
+    # the load stopped with "database is locked".
+    customer_role_id = roles[perm.CUSTOMER].id
     db.session.commit()
     password = hash_password(uuid.uuid4().hex)  # one unguessable hash for every bulk account
     conn, engine = _connect(local_infile)
@@ -709,7 +713,7 @@ def seed_bulk(
                     User.__table__, CUSTOMER_COLUMNS, _customer_rows(plan, start, stop, password)
                 )
                 first = plan.first_customer + start
-                _roles(w, first, first + n - 1, roles[perm.CUSTOMER].id)
+                _roles(w, first, first + n - 1, customer_role_id)
                 conn.commit()
                 stats.counts["customers"] += n
                 bar.update(n)

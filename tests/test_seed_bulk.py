@@ -86,6 +86,16 @@ def test_seed_bulk_twice_gives_fresh_resis(runner, db):
     assert len(resis) == 100 and len(set(resis)) == 100
 
 
+def test_a_batch_large_enough_to_spill_loads_on_sqlite_too(runner, db):
+    """5,000 customers in one batch spill SQLite's page cache, so the loading connection
+    holds the file's exclusive lock: nothing else may read through db.session meanwhile
+    (the customer role's id was reloaded there, and the load stopped: database is locked)."""
+    result = runner.invoke(seed_bulk_command, ["--tickets", "20", "--customers", "5000"])
+    assert result.exit_code == 0, result.output
+    customers = select(User.id).where(User.roles.any(name=perm.CUSTOMER)).subquery()
+    assert _db.session.scalar(select(func.count()).select_from(customers)) == 5000
+
+
 def test_seed_bulk_refuses_bad_options(runner, db):
     for args, name in (
         (["--tickets", "10", "--customers", "0"], "--customers"),
