@@ -58,6 +58,7 @@ def test_master_sees_replies_medians_finishes_and_ratings_per_agent_and_departme
         "Tickets finished",
         "Average rating",
         "Row code",
+        "Code",
     ]
     by_name = {r[1]: r for r in rows[1:]}
     # Formula-neutralised: the name starts with a quote in the CSV.
@@ -68,11 +69,12 @@ def test_master_sees_replies_medians_finishes_and_ratings_per_agent_and_departme
         "1",
         "4.0",
         "agent",
+        str(ana.id),  # the user id, as the SLA CSV's agent groups
     ]
-    assert by_name["Budi Agen"][3:] == ["2", "4.0", "4.0", "1", "2.0", "agent"]
+    assert by_name["Budi Agen"][3:] == ["2", "4.0", "4.0", "1", "2.0", "agent", str(budi.id)]
     ops = [r for r in rows[1:] if r[0] == "Department" and r[2] == "OPS"]
     # The customer's close is no finish, and its rating is out of the average.
-    assert ops[0][3:] == ["3", "3.0", "3.0", "2", "3.0", "department"]
+    assert ops[0][3:] == ["3", "3.0", "3.0", "2", "3.0", "department", "OPS"]
     assert all(r[0] in ("Agent", "Department") for r in rows[1:])
     assert not any("Customer" in r[1] for r in rows[1:] if r[0] == "Agent")
 

@@ -43,6 +43,7 @@ class Row:
 
     name: str
     department: str = ""
+    code: str = ""  # for machines, as the SLA CSV's group code: the user id, the department code
     replies: int = 0
     first_response: float | None = None  # seconds
     resolution: float | None = None  # seconds
@@ -131,13 +132,14 @@ def agent_rows(conditions) -> tuple[list[Row], list[Row]]:
     def agent_label(key, row):
         user = people.get(key)
         row.name = user.display_name if user else _("(deleted user)")
+        row.code = str(key)
         dept = departments.get(user.department_id) if user else None
         row.department = dept.code if dept else ""
 
     def dept_label(key, row):
         dept = departments.get(key)
         row.name = str(dept) if dept else _("Not dispatched")
-        row.department = dept.code if dept else ""
+        row.department = row.code = dept.code if dept else ""
 
     agents = build(by_agent, agent_label)
     # Only staff: a customer's own messages are not replies, and they never finish here.
@@ -211,6 +213,7 @@ class AgentReportView(StaffAccessMixin, BaseView):
             _("Tickets finished"),
             _("Average rating"),
             _("Row code"),
+            _("Code"),
         ]
         # csv_cell (stream_csv's default) neutralises every text cell: names are typed
         # by people, and a name like "=HYPERLINK(…)" must stay text in a spreadsheet.
@@ -225,6 +228,7 @@ class AgentReportView(StaffAccessMixin, BaseView):
                 r.finished,
                 None if r.rating is None else round(r.rating, 2),
                 code,  # the row's kind for machines: the first column is translated
+                r.code,  # then the row's own code (the SLA CSV's order: grouping, group)
             ]
             for kind, code, rows in (
                 (_("Agent"), "agent", agents),
