@@ -33,14 +33,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from flask_babel import gettext as _
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import DBAPIError
 
 from ..extensions import db
 from ..models import Ticket, TicketStatus
 from ..models.base import utcnow
-from . import DomainError, notifications, tickets, worktime
+from . import DomainError, event_notes, notifications, tickets, worktime
 
 log = logging.getLogger(__name__)
 R = TicketStatus.RESPONDED
@@ -148,8 +147,8 @@ def _finish(ticket_id: int, cal, n: int, now: datetime) -> bool:
     if now < finish_at:
         db.session.rollback()
         return False
-    note = _("no answer from the customer for %(n)d working days", n=n)
-    tickets.finish(ticket, tickets.SYSTEM, note=note, now=now)
+    coded = event_notes.encode(event_notes.AUTO_FINISHED, n=n)  # translated when shown
+    tickets.finish(ticket, tickets.SYSTEM, coded=coded, now=now)
     db.session.commit()
     return True
 

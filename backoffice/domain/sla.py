@@ -34,7 +34,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from ..extensions import db
 from ..models import EventAction, Priority, Ticket, TicketEvent, TicketStatus
 from ..models.base import utcnow
-from . import worktime
+from . import event_notes, worktime
 
 # The clock does not run while the ticket waits for the customer, nor once it is done.
 STOPPED = (TicketStatus.RESPONDED, TicketStatus.FINISHED)
@@ -428,7 +428,8 @@ def explain(ticket: Ticket) -> list[str]:
             EventAction.FINISHED,
             EventAction.REOPENED,
         ):
-            lines.append(f"  {local(ev.created_at)} {ev.action.value}: {ev.note}".rstrip(": "))
+            note = event_notes.text(ev.note)
+            lines.append(f"  {local(ev.created_at)} {ev.action.value}: {note}".rstrip(": "))
     last = max(t for t in (ticket.first_response_due, ticket.resolution_due, utcnow()) if t)
     off = cal.days_off(ticket.created_at, min(last, ticket.resolution_due))
     lines.append("days off in the window:" + ("" if off else " none"))

@@ -42,6 +42,7 @@ from . import (
     PermissionDenied,
     assignment,
     clean_text,
+    event_notes,
     notifications,
     shipments,
     situations,
@@ -260,10 +261,13 @@ def _move(
     event: EventAction,
     *,
     note: str = "",
+    coded: str = "",
     rule: RoutingRule | None = None,
     now: datetime,
 ) -> TicketEvent:
-    """Apply `action`'s status change (if any) through TRANSITIONS and record it."""
+    """Apply `action`'s status change (if any) through TRANSITIONS and record it.
+    `note` is stored as typed; `coded` is a code-written note (event_notes.encode),
+    translated when the timeline is shown."""
     before = ticket.status
     after = _target(ticket, action)
     if action not in KEEPS_STATUS and action not in TRANSITIONS.get((before, after), ()):
@@ -287,7 +291,7 @@ def _move(
         from_status=before,
         to_status=after if after != before else None,
         rule_id=rule.id if rule else None,
-        note=(note or "")[:500],
+        note=(coded or event_notes.typed(note))[:500],
         created_at=now,
     )
     db.session.add(ev)
@@ -617,12 +621,14 @@ def finish(
     actor: User | SystemActor,
     *,
     note: str = "",
+    coded: str = "",
     expected_version: int | None = None,
     now: datetime | None = None,
 ) -> None:
     """Finish an open ticket (staff), close it (its customer), or, as SYSTEM, finish a
     ticket that waited for the customer too long (domain/autofinish.py): the customer
-    gets the same email with its rating links in every case but their own close."""
+    gets the same email with its rating links in every case but their own close.
+    `coded`: the system's note (event_notes.encode) instead of a typed `note`."""
     now = now or utcnow()
     if actor is SYSTEM:
         action = Action.AUTO_FINISH
@@ -631,7 +637,7 @@ def finish(
     _check(ticket, actor, action, expected_version, now)
     if ticket.status is F:
         raise DomainError(_("This ticket is already finished."))
-    _move(ticket, actor, action, EventAction.FINISHED, note=note, now=now)
+    _move(ticket, actor, action, EventAction.FINISHED, note=note, coded=coded, now=now)
     _flush(ticket, now)
     notifications.ticket_finished(ticket, actor)
 
@@ -788,12 +794,9 @@ def merge(
             ticket=into,
             actor=actor,
             action=EventAction.MERGED,
-            note=_(
-                "%(number)s merged into this ticket (%(n)d messages)",
-                number=ticket.number,
-                n=moved or 0,
-            )[:500]
-            + (f": {note}" if note else ""),
+            note=event_notes.encode(
+                event_notes.MERGED_FROM, number=ticket.number, n=moved or 0, text=note
+            ),
             created_at=now,
         )
     )
@@ -803,7 +806,7 @@ def merge(
         actor,
         Action.MERGE,
         EventAction.MERGED,
-        note=_("merged into %(number)s", number=into.number) + (f": {note}" if note else ""),
+        coded=event_notes.encode(event_notes.MERGED_INTO, number=into.number, text=note),
         now=now,
     )
     sla.refresh(into, now)

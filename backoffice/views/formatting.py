@@ -8,6 +8,8 @@ from decimal import Decimal
 
 from flask_babel import format_datetime, format_decimal, format_timedelta, get_timezone
 
+from ..domain import event_notes
+
 
 def datetime_text(value: datetime | None) -> str:
     """A stored UTC time in the company's zone, sortable and short: 2026-03-01 14:05."""
@@ -119,3 +121,4 @@ def register(app) -> None:
     app.add_template_filter(percent_text, "admin_percent")
     app.add_template_filter(count_text, "admin_count")
     app.add_template_filter(size_text, "admin_size")
+    app.add_template_filter(event_notes.text, "event_note")
