@@ -6,8 +6,8 @@ from datetime import date, datetime
 
 from sqlalchemy import func, select
 
+from backoffice.domain import event_notes, tickets
 from backoffice.domain import permissions as perm
-from backoffice.domain import tickets
 from backoffice.models import BusinessHours, CompanyDay, EventAction, TicketEvent, TicketKind
 
 from .test_sla import WEEKDAYS_8_20, _hours
@@ -45,6 +45,7 @@ def test_master_adds_and_removes_a_company_day_and_open_tickets_follow(login_as,
             TicketEvent.ticket_id == t.id, TicketEvent.action == EventAction.DUE_MOVED
         )
     )
+    note = event_notes.text(note)  # stored neutral, read in the viewer's language
     assert "03-02-2027" in note and "04-02-2027 15:00 WIB" in note
     listing = b.get("/admin/company-days/").get_data(as_text=True)
     assert "Ulang tahun &lt;b&gt;carebox&lt;/b&gt;" in listing and "<b>carebox" not in listing

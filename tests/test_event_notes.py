@@ -5,17 +5,19 @@ them; a typed note is shown as typed; old free-text rows are shown unchanged."""
 from __future__ import annotations
 
 import html
+from datetime import datetime
 
 from flask_babel import force_locale
 from sqlalchemy import select
 
-from backoffice.domain import autofinish, event_notes
+from backoffice.domain import autofinish, event_notes, tickets
 from backoffice.domain import permissions as perm
 from backoffice.domain import tickets as lifecycle
 from backoffice.models import EventAction, TicketEvent
 
 from .test_autofinish import FINISH, WARN, _fresh, _waiting
 from .test_merge import _desk, _pair
+from .test_sla import WEEKDAYS_8_20, _hours, _moves, _question
 
 MERGED_FROM = {
     "id": "{n} digabungkan ke tiket ini (2 pesan)",
@@ -114,3 +116,27 @@ def test_a_typed_note_is_never_translated_and_old_rows_show_unchanged(db, login_
         assert 'merged_into{"number":"X-1"}' in timeline  # as typed, minus the marker
         assert "digabungkan ke T-LAMA" in timeline  # old rows unchanged, in both languages
         assert event_notes.MARK not in timeline
+
+
+def test_a_moved_due_time_reads_in_each_viewers_language(db, login_as, make):
+    """The escalation's DUE_MOVED note (clock, times, zone, why) is written without a
+    viewer; the desk shows it in Indonesian and in English."""
+    _hours(db, make, "CS", WEEKDAYS_8_20)
+    claims = _hours(
+        db, make, "CLAIMS", [(d, 8 * 60, 16 * 60) for d in range(5)], zone="Asia/Jayapura"
+    )
+    t = _question(make.user(perm.CUSTOMER), datetime(2026, 11, 30, 1, 0))  # Mon 08:00 WIB
+    tickets.dispatch(t, claims, make.user(perm.MASTER_ADMIN), now=datetime(2026, 11, 30, 5, 0))
+    db.session.commit()
+    (moved,) = _moves(db, t)
+    assert event_notes.decode(moved.note)[0] == event_notes.DUE_MOVED
+    browsers = {lang: login_as(perm.MASTER_ADMIN, locale=lang)[0] for lang in ("id", "en")}
+    shown = {
+        "id": "batas respons pertama 30-11-2026 18:00 → 01-12-2026 10:00 WIT (CLAIMS): "
+        "kini di CLAIMS, dengan jam kerjanya",
+        "en": "first response due 30-11-2026 18:00 → 01-12-2026 10:00 WIT (CLAIMS): "
+        "now with CLAIMS, on its working hours",
+    }
+    for lang, other in (("id", "en"), ("en", "id")):
+        timeline = _timeline(browsers[lang], t.number)
+        assert shown[lang] in timeline and shown[other] not in timeline

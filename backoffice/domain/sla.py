@@ -27,7 +27,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import current_app
-from flask_babel import gettext as _
 from sqlalchemy import and_, case, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -154,15 +153,15 @@ def _place(ticket: Ticket, cal: worktime.Calendar) -> None:
 
 
 def move_note(first_clock: bool, before, after, cal, why: str) -> str:
-    """The DUE_MOVED event's text: which clock, from when to when in the calendar's zone,
-    and why."""
+    """The DUE_MOVED event's note: which clock, from when to when in the calendar's zone,
+    and why (`why`: event_notes.encode'd, or plain text); stored neutral."""
 
     def local(t):
         return cal.to_local(t).strftime("%d-%m-%Y %H:%M")
 
-    return _(
-        "%(clock)s due %(old)s → %(new)s %(zone)s (%(calendar)s): %(why)s",
-        clock=_("first response") if first_clock else _("resolution"),
+    return event_notes.encode(  # translated when shown, in the viewer's language
+        event_notes.DUE_MOVED,
+        first=first_clock,
         old=local(before),
         new=local(after),
         zone=cal.abbr,
@@ -208,7 +207,7 @@ def priority_changed(ticket: Ticket, old: Priority, now: datetime) -> None:
     replan(
         ticket,
         now,
-        _("priority %(old)s → %(new)s", old=old.label, new=ticket.priority.label),
+        event_notes.encode(event_notes.PRIORITY, old=old.value, new=ticket.priority.value),
         cal,
     )
 
@@ -226,7 +225,7 @@ def refresh(ticket: Ticket, now: datetime | None = None) -> None:
             ticket.sla_paused_at = now
         else:
             _place(ticket, cal)
-            _note_move(ticket, before, cal, now, _("now counted in working time"))
+            _note_move(ticket, before, cal, now, event_notes.encode(event_notes.WORKING_TIME))
     elif stopped and ticket.sla_paused_at is None:
         cal = calendar(ticket)
         checkpoint(ticket, now, cal)
@@ -241,11 +240,7 @@ def refresh(ticket: Ticket, now: datetime | None = None) -> None:
         if ticket.sla_warned_at and first and ticket.sla_warned_at < first:
             ticket.sla_warned_at = None  # that was the first response's warning
         _place(ticket, cal)
-        why = _(
-            "the clock resumed after %(hours)s working hours stopped"
-            " (waiting for the customer, or finished), not counted",
-            hours=_hours(waited),
-        )
+        why = event_notes.encode(event_notes.RESUMED, hours=_hours(waited))
         _note_move(ticket, before, cal, now, why)
     _record_work(ticket)
     ticket.next_due_at = next_due(ticket)

@@ -529,7 +529,7 @@ def dispatch(
     ticket.department_id, ticket.department = department.id, department
     event = EventAction.DISPATCHED if action is Action.DISPATCH else EventAction.ESCALATED
     ev = _move(ticket, actor, action, event, note=note or department.code, now=now)
-    sla.replan(ticket, now, _("now with %(d)s, on its working hours", d=department.code))
+    sla.replan(ticket, now, event_notes.encode(event_notes.WITH_DEPARTMENT, d=department.code))
     _round_robin(ticket, now)
     _flush(ticket, now)
     notifications.ticket_reached_department(ticket, actor)

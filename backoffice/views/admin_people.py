@@ -16,8 +16,8 @@ from sqlalchemy import func, inspect, or_, select
 from wtforms import PasswordField, SelectField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
+from ..domain import event_notes, worktime
 from ..domain import permissions as perm
-from ..domain import worktime
 from ..extensions import db
 from ..models import Department, Role, ShipmentSituation, TicketKind, User
 from ..models.base import utcnow
@@ -254,7 +254,8 @@ class DepartmentView(SecureModelView):
         if getattr(model, "_calendar_changed", False):
             from .calendar import _recompute
 
-            _recompute(_("calendar of %(d)s changed", d=model.code), department_ids=[model.id])
+            why = event_notes.encode(event_notes.CALENDAR_CHANGED, d=model.code)
+            _recompute(why, department_ids=[model.id])
 
 
 class RoutingRuleView(SecureModelView):

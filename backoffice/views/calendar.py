@@ -18,8 +18,8 @@ from sqlalchemy import inspect
 from wtforms import SelectField, StringField
 from wtforms.validators import DataRequired, InputRequired, Length, ValidationError
 
+from ..domain import event_notes, sla, worktime
 from ..domain import permissions as perm
-from ..domain import sla, worktime
 from ..extensions import db
 from .base import SecureModelView
 from .fields import to_choices
@@ -118,12 +118,12 @@ class BusinessHoursView(SecureModelView):
 
     def after_model_change(self, form, model, is_created):
         """The running tickets of the department follow its new hours."""
-        why = _("business hours of %(d)s changed", d=model.department.code)
+        why = event_notes.encode(event_notes.HOURS_CHANGED, d=model.department.code)
         _recompute(why, department_ids=model._calendar_departments)
 
     def after_model_delete(self, model):
         _recompute(
-            _("business hours of %(d)s changed", d=model.department.code),
+            event_notes.encode(event_notes.HOURS_CHANGED, d=model.department.code),
             department_ids=[model.department_id],
         )
 
@@ -169,16 +169,14 @@ class CompanyDayView(SecureModelView):
     def after_model_change(self, form, model, is_created):
         """The running tickets whose clocks span the day follow it."""
         _recompute(
-            _(
-                "company day %(day)s (%(name)s)",
-                day=model.day.strftime("%d-%m-%Y"),
-                name=model.name,
+            event_notes.encode(
+                event_notes.COMPANY_DAY, day=model.day.strftime("%d-%m-%Y"), name=model.name
             ),
             days=model._calendar_days,
         )
 
     def after_model_delete(self, model):
         _recompute(
-            _("company day %(day)s removed", day=model.day.strftime("%d-%m-%Y")),
+            event_notes.encode(event_notes.COMPANY_DAY_REMOVED, day=model.day.strftime("%d-%m-%Y")),
             days=[model.day],
         )
