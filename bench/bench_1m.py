@@ -6,7 +6,7 @@
    migrated and filled by `carebox seed-bulk --tickets 1000000` (200k customers,
    1M shipments with 7.6M tracking events, 3M messages). A marker table records its
    size and the loader's data version; a later run finds it and only migrates it.
-   Building took 6 minutes on the shared 2-core machine; `--rebuild` forces it,
+   Building takes 3 minutes on a quiet 2-core machine (6 when shared); `--rebuild` forces it,
    `--measure-load` also times the raw `INSERT … SELECT` copy of the same rows.
 2. **Serve**: gunicorn with 2 workers (deploy/gunicorn.conf.py) on a free port, with
    CAREBOX_COUNT_STATEMENTS=1 so each response says how many SQL statements it ran
