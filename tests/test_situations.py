@@ -286,3 +286,83 @@ def test_lists_desk_and_chat_show_the_badge_and_the_timeline(app, db, login_as, 
     portal.login(customer)
     chat = portal.get(f"/tickets/{t.number}").get_data(as_text=True)
     assert "situation-late" in chat and "Hub Cakung, Jakarta" in chat
+
+
+def _routed(db, ticket):
+    from backoffice.models import EventAction, TicketEvent
+
+    return db.session.scalars(
+        select(TicketEvent).where(
+            TicketEvent.ticket_id == ticket.id, TicketEvent.action == EventAction.ROUTED
+        )
+    ).all()
+
+
+def test_a_progress_ticket_that_turns_stuck_is_routed_by_the_seeded_rule(db, make):
+    """Routing after filing: the worker (time) and arriving events turn a parcel's
+    situation; a Progress ticket nobody dispatched follows the rule on it, as the
+    system; a ticket staff dispatched elsewhere, and a Team ticket, stay where they are."""
+    ops, claims = make.department("OPS"), make.department("CLAIMS")
+    master = make.user(perm.MASTER_ADMIN)
+    now = utcnow()
+
+    def filed():
+        order = make.order(product="ECO")
+        _events(db, order, (1 * D, "picked_up"), now=now)
+        t = _file(make, order, TicketKind.CRITICISM, now=now)
+        assert t.status is TicketStatus.PROGRESS and t.situation is None
+        return t
+
+    waiting, dispatched, answered = filed(), filed(), filed()
+    lifecycle.dispatch(dispatched, claims, master, now=now)  # a person sent it to Claims
+    lifecycle.post_message(answered, master, "Kami cek dulu.", now=now)  # Responded, no department
+    db.session.commit()
+    version = waiting.version_id
+
+    assert situations.refresh_due(now + 2 * D + timedelta(hours=1)) == 3
+    db.session.commit()
+    db.session.expire_all()
+    waiting = db.session.get(Ticket, waiting.id)
+    assert waiting.situation is S.STUCK
+    assert waiting.status is TicketStatus.TEAM and waiting.department_id == ops.id
+    (ev,) = _routed(db, waiting)
+    assert ev.actor_id is None  # the system's, on the timeline
+    rule = db.session.get(RoutingRule, ev.rule_id)
+    assert rule.situation is S.STUCK and rule.department_id == ops.id
+    assert waiting.version_id > version  # a move, unlike a badge: open desks must reload
+
+    dispatched = db.session.get(Ticket, dispatched.id)
+    assert dispatched.situation is S.STUCK and dispatched.department_id == claims.id
+    assert dispatched.status is TicketStatus.TEAM and not _routed(db, dispatched)
+    answered = db.session.get(Ticket, answered.id)
+    assert answered.situation is S.STUCK and answered.department_id is None
+    assert answered.status is TicketStatus.RESPONDED and not _routed(db, answered)
+
+    # Events arriving: a Progress ticket whose parcel stopped moving days ago is late now.
+    order = make.order(product="ECO")
+    _events(db, order, (1 * D, "picked_up"), now=now)
+    t = _file(make, order, TicketKind.CRITICISM, now=now)
+    team = _file(make, make.order(product="ECO"), TicketKind.CRITICISM, now=now)
+    lifecycle.dispatch(team, claims, master, now=now)
+    _events(db, order, (D / 2, "at_hub"), now=now + 8 * D)
+    _events(db, team.order, (9 * D, "picked_up"), (8 * D, "at_hub"), now=now + 9 * D)
+    db.session.commit()
+    db.session.expire_all()
+    t, team = db.session.get(Ticket, t.id), db.session.get(Ticket, team.id)
+    assert t.situation is S.LATE and t.department_id == ops.id and len(_routed(db, t)) == 1
+    assert team.situation is not None and team.department_id == claims.id
+    assert not _routed(db, team)
+
+
+def test_a_photo_of_the_damage_routes_a_progress_complaint_to_claims(db, make):
+    claims = make.department("CLAIMS")
+    order = make.order()
+    _events(db, order, (2 * D, "picked_up"), (1 * D, "delivered"))
+    complaint = _file(make, order)
+    assert complaint.situation is S.DELIVERED_DISPUTED and complaint.department_id is None
+    lifecycle.post_message(complaint, order.customer, "Rusak", attachments=[_photo()])
+    db.session.commit()
+    assert complaint.situation is S.DAMAGED
+    assert complaint.status is TicketStatus.TEAM and complaint.department_id == claims.id
+    (ev,) = _routed(db, complaint)
+    assert ev.actor_id is None and db.session.get(RoutingRule, ev.rule_id).situation is S.DAMAGED

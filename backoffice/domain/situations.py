@@ -51,6 +51,7 @@ from ..models import (
     TicketAttachment,
     TicketKind,
     TicketMessage,
+    TicketStatus,
     TrackingEvent,
     TrackingEventKind,
 )
@@ -210,8 +211,9 @@ def photo_added(ticket: Ticket, now: datetime) -> None:
 
 
 def _store(rows, now: datetime) -> int:
-    """Derive and write the situation of open tickets given as rows (id, kind, order_id,
-    situation, situation_due_at); returns how many changed."""
+    """Derive and write the situation of open tickets given as rows (`_rows`); returns
+    how many changed. A Progress ticket nobody dispatched whose situation turned is then
+    routed by the rules on it (`tickets.route_by_situation`: that one is an edit)."""
     rows = sorted(rows, key=lambda r: r.id)  # one lock order for every writer
     if not rows:
         return 0
@@ -220,12 +222,15 @@ def _store(rows, now: datetime) -> int:
     days = stuck_days()
     table = Ticket.__table__
     session = db.session
-    changes = []
+    changes, to_route = [], []
     for r in rows:
         situation, due = derive(r.kind, r.id in photos, found.get(r.order_id), now, days)
         if situation == r.situation and due == r.situation_due_at:
             continue
         changes.append({"tid": r.id, "new_situation": situation, "new_due": due})
+        turned = situation is not None and situation != r.situation
+        if turned and r.status is TicketStatus.PROGRESS and r.department_id is None:
+            to_route.append(r.id)  # never dispatched: the rule on its situation applies
         obj = session.identity_map.get(session.identity_key(Ticket, r.id))
         if obj is not None:
             session.expire(obj, ["situation", "situation_due_at"])
@@ -239,12 +244,23 @@ def _store(rows, now: datetime) -> int:
             .execution_options(synchronize_session=False),
             changes,
         )
+    if to_route:
+        # Late import: the lifecycle imports this module (it derives at filing).
+        from . import tickets
+
+        tickets.route_by_situation(to_route, now)
     return len(changes)
 
 
 def _rows():
     return select(
-        Ticket.id, Ticket.kind, Ticket.order_id, Ticket.situation, Ticket.situation_due_at
+        Ticket.id,
+        Ticket.kind,
+        Ticket.order_id,
+        Ticket.situation,
+        Ticket.situation_due_at,
+        Ticket.status,
+        Ticket.department_id,
     )
 
 

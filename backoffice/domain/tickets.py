@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
 from sqlalchemy import case, select, update
-from sqlalchemy.orm import aliased, contains_eager
+from sqlalchemy.orm import aliased, contains_eager, joinedload
 from sqlalchemy.orm.exc import StaleDataError
 
 from ..extensions import db
@@ -68,6 +68,7 @@ __all__ = [
     "post_message",
     "rate",
     "reopen",
+    "route_by_situation",
     "set_priority",
     "staff_rating",
     "warn_before_finish",
@@ -104,7 +105,7 @@ SYSTEM = SystemActor()
 class Action(enum.StrEnum):
     """What moves a ticket; each is allowed to some actors (see `_may`)."""
 
-    ROUTE = "route"  # a routing rule on filing
+    ROUTE = "route"  # a routing rule: on filing, or (SYSTEM) when the parcel's situation turns
     DISPATCH = "dispatch"  # master admin sends a progress ticket to a department
     ESCALATE = "escalate"  # staff move a ticket to (another) department
     STAFF_REPLY = "staff_reply"
@@ -119,12 +120,12 @@ class Action(enum.StrEnum):
     ASSIGN = "assign"
     RATE = "rate"
     LINK_PARCEL = "link_parcel"  # staff name the customer's parcel the ticket is about
-    # The system's own (SYSTEM): a waiting ticket's warning, then its finish.
+    # The system's own (SYSTEM): a waiting ticket's warning, then its finish; ROUTE too.
     FINISH_WARNING = "finish_warning"
     AUTO_FINISH = "auto_finish"
 
 
-SYSTEM_ACTIONS = frozenset({Action.FINISH_WARNING, Action.AUTO_FINISH})
+SYSTEM_ACTIONS = frozenset({Action.FINISH_WARNING, Action.AUTO_FINISH, Action.ROUTE})
 
 # The status machine of docs/architecture.md §2. A move not listed here is refused.
 TRANSITIONS: dict[tuple[TicketStatus, TicketStatus], frozenset[Action]] = {
@@ -171,7 +172,7 @@ CUSTOMER_ACTIONS = frozenset({Action.CUSTOMER_REPLY, Action.CLOSE, Action.REOPEN
 def _may(actor: User | SystemActor | None, ticket: Ticket, action: Action, now: datetime) -> bool:
     """Whether `actor` may perform `action` on `ticket`, ignoring its status."""
     if action is Action.ROUTE:
-        return actor is None
+        return actor is None or actor is SYSTEM  # filing, or route_by_situation
     if ticket.merged_into_id is not None and action is not Action.NOTE:
         return False  # a merged ticket lives on in its survivor
     if actor is SYSTEM or action in SYSTEM_ACTIONS:
@@ -333,27 +334,84 @@ def find_route(
     """The most specific active rule for a new ticket. Every condition a rule names must
     match; the parcel's situation counts most, then the product, then the kind
     (kind+product > product > kind), and a rule naming nothing is the catch-all."""
-    specificity = (
-        case((RoutingRule.situation.is_not(None), 4), else_=0)
-        + case((RoutingRule.product_id.is_not(None), 2), else_=0)
-        + case((RoutingRule.kind.is_not(None), 1), else_=0)
-    )
-    kind_ok = RoutingRule.kind.is_(None) | (RoutingRule.kind == kind)
-    product_ok = RoutingRule.product_id.is_(None)
-    if product_id is not None:
-        product_ok = product_ok | (RoutingRule.product_id == product_id)
-    situation_ok = RoutingRule.situation.is_(None)
-    if situation is not None:
-        situation_ok = situation_ok | (RoutingRule.situation == situation)
+    return _pick_route(_active_rules(), kind, product_id, situation)
+
+
+def _active_rules() -> list[RoutingRule]:
+    """The active rules of active departments (a short table: read whole, one query, so
+    that a batch of tickets is routed by one read — route_by_situation)."""
     stmt = (
         select(RoutingRule)
         .join(RoutingRule.department)
         .options(contains_eager(RoutingRule.department))  # the rule's department: no lazy load
-        .where(RoutingRule.active, Department.active, kind_ok, product_ok, situation_ok)
-        .order_by(specificity.desc(), RoutingRule.position, RoutingRule.id)
-        .limit(1)
+        .where(RoutingRule.active, Department.active)
+        .order_by(RoutingRule.position, RoutingRule.id)
     )
-    return db.session.scalars(stmt).first()
+    return list(db.session.scalars(stmt).unique())
+
+
+def _pick_route(rules, kind, product_id, situation) -> RoutingRule | None:
+    """find_route's one rule over `rules` (in position, id order)."""
+    best, best_score = None, -1
+    for rule in rules:
+        if rule.kind is not None and rule.kind != kind:
+            continue
+        if rule.product_id is not None and rule.product_id != product_id:
+            continue
+        if rule.situation is not None and rule.situation != situation:
+            continue
+        score = (
+            4 * (rule.situation is not None)
+            + 2 * (rule.product_id is not None)
+            + (rule.kind is not None)
+        )
+        if score > best_score:  # strictly: the first in position order wins a tie
+            best, best_score = rule, score
+    return best
+
+
+def route_by_situation(ticket_ids, now: datetime | None = None) -> int:
+    """The parcels' situation of these tickets just changed: those still in Progress that
+    nobody ever dispatched (no department: a dispatch, escalation or route gives one, and
+    nothing takes it away) go where a routing rule *on that situation* sends them, as
+    SYSTEM through `dispatch` (a ROUTED event without an author: the system's, naming the
+    rule). Tickets staff dispatched or escalated are never touched. One query for the
+    tickets and one for the rules per call; then each routed ticket is one dispatch.
+    A ticket someone changed meanwhile is left to them. Returns how many were routed."""
+    now = now or utcnow()
+    ids = sorted(set(ticket_ids))
+    if not ids:
+        return 0
+    candidates = list(
+        db.session.scalars(
+            select(Ticket)
+            .options(joinedload(Ticket.order))
+            .where(
+                Ticket.id.in_(ids),
+                Ticket.status == P,
+                Ticket.department_id.is_(None),
+                Ticket.merged_into_id.is_(None),
+                Ticket.situation.is_not(None),
+            )
+            .order_by(Ticket.id)
+        )
+    )
+    if not candidates:
+        return 0
+    rules = _active_rules()
+    routed = 0
+    for ticket in candidates:
+        product_id = ticket.order.product_id if ticket.order else None
+        rule = _pick_route(rules, ticket.kind, product_id, ticket.situation)
+        if rule is None or rule.situation is None:
+            continue  # only the situation is new: other rules had their chance at filing
+        try:
+            with db.session.begin_nested():
+                dispatch(ticket, rule.department, SYSTEM, rule=rule, now=now)
+        except (ConflictError, DomainError):
+            continue  # moved by someone meanwhile: theirs stands
+        routed += 1
+    return routed
 
 
 @_operation
@@ -489,10 +547,13 @@ def post_message(
         ticket.auto_finish_warned_at = None  # the wait for the customer starts anew
         if action is Action.STAFF_REPLY and ticket.first_response_at is None:
             ticket.first_response_at = now
+    before = ticket.situation
     if is_customer and any(situations.is_photo(a) for a in attachments):
         situations.photo_added(ticket, now)
     _flush(ticket, now)
     notifications.message_posted(msg, whatsapp_template=whatsapp_template)
+    if ticket.situation != before:
+        route_by_situation([ticket.id], now)  # e.g. now damaged: the rule on it applies
     return msg
 
 
@@ -500,19 +561,27 @@ def post_message(
 def dispatch(
     ticket: Ticket,
     department: Department,
-    actor: User,
+    actor: User | SystemActor,
     *,
     note: str = "",
     expected_version: int | None = None,
     now: datetime | None = None,
     only: Action | None = None,
+    rule: RoutingRule | None = None,
 ) -> TicketEvent:
-    """Send a ticket to `department`: dispatch from progress, escalate from team/responded.
+    """Send a ticket to `department`: dispatch from progress, escalate from team/responded;
+    as SYSTEM, route a Progress ticket by `rule` (route_by_situation).
 
     `only` (Action.DISPATCH or Action.ESCALATE) refuses the other one: a bulk action
     named "escalate" must not dispatch a Progress ticket, nor "dispatch" escalate."""
     now = now or utcnow()
     action = Action.DISPATCH if ticket.status is P else Action.ESCALATE
+    if actor is SYSTEM:
+        action = Action.ROUTE
+        if ticket.status is not P:
+            raise DomainError(
+                _("This ticket cannot go from %(a)s to %(b)s.", a=ticket.status.label, b=T.label)
+            )
     if only is Action.ESCALATE and action is not only:
         raise DomainError(_("A Progress ticket is dispatched, not escalated."))
     if only is Action.DISPATCH and action is not only:
@@ -527,8 +596,13 @@ def dispatch(
     sla.checkpoint(ticket, now)  # the time used so far counts on the old calendar
     # Both: the permission checks of round-robin read the id before any flush.
     ticket.department_id, ticket.department = department.id, department
-    event = EventAction.DISPATCHED if action is Action.DISPATCH else EventAction.ESCALATED
-    ev = _move(ticket, actor, action, event, note=note or department.code, now=now)
+    event = {
+        Action.DISPATCH: EventAction.DISPATCHED,
+        Action.ESCALATE: EventAction.ESCALATED,
+        Action.ROUTE: EventAction.ROUTED,
+    }[action]
+    note = note or (str(rule) if rule is not None else department.code)
+    ev = _move(ticket, actor, action, event, note=note, rule=rule, now=now)
     sla.replan(ticket, now, event_notes.encode(event_notes.WITH_DEPARTMENT, d=department.code))
     _round_robin(ticket, now)
     _flush(ticket, now)
