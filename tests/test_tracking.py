@@ -82,6 +82,54 @@ def test_the_same_event_twice_is_one_event(make, db):
     assert count == 1
 
 
+@pytest.mark.parametrize("isolation", ["REPEATABLE READ", "READ COMMITTED"])
+def test_an_event_a_concurrent_batch_of_the_same_second_wrote_is_unchanged(make, db, isolation):
+    """Another writer commits one of our events, stamped the same second, between our
+    lookup and our insert: the result says which row this call wrote, per event (at
+    READ COMMITTED a re-read by recorded_at would take the other's row for ours)."""
+    if db.engine.dialect.name != "mysql":
+        pytest.skip("a second writer during a transaction needs MariaDB")
+    db.session.commit()
+    first, second = make.order(), make.order()
+    db.session.commit()
+    first_id = first.id
+    theirs = EventIn(first.resi, "at_hub", "2026-11-30T15:00:00+07:00")
+    ours = EventIn(second.resi, "at_hub", "2026-11-30T15:00:00+07:00")
+    db.session.commit()  # our batch starts a transaction of its own
+    fired = []
+
+    def other_writer(conn, cursor, statement, *args):
+        if fired or not statement.startswith("INSERT IGNORE INTO tracking_event "):
+            return
+        fired.append(True)
+        with db.engine.connect() as other:  # a second connection: a real concurrent commit
+            other.execute(
+                TrackingEvent.__table__.insert().values(
+                    order_id=first_id,
+                    event="at_hub",
+                    occurred_at=datetime(2026, 11, 30, 8, 0),
+                    utc_offset=420,
+                    location="",
+                    note="",
+                    source="api",
+                    recorded_at=NOW,
+                )
+            )
+            other.commit()
+
+    db.session.connection(execution_options={"isolation_level": isolation})
+    sa.event.listen(db.engine, "before_cursor_execute", other_writer)
+    try:
+        results = _record(theirs, ours)
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", other_writer)
+    assert fired
+    assert [r.outcome for r in results] == ["unchanged", "inserted"]
+    db.session.commit()
+    count = db.session.scalar(select(func.count()).select_from(TrackingEvent))
+    assert count == 2
+
+
 @pytest.mark.parametrize(
     ("item", "reason"),
     [
