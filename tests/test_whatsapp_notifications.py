@@ -267,3 +267,65 @@ def test_an_import_costs_the_same_statements_for_3_or_30_parcels(whatsapp, db, m
     shipments.record_events(events, source=TrackingSource.IMPORT)
     db.session.commit()
     assert len(rows()) == parcels
+
+
+# --- merged tickets ---------------------------------------------------------------------
+
+
+def _two_whatsapp_tickets(client, db, hours_ago=0):
+    from backoffice.models import MessageChannel, TicketKind
+
+    from .test_whatsapp_outbound import customer_writes
+
+    first = customer_writes(client, db, hours_ago=hours_ago)
+    again = tickets.file_ticket(
+        first.customer,
+        TicketKind.QUESTION,
+        "Paket belum sampai",
+        "Halo lagi, paketnya belum sampai.",
+        channel=MessageChannel.WHATSAPP,
+        now=utcnow() - timedelta(hours=hours_ago),
+    )
+    db.session.commit()
+    return first, again
+
+
+def test_a_whatsapp_only_contact_is_told_of_a_merge_on_whatsapp_once(whatsapp, client, db, make):
+    first, again = _two_whatsapp_tickets(client, db)
+    assert notifications._customer(first) is None  # no address to email
+    emails = count(OutboxEmail)
+    tickets.merge(again, first, make.user(perm.MASTER_ADMIN))
+    db.session.commit()
+    notifications.ticket_merged(again, first)  # the merge reported again
+    db.session.commit()
+    (row,) = rows()
+    assert row.send_key == f"ticket_merged:{again.id}" and row.ticket_id == first.id
+    assert count(OutboxEmail) == emails  # and not by email as well
+    assert send_pending().sent == 1
+    (sent,) = whatsapp.sends()
+    assert sent["to"] == "6281234567890" and sent["type"] == "text"
+    body = sent["text"]["body"]
+    assert again.number in body and first.number in body
+    assert body.rstrip().endswith(f"/tickets/{first.number}")
+
+
+def test_outside_the_window_the_merge_notice_goes_as_the_reply_template(whatsapp, client, db, make):
+    first, again = _two_whatsapp_tickets(client, db, hours_ago=25)
+    tickets.merge(again, first, make.user(perm.MASTER_ADMIN))
+    db.session.commit()
+    assert send_pending().sent == 1
+    (sent,) = whatsapp.sends()
+    assert sent["type"] == "template" and sent["template"]["name"] == "carebox_balasan_tiket"
+    number, text = sent_params(sent)
+    assert number == first.number and again.number in text and first.number in text
+
+
+def test_a_customer_who_writes_on_the_portal_hears_of_a_merge_by_email_only(whatsapp, db, make):
+    customer = consenting(make, db, email="rina3@example.com")
+    first, again = make.ticket(customer=customer), make.ticket(customer=customer)
+    db.session.commit()
+    emails = count(OutboxEmail)
+    tickets.merge(again, first, make.user(perm.MASTER_ADMIN))
+    db.session.commit()
+    assert count(OutboxEmail) == emails + 1
+    assert rows() == []

@@ -360,7 +360,23 @@ def ticket_finished(ticket: Ticket, actor: User | None = None) -> None:
 
 def ticket_merged(ticket: Ticket, into: Ticket) -> None:
     """The customer hears that their ticket was merged into another one, and where the
-    conversation goes on (in their language, through the outbox)."""
+    conversation goes on (in their language, through the outbox), once per merge.
+
+    The channel is `reply_route`'s, as for a staff reply: a customer who last wrote on
+    WhatsApp is told there (text inside the 24-hour window, else the reply template)
+    and not emailed as well; anyone else by email."""
+    route = reply_route(into)  # the messages of both tickets are in `into` now
+    if route.channel is MessageChannel.WHATSAPP:
+        from .whatsapp_outbox import enqueue_notice
+
+        with force_locale(_lang(into.customer)):
+            text = _(
+                "[%(number)s] Your ticket continues as %(into)s",
+                number=ticket.number,
+                into=into.number,
+            )
+        enqueue_notice(into, route, f"ticket_merged:{ticket.id}", f"{text}\n{_ticket_url(into)}")
+        return
     customer = _customer(ticket)
     if customer is None:
         return

@@ -153,9 +153,7 @@ def enqueue_notification(
     if template is None:
         return None
     key = key[:255]
-    pending = any(isinstance(obj, OutboxWhatsApp) and obj.send_key == key for obj in db.session.new)
-    queued = select(OutboxWhatsApp.id).where(OutboxWhatsApp.send_key == key)
-    if pending or db.session.scalar(queued) is not None:
+    if _queued(key):
         return None
     params = templates.fill(template, values)
     row = OutboxWhatsApp(
@@ -167,6 +165,43 @@ def enqueue_notification(
         next_attempt_at=utcnow(),
         **_columns(template, params),
     )
+    db.session.add(row)
+    return row
+
+
+def _queued(key: str) -> bool:
+    """Whether a row with this send key is queued (in the database or this transaction)."""
+    pending = any(isinstance(obj, OutboxWhatsApp) and obj.send_key == key for obj in db.session.new)
+    queued = select(OutboxWhatsApp.id).where(OutboxWhatsApp.send_key == key)
+    return pending or db.session.scalar(queued) is not None
+
+
+def enqueue_notice(ticket: Ticket, route, key: str, text: str) -> OutboxWhatsApp | None:
+    """Queue carebox's own notice `text` about `ticket` for its customer on WhatsApp, the
+    way `route` (notifications.reply_route, channel WhatsApp) says, once per `key`:
+    free text inside the 24-hour window, else the reply template with `text` as the
+    reply. None when `key` was queued already.
+
+    Like a staff reply (and the auto-finish warning), it answers the customer where
+    they write, so it needs no notification choice in the profile."""
+    key = key[:255]
+    if _queued(key):
+        return None
+    row = OutboxWhatsApp(
+        ticket=ticket,
+        recipient=ticket.customer.phone_key,
+        kind=route.kind,
+        send_key=key,
+        body=_text(text),
+        next_attempt_at=utcnow(),
+    )
+    if route.kind is WhatsAppSendKind.TEMPLATE:
+        template = getattr(route, "spec", None) or reply_template(ticket)
+        if template is None:
+            raise DomainError(_("No WhatsApp template is set up for replies."))
+        values = templates.known_values(ticket, None, balasan=text)
+        for name, value in _columns(template, templates.fill(template, values)).items():
+            setattr(row, name, value)
     db.session.add(row)
     return row
 
