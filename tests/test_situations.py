@@ -366,3 +366,44 @@ def test_a_photo_of_the_damage_routes_a_progress_complaint_to_claims(db, make):
     assert complaint.status is TicketStatus.TEAM and complaint.department_id == claims.id
     (ev,) = _routed(db, complaint)
     assert ev.actor_id is None and db.session.get(RoutingRule, ev.rule_id).situation is S.DAMAGED
+
+
+def test_a_worker_batch_reads_the_rules_once_and_team_tickets_cost_nothing_more(db, make):
+    """Set-based: a round of 20 due tickets reads the candidates and the rules once; a
+    round whose tickets are all with a department reads neither (4 statements, as before
+    routing after filing existed)."""
+    from .admin_support import counting_queries
+
+    claims = make.department("CLAIMS")
+    master = make.user(perm.MASTER_ADMIN)
+    now = utcnow()
+
+    def filed(n):
+        found = []
+        for _ in range(n):
+            order = make.order(product="ECO")
+            _events(db, order, (1 * D, "picked_up"), now=now)
+            found.append(_file(make, order, TicketKind.CRITICISM, now=now))
+        return found
+
+    team = filed(20)
+    for t in team:
+        lifecycle.dispatch(t, claims, master, now=now)
+    db.session.commit()
+    engine = db.session.get_bind()
+    with counting_queries(engine) as sql:
+        assert situations.refresh_due(now + 2 * D + timedelta(hours=1)) == 20
+    assert not [s for s in sql if "routing_rule" in s]
+    quiet = len(sql)
+    assert quiet <= 5, sql
+
+    progress = filed(20)
+    db.session.commit()
+    with counting_queries(engine) as sql:
+        assert situations.refresh_due(now + 2 * D + timedelta(hours=1)) == 20
+    db.session.commit()
+    assert len([s for s in sql if "FROM routing_rule" in s]) == 1
+    assert all(db.session.get(Ticket, t.id).status is TicketStatus.TEAM for t in progress)
+    # Each routed ticket is one lifecycle dispatch (its own savepoint, SLA calendar,
+    # notices, UPDATE, event: 11 statements today); the selection itself is per batch.
+    assert len(sql) <= quiet + 2 + 12 * 20, len(sql)
