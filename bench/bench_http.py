@@ -17,6 +17,7 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 import socket
 import statistics
@@ -929,9 +930,7 @@ def export_job(info, client: Client, url: str) -> dict:
         while batch := cur.fetchmany(2000):
             writer.writerows(batch)
     floor = time.perf_counter() - t0
-    for f in out_dir.rglob("*"):
-        if f.is_file():
-            f.unlink()
+    shutil.rmtree(out_dir, ignore_errors=True)
     print("  measured: export job", flush=True)
     return {
         "request_ms": request_ms,
