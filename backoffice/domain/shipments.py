@@ -562,7 +562,15 @@ def _insert_new(rows, keys, results) -> list[dict]:
     stmt = insert(table).prefix_with("IGNORE", dialect="mysql")
     stmt = stmt.prefix_with("OR IGNORE", dialect="sqlite")
     # (Both databases the project runs on have it; another would fail loudly here.)
-    stmt = stmt.returning(ev.order_id, ev.occurred_at, ev.event)
+    # A whole import batch (5000) in one statement where the database takes it
+    # (SQLAlchemy cuts it at the database's parameter limit), not SQLAlchemy's 1000.
+    # RETURNING costs about twice a plain INSERT IGNORE of the same rows (some 70 ms
+    # more per 5000 on MariaDB). A rowcount with a savepoint to redo only a partial
+    # overlap was tried: a deadlock inside the savepoint then surfaced as "SAVEPOINT
+    # does not exist", which the import's retry does not recognise.
+    stmt = stmt.returning(ev.order_id, ev.occurred_at, ev.event).execution_options(
+        insertmanyvalues_page_size=5000
+    )
     ours = {(r[0], r[1], str(r[2])) for r in db.session.execute(stmt, rows)}
     mine = []
     for r in rows:
