@@ -77,8 +77,8 @@ class Ticket(db.Model):
             "resolution_work",
         ),
         # SLA breaches of the open lists on the home page, counted from the index
-        # alone in resolution_due order, overdue first (views/dashboard.py);
-        # department_id for a department admin's count.
+        # alone in resolution_due order, overdue first (views/dashboard.py): every
+        # column `sla_breached` reads; department_id for a department admin's count.
         Index(
             "ix_ticket_status_due",
             "status",
@@ -86,6 +86,7 @@ class Ticket(db.Model):
             "first_response_due",
             "first_response_at",
             "finished_at",
+            "sla_paused_at",
             "department_id",
         ),
         # The desk's default order, most urgent first, within one status (and a
