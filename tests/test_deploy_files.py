@@ -94,18 +94,25 @@ def test_web_unit_runs_gunicorn_with_the_deploy_config():
 def test_every_service_reads_the_environment_file_and_belongs_to_the_target():
     target = (DEPLOY / "systemd" / "carebox.target").read_text()
     services = sorted((DEPLOY / "systemd").glob("carebox-*.service"))
-    # web, outbox, exports, mail (LMTP), auto-finish, whatsapp, situations, mail fetch (IMAP)
-    assert len(services) == 8
+    # web, outbox, exports, mail (LMTP), auto-finish, whatsapp, situations, SLA warnings,
+    # notice digest, dashboard figures, mail fetch (IMAP), the nightly SLA recompute
+    assert len(services) == 12
     for service in services:
         text = service.read_text()
         assert "EnvironmentFile=/etc/carebox/carebox.env" in text, service.name
         assert "PartOf=carebox.target" in text, service.name
         assert "User=carebox" in text, service.name
         # The target starts every one except the IMAP fetcher: an alternative to LMTP that
-        # joins the target only once enabled (WantedBy), and needs CAREBOX_IMAP_URL.
+        # joins the target only once enabled (WantedBy), and needs CAREBOX_IMAP_URL; and
+        # the nightly recompute, which its timer starts (the timer is the target's).
         if service.name == "carebox-mailfetch.service":
             assert service.name not in target
             assert "WantedBy=carebox.target" in text
+        elif service.name == "carebox-slarecompute.service":
+            assert service.name not in target and "Type=oneshot" in text
+            timer = (DEPLOY / "systemd" / "carebox-slarecompute.timer").read_text()
+            assert "carebox-slarecompute.timer" in target
+            assert "Unit=carebox-slarecompute.service" in timer and "Persistent=true" in timer
         else:
             assert service.name in target, service.name
 
