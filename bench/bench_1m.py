@@ -38,16 +38,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 DEFAULT_SERVER = "mysql+pymysql://root@127.0.0.1:3306/test?charset=utf8mb4"
 MARKER = "bench_marker"
-LOADED_TABLES = (
-    "user",
-    "roles_users",
-    "customer_order",
-    "order_event",
-    "tracking_event",
-    "ticket",
-    "ticket_message",
-    "ticket_event",
-)
+from seed_bulk import TABLES as LOADED_TABLES  # noqa: E402 (the tables seed-bulk fills)
 
 
 def database_url(server: str, name: str) -> str:
