@@ -170,6 +170,12 @@ def main() -> None:
     parser.add_argument("--measure-load", action="store_true")
     parser.add_argument("--prepare-only", action="store_true")
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="WORD",
+        help="only the rows whose name holds WORD (repeatable; e.g. --only desk --only poll)",
+    )
     args = parser.parse_args()
     prepared = prepare(
         args.url,
@@ -182,7 +188,7 @@ def main() -> None:
         return
     from bench_http import run_all
 
-    run_all(prepared, runs=args.runs)
+    run_all(prepared, runs=args.runs, only=args.only)
 
 
 if __name__ == "__main__":
