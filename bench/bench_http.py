@@ -731,8 +731,19 @@ def api_batch(info, port: int, raw: Raw, runs: int):
     return (name, ours, theirs, stmts, TARGETS["api"])
 
 
-def cleanup_filings(raw: Raw, customer_id: int, keep: int):
-    """Tickets filed by the bench (the customer's, past its own first one) go again."""
+def cleanup_filings(raw: Raw, customer_id: int, keep: int, tries: int = 5):
+    """Tickets filed by the bench (the customer's, past its own first one) go again
+    (tried again on a deadlock: other benches write the same tables meanwhile)."""
+    for attempt in range(tries):
+        try:
+            return _cleanup_filings(raw, customer_id, keep)
+        except pymysql.err.OperationalError as exc:
+            if exc.args[0] != 1213 or attempt == tries - 1:
+                raise
+            time.sleep(1 + attempt)
+
+
+def _cleanup_filings(raw: Raw, customer_id: int, keep: int):
     with raw.conn.cursor() as cur:
         cur.execute("SET SESSION foreign_key_checks = 0")
         where = "SELECT id FROM ticket WHERE customer_id = %s AND id <> %s"

@@ -27,7 +27,6 @@ from ..models import (
     MessageChannel,
     Order,
     OrderEvent,
-    Role,
     Ticket,
     TicketMessage,
     TicketStatus,
@@ -118,7 +117,7 @@ def ticket_filed(ticket: Ticket, first_message: TicketMessage | None = None) -> 
             **_about(ticket, **known),
         )
     if ticket.status is TicketStatus.TEAM:
-        ticket_reached_department(ticket, **known)
+        ticket_reached_department(ticket, new=True, **known)
 
 
 WHATSAPP_WINDOW = timedelta(hours=24)  # WhatsApp's customer-service window
@@ -393,35 +392,36 @@ def ticket_merged(ticket: Ticket, into: Ticket) -> None:
     )
 
 
-def department_admins(department_id: int) -> list[User]:
-    """Active users who see the Team list of exactly this department (its admins)."""
-    roles = [r for r, ps in perm.ROLE_PERMISSIONS.items() if perm.TICKETS_DEPARTMENT in ps]
-    stmt = (
-        select(User)
-        .where(
-            User.active,
-            User.department_id == department_id,
-            User.roles.any(Role.name.in_(roles)),
-        )
-        .order_by(User.id)
-    )
-    return list(db.session.scalars(stmt))
+def department_admins(department_id: int, staff: list[User] | None = None) -> list[User]:
+    """Active users who see the Team list of exactly this department (its admins), by id.
+    `staff`: staff_notices.department_staff's, when read."""
+    from .staff_notices import department_staff
+
+    roles = {r for r, ps in perm.ROLE_PERMISSIONS.items() if perm.TICKETS_DEPARTMENT in ps}
+    if staff is None:
+        staff = department_staff(department_id)
+    return [u for u in staff if any(r.name in roles for r in u.roles)]
 
 
-def ticket_reached_department(ticket: Ticket, actor: User | None = None, **known) -> None:
+def ticket_reached_department(
+    ticket: Ticket, actor: User | None = None, new: bool = False, **known
+) -> None:
     """The admins of the ticket's department hear it arrived (dispatch, escalation, route).
 
-    The actor who moved it there is not told about their own move. `known`: as _about's.
+    The actor who moved it there is not told about their own move. `known`: as _about's;
+    `new`: the ticket was filed in this transaction (no notice of it to refresh).
     """
     if ticket.department_id is None:
         return
     from . import staff_notices  # it sends its digests through this module
 
-    staff_notices.reached_department(ticket, actor)  # the department's members, in the app
+    # The department's people once, for the in-app notices and the admins' emails.
+    staff = staff_notices.department_staff(ticket.department_id)
+    staff_notices.reached_department(ticket, actor, staff=staff, new=new)
     department = ticket.department
     link = absolute_url(f"/admin/tickets/team/?search={ticket.number}")
     about = None  # the same headers for every admin: looked up once, when one is mailed
-    for admin in department_admins(ticket.department_id):
+    for admin in department_admins(ticket.department_id, staff):
         if actor is not None and admin.id == actor.id:
             continue
         about = about or _about(ticket, **known)

@@ -29,22 +29,26 @@ DIGEST_LIMIT = 100  # notices listed in one digest email (the rest: "and N more"
 SHOWN = 50  # notices on the notifications page
 
 
-def _notify(users: Iterable[User], ticket: Ticket, kind: NoticeKind, now: datetime) -> None:
-    """One unread notice per (user, ticket, kind): an existing unread one is refreshed."""
+def _notify(
+    users: Iterable[User], ticket: Ticket, kind: NoticeKind, now: datetime, new: bool = False
+) -> None:
+    """One unread notice per (user, ticket, kind): an existing unread one is refreshed.
+    `new`: the ticket was filed in this transaction, so no notice of it exists yet."""
     users = {u.id: u for u in users if u is not None}
     if not users:
         return
-    # The ticket may be new in this transaction: its id comes from the caller's flush.
-    unread = set(
-        db.session.scalars(
-            select(StaffNotice.user_id).where(
-                StaffNotice.ticket_id == ticket.id,
-                StaffNotice.kind == kind,
-                StaffNotice.read_at.is_(None),
-                StaffNotice.user_id.in_(users),
+    unread = set()
+    if not new:  # a new ticket's id comes from the caller's flush: nobody has a notice yet
+        unread = set(
+            db.session.scalars(
+                select(StaffNotice.user_id).where(
+                    StaffNotice.ticket_id == ticket.id,
+                    StaffNotice.kind == kind,
+                    StaffNotice.read_at.is_(None),
+                    StaffNotice.user_id.in_(users),
+                )
             )
         )
-    )
     if unread:
         db.session.execute(
             update(StaffNotice)
@@ -72,29 +76,43 @@ def customer_replied(ticket: Ticket, now: datetime | None = None) -> None:
     _notify([assignee], ticket, NoticeKind.CUSTOMER_REPLY, now or utcnow())
 
 
-def department_members(ticket: Ticket) -> list[User]:
-    """Active staff of the ticket's department who can work on it: its admins, and the
-    customer service agents who belong to it."""
-    if ticket.department_id is None:
-        return []
-    # Their roles in the same statement (can_work_on reads them): flat outer joins, not a
-    # lazy load per member, so a filing costs the same however large the department is.
-    members = db.session.scalars(
-        perm.staff_with(perm.BACKOFFICE)
-        .where(User.department_id == ticket.department_id)
+def department_staff(department_id: int) -> list[User]:
+    """The active accounts of a department with their roles, by id: one statement (flat
+    outer joins, not a lazy load per member) that both the in-app notices and the admins'
+    emails pick from, so a filing costs the same however large the department is. Who
+    holds which permission is decided on the loaded roles, the rows Flask-Security reads."""
+    stmt = (
+        select(User)
         .outerjoin(roles_users, roles_users.c.user_id == User.id)
         .outerjoin(Role, Role.id == roles_users.c.role_id)
         .options(contains_eager(User.roles))
-    ).unique()
-    return [u for u in members if perm.can_work_on(u, ticket)]
+        .where(User.active, User.department_id == department_id)
+        .order_by(User.id)
+    )
+    return list(db.session.scalars(stmt).unique())
+
+
+def department_members(ticket: Ticket, staff: list[User] | None = None) -> list[User]:
+    """Active staff of the ticket's department who can work on it: its admins, and the
+    customer service agents who belong to it. `staff`: department_staff's, when read."""
+    if ticket.department_id is None:
+        return []
+    if staff is None:
+        staff = department_staff(ticket.department_id)
+    return [u for u in staff if perm.can_work_on(u, ticket)]
 
 
 def reached_department(
-    ticket: Ticket, actor: User | None = None, now: datetime | None = None
+    ticket: Ticket,
+    actor: User | None = None,
+    now: datetime | None = None,
+    staff: list[User] | None = None,
+    new: bool = False,
 ) -> None:
-    """`ticket` reached its department: everyone there hears it, except who sent it."""
-    people = [u for u in department_members(ticket) if actor is None or u.id != actor.id]
-    _notify(people, ticket, NoticeKind.DEPARTMENT, now or utcnow())
+    """`ticket` reached its department: everyone there hears it, except who sent it.
+    `new`: filed in this transaction (_notify)."""
+    people = [u for u in department_members(ticket, staff) if actor is None or u.id != actor.id]
+    _notify(people, ticket, NoticeKind.DEPARTMENT, now or utcnow(), new=new)
 
 
 def _unread(user: User):

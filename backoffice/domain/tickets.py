@@ -472,8 +472,14 @@ def file_ticket(
     )
     db.session.add(msg)
     db.session.add(
+        # The note set as _move sets it: events with the same columns go in one INSERT.
         TicketEvent(
-            ticket=ticket, actor=customer, action=EventAction.FILED, to_status=P, created_at=now
+            ticket=ticket,
+            actor=customer,
+            action=EventAction.FILED,
+            to_status=P,
+            note="",
+            created_at=now,
         )
     )
     # The parcel's situation first: routing rules may match on it.
