@@ -17,8 +17,9 @@ from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 
+from babel.numbers import get_decimal_symbol, get_minus_sign_symbol
 from flask import Response, stream_with_context
-from flask_babel import format_decimal
+from flask_babel import format_decimal, get_locale
 from flask_babel import gettext as _
 
 from ..extensions import db
@@ -58,10 +59,21 @@ def number_text(value: float | Decimal) -> str:
     return format_decimal(value, format="0.0#")
 
 
-def number_cell(value):
-    """For rows already neutralised (`cells=number_cell`): only numbers are touched,
-    written with the locale's decimal mark."""
-    return number_text(value) if isinstance(value, float | Decimal) else value
+def hours_text():
+    """`number_text` for floats rounded to two places, with the locale looked up once:
+    Babel's formatting costs ~20 µs a cell, a million-row export has two such cells a row."""
+    locale = get_locale()
+    point, minus = get_decimal_symbol(locale), get_minus_sign_symbol(locale)
+
+    def text(value: float) -> str:
+        cell = f"{value:.2f}"
+        if cell[-1] == "0":  # "0.0#": one place at least, two at most
+            cell = cell[:-1]
+        if point != ".":
+            cell = cell.replace(".", point)
+        return minus + cell[1:] if cell[0] == "-" and minus != "-" else cell
+
+    return text
 
 
 def csv_cell(value):

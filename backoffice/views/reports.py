@@ -14,7 +14,7 @@ holds no message text at all: internal notes cannot leak through it.
 from __future__ import annotations
 
 import io
-from datetime import datetime, timedelta
+from datetime import datetime
 from urllib.parse import parse_qsl
 
 from flask import Response, abort, current_app, flash, redirect, request, send_file, url_for
@@ -22,24 +22,26 @@ from flask_admin import BaseView, expose
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import String, and_, case, func, select, type_coerce
 from werkzeug.datastructures import MultiDict
 
 from ..domain import export_jobs
 from ..domain import permissions as perm
 from ..domain.tickets import staff_rating
 from ..extensions import csrf, db
-from ..models import Department, ExportJob, Ticket
+from ..models import Department, ExportJob, Priority, Ticket, TicketKind, TicketStatus
 from ..models.base import utcnow
 from ..replica import heavy_reads, stream
 from .base import StaffAccessMixin
-from .exports import csv_chunks, keyset_rows, neutralise, number_cell, stream_csv, yes_no
+from .exports import csv_chunks, hours_text, keyset_rows, neutralise, stream_csv, yes_no
 from .report_filters import ReportForm, ticket_conditions
 from .sla_report import CLOCKS, DIMENSIONS, MissedLinks, sla_rows
 from .sqlhelpers import (
     first_response_seconds,
     local_month,
+    local_time,
     medians,
+    microseconds_between,
     offset_minutes,
     resolution_seconds,
 )
@@ -48,12 +50,6 @@ XLSX_MAX_ROWS = 100_000
 # Exports above this many rows are written by the export worker (domain/export_jobs.py),
 # not by the request: at the CSV's ~20,000 rows/s this is a second or two.
 DIRECT_MAX_ROWS = 20_000
-
-
-def _hours(start: datetime | None, end: datetime | None) -> float | None:
-    if start is None or end is None:
-        return None
-    return round((end - start).total_seconds() / 3600, 2)
 
 
 def export_headers() -> list[str]:
@@ -77,51 +73,94 @@ def export_headers() -> list[str]:
     ]
 
 
-def export_rows(conditions, now: datetime, batch: int):
-    """Yield one list of cells per ticket, reading `batch` rows at a time by id. Text cells
-    are neutralised here (the CSV writer adds nothing), times are local and to the second."""
+def export_rows(conditions, now: datetime, batch: int, *, typed: bool = False, job: bool = False):
+    """Yield one list of cells per ticket. The database shifts the times to local ones (cut
+    to the second) and measures the durations; Python only looks labels up, neutralises the
+    text cells (the CSV writer adds nothing) and writes the hours. CSV cells are text in the
+    reader's language; `typed` (XLSX) cells keep datetimes and numbers for the spreadsheet.
+
+    A request reads `batch` rows at a time by id (a slow client then holds no cursor
+    open). A `job` on MariaDB reads them in one statement from a server-side cursor; not on
+    SQLite, where a read left open would lock out the job's progress writes."""
+    minutes = offset_minutes()
     columns = (
         Ticket.id,
         Ticket.number,
         Ticket.subject,
-        Ticket.created_at,
-        Ticket.first_response_at,
-        Ticket.finished_at,
-        Ticket.kind,
-        Ticket.status,
+        local_time(Ticket.created_at, minutes),
+        local_time(Ticket.first_response_at, minutes),
+        local_time(Ticket.finished_at, minutes),
+        type_coerce(Ticket.kind, String),  # the stored codes, not Enum members
+        type_coerce(Ticket.status, String),
         Department.code,
-        Ticket.priority,
+        type_coerce(Ticket.priority, String),
+        microseconds_between(Ticket.created_at, Ticket.first_response_at),
+        microseconds_between(Ticket.created_at, Ticket.finished_at),
         case((Ticket.sla_breached(now), 1), else_=0),
         Ticket.rating,
     )
-    shift = timedelta(minutes=offset_minutes())  # once, not per cell
-
-    def local(value):
-        return None if value is None else (value + shift).replace(microsecond=0)
-
     stmt = (
         select(*columns)
         .outerjoin(Department, Ticket.department_id == Department.id)
         .where(*conditions)
     )
-    for r in keyset_rows(stmt, Ticket.id, batch):
+    if job and db.session.get_bind().dialect.supports_server_side_cursors:
+        rows = db.session.execute(stmt.order_by(Ticket.id), execution_options={"yield_per": batch})
+    else:
+        rows = keyset_rows(stmt, Ticket.id, batch)
+    # Everything that depends on the reader's language, once per export, not per cell.
+    kinds = {m.value: m.label for m in TicketKind}
+    statuses = {m.value: m.label for m in TicketStatus}
+    priorities = {m.value: m.label for m in Priority}
+    breached_text = (yes_no(False), yes_no(True))
+    if typed:
+
+        def hours(us):
+            return None if us is None else round(us / 1_000_000 / 3600, 2)
+
+    else:
+        text = hours_text()
+
+        def hours(us):
+            return None if us is None else text(round(us / 1_000_000 / 3600, 2))
+
+    for (
+        _id,
+        number,
+        subject,
+        created,
+        first,
+        finished,
+        kind,
+        status,
+        code,
+        priority,
+        first_us,
+        finish_us,
+        breached,
+        rating,
+    ) in rows:
+        if typed:  # datetimes: the spreadsheet formats them
+            created = datetime.fromisoformat(created)
+            first = first and datetime.fromisoformat(first)
+            finished = finished and datetime.fromisoformat(finished)
         yield [
-            r.number,
-            neutralise(r.subject),
-            local(r.created_at),
-            local(r.first_response_at),
-            local(r.finished_at),
-            str(r.kind.label),
-            str(r.status.label),
-            neutralise(r.code or ""),
-            str(r.priority.label),
-            _hours(r.created_at, r.first_response_at),
-            _hours(r.created_at, r.finished_at),
-            yes_no(r[10]),
-            r.rating,
-            r.kind.value,
-            r.status.value,
-            r.priority.value,
+            number,
+            neutralise(subject),
+            created,
+            first,
+            finished,
+            kinds[kind],
+            statuses[status],
+            neutralise(code or ""),
+            priorities[priority],
+            hours(first_us),
+            hours(finish_us),
+            breached_text[breached],
+            rating,
+            kind,
+            status,
+            priority,
         ]
 
 
@@ -223,7 +262,7 @@ def _filename(form: ReportForm, ext: str, rows: int | None = None) -> str:
 def _write_csv_job(job, out, progress) -> export_jobs.Written:
     form = _job_form(job)
     batch = _config_int("CAREBOX_REPORT_BATCH", 2000)
-    rows = stream(export_rows(ticket_conditions(form), utcnow(), batch))
+    rows = stream(export_rows(ticket_conditions(form), utcnow(), batch, job=True))
     count = 0
 
     def counted(n):
@@ -231,7 +270,7 @@ def _write_csv_job(job, out, progress) -> export_jobs.Written:
         count = n
         progress(n)
 
-    for chunk in csv_chunks(export_headers(), rows, batch, counted, cells=number_cell):
+    for chunk in csv_chunks(export_headers(), rows, batch, counted, cells=None):
         out.write(chunk.encode("utf-8"))
     return export_jobs.Written(count, _filename(form, "csv", count))
 
@@ -247,7 +286,9 @@ def _write_xlsx_job(job, out, progress) -> export_jobs.Written:
                 progress(i)
             yield row
 
-    rows = reported(stream(export_rows(ticket_conditions(form), utcnow(), batch)))
+    rows = reported(
+        stream(export_rows(ticket_conditions(form), utcnow(), batch, typed=True, job=True))
+    )
     written, _truncated = write_xlsx(out, rows, cap)
     progress(written)
     return export_jobs.Written(written, _filename(form, "xlsx", written))
@@ -391,10 +432,8 @@ class ReportView(StaffAccessMixin, BaseView):
         batch = int(current_app.config.get("CAREBOX_REPORT_BATCH", 2000))
 
         rows = stream(export_rows(conditions, now, batch))
-        # export_rows neutralises its text cells itself.
-        return stream_csv(
-            self._filename(form, "csv"), export_headers(), rows, batch, cells=number_cell
-        )
+        # export_rows writes its cells itself, neutralised.
+        return stream_csv(self._filename(form, "csv"), export_headers(), rows, batch, cells=None)
 
     @expose("/tickets.xlsx")
     def tickets_xlsx(self):
@@ -406,7 +445,7 @@ class ReportView(StaffAccessMixin, BaseView):
             return too_large
         cap = _config_int("CAREBOX_REPORT_XLSX_MAX_ROWS", XLSX_MAX_ROWS)
         batch = _config_int("CAREBOX_REPORT_BATCH", 2000)
-        rows = stream(export_rows(ticket_conditions(form), utcnow(), batch))
+        rows = stream(export_rows(ticket_conditions(form), utcnow(), batch, typed=True))
         out = io.BytesIO()
         _written, truncated = write_xlsx(out, rows, cap)
         headers = {

@@ -113,6 +113,63 @@ def _day_mysql(element, compiler, **kw):
     return f"DATE(DATE_ADD({col}, INTERVAL {element.minutes:d} MINUTE))"
 
 
+class local_time(FunctionElement):  # noqa: N801
+    """A UTC timestamp as local 'YYYY-MM-DD HH:MM:SS' text, cut (not rounded) to the second."""
+
+    type = String()
+    name = "local_time"
+    inherit_cache = False  # `minutes` is not part of the cache key: compile every time
+
+    def __init__(self, column, minutes: int):
+        self.minutes = int(minutes)
+        super().__init__(column)
+
+
+@compiles(local_time, "sqlite")
+def _time_sqlite(element, compiler, **kw):
+    col = compiler.process(element.clauses.clauses[0], **kw)
+    # The fraction goes first: strftime would round .9995 up to the next second.
+    return f"strftime('%Y-%m-%d %H:%M:%S', substr({col}, 1, 19), '{element.minutes:+d} minutes')"
+
+
+@compiles(local_time, "mysql")
+@compiles(local_time, "mariadb")
+def _time_mysql(element, compiler, **kw):
+    col = compiler.process(element.clauses.clauses[0], **kw)
+    form = compiler.process(literal("%Y-%m-%d %H:%i:%s"), **kw)  # a bind: "%" is the driver's
+    return f"DATE_FORMAT(DATE_ADD({col}, INTERVAL {element.minutes:d} MINUTE), {form})"
+
+
+class microseconds_between(FunctionElement):  # noqa: N801
+    """Whole microseconds from the first timestamp to the second (exact, unlike
+    `seconds_between` on SQLite, whose julianday() is a float)."""
+
+    type = Integer()
+    name = "microseconds_between"
+    inherit_cache = True
+
+
+def _sqlite_us(col: str) -> str:
+    # SQLAlchemy stores 'YYYY-MM-DD HH:MM:SS.ffffff' on SQLite (six digits, or none).
+    return (
+        f"(CAST(strftime('%s', substr({col}, 1, 19)) AS INTEGER) * 1000000"
+        f" + CAST(substr({col}, 21, 6) AS INTEGER))"
+    )
+
+
+@compiles(microseconds_between, "sqlite")
+def _us_sqlite(element, compiler, **kw):
+    start, end = (compiler.process(c, **kw) for c in element.clauses.clauses)
+    return f"({_sqlite_us(end)} - {_sqlite_us(start)})"
+
+
+@compiles(microseconds_between, "mysql")
+@compiles(microseconds_between, "mariadb")
+def _us_mysql(element, compiler, **kw):
+    start, end = (compiler.process(c, **kw) for c in element.clauses.clauses)
+    return f"TIMESTAMPDIFF(MICROSECOND, {start}, {end})"
+
+
 class local_month(FunctionElement):  # noqa: N801
     """The local month of a UTC timestamp as an integer YYYYMM."""
 
