@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import timedelta
+import random
+from datetime import datetime, timedelta
 
 import openpyxl
 import pytest
+from flask_babel import force_locale
+from sqlalchemy import select
 
 from backoffice.domain import permissions as perm
 from backoffice.domain import tickets
-from backoffice.models import TicketKind
+from backoffice.models import Ticket, TicketKind
 from backoffice.models.base import utcnow
+from backoffice.views.exports import hours_text, number_text
 from backoffice.views.reports import neutralise
+from backoffice.views.sqlhelpers import local_time, microseconds_between, offset_minutes
 
 from .admin_support import counting_queries
 from .test_sla import all_around_the_clock
@@ -191,3 +196,58 @@ def test_summary_by_department_kind_and_month(login_as, report_data, make):
     assert ops_criticism[3:-1] == ["1", "0", "2.0", "2.0", "4.0"]
     assert by_key[("OPS", "complaint")][3:6] == ["1", "0", ""]
     assert by_key[("CS", "question")][3] == "1"
+
+
+@pytest.mark.parametrize("locale", ["en", "id"])
+def test_the_hours_cells_are_written_as_babel_writes_them(app, locale):
+    """hours_text (once per export) writes what number_text (Babel, per cell) wrote."""
+    rng = random.Random(16)
+    spans = [0, 1, -1, 17_999_999, 18_000_000, 3_600_000_000, 10**12, -(10**9)]
+    spans += [rng.randrange(-(10**10), 10**13) for _ in range(5000)]
+    with app.test_request_context(), force_locale(locale):
+        text = hours_text()
+        for us in spans:
+            hours = round(us / 1_000_000 / 3600, 2)
+            assert text(hours) == number_text(hours), us
+
+
+def test_local_times_and_durations_come_from_the_database_as_python_had_them(db, make):
+    """local_time and microseconds_between give on SQLite and MariaDB what the export used
+    to compute in Python from the stored values: local time cut to the second, and
+    timedelta.total_seconds()."""
+    base = datetime(2026, 3, 1, 16, 59, 59, 999_999)  # 23:59:59 in Jakarta, a day's edge
+    cases = [
+        (base, base + timedelta(hours=2, microseconds=1)),
+        (base, base + timedelta(seconds=18)),  # 0.005 h
+        (base.replace(microsecond=0), None),
+        (datetime(2025, 12, 31, 17, 0, 0, 500_000), datetime(2026, 1, 3, 9, 30, 0, 499_999)),
+        (base, base - timedelta(minutes=5)),  # out of order: negative
+    ]
+    made = []
+    for created, answered in cases:
+        ticket = make.ticket("team")
+        ticket.created_at, ticket.first_response_at = created, answered
+        made.append(ticket)
+    db.session.commit()
+    minutes = offset_minutes()
+    assert minutes == 7 * 60  # Asia/Jakarta
+    for ticket in made:
+        db.session.expire(ticket)  # as stored: MariaDB keeps no fraction of a second
+        stored_created, stored_answered = ticket.created_at, ticket.first_response_at
+        got = db.session.execute(
+            select(
+                local_time(Ticket.created_at, minutes),
+                local_time(Ticket.first_response_at, minutes),
+                microseconds_between(Ticket.created_at, Ticket.first_response_at),
+            ).where(Ticket.id == ticket.id)
+        ).one()
+        shift = timedelta(minutes=minutes)
+
+        def local(value, shift=shift):
+            return None if value is None else str((value + shift).replace(microsecond=0))
+
+        assert got[0] == local(stored_created) and got[1] == local(stored_answered)
+        if stored_answered is None:
+            assert got[2] is None
+        else:
+            assert got[2] / 1_000_000 == (stored_answered - stored_created).total_seconds()
