@@ -107,11 +107,23 @@ def create_app(config: dict | str | None = None) -> Flask:
         hops = int(app.config["PROXY_FIX"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
-    from . import api, cli, i18n, replica, security_setup, statement_count, transactions, web
+    from . import (
+        api,
+        cli,
+        connections,
+        i18n,
+        replica,
+        security_setup,
+        statement_count,
+        transactions,
+        web,
+    )
     from .channels import whatsapp
     from .extensions import babel, csrf, db, limiter, migrate
 
+    connections.init_app(app)  # the engine options db.init_app reads
     db.init_app(app)
+    connections.watch_engines(app)
     statement_count.init_app(app)  # first: its after_request runs last
     replica.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)

@@ -45,7 +45,8 @@ class Config:
     SECRET_KEY: str | None = None
     INSTANCE_PATH = str(ROOT / "instance")
     SQLALCHEMY_DATABASE_URI = ""
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True, "pool_recycle": 280}
+    # No pool_pre_ping: a connection is pinged only after idleness (backoffice/connections.py).
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_recycle": 280}
     SQLALCHEMY_TRACK_MODIFICATIONS = False
     MAX_CONTENT_LENGTH = 6 * 1024 * 1024  # 5 MB attachments plus the form around them
     ATTACHMENT_MAX_BYTES = 5 * 1024 * 1024

@@ -220,7 +220,8 @@ def _handle_database_error(exc: DBAPIError):
     The visitor counts as anonymous for the rest of the request, so neither the language
     (the account's, else the cookie's or the browser's) nor the page's header loads the
     user; nothing is promised about what was saved. The app recovers by itself: the pool
-    pings each connection before use (pool_pre_ping) once the database is back.
+    pings a connection that sat idle, and a disconnect discards the pool
+    (backoffice/connections.py), so new connections are made once the database is back.
     """
     if not database_unreachable(exc):
         if current_app.testing:

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy import func, select
 
 from backoffice import create_app
+from backoffice.config import Config
 from backoffice.extensions import db as _db
 from backoffice.extensions import limiter
 from backoffice.models import Ticket
@@ -25,7 +26,7 @@ from .conftest import Browser
 from .factories import Factories
 from .servers import MariaDB, Redis
 
-PRODUCTION_POOL = {"pool_pre_ping": True, "pool_recycle": 280}
+PRODUCTION_POOL = Config.SQLALCHEMY_ENGINE_OPTIONS  # as production runs
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,103 @@
+"""The pool's round trips around a request (backoffice/connections.py): one ROLLBACK
+where SQLAlchemy's default sent two, no ping for a connection used a moment ago, a dead
+idle connection replaced without an error, and work SQLAlchemy did not end rolled back
+when the connection goes back to the pool."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from backoffice import connections
+from backoffice.domain import permissions as perm
+
+
+def mariadb_only(db):
+    if db.engine.dialect.name != "mysql":
+        pytest.skip("PyMySQL's round trips")
+
+
+@pytest.fixture
+def driver_calls(monkeypatch):
+    """The ping and ROLLBACK calls the app's connections send to the server (PyMySQL's
+    own methods, wrapped: the server answers them as always)."""
+    import pymysql.connections
+
+    calls = []
+    for name in ("ping", "rollback"):
+        real = getattr(pymysql.connections.Connection, name)
+
+        def spy(self, *args, _real=real, _name=name, **kwargs):
+            calls.append(_name)
+            return _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(pymysql.connections.Connection, name, spy)
+    return calls
+
+
+def test_a_request_ends_its_transaction_once_and_pings_nothing(db, login_as, make, driver_calls):
+    mariadb_only(db)
+    b, me = login_as(perm.CUSTOMER, locale="en")
+    number = make.ticket("team", customer=me).number
+    db.session.commit()
+    poll = f"/tickets/{number}/messages"
+    etag = b.get(poll).headers["ETag"]
+    db.session.remove()  # as after every request in production: the connection goes back
+    driver_calls.clear()
+    resp = b.get(poll, headers={"If-None-Match": etag})
+    db.session.remove()  # the request's end (the tests' app context outlives requests)
+    assert resp.status_code == 304
+    assert driver_calls == ["rollback"]  # SQLAlchemy's default: ping, rollback, rollback
+
+
+def test_a_connection_idle_and_dead_is_replaced_without_an_error(db, monkeypatch):
+    mariadb_only(db)
+    with db.engine.connect() as conn:
+        dead = conn.exec_driver_sql("SELECT CONNECTION_ID()").scalar()
+    with db.engine.connect() as other:  # the pool's only idle connection is `dead`'s...
+        assert other.exec_driver_sql("SELECT CONNECTION_ID()").scalar() == dead
+    with sa.create_engine(db.engine.url).connect() as killer:  # ...which the server drops
+        killer.exec_driver_sql(f"KILL {int(dead)}")
+    monkeypatch.setattr(connections, "PING_AFTER_IDLE", 0.0)
+    with db.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT CONNECTION_ID()").scalar() != dead
+
+
+def test_a_write_sqlalchemy_did_not_end_is_rolled_back_on_return(db):
+    db.session.remove()
+    engine = db.engine
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE pool_probe (id INTEGER PRIMARY KEY)")
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+            conn.commit()  # SQLAlchemy ended its transaction...
+            # ...then the driver writes on its own: only the driver knows.
+            conn.connection.dbapi_connection.cursor().execute(
+                "INSERT INTO pool_probe (id) VALUES (1)"
+            )
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT COUNT(*) FROM pool_probe").scalar() == 0
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE pool_probe")
+
+
+def test_a_read_snapshot_does_not_outlive_the_request(db):
+    """REPEATABLE READ on MariaDB: a connection handed back inside its read's transaction
+    would show the next request the database as it was."""
+    db.session.remove()
+    engine = db.engine
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE pool_probe (id INTEGER PRIMARY KEY)")
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT COUNT(*) FROM pool_probe").scalar()
+            conn.connection.dbapi_connection.cursor().execute("SELECT COUNT(*) FROM pool_probe")
+        with sa.create_engine(engine.url).begin() as other:
+            other.exec_driver_sql("INSERT INTO pool_probe (id) VALUES (1)")
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT COUNT(*) FROM pool_probe").scalar() == 1
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE pool_probe")
