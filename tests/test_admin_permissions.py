@@ -94,6 +94,33 @@ MATRIX = [
     ("GET", "/admin/tickets/desk/{team_claims}/poll", row(LOGIN, 403, 404, 200, 200), None),
     ("GET", "/admin/tickets/desk/{progress}/poll", row(LOGIN, 403, 404, 404, 200), None),
     ("GET", "/admin/tickets/desk/{team_ops}/attachments/{att_ops}", ALL_STAFF, None),
+    # the desk's panels (after the first paint, or as pages): the desk's scope, and a
+    # panel with nothing for the role (a department admin dispatches and assigns nothing)
+    ("GET", "/admin/tickets/desk/{team_ops}/panel/customer", ALL_STAFF, None),
+    ("GET", "/admin/tickets/desk/{team_ops}/panel/canned?partial=1", ALL_STAFF, None),
+    ("GET", "/admin/tickets/desk/{team_ops}/panel/actions", row(LOGIN, 403, 404, 200, 200), None),
+    (
+        "GET",
+        "/admin/tickets/desk/{team_claims}/panel/customer",
+        row(LOGIN, 403, 404, 200, 200),
+        None,
+    ),
+    ("GET", "/admin/tickets/desk/{team_claims}/panel/canned", row(LOGIN, 403, 404, 200, 200), None),
+    (
+        "GET",
+        "/admin/tickets/desk/{team_claims}/panel/actions",
+        row(LOGIN, 403, 404, 200, 200),
+        None,
+    ),
+    ("GET", "/admin/tickets/desk/{progress}/panel/customer", row(LOGIN, 403, 404, 404, 200), None),
+    ("GET", "/admin/tickets/desk/{progress}/panel/canned", row(LOGIN, 403, 404, 404, 200), None),
+    (
+        "GET",
+        "/admin/tickets/desk/{progress}/panel/actions?partial=1",
+        row(LOGIN, 403, 404, 404, 200),
+        None,
+    ),
+    ("GET", "/admin/tickets/desk/{team_ops}/panel/other", row(LOGIN, 403, 404, 404, 404), None),
     (
         "GET",
         "/admin/tickets/desk/{team_claims}/attachments/{att_claims}",

@@ -16,7 +16,7 @@ from backoffice.domain import permissions as perm
 from backoffice.models import Department, EventAction, Ticket, TicketEvent, TicketKind, User
 
 from .admin_support import flashes
-from .test_admin_desk import act, desk, reload
+from .test_admin_desk import act, desk, desk_page, reload
 
 ON_MARIADB = os.environ.get("TEST_DATABASE_URL", "").startswith("mysql")
 
@@ -29,7 +29,7 @@ def test_desk_assigns_to_a_colleague_who_can_see_the_ticket(login_as, make, db):
     customer = make.user()
     db.session.commit()
     b, me = login_as(perm.CUSTOMER_SERVICE, locale="en")
-    html = b.get(desk(t.number)).get_data(as_text=True)
+    html = desk_page(b, t.number)
     picker = html.split('id="assign-colleague"', 1)[1].split("</form>", 1)[0]
     # Offered: those who can work on it; not the CLAIMS admin, not the customer, not me.
     assert "Sari Wulandari" in picker and "Budi Ops" in picker

@@ -15,7 +15,7 @@ from backoffice.models.base import utcnow
 from backoffice.views.dashboard import master_figures
 
 from .admin_support import PNG, attach, flashes
-from .test_admin_desk import act, desk, reload
+from .test_admin_desk import act, desk, desk_page, reload
 from .test_admin_reports import read_csv
 from .test_desk_bulk import _bulk, _summary
 
@@ -134,7 +134,7 @@ def test_dispatch_and_escalate_selects_start_empty_and_required(login_as, make, 
     master, _ = login_as(perm.MASTER_ADMIN, locale="en")
     cs, _ = login_as(perm.CUSTOMER_SERVICE, locale="en")
     for browser, ticket in ((master, progress), (cs, team)):
-        select_html = _department_select(browser.get(desk(ticket.number)).get_data(as_text=True))
+        select_html = _department_select(desk_page(browser, ticket.number))
         assert "required" in select_html.split(">", 1)[0]
         options = re.findall(r"<option([^>]*)>", select_html)
         assert 'value=""' in options[0] and "selected" in options[0]

@@ -28,6 +28,7 @@ from backoffice.models import (
 
 from .admin_support import attach, flashes
 from .conftest import Browser
+from .test_admin_desk import desk_page
 
 
 def _pair(make, db, *, locale="en"):
@@ -59,7 +60,7 @@ def test_a_duplicate_is_flagged_and_merged_into_the_first(app, db, login_as, mak
     assert f"Duplicate of {first.number}" in listed
     assert listed.count("Duplicate of") == 1  # the first one is not a duplicate
 
-    page = cs.get(_desk(second.number)).get_data(as_text=True)
+    page = desk_page(cs, second.number)
     assert 'id="merge-form"' in page and f'value="{first.number}"' in page
     resp = cs.post(
         f"/admin/tickets/desk/{second.number}/merge",

@@ -8,6 +8,7 @@ production (the tests' app context, and so its session, outlives a request)."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -16,18 +17,24 @@ from sqlalchemy import select
 from backoffice.domain import permissions as perm
 from backoffice.domain import presence
 from backoffice.domain import tickets as lifecycle
-from backoffice.models import TicketViewer, User
+from backoffice.models import Ticket, TicketViewer, User
 
 from .admin_support import counting_queries
 from .test_admin_desk import desk
 
-# The user with their roles; the ticket with customer and profile, assignee, department,
-# order and product; its events; its messages with authors, files and WhatsApp states;
-# the roles and the colleagues (with their roles) for "assign"; who else is here; the
-# canned replies; the departments for "dispatch"; the customer's counts, orders,
-# earlier tickets and the open ones a merge may take; the menu's unread staff notices;
-# the presence upsert; the ticket's notices marked read.
-DESK_MASTER = 16
+# The desk's first paint: the user with their roles; the ticket with customer and
+# profile, assignee, department, order and product, the colleagues here now, the first
+# open ticket on its parcel and the user's unread notices (the menu's count); its
+# events; its messages with authors, files and WhatsApp states; the presence upsert.
+# Colleagues, departments, merge candidates, canned replies and the customer's history
+# are the panels' (loaded after the page): PANEL_* below.
+DESK = 5
+# ... and a parcel's tracking timeline.
+DESK_WITH_PARCEL = 6
+# The panels: the user, the ticket, then their own reads.
+PANEL_ACTIONS = 2 + 4  # the departments, the roles, the colleagues with theirs, merge candidates
+PANEL_CUSTOMER = 2 + 3  # the two counts together, the orders, the earlier tickets
+PANEL_CANNED = 2 + 1
 # The user with their roles, the ticket's row, its viewers (the heartbeat is fresh).
 DESK_POLL_304 = 3
 # The user with their roles, the ticket's row inside the customer's own.
@@ -64,19 +71,90 @@ def test_the_desk_costs_the_same_with_3_and_30_messages(login_as, make, db):
     resp, n_long = fresh_count(db, lambda: b.get(desk(long)))
     assert resp.status_code == 200
     assert resp.get_data(as_text=True).count('class="msg ') == 30
-    assert (n_short, n_long) == (DESK_MASTER, DESK_MASTER)
+    assert (n_short, n_long) == (DESK, DESK)
+
+
+def test_a_parcel_adds_its_timeline_and_nothing_else(login_as, make, db):
+    from backoffice.domain import shipments
+
+    b, staff = login_as(perm.CUSTOMER_SERVICE, locale="en")
+    customer = make.user(perm.CUSTOMER)
+    order = make.order(customer)
+    shipments.add_event(order, "picked_up", staff, location="Jakarta Hub")
+    # The same customer and parcel twice: the second one is flagged as a duplicate.
+    first = make.ticket("team", customer=customer, order=order)
+    second = make.ticket("team", customer=customer, order=order)
+    for i in range(20):
+        lifecycle.post_message(second, customer if i % 2 else staff, f"message {i}")
+    db.session.commit()
+    number, first_number = second.number, first.number
+    b.get(desk(number))
+    resp, n = fresh_count(db, lambda: b.get(desk(number)))
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 200 and "Jakarta Hub" in html
+    assert f"Duplicate of {first_number}" in html
+    assert n == DESK_WITH_PARCEL
+
+
+def test_others_here_and_unread_notices_come_with_the_ticket(login_as, make, db):
+    """Who else is viewing and the menu's count are read in the ticket's statement; the
+    ticket's notices are marked read (one UPDATE more) only when there are some."""
+    from backoffice.domain import staff_notices
+
+    b, me = login_as(perm.CUSTOMER_SERVICE, name="Alice", locale="en")
+    sari, _ = login_as(perm.CUSTOMER_SERVICE, name="Sari", locale="en")
+    number = conversation(make, db, me, 3)
+    other = conversation(make, db, me, 1)
+    _poll(sari, number)  # Sari has the desk open
+    b.get(desk(number))
+    me_id = me.id
+    ticket = db.session.scalar(select(Ticket).where(Ticket.number == number))
+    elsewhere = db.session.scalar(select(Ticket).where(Ticket.number == other))
+    for t in (ticket, elsewhere):
+        t.assignee_id = me.id
+        db.session.flush()
+        staff_notices.customer_replied(t)
+    db.session.commit()
+    resp, n = fresh_count(db, lambda: b.get(desk(number)))
+    html = resp.get_data(as_text=True)
+    assert "Also viewing: Sari" in html
+    # The menu counts the notice still unread (the other ticket's), not this one's.
+    assert re.search(r'id="menu-notice-count">1<', html), html
+    assert n == DESK + 1
+    assert staff_notices.unread_count(db.session.get(User, me_id)) == 1
+    resp, n = fresh_count(db, lambda: b.get(desk(number)))
+    assert n == DESK
+
+
+def test_each_panel_costs_the_same_whatever_the_conversation(login_as, make, db):
+    b, staff = login_as(perm.CUSTOMER_SERVICE, locale="en")
+    for _ in range(3):
+        make.user(role=perm.CUSTOMER_SERVICE)
+    db.session.commit()
+    numbers = [conversation(make, db, staff, messages) for messages in (3, 30)]
+    for number in numbers:
+        for part, budget in (
+            ("actions", PANEL_ACTIONS),
+            ("customer", PANEL_CUSTOMER),
+            ("canned", PANEL_CANNED),
+        ):
+            url = f"{desk(number)}panel/{part}"
+            resp, n = fresh_count(db, lambda url=url: b.get(url, query_string={"partial": "1"}))
+            assert resp.status_code == 200, part
+            assert n == budget, (part, number)
 
 
 def test_more_colleagues_cost_no_more_statements(login_as, make, db):
     b, staff = login_as(perm.MASTER_ADMIN, locale="en")
     number = conversation(make, db, staff, 3)
-    b.get(desk(number))
-    _, few = fresh_count(db, lambda: b.get(desk(number)))
+    url = f"{desk(number)}panel/actions"
+    _, few = fresh_count(db, lambda: b.get(url, query_string={"partial": "1"}))
     for _ in range(6):
         make.user(role=perm.CUSTOMER_SERVICE)
     db.session.commit()
-    resp, many = fresh_count(db, lambda: b.get(desk(number)))
-    assert resp.status_code == 200 and many == few == DESK_MASTER
+    resp, many = fresh_count(db, lambda: b.get(url, query_string={"partial": "1"}))
+    assert resp.status_code == 200 and many == few == PANEL_ACTIONS
+    assert resp.get_data(as_text=True).count("<option") >= 7
 
 
 def _poll(b, number, etag=None, typing=False):

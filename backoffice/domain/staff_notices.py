@@ -132,6 +132,31 @@ def unread_count(user: User | None) -> int:
     )
 
 
+def unread_count_column(user: User):
+    """`unread_count` as a scalar subquery, for a statement of tickets that reads it with
+    its rows (the desk's ticket): uncorrelated, its own join to the tickets in scope."""
+    return (
+        select(func.count())
+        .select_from(StaffNotice)
+        .join(Ticket, StaffNotice.ticket_id == Ticket.id)
+        .where(_unread(user), perm.desk_scope(user))
+        .correlate(None)
+        .scalar_subquery()
+    )
+
+
+def unread_on_ticket_column(user: User):
+    """How many of `user`'s unread notices are about the statement's ticket (correlated):
+    `mark_read(user, ticket)` has something to do only when this is not 0."""
+    return (
+        select(func.count())
+        .select_from(StaffNotice)
+        .where(_unread(user), StaffNotice.ticket_id == Ticket.id)
+        .correlate(Ticket)
+        .scalar_subquery()
+    )
+
+
 def unread(user: User, limit: int = SHOWN) -> list[StaffNotice]:
     """The latest unread notices of `user` whose ticket they can still open, newest first."""
     rows = db.session.scalars(

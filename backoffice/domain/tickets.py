@@ -935,12 +935,18 @@ def duplicates_of(tickets: Sequence[Ticket]) -> dict[int, str]:
     }
 
 
+@functools.cache
+def _first_open_alias():
+    # One alias for every statement: adapting a new alias's columns costs ~2 ms each time.
+    return aliased(Ticket, name="first_open")
+
+
 def first_open_on_same_order(t=Ticket):
     """SQL correlated to `t` (an open ticket): the number of the first open ticket on
     t's parcel when that is not t itself, else NULL. `duplicates_of`'s rule for one
     row, for a list that reads it with its page in the same statement (served by
     ix_ticket_order_id: the order's tickets, by id)."""
-    first = aliased(Ticket)
+    first = _first_open_alias()
     return (
         select(first.number)
         .where(first.order_id == t.order_id, first.status.in_(OPEN_STATUSES), first.id < t.id)

@@ -4,12 +4,16 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import ForeignKey
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
 from .base import utcnow
+
+if TYPE_CHECKING:
+    from .user import User
 
 
 class TicketViewer(db.Model):
@@ -32,3 +36,6 @@ class TicketViewer(db.Model):
     # while the reply box changed lately.
     seen_at: Mapped[datetime | None]
     typing_at: Mapped[datetime | None]
+
+    # Who: presence reads the name with the desk's ticket (domain.presence.viewing).
+    user: Mapped[User] = relationship(viewonly=True, lazy="raise_on_sql")

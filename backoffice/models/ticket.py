@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import (
     BigInteger,
@@ -31,6 +32,9 @@ from .enums import (
 )
 from .order import Order
 from .user import User
+
+if TYPE_CHECKING:
+    from .desk import TicketViewer
 
 
 class Ticket(db.Model):
@@ -215,6 +219,8 @@ class Ticket(db.Model):
         cascade="all, delete-orphan",
         lazy="raise_on_sql",
     )
+    # Read only through a filtered eager load (domain.presence.viewing): who is here now.
+    viewers: Mapped[list[TicketViewer]] = relationship(viewonly=True, lazy="raise_on_sql")
 
     @hybrid_method
     def sla_breached(self, now: datetime) -> bool:

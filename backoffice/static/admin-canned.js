@@ -3,15 +3,15 @@
    Escape closes); the picker's "Insert" puts one at the caret. The text comes
    from the server already filled from the ticket; placeholders without a value
    stay in it and are named in #canned-missing. Without JavaScript the picker
-   reloads the desk with the text in the box (?canned=<id>). */
+   reloads the desk with the text in the box (?canned=<id>); the list and the
+   text come from the URLs on the reply box (data-canned-list-url, -text-url). */
 (function () {
   "use strict";
-  var picker = document.getElementById("canned-picker");
   var body = document.getElementById("body");
-  if (!picker || !body || !window.fetch) { return; }
+  if (!body || !window.fetch || !body.hasAttribute("data-canned-list-url")) { return; }
 
-  var listUrl = picker.getAttribute("data-list-url");
-  var textUrl = picker.getAttribute("data-text-url");
+  var listUrl = body.getAttribute("data-canned-list-url");
+  var textUrl = body.getAttribute("data-canned-text-url");
   var ids = document.getElementById("canned_ids");
   var box = document.getElementById("canned-suggest");
   var missingBox = document.getElementById("canned-missing");
@@ -133,7 +133,9 @@
     else if (e.key === "Escape") { e.preventDefault(); e.stopPropagation(); close(); }
   });
   body.addEventListener("blur", function () { window.setTimeout(close, 150); });
-  picker.addEventListener("submit", function (e) {
+  /* The picker arrives after the page (the desk's canned panel): listen on the document. */
+  document.addEventListener("submit", function (e) {
+    if (e.target.id !== "canned-picker") { return; }
     e.preventDefault();
     var select = document.getElementById("canned");
     insert(select.value, { start: body.selectionStart, end: body.selectionEnd });

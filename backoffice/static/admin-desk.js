@@ -7,6 +7,26 @@
   var desk = document.getElementById("desk");
   if (!desk || !window.fetch) { return; }
 
+  /* Panels that are not needed to read and answer (customer history, more actions,
+     the canned-reply picker) come after the page: each .desk-panel's link is replaced
+     by the panel it opens; when that fails, the link stays and still works. */
+  var panels = desk.querySelectorAll("[data-panel-url]");
+  Array.prototype.forEach.call(panels, function (slot) {
+    slot.setAttribute("aria-busy", "true");
+    fetch(slot.getAttribute("data-panel-url"), { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (resp) { return resp.ok ? resp.text() : null; })
+      .then(function (html) {
+        if (html !== null) {
+          slot.innerHTML = html;
+          if (!html.trim()) { slot.hidden = true; }
+          /* A poll may have moved the page to a newer version meanwhile. */
+          var fields = slot.querySelectorAll("input[name='expected_version']");
+          for (var i = 0; i < fields.length; i++) { fields[i].value = desk.getAttribute("data-version"); }
+        }
+      }, function () { /* the link stays */ })
+      .then(function () { slot.removeAttribute("aria-busy"); });
+  });
+
   var pollUrl = desk.getAttribute("data-poll-url");
   var state = desk.getAttribute("data-state");
   var lastId = parseInt(desk.getAttribute("data-last-id"), 10) || 0;
@@ -19,6 +39,7 @@
   function scrollDown() { conversation.scrollTop = conversation.scrollHeight; }
 
   function setVersion(version) {
+    desk.setAttribute("data-version", version);
     var fields = document.querySelectorAll("input[name='expected_version']");
     for (var i = 0; i < fields.length; i++) { fields[i].value = version; }
   }

@@ -15,6 +15,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    g,
     get_template_attribute,
     jsonify,
     redirect,
@@ -57,6 +58,7 @@ from ..models import (
     User,
 )
 from ..models.base import MAX_ID, utcnow
+from ..models.enums import OPEN_STATUSES
 from ..models.user import roles_users
 from ..transactions import CertificationConflict, commit_or_conflict
 from . import queues
@@ -89,6 +91,9 @@ POLL_BATCH = 50
 CARD_ACTIONS = frozenset(
     {Action.DISPATCH, Action.ESCALATE, Action.PRIORITY, Action.ASSIGN, Action.FINISH, Action.REOPEN}
 )
+# Those whose choices (departments, colleagues, tickets to merge into) the actions panel
+# reads after the first paint.
+PANEL_ACTIONS = frozenset({Action.DISPATCH, Action.ESCALATE, Action.ASSIGN, Action.MERGE})
 
 
 def presence_text(people) -> str:
@@ -123,18 +128,28 @@ class TicketDeskView(StaffAccessMixin, BaseView):
         `whole`: with what the desk shows around it (customer and profile, assignee,
         department, order and product) in the same statement; the poll needs the row only.
         """
-        stmt = perm.desk_tickets(current_user).where(Ticket.number == number)
-        if whole:
-            stmt = stmt.options(
+        stmt = (
+            self._ticket_statement(number)
+            if whole
+            else perm.desk_tickets(current_user).where(Ticket.number == number)
+        )
+        ticket = db.session.scalars(stmt).unique().first()
+        if ticket is None:
+            abort(404)
+        return ticket
+
+    @staticmethod
+    def _ticket_statement(number: str):
+        return (
+            perm.desk_tickets(current_user)
+            .where(Ticket.number == number)
+            .options(
                 joinedload(Ticket.customer).joinedload(User.profile),
                 joinedload(Ticket.assignee),
                 joinedload(Ticket.department),
                 joinedload(Ticket.order).joinedload(Order.product),
             )
-        ticket = db.session.scalars(stmt).unique().first()
-        if ticket is None:
-            abort(404)
-        return ticket
+        )
 
     def _forms(self, ticket: Ticket, allowed: set, route=None, **given):
         version = {"expected_version": ticket.version_id}
@@ -161,15 +176,19 @@ class TicketDeskView(StaffAccessMixin, BaseView):
         reply.visibility.choices = to_choices(choices)
         if reply.visibility.data not in {value for value, _label in choices} and choices:
             reply.visibility.data = choices[0][0]
+        return forms
+
+    @staticmethod
+    def _dispatch_choices(form: DispatchForm, ticket: Ticket) -> None:
+        """The departments the ticket may be sent to (the actions panel's select)."""
         departments = db.session.scalars(
             select(Department).where(Department.active).order_by(Department.code)
         )
         # A Team ticket is already with its department; a responded one may go back to it.
         current = ticket.department_id if ticket.status is TicketStatus.TEAM else None
-        forms["dispatch"].department.choices = to_choices(
+        form.department.choices = to_choices(
             [(d.id, f"{d.code} — {d}") for d in departments if d.id != current]
         )
-        return forms
 
     # --- WhatsApp templates (outside the 24-hour window) ----------------------
 
@@ -201,14 +220,50 @@ class TicketDeskView(StaffAccessMixin, BaseView):
             form.params.append_entry(value)
         return form
 
+    def _page_ticket(self, number: str) -> tuple[Ticket, dict]:
+        """The desk page's ticket (`_ticket`) and, in the same statement, what its first
+        paint shows beside it: the other staff here now (presence), the first open
+        ticket on its parcel (the duplicate badge), the user's unread notices (the
+        menu's count) and how many of them are about this ticket."""
+        now = utcnow()
+        stmt = (
+            self._ticket_statement(number)
+            .options(presence.viewing(current_user, now))
+            .add_columns(
+                lifecycle.first_open_on_same_order(),
+                staff_notices.unread_count_column(current_user),
+                staff_notices.unread_on_ticket_column(current_user),
+            )
+        )
+        row = db.session.execute(stmt).unique().first()
+        if row is None:
+            abort(404)
+        ticket, first_open, unread, unread_here = row
+        # The menu shows the count after this visit reads the ticket's notices.
+        g.notice_count = unread - unread_here
+        return ticket, {
+            "presence": presence.others_loaded(ticket, now),
+            "duplicate_of": first_open if ticket.status in OPEN_STATUSES else None,
+            "unread_here": unread_here,
+        }
+
     def _render(
         self,
         ticket: Ticket,
         status: int = 200,
         conflict: str | None = None,
         missing: list[str] | None = None,
+        loaded: dict | None = None,
         **forms,
     ):
+        """The desk's first paint: the ticket, its conversation and reply box, the actions
+        that need nothing more than the ticket, the parcel's timeline and the events.
+        The panels that are not needed to read and answer (`PANELS`) come after it."""
+        if loaded is None:  # a redrawn page after a POST: read them on their own
+            loaded = {
+                "presence": presence.others(ticket, current_user),
+                "duplicate_of": lifecycle.duplicates_of([ticket]).get(ticket.id),
+            }
         allowed = lifecycle.allowed_actions(ticket, current_user)
         events = load_events(ticket)
         messages = load_messages(ticket)
@@ -223,6 +278,112 @@ class TicketDeskView(StaffAccessMixin, BaseView):
         if shown["template"] is not None:
             row = whatsapp_templates.get_active(shown["template"].template_id.data)
             chosen = whatsapp_templates.as_template(row) if row is not None else None
+        origin = self._origin()
+        previous, following = (
+            queues.neighbours(current_user, origin, ticket.id) if origin else (None, None)
+        )
+        html = self.render(
+            "admin/tickets/desk.html",
+            origin=origin,
+            previous_number=previous,
+            presence=presence_text(loaded["presence"]),
+            next_number=following,
+            missing=missing or [],
+            ticket=ticket,
+            messages=messages,
+            events=events,
+            allowed=allowed,
+            card_actions=bool(allowed & CARD_ACTIONS),
+            more_actions=bool(allowed & PANEL_ACTIONS),
+            Action=Action,
+            forms=shown,
+            reply_route=route,
+            wa_templates=wa_templates,
+            wa_chosen=chosen,
+            conflict=conflict,
+            sla_due=ticket.current_due,
+            breached=ticket.sla_breached(utcnow()),
+            state=state_key(ticket),
+            last_id=messages[-1].id if messages else 0,
+            can_orders=perm.has(current_user, perm.ORDERS_READ),
+            can_customers=perm.has(current_user, perm.CUSTOMERS_READ),
+            list_endpoint=LIST_ENDPOINTS[ticket.status],
+            priorities=list(Priority),
+            duplicate_of=loaded["duplicate_of"],
+            panel_url=self._panel_url(ticket, origin),
+        )
+        return html, status
+
+    @staticmethod
+    def _panel_url(ticket: Ticket, origin: str | None):
+        """URL of one panel of this page: the version the page shows goes with it, so a
+        panel's forms decide on what the user saw (a later change is the usual 409)."""
+
+        def url(part: str, **args) -> str:
+            if origin:
+                args["from"] = origin
+            return url_for(
+                ".panel", number=ticket.number, part=part, version=ticket.version_id, **args
+            )
+
+        return url
+
+    # --- panels (after the first paint) ---------------------------------------
+
+    @expose("/<number>/panel/<part>")
+    def panel(self, number: str, part: str):
+        """One panel of the desk that is not needed to read and answer: `actions` (dispatch
+        or escalate, assign to a colleague, merge), `customer` (their orders and earlier
+        tickets), `canned` (the canned-reply picker). The desk's JavaScript loads each
+        after the page (`?partial=1`: the panel alone); without JavaScript its link opens
+        it as a page of its own. Same scope as the desk (404 outside it) and the same
+        rules as the page's own actions: a panel with nothing for this user is a 404."""
+        build = PANELS.get(part)
+        if build is None:
+            abort(404)
+        ticket = self._ticket(number)
+        allowed = lifecycle.allowed_actions(ticket, current_user)
+        version = request.args.get("version", type=int)
+        if version is None or not 0 < version <= MAX_ID:
+            version = ticket.version_id
+        context = build(self, ticket, allowed, version)
+        if context is None:
+            abort(404)
+        origin = self._origin()
+        template = f"admin/tickets/_panel_{part}.html"
+        common = {
+            "ticket": ticket,
+            "allowed": allowed,
+            "Action": Action,
+            "origin": origin,
+            "version": version,
+            "can_orders": perm.has(current_user, perm.ORDERS_READ),
+            **context,
+        }
+        if request.args.get("partial") == "1":
+            resp = current_app.response_class(self.render(template, partial=True, **common))
+        else:
+            resp = current_app.response_class(
+                self.render(
+                    "admin/tickets/desk_panel.html",
+                    part=part,
+                    panel=template,
+                    partial=False,
+                    **common,
+                )
+            )
+        resp.headers["Cache-Control"] = "private, no-cache"
+        return resp
+
+    def _panel_actions(self, ticket: Ticket, allowed: set, version: int) -> dict | None:
+        """Dispatch or escalate (the departments), assign to a colleague, merge."""
+        if not allowed & PANEL_ACTIONS:
+            return None
+        form = ActionForm(formdata=None, expected_version=version)
+        dispatch = None
+        if allowed & {Action.DISPATCH, Action.ESCALATE}:
+            dispatch = DispatchForm(formdata=None, expected_version=version)
+            self._dispatch_choices(dispatch, ticket)
         colleagues = []
         if Action.ASSIGN in allowed:
             # Their roles in the same statement (can_work_on reads them): flat outer
@@ -238,43 +399,23 @@ class TicketDeskView(StaffAccessMixin, BaseView):
                 for u in db.session.scalars(staff).unique()
                 if u.id != current_user.id and perm.can_work_on(u, ticket)
             ]
-        origin = self._origin()
-        previous, following = (
-            queues.neighbours(current_user, origin, ticket.id) if origin else (None, None)
-        )
-        html = self.render(
-            "admin/tickets/desk.html",
-            origin=origin,
-            previous_number=previous,
-            presence=presence_text(presence.others(ticket, current_user)),
-            next_number=following,
-            colleagues=colleagues,
-            canned_replies=canned.usable_replies(current_user) if allowed else [],
-            missing=missing or [],
-            ticket=ticket,
-            messages=messages,
-            events=events,
-            allowed=allowed,
-            card_actions=bool(allowed & CARD_ACTIONS),
-            Action=Action,
-            forms=shown,
-            summary=customer_summary(ticket, current_user),
-            reply_route=route,
-            wa_templates=wa_templates,
-            wa_chosen=chosen,
-            conflict=conflict,
-            sla_due=ticket.current_due,
-            breached=ticket.sla_breached(utcnow()),
-            state=state_key(ticket),
-            last_id=messages[-1].id if messages else 0,
-            can_orders=perm.has(current_user, perm.ORDERS_READ),
-            can_customers=perm.has(current_user, perm.CUSTOMERS_READ),
-            list_endpoint=LIST_ENDPOINTS[ticket.status],
-            priorities=list(Priority),
-            duplicate_of=lifecycle.duplicates_of([ticket]).get(ticket.id),
-            merge_into=merge_candidates(ticket, current_user) if Action.MERGE in allowed else [],
-        )
-        return html, status
+        merge_into = merge_candidates(ticket, current_user) if Action.MERGE in allowed else []
+        return {
+            "form": form,
+            "dispatch": dispatch,
+            "colleagues": colleagues,
+            "merge_into": merge_into,
+        }
+
+    def _panel_customer(self, ticket: Ticket, allowed: set, version: int) -> dict:
+        """The customer's orders and earlier tickets (inside the user's scope)."""
+        return {"summary": customer_summary(ticket, current_user)}
+
+    def _panel_canned(self, ticket: Ticket, allowed: set, version: int) -> dict | None:
+        """The canned replies this user may insert (the picker without typing "/")."""
+        if not allowed:
+            return None
+        return {"canned_replies": canned.usable_replies(current_user)}
 
     # --- pages ---------------------------------------------------------------
 
@@ -294,13 +435,14 @@ class TicketDeskView(StaffAccessMixin, BaseView):
     @expose("/<number>/")
     def desk(self, number: str):
         """The desk; opening it is recorded (the lists' unread mark, domain.presence)."""
-        ticket = self._ticket(number)
+        ticket, loaded = self._page_ticket(number)
         if ticket.merged_into_id is not None:
             flash(self._merged_text(ticket), "info")
             return redirect(url_for(".desk", number=ticket.merged_into.number))
-        page = self._render(ticket, **self._canned_prefill(ticket))
+        page = self._render(ticket, loaded=loaded, **self._canned_prefill(ticket))
         presence.mark_opened(ticket, current_user)
-        staff_notices.mark_read(current_user, ticket)  # opening it is reading its notices
+        if loaded["unread_here"]:
+            staff_notices.mark_read(current_user, ticket)  # opening it is reading its notices
         db.session.commit()
         return page
 
@@ -715,3 +857,10 @@ class TicketDeskView(StaffAccessMixin, BaseView):
         if not files.is_image(found):
             abort(404)
         return files.send(found)
+
+
+PANELS = {
+    "actions": TicketDeskView._panel_actions,
+    "customer": TicketDeskView._panel_customer,
+    "canned": TicketDeskView._panel_canned,
+}

@@ -78,6 +78,10 @@ SHAPES: list[tuple[str, str, str]] = [
     ("desk-whatsapp-template", "master", "/admin/tickets/desk/{wa_ticket}/?wa_template={wa}"),
     # a department admin's desk: replies and notes only, the Actions card says so
     ("desk-department", "department", "/admin/tickets/desk/{ticket}/"),
+    # the desk's panels as pages of their own (their links without JavaScript)
+    ("desk-panel-actions", "master", "/admin/tickets/desk/{ticket}/panel/actions"),
+    ("desk-panel-customer", "master", "/admin/tickets/desk/{ticket}/panel/customer"),
+    ("desk-panel-canned", "master", "/admin/tickets/desk/{ticket}/panel/canned"),
     ("notifications", "department", "/admin/notifications/"),
     ("reports", "master", "/admin/reports/"),
     ("agent-report", "master", "/admin/agent-report/"),
@@ -328,6 +332,8 @@ def _visit_all(chromium, live_server, tmp_path_factory) -> dict[tuple[str, str],
             page = pages[who]
             url = url.format(**rows[lang])
             response = page.goto(url)
+            # The desk's panels arrive after the page: axe looks at them too.
+            page.wait_for_function("() => !document.querySelector('[aria-busy=true]')")
             html = response.text()
             html_file = out / f"{lang}-{shape}.html"
             html_file.write_text(html, encoding="utf-8")
