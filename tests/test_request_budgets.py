@@ -276,10 +276,10 @@ def test_filing_reads_neither_its_token_nor_the_new_ticket_back(login_as, db):
 
 
 # A portal filing that a rule routes to a department with agents: the user with their
-# roles; the ticket's INSERT (its id makes the number); the rule with its department; the
-# calendar's departments with their shifts, and the company days; the ticket's UPDATE;
-# the message; the FILED and ROUTED events (one INSERT on MariaDB: same columns; SQLite's
-# INSERT … RETURNING goes row by row); the department's people with their roles (the
+# roles; the rule with its department; the calendar's departments with their shifts, and
+# the company days; then one flush: the ticket's INSERT, the message, the FILED and ROUTED
+# events (one INSERT on MariaDB: same columns; SQLite's INSERT … RETURNING goes row by
+# row); the number's UPDATE (the id makes it); the department's people with their roles (the
 # members for the notices and the admins for the emails, picked in Python from the roles
 # Flask-Security reads); the new notices' one INSERT (no unread ones to look for: the
 # ticket is new); the customer's and the admin's emails (one executemany INSERT on

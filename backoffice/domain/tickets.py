@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from flask_babel import gettext as _
 from sqlalchemy import case, select, update
 from sqlalchemy.orm import aliased, contains_eager, joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from ..extensions import db
@@ -434,7 +435,7 @@ def file_ticket(
     Guarantees: the ticket has a unique number `CX-<year>-<id>`, SLA due times,
     the first message (written on `channel`) and a FILED event (plus ROUTED
     naming the rule). `submission` (the form's one-time token) is unique: a second
-    ticket with the same one fails at the insert (IntegrityError), before anything else.
+    ticket with the same one fails at the insert (IntegrityError), before any email.
     """
     now = now or utcnow()
     if not perm.has(customer, perm.PORTAL):
@@ -443,6 +444,7 @@ def file_ticket(
         raise DomainError(_("That order is not yours."))
     subject = clean_text(subject, MAX_SUBJECT, _("Subject"))
     body = clean_text(body, MAX_BODY, _("Message"))
+    db.session.flush()  # the caller's changes first: the rules and calendars read below see them
     ticket = Ticket(
         kind=TicketKind(kind),
         subject=subject,
@@ -453,14 +455,13 @@ def file_ticket(
         status=P,
         priority=Priority.NORMAL,
         created_at=now,
+        updated_at=now,
         last_message_at=now,
         # placeholders until the route is known: sla.start below sets both
         first_response_due=now,
         resolution_due=now,
     )
     db.session.add(ticket)
-    db.session.flush()  # the id makes the number: unique without a counter to contend on
-    ticket.number = f"CX-{now.year}-{ticket.id:06d}"
     msg = TicketMessage(
         ticket=ticket,
         author=customer,
@@ -493,7 +494,18 @@ def file_ticket(
     if rule is not None:
         _move(ticket, None, Action.ROUTE, EventAction.ROUTED, rule=rule, now=now, note=str(rule))
         _round_robin(ticket, now)
+    # One flush writes the whole ticket with its message and events (the unit of work
+    # needs no second one to update it); the id then makes the number, unique without
+    # a counter to contend on, set by one UPDATE that leaves version and time alone.
     _flush(ticket, now)
+    number = f"CX-{now.year}-{ticket.id:06d}"
+    db.session.execute(
+        update(Ticket)
+        .where(Ticket.id == ticket.id)
+        .values(number=number, updated_at=ticket.updated_at)
+        .execution_options(synchronize_session=False)
+    )
+    set_committed_value(ticket, "number", number)
     notifications.ticket_filed(ticket, first_message=msg)
     return ticket
 
