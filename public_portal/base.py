@@ -68,8 +68,9 @@ OWNED: dict[str, Callable[..., Select]] = {
 }
 
 
-def find_owned(kind: str, key, *options):
-    """The signed-in customer's object of `kind` with `key`, or None."""
+def find_owned(kind: str, key, *options, columns=()):
+    """The signed-in customer's object of `kind` with `key`, or None. With `columns`
+    (SQL expressions read in the same statement): the row (object, *values), or None."""
     if not current_user.is_authenticated:
         return None
     if kind in ("ticket", "order") and not NUMBER_RE.match(key or ""):
@@ -79,6 +80,8 @@ def find_owned(kind: str, key, *options):
     stmt = OWNED[kind](current_user, key)
     if options:
         stmt = stmt.options(*options)
+    if columns:
+        return db.session.execute(stmt.add_columns(*columns).limit(1)).first()
     return db.session.scalars(stmt.limit(1)).first()
 
 

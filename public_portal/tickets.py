@@ -309,6 +309,7 @@ def _render_ticket(ticket: Ticket, status: int = 200, **forms):
     messages = public_messages(ticket)
     actions = lifecycle.allowed_actions(ticket, current_user)
     order = db.session.get(Order, ticket.order_id) if ticket.order_id else None
+    parcel = shipments.shipment(order) if order else None
     reply_form = forms.get("reply_form") or ReplyForm()
     rate_form = forms.get("rate_form") or RateForm()
     return (
@@ -316,6 +317,7 @@ def _render_ticket(ticket: Ticket, status: int = 200, **forms):
             "portal/ticket.html",
             ticket=ticket,
             order=order,
+            parcel=parcel,
             messages=messages,
             last_id=messages[-1].id if messages else 0,
             can_reply=Action.CUSTOMER_REPLY in actions,
@@ -327,7 +329,7 @@ def _render_ticket(ticket: Ticket, status: int = 200, **forms):
             status_label=status_label,
             author_label=author_label,
             poll_url=url_for("portal.ticket_messages", number=ticket.number),
-            etag=f'"{_etag(ticket)}"',
+            etag=f'"{_etag(ticket, len(parcel.events) if parcel else 0)}"',
         ),
         status,
     )
@@ -357,23 +359,52 @@ def ticket(number: str):
     return _render_ticket(found)
 
 
-def _etag(ticket: Ticket) -> str:
-    # The version changes with every message, note and status change of the
-    # ticket; the language is part of it because the labels are translated.
-    return f"t{ticket.id}-v{ticket.version_id}-{lang()}"
+def _etag(ticket: Ticket, parcel_mark: int) -> str:
+    # The version changes with every message, note and status change of the ticket; the
+    # situation and the parcel's events (shipments.timeline_mark) when tracking moves; the
+    # language is part of it because the labels are translated.
+    situation = ticket.situation.value if ticket.situation else ""
+    return f"t{ticket.id}-v{ticket.version_id}-s{situation}-e{parcel_mark}-{lang()}"
+
+
+def _parcel_json(ticket: Ticket) -> dict:
+    """The parcel's box as the page draws it (status, promise, timeline) and the situation
+    badge, for a chat that stays open while tracking events arrive."""
+    badge = get_template_attribute("_situation.html", "situation_badge")
+    out = {"situation_html": str(badge(ticket.situation))}
+    if ticket.order_id:
+        order = db.session.scalar(
+            select(Order).where(Order.id == ticket.order_id).options(joinedload(Order.product))
+        )
+        parcel = shipments.shipment(order)
+        out["parcel_html"] = render_template("portal/_shipment.html", s=parcel).strip()
+    return out
 
 
 @bp.route("/tickets/<number>/messages")
 @customer_required
 def ticket_messages(number: str):
-    """Live updates: 304 while the ticket is unchanged, else the public messages after
-    `?after=<id>` with the status. One indexed query for the 304."""
-    ticket = get_owned_or_404(
+    """Live updates: 304 while the ticket and its parcel are unchanged, else the public
+    messages after `?after=<id>` with the status, the situation and the parcel's box.
+    One indexed query for the 304 (the parcel's mark is a subquery of it)."""
+    found = find_owned(
         "ticket",
         number,
-        load_only(Ticket.id, Ticket.number, Ticket.status, Ticket.version_id, Ticket.customer_id),
+        load_only(
+            Ticket.id,
+            Ticket.number,
+            Ticket.status,
+            Ticket.version_id,
+            Ticket.customer_id,
+            Ticket.order_id,
+            Ticket.situation,
+        ),
+        columns=[shipments.timeline_mark(Ticket.order_id)],
     )
-    etag = _etag(ticket)
+    if found is None:
+        abort(404)
+    ticket, parcel_mark = found
+    etag = _etag(ticket, parcel_mark)
     if etag in request.if_none_match:
         resp = current_app.response_class(status=304)
     else:
@@ -386,6 +417,7 @@ def ticket_messages(number: str):
             status_label=status_label(ticket.status),
             version=ticket.version_id,
             messages=[_message_json(m) for m in public_messages(ticket, after)],
+            **_parcel_json(ticket),
         )
     resp.set_etag(etag)
     resp.headers["Cache-Control"] = "private, no-cache"

@@ -60,7 +60,7 @@ def test_poll_answers_304_while_nothing_changed(login_as, make, db):
     first = b.get(url)
     assert first.status_code == 200
     etag = first.headers["ETag"]
-    assert etag == f'"t{ticket.id}-v{ticket.version_id}-en"'
+    assert etag == f'"t{ticket.id}-v{ticket.version_id}-s-e0-en"'  # no situation, no parcel
     assert first.headers["Cache-Control"] == "private, no-cache"
     data = first.get_json()
     assert data["status"] == "team" and [m["body"] for m in data["messages"]] == ["Tolong dibantu."]

@@ -32,7 +32,7 @@ from functools import lru_cache
 from flask import current_app
 from flask_babel import format_datetime
 from flask_babel import gettext as _
-from sqlalchemy import and_, case, insert, or_, select, tuple_, update
+from sqlalchemy import and_, case, func, insert, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
@@ -690,6 +690,19 @@ def timeline(order: Order | int) -> list[TrackingEvent]:
             .where(TrackingEvent.order_id == order_id)
             .order_by(TrackingEvent.occurred_at, TrackingEvent.id)
         )
+    )
+
+
+def timeline_mark(order_id):
+    """A SQL value that changes whenever the tracking of the parcel `order_id` (a column,
+    e.g. `Ticket.order_id`) can: the number of its events, which are appended and never
+    edited or removed. The tickets' polls put it in their ETag, so an open desk or chat
+    learns of a new event; a scalar subquery on the unique key's index, inside the
+    statement that reads the ticket. `len(shipment(order).events)` is the same number."""
+    return (
+        select(func.count(TrackingEvent.id))
+        .where(TrackingEvent.order_id == order_id)
+        .scalar_subquery()
     )
 
 

@@ -1,7 +1,8 @@
 /* The ticket desk: new messages appear without reloading.
    Polls the desk's JSON endpoint with If-None-Match; the server answers 304
-   while the ticket's version is unchanged. Message HTML comes from the server,
-   already escaped by Jinja, so it is inserted as is. */
+   while the ticket (its version, situation and parcel's events) is unchanged.
+   Message, badge and timeline HTML come from the server, already escaped by
+   Jinja, so they are inserted as is. */
 (function () {
   "use strict";
   var desk = document.getElementById("desk");
@@ -64,7 +65,18 @@
   }
   function pollSoon() { schedule(300); }
 
+  /* The parcel's situation badge and tracking box, redrawn when an event arrives. */
+  function replaceHtml(id, html) {
+    var node = document.getElementById(id);
+    if (node && typeof html === "string" && node.outerHTML !== html) { node.outerHTML = html; }
+  }
+  var situationBox = document.getElementById("desk-situation");
+
   function apply(data) {
+    if (situationBox && typeof data.situation_html === "string" && situationBox.innerHTML !== data.situation_html) {
+      situationBox.innerHTML = data.situation_html;
+    }
+    replaceHtml("tracking-timeline", data.tracking_html);
     if (presenceBox && typeof data.presence === "string" && presenceBox.textContent !== data.presence) {
       presenceBox.textContent = data.presence;
     }

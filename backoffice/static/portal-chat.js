@@ -1,9 +1,10 @@
 /* carebox portal: the ticket conversation as a live chat.
 
    Polls GET <poll-url>?after=<last message id> with If-None-Match: the server
-   answers 304 (no body) while the ticket's version is unchanged, else the new
-   public messages. Every 4 s while the page is visible; each 304 in a row
-   stretches the wait by half, up to 30 s; a hidden tab waits 60 s. Replies are
+   answers 304 (no body) while the ticket's version and its parcel are unchanged,
+   else the new public messages, the parcel's box and its situation. Every 4 s
+   while the page is visible; each 304 in a row stretches the wait by half, up to
+   30 s; a hidden tab waits 60 s. Replies are
    sent with fetch when possible; the plain form post works without JavaScript. */
 (function () {
   "use strict";
@@ -72,6 +73,15 @@
     status = data.status;
   }
 
+  /* The parcel's box and situation badge, redrawn when a tracking event arrives (the
+     server's own markup, escaped by Jinja). */
+  function parcel(data) {
+    [[".js-parcel", data.parcel_html], [".js-situation", data.situation_html]].forEach(function (pair) {
+      var box = document.querySelector(pair[0]);
+      if (box && typeof pair[1] === "string" && box.innerHTML.trim() !== pair[1].trim()) box.innerHTML = pair[1];
+    });
+  }
+
   /* The customer has seen this version (its messages are on screen): close and reopen
      act on it, instead of being refused as coming from a stale page. */
   function seen(version) {
@@ -101,6 +111,7 @@
       })
       .then(function (data) {
         if (!data) return;
+        parcel(data);
         data.messages.forEach(add);
         if (data.messages.length) delay = FAST;
         if (data.status !== status) changed(data);

@@ -19,6 +19,7 @@ from flask import (
     get_template_attribute,
     jsonify,
     redirect,
+    render_template,
     request,
     url_for,
 )
@@ -36,6 +37,7 @@ from ..domain import (
     canned,
     notifications,
     presence,
+    shipments,
     staff_notices,
     whatsapp_outbox,
     whatsapp_templates,
@@ -122,18 +124,11 @@ class TicketDeskView(StaffAccessMixin, BaseView):
 
     # --- loading -------------------------------------------------------------
 
-    def _ticket(self, number: str, *, whole: bool = True) -> Ticket:
-        """The ticket by number inside the user's desk scope (`desk_tickets`), else 404.
-
-        `whole`: with what the desk shows around it (customer and profile, assignee,
-        department, order and product) in the same statement; the poll needs the row only.
-        """
-        stmt = (
-            self._ticket_statement(number)
-            if whole
-            else perm.desk_tickets(current_user).where(Ticket.number == number)
-        )
-        ticket = db.session.scalars(stmt).unique().first()
+    def _ticket(self, number: str) -> Ticket:
+        """The ticket by number inside the user's desk scope (`desk_tickets`), else 404,
+        with what the desk shows around it (customer and profile, assignee, department,
+        order and product) in the same statement."""
+        ticket = db.session.scalars(self._ticket_statement(number)).unique().first()
         if ticket is None:
             abort(404)
         return ticket
@@ -789,11 +784,13 @@ class TicketDeskView(StaffAccessMixin, BaseView):
         """New messages after `?after=<id>` as JSON; 304 while the ticket is unchanged.
 
         The ETag is the ticket's id and version (every message, note and action
-        bumps the version) plus `after` and who else is here, so an idle desk costs
-        the user, the ticket's row and its viewers (three indexed reads) and an empty
-        answer; the heartbeat is written about every other poll (presence.poll).
+        bumps the version), its situation and its parcel's events (a subquery of the
+        ticket's read: shipments.timeline_mark), plus `after` and who else is here, so
+        an idle desk costs the user, the ticket's row and its viewers (three indexed
+        reads) and an empty answer; the heartbeat is written about every other poll
+        (presence.poll). An answer carries the parcel's timeline and situation badge.
         """
-        ticket = self._ticket(number, whole=False)
+        ticket, parcel_mark = self._polled(number)
         # Clamped: an id past 2**63 cannot be bound on SQLite, and no message has one.
         after = min(max(request.args.get("after", default=0, type=int), 0), MAX_ID)
         # Every poll is a presence heartbeat (domain/presence.py), written when due; who
@@ -802,7 +799,8 @@ class TicketDeskView(StaffAccessMixin, BaseView):
             ticket, current_user, typing=request.args.get("typing") == "1"
         )
         seen = ",".join(f"{p.user_id}{'t' if p.typing else ''}" for p in people)
-        etag = f"t{ticket.id}-v{ticket.version_id}-a{after}-p{seen}"
+        situation = ticket.situation.value if ticket.situation else ""
+        etag = f"t{ticket.id}-v{ticket.version_id}-s{situation}-e{parcel_mark}-a{after}-p{seen}"
         if request.if_none_match.contains(etag):
             resp = current_app.response_class(status=304)
         else:
@@ -818,6 +816,7 @@ class TicketDeskView(StaffAccessMixin, BaseView):
                     "last_id": messages[-1].id if messages else after,
                     "messages": [{"id": m.id, "html": str(render(m, ticket))} for m in messages],
                     "presence": presence_text(people),
+                    **self._parcel_json(ticket),
                 }
             )
         if wrote:
@@ -825,6 +824,31 @@ class TicketDeskView(StaffAccessMixin, BaseView):
         resp.set_etag(etag)
         resp.headers["Cache-Control"] = "private, no-cache"
         return resp
+
+    def _polled(self, number: str) -> tuple[Ticket, int]:
+        """The ticket's row in the desk scope (else 404) and its parcel's mark."""
+        row = db.session.execute(
+            perm.desk_tickets(current_user)
+            .where(Ticket.number == number)
+            .add_columns(shipments.timeline_mark(Ticket.order_id))
+        ).first()
+        if row is None:
+            abort(404)
+        return row[0], row[1]
+
+    @staticmethod
+    def _parcel_json(ticket: Ticket) -> dict:
+        """The situation badge and the parcel's tracking box as the desk draws them."""
+        badge = get_template_attribute("_situation.html", "situation_badge")
+        out = {"situation_html": str(badge(ticket.situation))}
+        if ticket.order_id:
+            order = db.session.scalar(
+                select(Order).where(Order.id == ticket.order_id).options(joinedload(Order.product))
+            )
+            out["tracking_html"] = render_template(
+                "admin/_tracking.html", shipment=shipments.shipment(order)
+            ).strip()  # the box itself, replacing #tracking-timeline
+        return out
 
     def _attachment(self, number: str, attachment_id: int) -> TicketAttachment:
         """A file of this ticket, after the same scope check as the desk itself; else 404."""

@@ -103,3 +103,28 @@ def test_a_customer_tracks_a_parcel_and_files_a_ticket_that_the_desk_sees(new_co
     timeline = cs.locator("#tracking-timeline")
     expect(timeline).to_contain_text("Hub Cikarang")
     expect(timeline).to_contain_text("Late")
+
+    # A scan arrives while both pages stay open: the desk's poll and the customer's chat
+    # redraw the timeline (and the situation) without a reload.
+    _scan(live_server, resi, "delivery_failed", "Hub Pasir Koja, Bandung")
+    expect(timeline).to_contain_text("Hub Pasir Koja, Bandung", timeout=15_000)
+    expect(cs.locator("#desk-situation .situation-failed_delivery")).to_be_visible()
+    customer.evaluate("document.dispatchEvent(new Event('visibilitychange'))")  # back to the tab
+    expect(parcel).to_contain_text("Hub Pasir Koja, Bandung", timeout=15_000)
+    expect(parcel.locator(".situation-failed_delivery")).to_be_visible()
+
+
+def _scan(live_server, resi: str, kind: str, place: str) -> None:
+    """A tracking event from the operations system (the API's way in)."""
+    from backoffice.domain import shipments
+    from backoffice.extensions import db
+    from backoffice.models import TrackingSource
+    from backoffice.models.base import utcnow
+
+    with live_server.app_context():
+        shipments.record_events(
+            [shipments.EventIn(resi, kind, utcnow() - timedelta(minutes=1), place)],
+            source=TrackingSource.API,
+        )
+        db.session.commit()
+        db.session.remove()
