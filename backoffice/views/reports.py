@@ -105,7 +105,10 @@ def export_rows(conditions, now: datetime, batch: int, *, typed: bool = False, j
         .where(*conditions)
     )
     if job and db.session.get_bind().dialect.supports_server_side_cursors:
-        rows = db.session.execute(stmt.order_by(Ticket.id), execution_options={"yield_per": batch})
+        stmt = stmt.order_by(Ticket.id)
+        # Core, not the ORM's result: its per-row loading costs as much as our cells.
+        conn = db.session.connection(bind_arguments={"clause": stmt})
+        rows = conn.execute(stmt, execution_options={"stream_results": True}).yield_per(batch)
     else:
         rows = keyset_rows(stmt, Ticket.id, batch)
     # Everything that depends on the reader's language, once per export, not per cell.
