@@ -3,13 +3,16 @@
 Guarantees, before the code:
 - **Streamed.** The file is read row by row through a byte-counting reader (the
   progress bar follows the bytes), batches of `batch` rows are checked and written,
-  and nothing but the current batch and the first refusals stays in memory; a file
-  of a million events takes the memory of one batch.
-- **One rule.** Every row goes through `domain.shipments.record_events`, the same
-  check the API and the back office use. A refused row (bad resi, unknown event,
-  bad time, wrong number of columns, unreadable CSV) is reported with its line
-  number — and written to the rejects file when one is given — and never blocks the
-  good ones.
+  and nothing but a few batches (the one being written, AHEAD checked ones waiting,
+  the one being read) and the first refusals stays in memory; a file of a million
+  events takes the memory of a few batches.
+- **Read while written.** A second thread reads and checks the next batches
+  (`shipments.check_events`: no database) while this one writes (`write_events`).
+- **One rule.** Every row goes through the checks and writes of
+  `domain.shipments.record_events`, the same the API and the back office use. A
+  refused row (bad resi, unknown event, bad time, wrong number of columns, unreadable
+  CSV) is reported with its line number — and written to the rejects file when one is
+  given — and never blocks the good ones.
 - **Idempotent, at least once.** Each batch is committed on its own. An event already
   recorded (same resi, event, occurred_at) is counted unchanged, so running the same
   file again — after a crash half-way, or at the same time as another import —
@@ -22,8 +25,11 @@ Guarantees, before the code:
 
 from __future__ import annotations
 
+import contextvars
 import csv
 import io
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -42,6 +48,7 @@ DELIMITERS = (",", ";", "\t")
 MAX_FIELD = 4096  # a longer cell is refused (its row), not read into memory whole
 KEEP_REFUSED = 50  # refusals kept for the summary; the rejects file has them all
 RETRIES = 3
+AHEAD = 2  # checked batches waiting for the database at most
 
 
 @dataclass
@@ -123,72 +130,116 @@ def import_file(
     on_bytes: Callable[[int], None] | None = None,
 ) -> Summary:
     """Import the CSV of the binary stream `binary`; commits each batch; returns the tally.
-    `rejects` (a text stream) receives every refused row with its line and reason."""
+    `rejects` (a text stream) receives every refused row with its line and reason.
+
+    Two threads: one reads the file and runs the checks that need no database
+    (`shipments.check_events`) on the next batch while this thread writes the current
+    one (`shipments.write_events`; the GIL is free while the driver waits on the
+    database). At most AHEAD checked batches wait in between: the memory stays flat."""
     csv.field_size_limit(MAX_FIELD)
     started = time.perf_counter()
     summary = Summary()
-    text = io.TextIOWrapper(
-        io.BufferedReader(_CountingReader(binary, on_bytes), 1 << 16),
-        encoding="utf-8-sig",
-        errors="replace",
-        newline="",
-    )
     writer = csv.writer(rejects) if rejects is not None else None
     if writer:
         writer.writerow(("line", "reason", *COLUMNS))
-    mapping = {name: i for i, name in enumerate(COLUMNS)}
-    # (line, event or None when refused while reading, its cells, why refused); kept in
-    # file order so the summary and the rejects file list the refusals by line.
-    pending: list[tuple[int, EventIn | None, list[str] | None, str]] = []
 
     def refuse(line, cells, resi, reason):
         summary.refuse(line, resi, reason)
         if writer:
             writer.writerow([line, reason, *(neutralise(c) for c in (cells or [])[:10])])
 
-    def refuse_later(line, cells, reason):
-        pending.append((line, None, cells, reason))
-
-    first_record = True
-    for line, cells, error in _rows(text):
-        if cells is None:
-            refuse_later(line, None, f"unreadable CSV: {error}")
-            continue
-        if first_record:
-            first_record = False
-            header = _mapping(cells)
-            if header is not None:
-                mapping = header
-                continue
-        if not "".join(cells).strip():
-            continue  # blank line
-        if len(cells) < len(REQUIRED) or len(cells) > len(COLUMNS) + 5:
-            refuse_later(line, cells, f"expected the columns {','.join(COLUMNS)}")
-            continue
-        values = {name: (cells[i] if i < len(cells) else "") for name, i in mapping.items()}
-        item = EventIn(
-            values["resi"],
-            values["event"],
-            values["occurred_at"],
-            values.get("location", ""),
-            values.get("note", ""),
-        )
-        pending.append((line, item, cells, ""))
-        if len(pending) >= batch:
-            _flush(pending, summary, refuse)
-            pending = []
-    if pending:
-        _flush(pending, summary, refuse)
+    ready: queue.Queue = queue.Queue(maxsize=AHEAD)
+    stop = threading.Event()
+    context = contextvars.copy_context()  # the app (and its translations) for the checks
+    reader = threading.Thread(
+        target=context.run,
+        args=(_read, binary, batch, on_bytes, ready, stop),
+        name="tracking-import-read",
+        daemon=True,
+    )
+    reader.start()
+    try:
+        while (work := ready.get()) is not None:
+            if isinstance(work, BaseException):
+                raise work
+            _flush(*work, summary, refuse)
+    finally:
+        stop.set()  # (after an error here: the reader stops at its next batch)
+        reader.join()
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-def _flush(pending, summary: Summary, refuse) -> None:
-    items = [item for _line, item, _cells, _why in pending if item is not None]
+def _read(binary, batch, on_bytes, ready: queue.Queue, stop: threading.Event) -> None:
+    """The reading thread: puts (pending, checked) per batch on `ready`, then None (or the
+    exception that stopped it). `pending` lists each record in file order as (line, its
+    cells, why refused while reading, or "" for an event that went to the checks)."""
+
+    def put(work) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(work, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    try:
+        text = io.TextIOWrapper(
+            io.BufferedReader(_CountingReader(binary, on_bytes), 1 << 16),
+            encoding="utf-8-sig",
+            errors="replace",
+            newline="",
+        )
+        get = _getter(range(len(COLUMNS)))
+        pending: list[tuple[int, list[str] | None, str]] = []
+        items: list[EventIn] = []
+        first_record = True
+        for line, cells, error in _rows(text):
+            if cells is None:
+                pending.append((line, None, f"unreadable CSV: {error}"))
+                continue
+            if first_record:
+                first_record = False
+                header = _mapping(cells)
+                if header is not None:
+                    get = _getter(header.get(name) for name in COLUMNS)
+                    continue
+            if not "".join(cells).strip():
+                continue  # blank line
+            if len(cells) < len(REQUIRED) or len(cells) > len(COLUMNS) + 5:
+                pending.append((line, cells, f"expected the columns {','.join(COLUMNS)}"))
+                continue
+            event = get(cells)
+            pending.append((line, cells, ""))
+            items.append(event)
+            if len(items) >= batch:
+                if not put((pending, shipments.check_events(items))):
+                    return
+                pending, items = [], []
+        if pending and not put((pending, shipments.check_events(items))):
+            return
+        put(None)
+    except BaseException as exc:  # noqa: BLE001 - handed to the writing thread
+        put(exc)
+
+
+def _getter(positions) -> Callable[[list[str]], EventIn]:
+    """An EventIn from a record's cells, the columns at `positions` (None: not in the file)."""
+    positions = tuple(positions)
+
+    def get(cells: list[str]) -> EventIn:
+        n = len(cells)
+        return EventIn(*(cells[i] if i is not None and i < n else "" for i in positions))
+
+    return get
+
+
+def _flush(pending, checked, summary: Summary, refuse) -> None:
     results = []
-    for attempt in range(RETRIES if items else 0):
+    for attempt in range(RETRIES if checked.clean else 0):
         try:
-            results = shipments.record_events(items, source=TrackingSource.IMPORT)
+            results = shipments.write_events(checked, source=TrackingSource.IMPORT)
             db.session.commit()
             break
         except (OperationalError, DBAPIError) as exc:
@@ -196,9 +247,11 @@ def _flush(pending, summary: Summary, refuse) -> None:
             if attempt == RETRIES - 1 or not _retryable(exc):
                 raise
             time.sleep(0.05 * (attempt + 1))
+    else:
+        results = checked.results  # nothing to write: every event was refused
     outcomes = iter(results)
-    for line, item, cells, why in pending:
-        if item is None:
+    for line, cells, why in pending:
+        if why:
             refuse(line, cells, "", why)
             continue
         result = next(outcomes)

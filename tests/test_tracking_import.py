@@ -154,3 +154,37 @@ def test_two_imports_of_one_file_at_once_insert_each_event_once(app, make, db, t
     db.session.rollback()  # a new snapshot (REPEATABLE READ)
     assert _count(db) == 80
     assert all(o.last_event is TrackingEventKind.AT_HUB for o in orders)
+
+
+def test_a_file_partly_imported_before_inserts_only_the_new_events(app, make, db):
+    """A batch of known and new events: the database names the rows it wrote (RETURNING),
+    the known ones are read back by id; each event's outcome is its own, and the order
+    follows the newest."""
+    orders = [make.order() for _ in range(4)]
+    db.session.commit()
+    old = _lines([o.resi for o in orders[:2]])
+    assert import_file(io.BytesIO("\n".join(old).encode())).inserted == 4
+    later = [f"{o.resi},departed_hub,2026-11-28T09:00:00+07:00,Hub,x" for o in orders]
+    body = "\n".join(old[:2] + _lines([o.resi for o in orders[2:]]) + old[2:] + later)
+    summary = import_file(io.BytesIO(body.encode()), batch=6)
+    assert (summary.inserted, summary.unchanged, summary.refused) == (8, 4, 0)
+    db.session.rollback()
+    assert _count(db) == 12
+    assert all(o.last_event is TrackingEventKind.DEPARTED_HUB for o in orders)
+
+
+def test_a_failing_batch_stops_the_import_and_its_reading_thread(app, make, db, monkeypatch):
+    from backoffice.domain import shipments
+
+    order = make.order()
+    db.session.commit()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(shipments, "write_events", broken)
+    body = "\n".join(_lines([order.resi] * 50)).encode()
+    before = threading.active_count()
+    with pytest.raises(RuntimeError, match="went away"):
+        import_file(io.BytesIO(body), batch=2)
+    assert threading.active_count() == before

@@ -32,7 +32,7 @@ from functools import lru_cache
 from flask import current_app
 from flask_babel import format_datetime
 from flask_babel import gettext as _
-from sqlalchemy import and_, case, func, insert, or_, select, tuple_, update
+from sqlalchemy import and_, case, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
@@ -269,7 +269,7 @@ MAX_NOTE = 500
 DEFAULT_OFFSET = 7 * 60  # a time without an offset is Western Indonesian Time (WIB, UTC+7)
 FUTURE_SLACK = timedelta(hours=1)  # scanners' clocks drift; further ahead is a typo
 EARLIEST = datetime(2000, 1, 1)
-LOOKUP_CHUNK = 500
+LOOKUP_CHUNK = 5000  # resis per lookup: one query for a whole import batch
 UPDATE_CHUNK = 200
 ZONES = {420: "WIB", 480: "WITA", 540: "WIT"}
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -307,7 +307,7 @@ class EventResult:
 class _Clean:
     index: int
     resi: str
-    kind: TrackingEventKind
+    event: str  # a TrackingEventKind's value
     at: datetime
     offset: int
     location: str
@@ -395,7 +395,7 @@ def _check(index: int, item: EventIn, now: datetime) -> _Clean | EventResult:
                 b=MAX_NOTE,
             ),
         )
-    return _Clean(index, resi, kind, at, offset, location, note)
+    return _Clean(index, resi, kind.value, at, offset, location, note)
 
 
 def warrants_customer_notification(
@@ -450,17 +450,46 @@ def record_events(
     - the order's status, `last_event` and `last_event_at` follow its latest event by
       occurred_at, even when events arrive out of order or two writers race (the
       update only moves forward).
+
+    It is `check_events` (no database) then `write_events`; the CSV import runs the two
+    in different threads, so a file's next batch is checked while this one is written.
     """
+    return write_events(check_events(items, now=now), source=source, actor=actor)
+
+
+@dataclass(slots=True)
+class Checked:
+    """A batch after `check_events`: the refusals so far, by index, and the clean rest."""
+
+    results: list[EventResult | None]
+    clean: list[_Clean]
+    now: datetime
+
+
+def check_events(items: Sequence[EventIn], *, now: datetime | None = None) -> Checked:
+    """The checks of `record_events` that need no database (all but the resi's order).
+    Reads nothing and writes nothing, so it may run in another thread than the writes."""
     now = now or utcnow()
-    session = db.session
     results: list[EventResult | None] = [None] * len(items)
     clean: list[_Clean] = []
     for index, item in enumerate(items):
         verdict = _check(index, item, now)
-        if isinstance(verdict, EventResult):
+        if verdict.__class__ is EventResult:
             results[index] = verdict
         else:
             clean.append(verdict)
+    return Checked(results, clean, now)
+
+
+def write_events(
+    checked: Checked, *, source: TrackingSource, actor: User | None = None
+) -> list[EventResult]:
+    """The rest of `record_events` for a batch `check_events` passed: the lookups, the
+    insert, the orders' latest event, the tickets' situations and the notices."""
+    now = checked.now
+    session = db.session
+    results = list(checked.results)  # a retried batch starts again from the checks
+    clean = checked.clean
 
     orders = {}
     wanted = sorted({c.resi for c in clean})
@@ -474,7 +503,7 @@ def record_events(
         ):
             orders[row.resi] = row
 
-    rows, keys = [], {}
+    keys: dict[tuple[int, datetime, str], _Clean] = {}
     for c in clean:
         order = orders.get(c.resi)
         if order is None:
@@ -483,53 +512,35 @@ def record_events(
         if order.status == OrderStatus.CANCELLED.value:
             results[c.index] = EventResult(REFUSED, c.resi, _("This order was cancelled."))
             continue
-        key = (order.id, c.at, c.kind.value)
+        key = (order.id, c.at, c.event)
         if key in keys:
             results[c.index] = EventResult(UNCHANGED, c.resi)
             continue
         keys[key] = c
-    existing = set()
-    key_list = list(keys)
-    ev = TrackingEvent.__table__.c
-    for start in range(0, len(key_list), LOOKUP_CHUNK):
-        chunk = key_list[start : start + LOOKUP_CHUNK]
-        existing.update(
-            (r[0], r[1], str(r[2]))
-            for r in session.execute(
-                select(ev.order_id, ev.occurred_at, ev.event).where(
-                    tuple_(ev.order_id, ev.occurred_at, ev.event).in_(chunk)
-                )
-            )
-        )
-    for key, c in keys.items():
-        if key in existing:
-            results[c.index] = EventResult(UNCHANGED, c.resi)
-            continue
-        results[c.index] = EventResult(INSERTED, c.resi)
-        rows.append(
-            {
-                "order_id": key[0],
-                "event": c.kind.value,
-                "occurred_at": c.at,
-                "utc_offset": c.offset,
-                "location": c.location,
-                "note": c.note,
-                "source": TrackingSource(source).value,
-                "actor_id": actor.id if actor is not None else None,
-                "recorded_at": now,
-            }
-        )
+    if not keys:
+        return results  # type: ignore[return-value]
+    # One order of keys for every writer, so two concurrent imports cannot deadlock.
+    rows = [
+        (key[0], key[2], key[1], c.offset, c.location, c.note)  # as _ROW
+        for key, c in sorted(keys.items(), key=_first)
+    ]
+    rows = _insert_new(rows, keys, results, source, actor, now)
     if rows:
-        # One order of keys for every writer, so two concurrent imports cannot deadlock.
-        rows.sort(key=lambda r: (r["order_id"], r["occurred_at"], r["event"]))
-        rows = _insert_new(rows, keys, results)
-    if rows:
-        moved = _follow_latest(rows, orders, keys, now)
+        moved = _follow_latest(rows, orders, now)
         from . import situations  # it builds on this module
 
-        situations.parcels_changed({r["order_id"] for r in rows}, now)
+        situations.parcels_changed({r[0] for r in rows}, now)
         _tell_customers(moved, now)
     return results  # type: ignore[return-value]
+
+
+def _first(pair):
+    return pair[0]
+
+
+# The columns of an inserted row, in this order; the other three are the batch's own.
+_ROW = ("order_id", "event", "occurred_at", "utc_offset", "location", "note")
+INSERT_CHUNK = 5000  # rows per INSERT (x 6 parameters: under SQLite's 32,766)
 
 
 def _tell_customers(moved: list[dict], now: datetime) -> None:
@@ -549,65 +560,116 @@ def _tell_customers(moved: list[dict], now: datetime) -> None:
         notifications.parcel_events(notices, now)
 
 
-def _insert_new(rows, keys, results) -> list[dict]:
-    """Multi-row INSERT that skips rows a concurrent writer recorded meanwhile; marks
-    those `unchanged` and returns the rows this call inserted.
+def _insert_new(rows, keys, results, source, actor, now) -> list[tuple]:
+    """Multi-row INSERT that skips rows already recorded (by an earlier batch or file, or
+    a concurrent writer meanwhile); marks each event inserted or unchanged and returns
+    the rows this call inserted.
 
-    The database says which rows it inserted: INSERT IGNORE … RETURNING (MariaDB 10.5+,
-    SQLite 3.35+) returns only the rows it wrote, in the same few multi-row statements.
-    A prior SELECT cannot know it (a concurrent batch may commit in between), and a
-    re-read by recorded_at cannot tell two batches of the same second apart."""
+    The database says which rows it inserted: INSERT IGNORE … RETURNING id (MariaDB
+    10.5+, SQLite 3.35+) returns the ids of the rows this statement wrote and of no
+    other. All of them or none: that is the answer. Some: those rows are read back by
+    primary key. No SELECT first: it would read the index entries the insert reads
+    anyway, and could not see what a concurrent batch commits in between (a re-read by
+    recorded_at cannot tell two batches of the same second apart).
+
+    The statement is the driver's own SQL (exec_driver_sql: the DBAPI's placeholders,
+    the columns' bind processors, what every row shares written once as literals):
+    compiling 30,000 named parameters through SQLAlchemy for each batch cost more than
+    the database's work. A rowcount with a savepoint to redo only a partial overlap was
+    tried: a deadlock inside the savepoint then surfaced as "SAVEPOINT does not exist",
+    which the import's retry does not recognise."""
+    conn = db.session.connection()
+    dialect = conn.dialect
     table = TrackingEvent.__table__
     ev = table.c
-    stmt = insert(table).prefix_with("IGNORE", dialect="mysql")
-    stmt = stmt.prefix_with("OR IGNORE", dialect="sqlite")
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    shared = [
+        _literal_sql(dialect, TrackingSource(source).value, ev.source.type),
+        _literal_sql(dialect, actor.id if actor is not None else None, ev.actor_id.type),
+        _literal_sql(dialect, now, ev.recorded_at.type),
+    ]
+    if mark == "%s":
+        shared = [text.replace("%", "%%") for text in shared]
+    values = "(" + ", ".join([mark] * len(_ROW) + shared) + ")"
+    ignore = "OR IGNORE" if dialect.name == "sqlite" else "IGNORE"
     # (Both databases the project runs on have it; another would fail loudly here.)
-    # A whole import batch (5000) in one statement where the database takes it
-    # (SQLAlchemy cuts it at the database's parameter limit), not SQLAlchemy's 1000.
-    # RETURNING costs about twice a plain INSERT IGNORE of the same rows (some 70 ms
-    # more per 5000 on MariaDB). A rowcount with a savepoint to redo only a partial
-    # overlap was tried: a deadlock inside the savepoint then surfaced as "SAVEPOINT
-    # does not exist", which the import's retry does not recognise.
-    stmt = stmt.returning(ev.order_id, ev.occurred_at, ev.event).execution_options(
-        insertmanyvalues_page_size=5000
+    head = (
+        f"INSERT {ignore} INTO {table.name} ({', '.join(_ROW)}, source, actor_id, "
+        "recorded_at) VALUES "
     )
-    ours = {(r[0], r[1], str(r[2])) for r in db.session.execute(stmt, rows)}
-    mine = []
-    for r in rows:
-        key = (r["order_id"], r["occurred_at"], r["event"])
-        if key in ours:
-            mine.append(r)
-        else:
-            results[keys[key].index] = EventResult(UNCHANGED, keys[key].resi)
-    return mine
+    process = [
+        (i, processor)
+        for i, name in enumerate(_ROW)
+        if (processor := ev[name].type.dialect_impl(dialect).bind_processor(dialect))
+    ]
+    ids: list[int] = []
+    for first in range(0, len(rows), INSERT_CHUNK):
+        chunk = rows[first : first + INSERT_CHUNK]
+        params = [value for row in chunk for value in row]
+        for i, processor in process:
+            params[i :: len(_ROW)] = [processor(v) for v in params[i :: len(_ROW)]]
+        sql = head + ", ".join([values] * len(chunk)) + " RETURNING id"
+        ids += [r[0] for r in conn.exec_driver_sql(sql, tuple(params))]
+    if len(ids) == len(rows):
+        ours = None  # all of them
+    elif not ids:
+        ours = set()
+    else:
+        ours = set()
+        for first in range(0, len(ids), LOOKUP_CHUNK):
+            ours.update(
+                (r[0], r[1], str(r[2]))
+                for r in conn.execute(
+                    select(ev.order_id, ev.occurred_at, ev.event).where(
+                        ev.id.in_(ids[first : first + LOOKUP_CHUNK])
+                    )
+                )
+            )
+    for key, c in keys.items():
+        inserted = ours is None or key in ours
+        results[c.index] = EventResult(INSERTED if inserted else UNCHANGED, c.resi)
+    if ours is None:
+        return rows
+    return [r for r in rows if (r[0], r[2], r[1]) in ours]
 
 
-def _follow_latest(rows, orders, keys, now) -> list[dict]:
+def _literal_sql(dialect, value, type_) -> str:
+    """`value` as a SQL literal of `type_`, rendered by SQLAlchemy for `dialect`."""
+    if value is None:
+        return "NULL"
+    return str(
+        literal(value, type_).compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+    )
+
+
+_RANK_OF = {kind.value: rank for kind, rank in RANK.items()}
+
+
+def _follow_latest(rows: list[tuple], orders, now) -> list[dict]:
     """Move each touched order to its newest event, only ever forward; returns the moves
     (order id, event, time, offset, location of the event that became the latest)."""
-    best: dict[int, tuple[datetime, TrackingEventKind]] = {}
-    row_of: dict[int, dict] = {}
-    for r in rows:
-        kind = TrackingEventKind(r["event"])
-        old = best.get(r["order_id"])
-        if old is None or _newer(r["occurred_at"], kind, *old):
-            best[r["order_id"]] = (r["occurred_at"], kind)
-            row_of[r["order_id"]] = r
+    # The newest event of each order in the batch (of one moment, the later in life).
+    best: dict[int, tuple] = {}
+    for r in rows:  # (order_id, event, occurred_at, utc_offset, location, note): _ROW
+        old = best.get(r[0])
+        if old is None or r[2] > old[2] or (r[2] == old[2] and _RANK_OF[r[1]] >= _RANK_OF[old[1]]):
+            best[r[0]] = r
     by_id = {o.id: o for o in orders.values()}
     updates = []
-    for order_id, (at, kind) in best.items():
+    for order_id, r in best.items():
         order = by_id[order_id]
-        if _newer(at, kind, order.last_event_at, order.last_event):
+        kind = TrackingEventKind(r[1])
+        if _newer(r[2], kind, order.last_event_at, order.last_event):
             updates.append(
                 {
                     "oid": order_id,
-                    "at": at,
+                    "at": r[2],
                     "kind": kind.value,
                     "rank": RANK[kind],
                     "status": EVENT_STATUS[kind].value,
                     "now": now,
-                    "offset": row_of[order_id]["utc_offset"],
-                    "location": row_of[order_id]["location"],
+                    "offset": r[3],
+                    "location": r[4],
                 }
             )
     if not updates:

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import case, func, select, update
 
 from ..extensions import db
 from ..models import (
@@ -63,6 +63,7 @@ S = ShipmentSituation
 K = TrackingEventKind
 DEFAULT_STUCK_DAYS = 3
 CHUNK = 500
+ORDERS_CHUNK = 5000  # parcels per query of parcels_changed: an import batch's in one
 
 
 @dataclass(slots=True)
@@ -154,12 +155,20 @@ def parcels(order_ids: Iterable[int]) -> dict[int, Parcel]:
             .where(Order.id.in_(chunk))
         )
         for row in rows:
-            eta = shipments.eta_days_of(row.eta_days)
-            promised = None
-            if eta is not None:
-                promised = shipments.promised_date(picked.get(row.id) or row.created_at, eta)
-            found[row.id] = Parcel(row.status, row.last_event, row.last_event_at, promised)
+            found[row.id] = _parcel(
+                row.status, row.last_event, row.last_event_at, row.created_at,
+                row.eta_days, picked.get(row.id),
+            )  # fmt: skip
     return found
+
+
+def _parcel(status, last_event, last_event_at, created_at, eta_text, first_pickup) -> Parcel:
+    """A Parcel from its order's columns, its service's ETA text and its first pick-up."""
+    eta = shipments.eta_days_of(eta_text)
+    promised = None
+    if eta is not None:
+        promised = shipments.promised_date(first_pickup or created_at, eta)
+    return Parcel(status, last_event, last_event_at, promised)
 
 
 def _with_photo(ticket_ids: Sequence[int]) -> set[int]:
@@ -217,32 +226,40 @@ def _store(rows, now: datetime) -> int:
     rows = sorted(rows, key=lambda r: r.id)  # one lock order for every writer
     if not rows:
         return 0
-    found = parcels(r.order_id for r in rows if r.order_id is not None)
-    photos = _with_photo([r.id for r in rows if r.kind is TicketKind.COMPLAINT])
     days = stuck_days()
     table = Ticket.__table__
     session = db.session
     changes, to_route = [], []
     for r in rows:
-        situation, due = derive(r.kind, r.id in photos, found.get(r.order_id), now, days)
+        parcel = None
+        if r.order_status is not None:
+            parcel = _parcel(
+                r.order_status, r.last_event, r.last_event_at, r.order_created_at,
+                r.eta_days, r.first_pickup,
+            )  # fmt: skip
+        photo = r.kind is TicketKind.COMPLAINT and bool(r.has_photo)
+        situation, due = derive(r.kind, photo, parcel, now, days)
         if situation == r.situation and due == r.situation_due_at:
             continue
-        changes.append({"tid": r.id, "new_situation": situation, "new_due": due})
+        changes.append((r.id, situation.value if situation else None, due))
         turned = situation is not None and situation != r.situation
         if turned and r.status is TicketStatus.PROGRESS and r.department_id is None:
             to_route.append(r.id)  # never dispatched: the rule on its situation applies
         obj = session.identity_map.get(session.identity_key(Ticket, r.id))
         if obj is not None:
             session.expire(obj, ["situation", "situation_due_at"])
-    if changes:
+    for first in range(0, len(changes), CHUNK):
         # Not through the ORM: a badge is not an edit and must not bump the version.
-        # One executemany for the batch, not a statement per ticket.
+        # One UPDATE for the batch (CASE on the id), not a statement per ticket.
+        chunk = changes[first : first + CHUNK]
         session.execute(
             update(table)
-            .where(table.c.id == bindparam("tid"))
-            .values(situation=bindparam("new_situation"), situation_due_at=bindparam("new_due"))
-            .execution_options(synchronize_session=False),
-            changes,
+            .where(table.c.id.in_([tid for tid, _s, _d in chunk]))
+            .values(
+                situation=case({tid: s for tid, s, _d in chunk}, value=table.c.id),
+                situation_due_at=case({tid: d for tid, _s, d in chunk}, value=table.c.id),
+            )
+            .execution_options(synchronize_session=False)
         )
     if to_route:
         # Late import: the lifecycle imports this module (it derives at filing).
@@ -253,14 +270,46 @@ def _store(rows, now: datetime) -> int:
 
 
 def _rows():
-    return select(
-        Ticket.id,
-        Ticket.kind,
-        Ticket.order_id,
-        Ticket.situation,
-        Ticket.situation_due_at,
-        Ticket.status,
-        Ticket.department_id,
+    """Open tickets with all their situation depends on, in one query: the ticket, its
+    parcel's order and service, the parcel's first pick-up scan and (for complaints)
+    whether its customer sent a photo (both by index, per row)."""
+    first_pickup = (
+        select(func.min(TrackingEvent.occurred_at))
+        .where(TrackingEvent.order_id == Ticket.order_id, TrackingEvent.event == K.PICKED_UP)
+        .correlate(Ticket)
+        .scalar_subquery()
+    )
+    photo = (
+        select(TicketMessage.id)
+        .join(TicketAttachment, TicketAttachment.message_id == TicketMessage.id)
+        .where(
+            TicketMessage.ticket_id == Ticket.id,
+            TicketMessage.from_staff.is_(False),
+            TicketAttachment.content_type.like("image/%"),
+        )
+        .correlate(Ticket)
+        .exists()
+    )
+    return (
+        select(
+            Ticket.id,
+            Ticket.kind,
+            Ticket.order_id,
+            Ticket.situation,
+            Ticket.situation_due_at,
+            Ticket.status,
+            Ticket.department_id,
+            Order.status.label("order_status"),
+            Order.last_event,
+            Order.last_event_at,
+            Order.created_at.label("order_created_at"),
+            Product.eta_days,
+            first_pickup.label("first_pickup"),
+            case((Ticket.kind == TicketKind.COMPLAINT, photo), else_=False).label("has_photo"),
+        )
+        .select_from(Ticket)
+        .outerjoin(Order, Order.id == Ticket.order_id)
+        .outerjoin(Product, Product.id == Order.product_id)
     )
 
 
@@ -270,8 +319,8 @@ def parcels_changed(order_ids: Iterable[int], now: datetime | None = None) -> in
     now = now or utcnow()
     ids = sorted(set(order_ids))
     changed = 0
-    for start in range(0, len(ids), CHUNK):
-        chunk = ids[start : start + CHUNK]
+    for start in range(0, len(ids), ORDERS_CHUNK):
+        chunk = ids[start : start + ORDERS_CHUNK]
         rows = db.session.execute(
             _rows().where(Ticket.order_id.in_(chunk), Ticket.status.in_(OPEN_STATUSES))
         )
