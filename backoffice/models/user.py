@@ -105,8 +105,37 @@ class User(db.Model, UserMixin):
     def display_name(self) -> str:
         return self.name or self.email
 
+    def has_permission(self, permission: str) -> bool:
+        return permission in self.permission_set()
+
+    def permission_set(self) -> frozenset[str]:
+        """The permissions of the user's roles, worked out once per loaded role list (a
+        back-office page asks some sixty times, once per menu entry and check). A change
+        of the roles or of a role's permissions, or a role read again, makes it anew."""
+        roles = self.roles
+        memo = self.__dict__.get("_permission_memo")
+        if memo is not None and memo[0] is roles and memo[1] == _ROLE_CHANGES[0]:
+            return memo[2]
+        perms = frozenset(p for role in roles for p in role.get_permissions())
+        self.__dict__["_permission_memo"] = (roles, _ROLE_CHANGES[0], perms)
+        return perms
+
     def __str__(self) -> str:
         return f"{self.name} <{self.email}>" if self.name else self.email
+
+
+_ROLE_CHANGES = [0]  # bumped by every change that may change a permission_set()
+
+
+@event.listens_for(User.roles, "append")
+@event.listens_for(User.roles, "remove")
+@event.listens_for(User.roles, "bulk_replace")
+@event.listens_for(User.roles, "modified")
+@event.listens_for(Role.permissions, "set")
+@event.listens_for(Role.permissions, "modified")
+@event.listens_for(Role, "refresh")
+def _roles_changed(*_args, **_kwargs) -> None:
+    _ROLE_CHANGES[0] += 1
 
 
 @event.listens_for(User.phone, "set")

@@ -38,10 +38,12 @@ from .customers import CustomerView
 from .dashboard import HomeView
 from .desk import TicketDeskView
 from .mail_review import MailReviewView
+from .menu import cached_menu
 from .notices import NoticesView, menu_notice_count
 from .orders import OrderView
 from .reports import ReportView
 from .tickets import LISTS, TicketListView
+from .urls import static_url_for
 from .whatsapp_templates import WhatsAppTemplateView
 
 TICKETS = _l("Tickets")
@@ -132,6 +134,8 @@ def init_admin(app: Flask) -> Admin:
         NoticesView(name=_l("Notifications"), endpoint="notices", url="/admin/notifications"),
     )
     app.jinja_env.globals["menu_notice_count"] = menu_notice_count
+    app.jinja_env.globals["cached_menu"] = cached_menu
+    app.jinja_env.globals["url_for"] = static_url_for
     formatting.register(app)
     app.after_request(_html_lang)
     return admin

@@ -7,6 +7,7 @@ import json
 
 from flask import abort, flash, redirect, request, url_for
 from flask_admin.contrib.sqla import ModelView
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -18,6 +19,7 @@ from ..extensions import db
 from ..models.base import MAX_ID
 from ..transactions import is_conflict
 from .fields import AdminForm, ModelConverter, guard_widgets
+from .urls import STATIC_ENDPOINTS, list_url, static_url_for
 
 
 class StaffAccessMixin:
@@ -31,12 +33,20 @@ class StaffAccessMixin:
     required_permission: str = perm.BACKOFFICE
 
     def is_accessible(self) -> bool:
+        # The user itself, not the proxy: the menu asks every view on every page.
+        user = current_user._get_current_object()
         return (
-            current_user.is_authenticated
-            and current_user.active
-            and perm.has(current_user, perm.BACKOFFICE)
-            and perm.has(current_user, self.required_permission)
+            user.is_authenticated
+            and user.active
+            and perm.has(user, perm.BACKOFFICE)
+            and perm.has(user, self.required_permission)
         )
+
+    def get_url(self, endpoint, **kwargs):
+        """Flask-Admin's static files (its templates ask the view) built once."""
+        if endpoint in STATIC_ENDPOINTS:
+            return static_url_for(endpoint, **kwargs)
+        return super().get_url(endpoint, **kwargs)
 
     def inaccessible_callback(self, name, **kwargs):
         if current_user.is_authenticated:
@@ -104,6 +114,12 @@ class SecureModelView(StaffAccessMixin, ModelView):
             abort(404)
         return obj
 
+    def get_url(self, endpoint, **kwargs):
+        """The list's own links (sort, pager, filters) on its index URL built once."""
+        if endpoint == ".index_view" and not any(k.startswith("_") for k in kwargs):
+            return list_url(f"{self.endpoint}.index_view", kwargs)
+        return super().get_url(endpoint, **kwargs)
+
     def _get_list_extra_args(self):
         """A hand-edited ?page= stays in range: never negative (MariaDB refuses a negative
         OFFSET), never past what the database's integers hold (an empty page instead)."""
@@ -127,15 +143,25 @@ class SecureModelView(StaffAccessMixin, ModelView):
         return self.get_query().filter(self.model.id.in_(wanted)).all()
 
     def _get_filter_groups(self):
-        """Flask-Admin computes filter options once at start-up; a filter with
-        `load_options()` (e.g. departments) gets fresh ones on every request."""
-        groups = super()._get_filter_groups()
-        for items in (groups or {}).values():
+        """Flask-Admin's filter groups (their names and fixed options, in this language),
+        made once per language; a filter with `load_options()` (e.g. departments) gets
+        fresh options on every request."""
+        language = str(get_locale())
+        made = self.__dict__.setdefault("_filter_groups_made", {})
+        if language not in made:
+            made[language] = super()._get_filter_groups()
+        groups = made[language]
+        if groups is None:
+            return None
+        fresh = {}
+        for key, items in groups.items():
+            fresh[key] = []
             for item in items:
                 flt = self._filters[item["index"]]
                 if hasattr(flt, "load_options"):
-                    item["options"] = [(k, str(v)) for k, v in flt.load_options()]
-        return groups
+                    item = {**item, "options": [(k, str(v)) for k, v in flt.load_options()]}
+                fresh[key].append(item)
+        return fresh
 
     _OFFERED = {
         "create_view": "can_create",

@@ -1,0 +1,52 @@
+"""The back-office menu, rendered once per (what it shows) per process (issue 16).
+
+Flask-Admin's `layout.menu()` macro asks every view `is_accessible()` and `is_visible()`
+and builds the same HTML on every page. The HTML depends only on which items this
+user may see, the page's own item (marked active), the language and the URL prefix:
+those are the cache's key. Which items may be seen is still asked of every view on
+every request (the same checks that refuse the views' URLs), so a cached menu can
+never show a link the user may not open; only the rendering is reused.
+"""
+
+from __future__ import annotations
+
+from flask import current_app, request
+from flask_babel import get_locale
+from jinja2 import pass_context
+from markupsafe import Markup
+
+MENU_TEMPLATE = "{% import 'admin/layout.html' as layout with context %}{{ layout.menu() }}"
+MAX_ENTRIES = 512  # roles × languages × pages: a few dozen in practice
+
+
+def shown_items(admin) -> tuple:
+    """Indexes of the menu entries this request's user sees: (i,) for a view,
+    (i, j) for a category's child (a category shows when a child does). Visible
+    first: hidden views (the desk, the notices) need no access check here."""
+    shown = []
+    for i, item in enumerate(admin.menu()):
+        if item.is_category():
+            shown.extend(
+                (i, j)
+                for j, child in enumerate(item._children)
+                if child.is_visible() and child.is_accessible()
+            )
+        elif item.is_visible() and item.is_accessible():
+            shown.append((i,))
+    return tuple(shown)
+
+
+@pass_context
+def cached_menu(context) -> Markup:
+    view = context["admin_view"]
+    admin = view.admin
+    key = (shown_items(admin), view.endpoint, str(get_locale()), request.script_root)
+    cache = admin.__dict__.setdefault("_carebox_menus", {})
+    html = cache.get(key)
+    if html is None:
+        template = current_app.jinja_env.from_string(MENU_TEMPLATE)
+        html = Markup(template.render(context.get_all()))  # noqa: S704 (autoescaped output)
+        if len(cache) >= MAX_ENTRIES:
+            cache.clear()
+        cache[key] = html
+    return html
