@@ -42,6 +42,7 @@ PASSWORD = "bench-1m-" + "x" * 16  # noqa: S105 (the bench's own throwaway accou
 MASTER = "bench1m-master@carebox.example"
 AGENT = "bench1m-agent@carebox.example"
 CUSTOMER = "bench1m-customer@carebox.example"
+NO_PARCEL_SUBJECT = "Bench: keluhan tanpa paket"
 PAGE = 25
 LIMITS = {  # the bench clients are one address and a few accounts
     "RATELIMIT_LOGIN": "100000 per minute",
@@ -307,17 +308,33 @@ def setup(url: str) -> dict:
                 order=order,
             )
             db.session.commit()
-        have = db.session.scalar(
-            select(func.count())
-            .select_from(TicketMessage)
-            .where(TicketMessage.ticket_id == ticket.id)
+        # Its twin without a parcel (issue 10: the desk with the timeline within 20 % of
+        # the desk without it): the same customer, the same 20 messages.
+        plain = db.session.scalar(
+            select(Ticket)
+            .where(Ticket.customer_id == customer.id, Ticket.subject == NO_PARCEL_SUBJECT)
+            .order_by(Ticket.id)
+            .limit(1)
         )
-        for i in range(have, 20):
-            author = customer if i % 2 == 0 else master  # progress: the master admin's
-            lifecycle.post_message(ticket, author, f"Pesan ke-{i + 1} tentang paket ini.")
+        if plain is None:
+            plain = lifecycle.file_ticket(
+                customer, TicketKind.COMPLAINT, NO_PARCEL_SUBJECT, "Di mana paket saya?"
+            )
             db.session.commit()
+        for one in (ticket, plain):
+            have = db.session.scalar(
+                select(func.count())
+                .select_from(TicketMessage)
+                .where(TicketMessage.ticket_id == one.id)
+            )
+            for i in range(have, 20):
+                author = customer if i % 2 == 0 else master  # progress: the master admin's
+                lifecycle.post_message(one, author, f"Pesan ke-{i + 1} tentang paket ini.")
+                db.session.commit()
         info["ticket"] = ticket.number
         info["ticket_id"] = ticket.id
+        info["plain_ticket"] = plain.number
+        info["plain_ticket_id"] = plain.id
         info["ids"] = {"master": master.id, "agent": agent.id, "customer": customer.id}
         info["uniq"] = {
             "master": master.fs_uniquifier,
@@ -520,26 +537,37 @@ def search_ops(info):
 
 def other_ops(info):
     n, tid = info["ticket"], info["ticket_id"]
-    desk_ideal = [
-        (USER_SQL, (info["uniq"]["agent"],)),
-        (
-            "SELECT t.*, u.*, d.*, o.* FROM ticket t JOIN user u ON u.id = t.customer_id"
-            " LEFT JOIN department d ON d.id = t.department_id"
-            " LEFT JOIN customer_order o ON o.id = t.order_id WHERE t.number = %s",
-            (n,),
-        ),
-        (
-            "SELECT m.*, u.name, u.email FROM ticket_message m"
-            " LEFT JOIN user u ON u.id = m.author_id WHERE m.ticket_id = %s ORDER BY m.id",
-            (tid,),
-        ),
-        ("SELECT * FROM ticket_event WHERE ticket_id = %s ORDER BY id DESC LIMIT 50", (tid,)),
-        (
-            "SELECT e.* FROM tracking_event e JOIN ticket t ON t.order_id = e.order_id"
-            " WHERE t.id = %s ORDER BY e.occurred_at, e.id",
-            (tid,),
-        ),
-    ]
+
+    def desk_ideal(number, ticket_id, parcel=True):
+        return [
+            (USER_SQL, (info["uniq"]["agent"],)),
+            (
+                "SELECT t.*, u.*, d.*, o.* FROM ticket t JOIN user u ON u.id = t.customer_id"
+                " LEFT JOIN department d ON d.id = t.department_id"
+                " LEFT JOIN customer_order o ON o.id = t.order_id WHERE t.number = %s",
+                (number,),
+            ),
+            (
+                "SELECT m.*, u.name, u.email FROM ticket_message m"
+                " LEFT JOIN user u ON u.id = m.author_id WHERE m.ticket_id = %s ORDER BY m.id",
+                (ticket_id,),
+            ),
+            (
+                "SELECT * FROM ticket_event WHERE ticket_id = %s ORDER BY id DESC LIMIT 50",
+                (ticket_id,),
+            ),
+        ] + (
+            [
+                (
+                    "SELECT e.* FROM tracking_event e JOIN ticket t ON t.order_id = e.order_id"
+                    " WHERE t.id = %s ORDER BY e.occurred_at, e.id",
+                    (ticket_id,),
+                )
+            ]
+            if parcel
+            else []
+        )
+
     track_sql = (
         "SELECT o.id, o.resi, o.status, o.last_event, o.last_event_at, o.created_at, p.eta_days"
         " FROM customer_order o JOIN product p ON p.id = o.product_id WHERE o.resi IN ({})"
@@ -562,7 +590,14 @@ def other_ops(info):
             "desk, 20 messages and the timeline",
             "agent",
             ("GET", f"/admin/tickets/desk/{n}/"),
-            desk_ideal,
+            desk_ideal(n, tid),
+        ),
+        (
+            "desk",
+            "desk, 20 messages, no parcel",
+            "agent",
+            ("GET", f"/admin/tickets/desk/{info['plain_ticket']}/"),
+            desk_ideal(info["plain_ticket"], info["plain_ticket_id"], parcel=False),
         ),
         (
             "poll",
@@ -731,7 +766,7 @@ def api_batch(info, port: int, raw: Raw, runs: int):
     return (name, ours, theirs, stmts, TARGETS["api"])
 
 
-def cleanup_filings(raw: Raw, customer_id: int, keep: int, tries: int = 5):
+def cleanup_filings(raw: Raw, customer_id: int, keep: tuple[int, ...], tries: int = 5):
     """Tickets filed by the bench (the customer's, past its own first one) go again
     (tried again on a deadlock: other benches write the same tables meanwhile)."""
     for attempt in range(tries):
@@ -743,18 +778,19 @@ def cleanup_filings(raw: Raw, customer_id: int, keep: int, tries: int = 5):
             time.sleep(1 + attempt)
 
 
-def _cleanup_filings(raw: Raw, customer_id: int, keep: int):
+def _cleanup_filings(raw: Raw, customer_id: int, keep: tuple[int, ...]):
     with raw.conn.cursor() as cur:
         cur.execute("SET SESSION foreign_key_checks = 0")
-        where = "SELECT id FROM ticket WHERE customer_id = %s AND id <> %s"
+        marks = ", ".join(["%s"] * len(keep))
+        where = f"SELECT id FROM ticket WHERE customer_id = %s AND id NOT IN ({marks})"
         for table in ("ticket_message", "ticket_event", "outbox", "ticket_viewer"):
             with contextlib.suppress(pymysql.err.MySQLError):  # a table without ticket_id
                 cur.execute(
                     f"DELETE FROM {table} WHERE ticket_id IN (SELECT id FROM ({where}) x)",
-                    (customer_id, keep),
+                    (customer_id, *keep),
                 )
         cur.execute(
-            f"DELETE FROM ticket WHERE id IN (SELECT id FROM ({where}) x)", (customer_id, keep)
+            f"DELETE FROM ticket WHERE id IN (SELECT id FROM ({where}) x)", (customer_id, *keep)
         )
         cur.execute("SET SESSION foreign_key_checks = 1")
 
@@ -827,7 +863,7 @@ def run_all(prepared: dict, runs: int = 30, only: list[str] | None = None) -> No
             else SKIPPED
         )
         rss = server.peak_rss_mb()
-    cleanup_filings(raw, info["ids"]["customer"], info["ticket_id"])
+    cleanup_filings(raw, info["ids"]["customer"], (info["ticket_id"], info["plain_ticket_id"]))
     with raw.conn.cursor() as cur:  # the bench's API token goes (no secret lingers)
         cur.execute("DELETE FROM api_token WHERE name = %s", (info["api_token"],))
     imported = attempt(lambda: tracking_import(url, raw)) if wanted("import") else SKIPPED

@@ -285,13 +285,14 @@ def test_age_and_sla_columns_sort(login_as, make, db):
 
 @pytest.mark.parametrize("locale", ["id", "en"])
 def test_the_lists_fast_times_read_as_babels(app, locale):
-    """formatting.short_datetimes (the lists' two times per row) gives exactly
-    datetime_text's Babel text, across years, month ends and the zone's day change."""
+    """formatting.short_datetimes (the lists' two times per row) and datetime_text (the
+    admin_dt filter) give exactly Babel's text, across years, month ends and the zone's
+    day change."""
     import random
 
-    from flask_babel import force_locale
+    from flask_babel import force_locale, format_datetime
 
-    from backoffice.views.formatting import datetime_text, short_datetimes
+    from backoffice.views.formatting import SHORT_PATTERN, datetime_text, short_datetimes
 
     rng = random.Random(16)
     start = datetime(1999, 12, 31, 16, 59)
@@ -299,4 +300,6 @@ def test_the_lists_fast_times_read_as_babels(app, locale):
     moments += [start + timedelta(minutes=rng.randrange(60 * 24 * 366 * 40)) for _ in range(2000)]
     with app.test_request_context("/admin/"), force_locale(locale):
         fast = short_datetimes()
-        assert [fast(m) for m in moments] == [datetime_text(m) for m in moments]
+        babel = ["—" if m is None else format_datetime(m, SHORT_PATTERN) for m in moments]
+        assert [fast(m) for m in moments] == babel
+        assert [datetime_text(m) for m in moments] == babel

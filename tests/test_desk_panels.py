@@ -91,3 +91,15 @@ def test_a_panel_with_nothing_in_it(login_as, make, db):
     assert b.get(url, query_string={"partial": "1"}).get_data(as_text=True).strip() == ""
     assert "No canned replies are available to you." in b.get(url).get_data(as_text=True)
     assert reload(t).status is TicketStatus.TEAM
+
+
+def test_the_conversations_channel_badges_speak_each_readers_language(login_as, make, db):
+    """The badge is drawn once per channel and request (desk_context.channel_badge): an
+    English and an Indonesian reader of one ticket each get their own."""
+    t = make.ticket("team", department="OPS")
+    db.session.commit()
+    en, _ = login_as(perm.CUSTOMER_SERVICE, locale="en")
+    id_, _ = login_as(perm.CUSTOMER_SERVICE, locale="id")
+    for _round in range(2):
+        assert "Channel: </span>" in en.get(desk(t.number)).get_data(as_text=True)
+        assert "Saluran: </span>" in id_.get(desk(t.number)).get_data(as_text=True)

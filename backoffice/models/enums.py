@@ -4,11 +4,17 @@ import enum
 
 from flask_babel import lazy_gettext as _l
 
+# Each enum's labels, built once: they are lazy strings, translated when read.
+_LABELS: dict[type, dict] = {}
+
 
 class LabelledEnum(enum.StrEnum):
     @property
     def label(self) -> str:
-        return str(self._labels()[self])
+        labels = _LABELS.get(type(self))
+        if labels is None:
+            labels = _LABELS[type(self)] = self._labels()
+        return str(labels[self])
 
     @classmethod
     def _labels(cls) -> dict:

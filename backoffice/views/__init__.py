@@ -27,7 +27,7 @@ from ..models import (
     WhatsAppTemplate,
 )
 from ..web import csp_nonce
-from . import formatting
+from . import desk_context, formatting
 from .admin_people import PEOPLE, DepartmentView, RoutingRuleView, StaffUserView
 from .agent_report import AgentReportView
 from .announcements import AnnouncementSendView
@@ -136,6 +136,7 @@ def init_admin(app: Flask) -> Admin:
     app.jinja_env.globals["menu_notice_count"] = menu_notice_count
     app.jinja_env.globals["cached_menu"] = cached_menu
     app.jinja_env.globals["url_for"] = static_url_for
+    app.jinja_env.globals["desk_channel_badge"] = desk_context.channel_badge
     formatting.register(app)
     app.after_request(_html_lang)
     return admin
