@@ -112,6 +112,7 @@ def create_app(config: dict | str | None = None) -> Flask:
         cli,
         connections,
         i18n,
+        idle_polls,
         replica,
         security_setup,
         statement_count,
@@ -131,6 +132,7 @@ def create_app(config: dict | str | None = None) -> Flask:
     babel.init_app(app, locale_selector=i18n.select_locale)
     limiter.init_app(app)
     security_setup.init_app(app)
+    idle_polls.init_app(app)  # after Security: just before Flask-Principal's hook
     web.init_app(app)
     whatsapp.init_app(app)
     transactions.init_app(app)

@@ -22,10 +22,17 @@ def supported() -> tuple[str, ...]:
 
 
 def select_locale() -> str:
+    if has_request_context() and current_user.is_authenticated:
+        return choose_locale(current_user.locale)
+    return choose_locale(None)
+
+
+def choose_locale(account_locale: str | None) -> str:
+    """The request's language given the signed-in account's (None: signed out)."""
     langs = supported()
+    if account_locale in langs:
+        return account_locale
     if has_request_context():
-        if current_user.is_authenticated and current_user.locale in langs:
-            return current_user.locale
         cookie = request.cookies.get(LANG_COOKIE)
         if cookie in langs:
             return cookie

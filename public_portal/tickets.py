@@ -37,6 +37,8 @@ from backoffice.domain import permissions as perm
 from backoffice.domain import tickets as lifecycle
 from backoffice.domain.tickets import Action
 from backoffice.extensions import db, limiter
+from backoffice.i18n import choose_locale
+from backoffice.idle_polls import SessionUser, idle_poll, with_session_user
 from backoffice.models import (
     Order,
     Ticket,
@@ -51,6 +53,7 @@ from backoffice.views.formatting import iso_datetime, when_text
 
 from .base import (
     MAX_ID,
+    NUMBER_RE,
     PER_PAGE,
     bp,
     customer_required,
@@ -359,12 +362,39 @@ def ticket(number: str):
     return _render_ticket(found)
 
 
-def _etag(ticket: Ticket, parcel_mark: int) -> str:
+def _etag(ticket: Ticket, parcel_mark: int, language: str | None = None) -> str:
     # The version changes with every message, note and status change of the ticket; the
     # situation and the parcel's events (shipments.timeline_mark) when tracking moves; the
     # language is part of it because the labels are translated.
     situation = ticket.situation.value if ticket.situation else ""
-    return f"t{ticket.id}-v{ticket.version_id}-s{situation}-e{parcel_mark}-{lang()}"
+    return f"t{ticket.id}-v{ticket.version_id}-s{situation}-e{parcel_mark}-{language or lang()}"
+
+
+@idle_poll("portal.ticket_messages")
+def _idle_chat_poll(uniquifier: str, number: str) -> str | None:
+    """The ETag of an idle chat poll from the ticket's row joined to the session's user
+    (backoffice/idle_polls.py); None (the full way) for anything but their own ticket."""
+    if not NUMBER_RE.match(number):
+        return None
+    stmt = (
+        select(
+            Ticket.id,
+            Ticket.version_id,
+            Ticket.situation,
+            Ticket.customer_id,
+            shipments.timeline_mark(Ticket.order_id).label("parcel_mark"),
+        )
+        .select_from(Ticket)
+        .where(Ticket.number == number)
+    )
+    rows = db.session.execute(with_session_user(stmt, uniquifier)).all()
+    if not rows:
+        return None
+    user, ticket = SessionUser(rows), rows[0]
+    if not perm.is_customers_ticket(user, ticket):
+        return None
+    language = choose_locale(user.locale).split("_")[0]
+    return _etag(ticket, ticket.parcel_mark, language)
 
 
 def _parcel_json(ticket: Ticket) -> dict:

@@ -248,6 +248,12 @@ def customer_tickets(user: User) -> Select:
     return select(Ticket).where(Ticket.customer_id == user.id)
 
 
+def is_customers_ticket(user: User | None, ticket: Ticket) -> bool:
+    """In-memory twin of `customer_tickets` for one loaded ticket (or a row with its
+    `customer_id`)."""
+    return has(user, PORTAL) and ticket.customer_id == user.id
+
+
 def customer_orders(user: User) -> Select:
     if not has(user, PORTAL):
         return select(Order).where(false())

@@ -56,7 +56,8 @@ def poll(
     ticket: Ticket, user: User, *, typing: bool, now: datetime | None = None
 ) -> tuple[list[Present], bool]:
     """A poll of `user`'s desk of `ticket`: the others present (as `others`) and whether
-    a heartbeat was written (then the caller commits).
+    a heartbeat was written (then the caller commits). Only their ids are read: a row
+    with `id` does for either (the idle poll's short way, backoffice/idle_polls.py).
 
     One read of the ticket's viewers, the user's own row included; the heartbeat is
     written only when the stored one is older than SEEN_REFRESH (TYPING_REFRESH for

@@ -21,6 +21,14 @@ roles_users = Table(
 )
 
 
+class PermissionList(AsaList):
+    """Flask-Security's comma-separated list type, declared safe to cache: it keeps no
+    state, so statements that select the column (backoffice/idle_polls.py) are compiled
+    once, not on every request (SQLAlchemy warns about an undeclared type)."""
+
+    cache_ok = True
+
+
 class Role(db.Model, RoleMixin):
     __tablename__ = "role"
 
@@ -28,7 +36,7 @@ class Role(db.Model, RoleMixin):
     name: Mapped[str] = mapped_column(String(80), unique=True)
     description: Mapped[str | None]
     # Flask-Security reads `permissions` as a list; stored comma-separated.
-    permissions = mapped_column(MutableList.as_mutable(AsaList()), nullable=True)
+    permissions = mapped_column(MutableList.as_mutable(PermissionList()), nullable=True)
     update_datetime: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     def __str__(self) -> str:

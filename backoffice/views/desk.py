@@ -47,6 +47,7 @@ from ..domain import permissions as perm
 from ..domain import tickets as lifecycle
 from ..domain.tickets import Action
 from ..extensions import db
+from ..idle_polls import SessionUser, idle_poll, with_session_user
 from ..models import (
     CannedReply,
     Department,
@@ -785,22 +786,18 @@ class TicketDeskView(StaffAccessMixin, BaseView):
 
         The ETag is the ticket's id and version (every message, note and action
         bumps the version), its situation and its parcel's events (a subquery of the
-        ticket's read: shipments.timeline_mark), plus `after` and who else is here, so
-        an idle desk costs the user, the ticket's row and its viewers (three indexed
-        reads) and an empty answer; the heartbeat is written about every other poll
-        (presence.poll). An answer carries the parcel's timeline and situation badge.
+        ticket's read: shipments.timeline_mark), plus `after` and who else is here; the
+        heartbeat is written about every other poll (presence.poll). An idle poll is
+        answered 304 before this view by its short way (`_idle_desk_poll`: the ticket's
+        row joined to the session's user, then its viewers). An answer carries the
+        parcel's timeline and situation badge.
         """
         ticket, parcel_mark = self._polled(number)
-        # Clamped: an id past 2**63 cannot be bound on SQLite, and no message has one.
-        after = min(max(request.args.get("after", default=0, type=int), 0), MAX_ID)
+        after = _poll_after()
         # Every poll is a presence heartbeat (domain/presence.py), written when due; who
         # else is here is part of the answer, so it is part of the ETag too.
-        people, wrote = presence.poll(
-            ticket, current_user, typing=request.args.get("typing") == "1"
-        )
-        seen = ",".join(f"{p.user_id}{'t' if p.typing else ''}" for p in people)
-        situation = ticket.situation.value if ticket.situation else ""
-        etag = f"t{ticket.id}-v{ticket.version_id}-s{situation}-e{parcel_mark}-a{after}-p{seen}"
+        people, wrote = presence.poll(ticket, current_user, typing=_poll_typing())
+        etag = _poll_etag(ticket, parcel_mark, after, people)
         if request.if_none_match.contains(etag):
             resp = current_app.response_class(status=304)
         else:
@@ -888,3 +885,52 @@ PANELS = {
     "customer": TicketDeskView._panel_customer,
     "canned": TicketDeskView._panel_canned,
 }
+
+
+# --- the idle poll's short way (backoffice/idle_polls.py) --------------------------------
+
+
+def _poll_after() -> int:
+    # Clamped: an id past 2**63 cannot be bound on SQLite, and no message has one.
+    return min(max(request.args.get("after", default=0, type=int), 0), MAX_ID)
+
+
+def _poll_typing() -> bool:
+    return request.args.get("typing") == "1"
+
+
+def _poll_etag(ticket, parcel_mark: int, after: int, people) -> str:
+    """The desk poll's ETag: the ticket's version, situation and parcel's events, the
+    messages asked for and who else is here (both ways compute it here)."""
+    seen = ",".join(f"{p.user_id}{'t' if p.typing else ''}" for p in people)
+    situation = ticket.situation.value if ticket.situation else ""
+    return f"t{ticket.id}-v{ticket.version_id}-s{situation}-e{parcel_mark}-a{after}-p{seen}"
+
+
+@idle_poll("ticket_desk.poll")  # the endpoint of TicketDeskView.poll (views/__init__.py)
+def _idle_desk_poll(uniquifier: str, number: str) -> str | None:
+    """The ETag of an idle desk poll from the ticket's row joined to the session's user
+    and the ticket's viewers, writing the heartbeat when due as the full way does; None
+    (the full way) for a ticket outside the user's lists or anything else it must judge."""
+    stmt = (
+        select(
+            Ticket.id,
+            Ticket.version_id,
+            Ticket.status,
+            Ticket.department_id,
+            Ticket.situation,
+            shipments.timeline_mark(Ticket.order_id).label("parcel_mark"),
+        )
+        .select_from(Ticket)
+        .where(Ticket.number == number)
+    )
+    rows = db.session.execute(with_session_user(stmt, uniquifier)).all()
+    if not rows:
+        return None
+    user, ticket = SessionUser(rows), rows[0]
+    if not (perm.has(user, perm.BACKOFFICE) and perm.can_see_ticket(user, ticket)):
+        return None  # a department admin's ticket off their list: `can_open_at_desk`'s
+    people, wrote = presence.poll(ticket, user, typing=_poll_typing())
+    if wrote:
+        db.session.commit()  # kept whichever way answers: the full way sees it fresh
+    return _poll_etag(ticket, ticket.parcel_mark, _poll_after(), people)
