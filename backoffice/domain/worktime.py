@@ -263,11 +263,13 @@ def load_many(department_ids, session=None) -> dict[int | None, Calendar]:
         if weekday is not None:
             day_rows.append((weekday, start, end))
     closed, opened = {}, set()
-    for c in session.scalars(select(CompanyDay)):
-        if c.closed:
-            closed[c.day] = c.name
+    # Columns, not entities: every filing reads them, and a year has dozens.
+    days = select(CompanyDay.day, CompanyDay.closed, CompanyDay.name)
+    for day, is_closed, name in session.execute(days):
+        if is_closed:
+            closed[day] = name
         else:
-            opened.add(c.day)
+            opened.add(day)
     out: dict[int | None, Calendar] = {}
     for i in wanted:
         dep = departments.get(i if i is not None else default_id)
