@@ -27,16 +27,21 @@ from ..extensions import db
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def keyset_rows(stmt, key, batch: int):
-    """The rows of `stmt` in `key` order, read `batch` at a time with `key > last`
+def keyset_batches(stmt, key, batch: int):
+    """The rows of `stmt` in `key` order, in lists read `batch` at a time with `key > last`
     (no OFFSET, constant memory). `stmt` must select `key` under the name "id"."""
     last = 0  # ids start at 1
     while True:
         rows = db.session.execute(stmt.where(key > last).order_by(key).limit(batch)).all()
         if not rows:
             return
-        yield from rows
+        yield rows
         last = rows[-1].id
+
+
+def keyset_rows(stmt, key, batch: int):
+    for rows in keyset_batches(stmt, key, batch):
+        yield from rows
 
 
 def neutralise(value):
@@ -87,16 +92,21 @@ def csv_cell(value):
 
 
 def csv_chunks(headers: list[str], rows: Iterable, batch: int, progress=None, cells=csv_cell):
-    """The CSV text, `batch` rows a chunk; every cell goes through `cells` (`None` when the
-    rows already hold neutralised cells: the csv module writes None as "" and a datetime
-    as its isoformat, as `csv_cell` would). `progress(rows_so_far)` is called after each
-    chunk (export jobs renew their lease)."""
+    """The CSV text, `batch` rows a chunk (see `csv_batches`)."""
+    return csv_batches(headers, batched(rows, batch), progress, cells)
+
+
+def csv_batches(headers: list[str], batches: Iterable[list], progress=None, cells=csv_cell):
+    """The CSV text, a chunk per list of rows; every cell goes through `cells` (`None` when
+    the rows already hold neutralised cells: the csv module writes None as "" and a
+    datetime as its isoformat, as `csv_cell` would). `progress(rows_so_far)` is called
+    after each chunk (export jobs renew their lease)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     buffer.write("\ufeff")  # spreadsheets then read the file as UTF-8
     writer.writerow(headers)
     done = 0
-    for chunk in batched(rows, batch):
+    for chunk in batches:
         writer.writerows(chunk if cells is None else ([cells(v) for v in r] for r in chunk))
         done += len(chunk)
         yield buffer.getvalue()

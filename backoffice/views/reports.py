@@ -33,7 +33,7 @@ from ..models import Department, ExportJob, Priority, Ticket, TicketKind, Ticket
 from ..models.base import utcnow
 from ..replica import heavy_reads, stream
 from .base import StaffAccessMixin
-from .exports import csv_chunks, hours_text, keyset_rows, neutralise, stream_csv, yes_no
+from .exports import csv_batches, hours_text, keyset_batches, neutralise, stream_csv, yes_no
 from .report_filters import ReportForm, ticket_conditions
 from .sla_report import CLOCKS, DIMENSIONS, MissedLinks, sla_rows
 from .sqlhelpers import (
@@ -73,11 +73,14 @@ def export_headers() -> list[str]:
     ]
 
 
-def export_rows(conditions, now: datetime, batch: int, *, typed: bool = False, job: bool = False):
-    """Yield one list of cells per ticket. The database shifts the times to local ones (cut
-    to the second) and measures the durations; Python only looks labels up, neutralises the
-    text cells (the CSV writer adds nothing) and writes the hours. CSV cells are text in the
-    reader's language; `typed` (XLSX) cells keep datetimes and numbers for the spreadsheet.
+def export_batches(
+    conditions, now: datetime, batch: int, *, typed: bool = False, job: bool = False
+):
+    """Lists of up to `batch` rows, one list of cells per ticket. The database shifts the
+    times to local ones (cut to the second) and measures the durations; Python only looks
+    labels up, neutralises the text cells (the CSV writer adds nothing) and writes the
+    hours. CSV cells are text in the reader's language; `typed` (XLSX) cells keep
+    datetimes and numbers for the spreadsheet.
 
     A request reads `batch` rows at a time by id (a slow client then holds no cursor
     open). A `job` on MariaDB reads them in one statement from a server-side cursor; not on
@@ -106,48 +109,46 @@ def export_rows(conditions, now: datetime, batch: int, *, typed: bool = False, j
     )
     if job and db.session.get_bind().dialect.supports_server_side_cursors:
         stmt = stmt.order_by(Ticket.id)
-        # Core, not the ORM's result: its per-row loading costs as much as our cells.
         conn = db.session.connection(bind_arguments={"clause": stmt})
-        rows = conn.execute(stmt, execution_options={"stream_results": True}).yield_per(batch)
+        result = conn.execute(stmt, execution_options={"stream_results": True})
+        chunks = result.yield_per(batch).partitions()
     else:
-        rows = keyset_rows(stmt, Ticket.id, batch)
+        chunks = keyset_batches(stmt, Ticket.id, batch)
     # Everything that depends on the reader's language, once per export, not per cell.
     kinds = {m.value: m.label for m in TicketKind}
     statuses = {m.value: m.label for m in TicketStatus}
     priorities = {m.value: m.label for m in Priority}
     breached_text = (yes_no(False), yes_no(True))
-    if typed:
+    text = hours_text()
+    when = datetime.fromisoformat
 
-        def hours(us):
-            return None if us is None else round(us / 1_000_000 / 3600, 2)
-
-    else:
-        text = hours_text()
-
-        def hours(us):
-            return None if us is None else text(round(us / 1_000_000 / 3600, 2))
-
-    for (
-        _id,
-        number,
-        subject,
-        created,
-        first,
-        finished,
-        kind,
-        status,
-        code,
-        priority,
-        first_us,
-        finish_us,
-        breached,
-        rating,
-    ) in rows:
-        if typed:  # datetimes: the spreadsheet formats them
-            created = datetime.fromisoformat(created)
-            first = first and datetime.fromisoformat(first)
-            finished = finished and datetime.fromisoformat(finished)
-        yield [
+    def cells(row):
+        (
+            _id,
+            number,
+            subject,
+            created,
+            first,
+            finished,
+            kind,
+            status,
+            code,
+            priority,
+            first_us,
+            finish_us,
+            breached,
+            rating,
+        ) = row
+        first_h = None if first_us is None else round(first_us / 1_000_000 / 3600, 2)
+        finish_h = None if finish_us is None else round(finish_us / 1_000_000 / 3600, 2)
+        if typed:  # datetimes and numbers: the spreadsheet formats them
+            created = when(created)
+            first = first and when(first)
+            finished = finished and when(finished)
+        else:
+            first_h = first_h if first_h is None else text(first_h)
+            finish_h = finish_h if finish_h is None else text(finish_h)
+        return [
             number,
             neutralise(subject),
             created,
@@ -157,14 +158,23 @@ def export_rows(conditions, now: datetime, batch: int, *, typed: bool = False, j
             statuses[status],
             neutralise(code or ""),
             priorities[priority],
-            hours(first_us),
-            hours(finish_us),
+            first_h,
+            finish_h,
             breached_text[breached],
             rating,
             kind,
             status,
             priority,
         ]
+
+    for chunk in chunks:
+        yield [cells(r) for r in chunk]
+
+
+def export_rows(conditions, now: datetime, batch: int, **how):
+    """`export_batches` one row at a time."""
+    for chunk in export_batches(conditions, now, batch, **how):
+        yield from chunk
 
 
 def summary_rows(conditions, now: datetime) -> list[dict]:
@@ -265,7 +275,7 @@ def _filename(form: ReportForm, ext: str, rows: int | None = None) -> str:
 def _write_csv_job(job, out, progress) -> export_jobs.Written:
     form = _job_form(job)
     batch = _config_int("CAREBOX_REPORT_BATCH", 2000)
-    rows = stream(export_rows(ticket_conditions(form), utcnow(), batch, job=True))
+    batches = stream(export_batches(ticket_conditions(form), utcnow(), batch, job=True))
     count = 0
 
     def counted(n):
@@ -273,7 +283,7 @@ def _write_csv_job(job, out, progress) -> export_jobs.Written:
         count = n
         progress(n)
 
-    for chunk in csv_chunks(export_headers(), rows, batch, counted, cells=None):
+    for chunk in csv_batches(export_headers(), batches, counted, cells=None):
         out.write(chunk.encode("utf-8"))
     return export_jobs.Written(count, _filename(form, "csv", count))
 
@@ -435,7 +445,7 @@ class ReportView(StaffAccessMixin, BaseView):
         batch = int(current_app.config.get("CAREBOX_REPORT_BATCH", 2000))
 
         rows = stream(export_rows(conditions, now, batch))
-        # export_rows writes its cells itself, neutralised.
+        # export_batches writes its cells itself, neutralised.
         return stream_csv(self._filename(form, "csv"), export_headers(), rows, batch, cells=None)
 
     @expose("/tickets.xlsx")
