@@ -64,7 +64,8 @@ def split_resis(text: str) -> list[str]:
 
 
 def lookups(typed: list[str]) -> list[Lookup]:
-    """Each typed resi checked, then the valid ones looked up in one query."""
+    """Each typed resi checked, then the valid ones looked up: their orders in one query,
+    their timelines in another."""
     results = []
     for text in typed:
         resi = shipments.normalise_resi(text)
@@ -72,6 +73,7 @@ def lookups(typed: list[str]) -> list[Lookup]:
         problem = "" if verdict is ResiCheck.VALID else shipments.resi_message(verdict)
         results.append(Lookup(text[:40], resi[:20], problem))
     orders = shipments.orders_of(r.resi for r in results if not r.problem)
+    events = shipments.timelines(o.id for o in orders.values())  # one query for all
     for r in results:
         if r.problem:
             continue
@@ -83,7 +85,7 @@ def lookups(typed: list[str]) -> list[Lookup]:
                 resi=r.resi,
             )
         else:
-            r.found = shipments.shipment(order)
+            r.found = shipments.shipment(order, events=events.get(order.id, []))
             r.mine = current_user.is_authenticated and order.customer_id == current_user.id
     return results
 

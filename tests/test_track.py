@@ -169,3 +169,16 @@ def test_a_ticket_about_a_parcel_shows_its_timeline_to_staff_and_customer(login_
     staff, _user = login_as(perm.CUSTOMER_SERVICE, locale="en")
     desk = text(staff.get(f"/admin/tickets/desk/{ticket.number}/"))
     assert 'id="tracking-timeline"' in desk and "Hub Bandung" in desk
+
+
+def test_ten_parcels_cost_what_one_does(client, make, db):
+    """Their orders (with the services' ETA) in one query, every timeline in another:
+    no query per parcel (issue 16: the 10-resi page read each timeline on its own)."""
+    from .test_request_budgets import fresh_count
+
+    resis = [_parcel(make, db).resi for _ in range(10)]
+    one, n_one = fresh_count(db, lambda: client.get(f"/track/{resis[0]}"))
+    ten, n_ten = fresh_count(db, lambda: client.get("/track?resi=" + ",".join(resis)))
+    assert one.status_code == ten.status_code == 200
+    assert text(ten).count("Hub Cakung, Jakarta") == 10
+    assert n_one == n_ten == 2

@@ -746,13 +746,24 @@ def add_event(
 def timeline(order: Order | int) -> list[TrackingEvent]:
     """The order's tracking events, oldest first (served by the unique key's index)."""
     order_id = order if isinstance(order, int) else order.id
-    return list(
-        db.session.scalars(
-            select(TrackingEvent)
-            .where(TrackingEvent.order_id == order_id)
-            .order_by(TrackingEvent.occurred_at, TrackingEvent.id)
+    return timelines([order_id]).get(order_id, [])
+
+
+def timelines(order_ids: Iterable[int]) -> dict[int, list[TrackingEvent]]:
+    """Several orders' tracking events, oldest first, by order id (one query)."""
+    ids = sorted(set(order_ids))
+    if not ids:
+        return {}
+    out: dict[int, list[TrackingEvent]] = {}
+    for event in db.session.scalars(
+        select(TrackingEvent)
+        .where(
+            TrackingEvent.order_id.in_(ids) if len(ids) > 1 else TrackingEvent.order_id == ids[0]
         )
-    )
+        .order_by(TrackingEvent.order_id, TrackingEvent.occurred_at, TrackingEvent.id)
+    ):
+        out.setdefault(event.order_id, []).append(event)
+    return out
 
 
 def timeline_mark(order_id):
@@ -819,12 +830,15 @@ class Shipment:
     delivered: bool
 
 
-def shipment(order: Order, *, now: datetime | None = None) -> Shipment:
+def shipment(
+    order: Order, *, now: datetime | None = None, events: list[TrackingEvent] | None = None
+) -> Shipment:
     """The parcel's timeline, its promised date (first scan, or the order, plus the
     service's ETA, in WIB days) and whether it is late (not delivered by then, or
-    delivered after it)."""
+    delivered after it). `events`: its timeline when the caller read several at once
+    (`timelines`)."""
     now = now or utcnow()
-    events = timeline(order)
+    events = timeline(order) if events is None else events
     days = eta_days(order)
     promised = None
     late = False
