@@ -339,7 +339,7 @@ class TicketListView(TicketActionsMixin, SecureModelView):
 
         def link(**change):
             args = {**kept, **change}
-            return url_for(".index_view", **{k: v for k, v in args.items() if v})
+            return self.get_url(".index_view", **{k: v for k, v in args.items() if v})
 
         # Ids and names only: whole User rows for every colleague cost more than the list.
         colleagues = db.session.execute(
