@@ -792,6 +792,12 @@ def _cleanup_filings(raw: Raw, customer_id: int, keep: tuple[int, ...]):
         cur.execute(
             f"DELETE FROM ticket WHERE id IN (SELECT id FROM ({where}) x)", (customer_id, *keep)
         )
+        # Their emails: outbox_email has no ticket_id; each names the customer's address.
+        cur.execute(
+            "DELETE FROM outbox_email WHERE recipient LIKE"
+            " CONCAT('%%<', (SELECT email FROM user WHERE id = %s), '>')",
+            (customer_id,),
+        )
         cur.execute("SET SESSION foreign_key_checks = 1")
 
 
