@@ -134,7 +134,8 @@ def free_port() -> int:
 class Server:
     """gunicorn with 2 workers on a free port, the bench's settings in its environment."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, app: str = "backoffice:create_app()", ready: str = "/track"):
+        self.app, self.ready = app, ready
         self.port = free_port()
         self.env = {
             **os.environ,
@@ -152,7 +153,7 @@ class Server:
 
     def __enter__(self):
         self.proc = subprocess.Popen(  # noqa: S603 (our own gunicorn, fixed arguments)
-            [str(BIN / "gunicorn"), "-c", "deploy/gunicorn.conf.py", "backoffice:create_app()"],
+            [str(BIN / "gunicorn"), "-c", "deploy/gunicorn.conf.py", self.app],
             cwd=ROOT,
             env=self.env,
             stdout=subprocess.DEVNULL,
@@ -161,7 +162,7 @@ class Server:
         deadline = time.time() + 60
         while time.time() < deadline:
             try:
-                status, _h, _d = Client(self.port).get("/track")
+                status, _h, _d = Client(self.port).get(self.ready)
                 if status == 200:
                     return self
             except OSError:
@@ -869,12 +870,30 @@ def run_all(prepared: dict, runs: int = 30, only: list[str] | None = None) -> No
             else SKIPPED
         )
         rss = server.peak_rss_mb()
+    floor = attempt(lambda: measure_floor(url, runs)) if wanted("poll") or wanted("track") else None
     cleanup_filings(raw, info["ids"]["customer"], (info["ticket_id"], info["plain_ticket_id"]))
     with raw.conn.cursor() as cur:  # the bench's API token goes (no secret lingers)
         cur.execute("DELETE FROM api_token WHERE name = %s", (info["api_token"],))
     imported = attempt(lambda: tracking_import(url, raw)) if wanted("import") else SKIPPED
     stuck = attempt(lambda: stuck_query(url)) if wanted("stuck") else SKIPPED
-    print_table(prepared, table, rate, export, rss, imported, stuck, load_before, runs)
+    print_table(prepared, table, rate, export, rss, imported, stuck, load_before, runs, floor)
+
+
+def measure_floor(url: str, runs: int) -> dict:
+    """A trivial Flask route (bench/floor_app.py) under the same gunicorn settings, as a
+    304 and as a 200: what any request costs here before carebox does anything."""
+    with Server(url, app="bench.floor_app:app", ready="/floor") as server:
+        client = Client(server.port)
+        out = {}
+        for name, headers, want in (("304", {"If-None-Match": '"floor"'}, 304), ("200", {}, 200)):
+
+            def call(headers=headers, want=want):
+                status, _h, _d = client.get("/floor", headers=headers)
+                if status != want:
+                    raise Failed(f"floor: HTTP {status}")
+
+            out[name] = sample(call, max(runs, 200))
+        return out
 
 
 def filing(info, client: Client, raw: Raw, runs: int):
@@ -1248,7 +1267,7 @@ def met(target: str, ms: float, ratio: float, stmts: str) -> str:
     return "yes" if ok else "no"
 
 
-def print_table(prepared, table, rate, export, rss, imported, stuck, load_before, runs):
+def print_table(prepared, table, rate, export, rss, imported, stuck, load_before, runs, floor=None):
     load_after = os.getloadavg()
     print()
     print(
@@ -1282,6 +1301,11 @@ def print_table(prepared, table, rate, export, rss, imported, stuck, load_before
             f" {p99(stuck['theirs']):.2f} ms | {s_ours / s_raw:.1f}× | 1 | no full scan |"
         )
     print()
+    if isinstance(floor, dict) and "error" not in floor:
+        print(
+            "- floor (a trivial Flask route, bench/floor_app.py, same gunicorn settings):"
+            f" 304 p50 {p50(floor['304']):.2f} ms, 200 p50 {p50(floor['200']):.2f} ms"
+        )
     if rate is SKIPPED:
         pass
     elif isinstance(rate, dict):
