@@ -161,7 +161,9 @@ def merge_candidates(ticket: Ticket, user, limit: int = 20) -> list[Ticket]:
         Ticket.id != ticket.id,
         Ticket.status.in_(OPEN_STATUSES),
     )
-    order = [Ticket.id]
+    # Oldest first in the order of ix_ticket_customer_created: ORDER BY id alone had
+    # MariaDB walk the primary key past every other customer's tickets (1.7 s at 1M).
+    order = [Ticket.created_at, Ticket.id]
     if same_parcel is not None:
         order.insert(0, case((same_parcel, 0), else_=1))
     return list(db.session.scalars(stmt.order_by(*order).limit(limit)))
