@@ -517,6 +517,9 @@ def write_events(
             results[c.index] = EventResult(UNCHANGED, c.resi)
             continue
         keys[key] = c
+    for key in _known(keys):
+        c = keys.pop(key)
+        results[c.index] = EventResult(UNCHANGED, c.resi)
     if not keys:
         return results  # type: ignore[return-value]
     # One order of keys for every writer, so two concurrent imports cannot deadlock.
@@ -560,6 +563,42 @@ def _tell_customers(moved: list[dict], now: datetime) -> None:
         notifications.parcel_events(notices, now)
 
 
+def _known(keys) -> set[tuple[int, datetime, str]]:
+    """Which of these (order id, occurred_at, event) keys are recorded already: each
+    order's events between its first and last moment in the batch (a range of the
+    unique key), one query per LOOKUP_CHUNK orders. Only a shortcut — a file imported
+    again costs a read instead of thousands of refused inserts (InnoDB writes, then
+    undoes, a row whose unique key is taken); the insert's RETURNING stays the truth."""
+    span: dict[int, tuple[datetime, datetime]] = {}
+    for oid, at, _event in keys:
+        lo, hi = span.get(oid, (at, at))
+        span[oid] = (min(lo, at), max(hi, at))
+    conn = db.session.connection()
+    dialect = conn.dialect
+    ev = TrackingEvent.__table__.c
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    to_db = ev.occurred_at.type.dialect_impl(dialect).bind_processor(dialect) or _same
+    from_db = ev.occurred_at.type.dialect_impl(dialect).result_processor(dialect, None) or _same
+    term = f"(order_id = {mark} AND occurred_at BETWEEN {mark} AND {mark})"
+    spans = sorted(span.items())
+    found = set()
+    for first in range(0, len(spans), LOOKUP_CHUNK):
+        chunk = spans[first : first + LOOKUP_CHUNK]
+        params = tuple(v for oid, (lo, hi) in chunk for v in (oid, to_db(lo), to_db(hi)))
+        sql = "SELECT order_id, occurred_at, event FROM tracking_event WHERE " + " OR ".join(
+            [term] * len(chunk)
+        )
+        for oid, at, event in conn.exec_driver_sql(sql, params):
+            key = (oid, from_db(at), str(event))
+            if key in keys:
+                found.add(key)
+    return found
+
+
+def _same(value):
+    return value
+
+
 def _insert_new(rows, keys, results, source, actor, now) -> list[tuple]:
     """Multi-row INSERT that skips rows already recorded (by an earlier batch or file, or
     a concurrent writer meanwhile); marks each event inserted or unchanged and returns
@@ -568,9 +607,8 @@ def _insert_new(rows, keys, results, source, actor, now) -> list[tuple]:
     The database says which rows it inserted: INSERT IGNORE … RETURNING id (MariaDB
     10.5+, SQLite 3.35+) returns the ids of the rows this statement wrote and of no
     other. All of them or none: that is the answer. Some: those rows are read back by
-    primary key. No SELECT first: it would read the index entries the insert reads
-    anyway, and could not see what a concurrent batch commits in between (a re-read by
-    recorded_at cannot tell two batches of the same second apart).
+    primary key. (`_known` before it cannot see what a concurrent batch commits in
+    between; a re-read by recorded_at cannot tell two batches of the same second apart.)
 
     The statement is the driver's own SQL (exec_driver_sql: the DBAPI's placeholders,
     the columns' bind processors, what every row shares written once as literals):
