@@ -42,6 +42,7 @@ PASSWORD = "bench-1m-" + "x" * 16  # noqa: S105 (the bench's own throwaway accou
 MASTER = "bench1m-master@carebox.example"
 AGENT = "bench1m-agent@carebox.example"
 CUSTOMER = "bench1m-customer@carebox.example"
+CUSTOMER_NO_PARCEL = "bench1m-customer2@carebox.example"
 NO_PARCEL_SUBJECT = "Bench: keluhan tanpa paket"
 PAGE = 25
 LIMITS = {  # the bench clients are one address and a few accounts
@@ -310,26 +311,29 @@ def setup(url: str) -> dict:
             )
             db.session.commit()
         # Its twin without a parcel (issue 10: the desk with the timeline within 20 % of
-        # the desk without it): the same customer, the same 20 messages.
+        # the desk without it): the same 20 messages, from a customer of its own so that
+        # no bench's cleanup of the filings (the first customer's other tickets) takes it.
+        other = ensure_user(CUSTOMER_NO_PARCEL, PASSWORD, perm.CUSTOMER, name="Bench Customer 2")
+        db.session.commit()
         plain = db.session.scalar(
             select(Ticket)
-            .where(Ticket.customer_id == customer.id, Ticket.subject == NO_PARCEL_SUBJECT)
+            .where(Ticket.customer_id == other.id, Ticket.subject == NO_PARCEL_SUBJECT)
             .order_by(Ticket.id)
             .limit(1)
         )
         if plain is None:
             plain = lifecycle.file_ticket(
-                customer, TicketKind.COMPLAINT, NO_PARCEL_SUBJECT, "Di mana paket saya?"
+                other, TicketKind.COMPLAINT, NO_PARCEL_SUBJECT, "Di mana paket saya?"
             )
             db.session.commit()
-        for one in (ticket, plain):
+        for one, writer in ((ticket, customer), (plain, other)):
             have = db.session.scalar(
                 select(func.count())
                 .select_from(TicketMessage)
                 .where(TicketMessage.ticket_id == one.id)
             )
             for i in range(have, 20):
-                author = customer if i % 2 == 0 else master  # progress: the master admin's
+                author = writer if i % 2 == 0 else master  # progress: the master admin's
                 lifecycle.post_message(one, author, f"Pesan ke-{i + 1} tentang paket ini.")
                 db.session.commit()
         info["ticket"] = ticket.number
@@ -871,7 +875,7 @@ def run_all(prepared: dict, runs: int = 30, only: list[str] | None = None) -> No
         )
         rss = server.peak_rss_mb()
     floor = attempt(lambda: measure_floor(url, runs)) if wanted("poll") or wanted("track") else None
-    cleanup_filings(raw, info["ids"]["customer"], (info["ticket_id"], info["plain_ticket_id"]))
+    cleanup_filings(raw, info["ids"]["customer"], (info["ticket_id"],))
     with raw.conn.cursor() as cur:  # the bench's API token goes (no secret lingers)
         cur.execute("DELETE FROM api_token WHERE name = %s", (info["api_token"],))
     imported = attempt(lambda: tracking_import(url, raw)) if wanted("import") else SKIPPED
