@@ -345,3 +345,12 @@ def test_the_desk_reads_a_parcels_events_once(login_as, make, db):
     assert resp.status_code == 200
     assert "Jakarta Hub" in resp.get_data(as_text=True)
     assert sum("FROM tracking_event" in s for s in sent) == 1, sent
+
+
+def test_the_notifications_page_counts_the_unread_once(login_as, db):
+    """The page's own count and the menu's badge are one statement (they were two)."""
+    b, _me = login_as(perm.CUSTOMER_SERVICE, locale="en")
+    with counting_queries(db.engine) as statements:
+        assert b.get("/admin/notifications/").status_code == 200
+    counts = [s for s in statements if "count(" in s.lower() and "staff_notice" in s]
+    assert len(counts) == 1, counts

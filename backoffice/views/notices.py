@@ -31,7 +31,7 @@ class NoticesView(StaffAccessMixin, BaseView):
         return self.render(
             "admin/notices.html",
             notices=staff_notices.unread(current_user),
-            count=staff_notices.unread_count(current_user),
+            count=menu_notice_count(),
             form=TranslatedForm(formdata=None),
         )
 
