@@ -52,6 +52,10 @@ def test_a_request_ends_its_transaction_once_and_pings_nothing(db, login_as, mak
 
 def test_a_connection_idle_and_dead_is_replaced_without_an_error(db, monkeypatch):
     mariadb_only(db)
+    # An empty pool, so the one connection made below is the only idle one (the pool is
+    # FIFO: with a second idle connection, `other` would get that one instead).
+    db.session.remove()
+    db.engine.dispose()
     with db.engine.connect() as conn:
         dead = conn.exec_driver_sql("SELECT CONNECTION_ID()").scalar()
     with db.engine.connect() as other:  # the pool's only idle connection is `dead`'s...
