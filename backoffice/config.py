@@ -297,6 +297,7 @@ class Config:
             "CAREBOX_REPLICA_TIMEOUT",
             "CAREBOX_REPLICA_RETRY_SECONDS",
             "CAREBOX_EXPORT_LEASE_SECONDS",
+            "CAREBOX_EXPORT_PROGRESS_SECONDS",
             "CAREBOX_EXPORT_KEEP_HOURS",
         ):
             if env.get(key):

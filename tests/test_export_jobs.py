@@ -252,7 +252,10 @@ def test_a_worker_killed_mid_export_leaves_no_complete_looking_file(
         "CAREBOX_ENV": "development",
         "DATABASE_URL": database_url,
         "CAREBOX_EXPORT_DIR": str(exports),
-        "CAREBOX_REPORT_BATCH": "1",  # a progress write per row: a long, observable job
+        # A progress write per row, unthrottled: a long, observable job (throttled to one
+        # a quarter lease, 300 rows were written and renamed before the kill on an idle machine).
+        "CAREBOX_REPORT_BATCH": "1",
+        "CAREBOX_EXPORT_PROGRESS_SECONDS": "0",
         "CAREBOX_EXPORT_LEASE_SECONDS": "1",
         "PYTHONUNBUFFERED": "1",
     }
