@@ -24,9 +24,10 @@ from collections.abc import Callable
 
 from flask import Flask, current_app, request, session
 from flask_principal import Principal
-from sqlalchemy import Select
+from sqlalchemy import Select, select
 
-from .models import Role, User
+from .extensions import db
+from .models import Role, Ticket, User
 from .models.user import roles_users
 
 # endpoint -> check(uniquifier, **view_args) -> the ETag of its full answer now, or None
@@ -59,6 +60,14 @@ def with_session_user(stmt: Select, uniquifier: str) -> Select:
             Role.permissions.label("session_user_permissions"),
         )
     )
+
+
+def ticket_for_session(uniquifier: str, number: str, *columns):
+    """(the session's user, the row of `columns` of the ticket numbered `number`), or
+    (None, None) when either is missing: the one statement of an idle poll's check."""
+    stmt = select(*columns).select_from(Ticket).where(Ticket.number == number)
+    rows = db.session.execute(with_session_user(stmt, uniquifier)).all()
+    return (SessionUser(rows), rows[0]) if rows else (None, None)
 
 
 class SessionUser:

@@ -38,7 +38,7 @@ from backoffice.domain import tickets as lifecycle
 from backoffice.domain.tickets import Action
 from backoffice.extensions import db, limiter
 from backoffice.i18n import choose_locale
-from backoffice.idle_polls import SessionUser, idle_poll, with_session_user
+from backoffice.idle_polls import idle_poll, ticket_for_session
 from backoffice.models import (
     Order,
     Ticket,
@@ -376,22 +376,16 @@ def _idle_chat_poll(uniquifier: str, number: str) -> str | None:
     (backoffice/idle_polls.py); None (the full way) for anything but their own ticket."""
     if not NUMBER_RE.match(number):
         return None
-    stmt = (
-        select(
-            Ticket.id,
-            Ticket.version_id,
-            Ticket.situation,
-            Ticket.customer_id,
-            shipments.timeline_mark(Ticket.order_id).label("parcel_mark"),
-        )
-        .select_from(Ticket)
-        .where(Ticket.number == number)
+    user, ticket = ticket_for_session(
+        uniquifier,
+        number,
+        Ticket.id,
+        Ticket.version_id,
+        Ticket.situation,
+        Ticket.customer_id,
+        shipments.timeline_mark(Ticket.order_id).label("parcel_mark"),
     )
-    rows = db.session.execute(with_session_user(stmt, uniquifier)).all()
-    if not rows:
-        return None
-    user, ticket = SessionUser(rows), rows[0]
-    if not perm.is_customers_ticket(user, ticket):
+    if user is None or not perm.is_customers_ticket(user, ticket):
         return None
     language = choose_locale(user.locale).split("_")[0]
     return _etag(ticket, ticket.parcel_mark, language)

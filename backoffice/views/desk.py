@@ -47,7 +47,7 @@ from ..domain import permissions as perm
 from ..domain import tickets as lifecycle
 from ..domain.tickets import Action
 from ..extensions import db
-from ..idle_polls import SessionUser, idle_poll, with_session_user
+from ..idle_polls import idle_poll, ticket_for_session
 from ..models import (
     CannedReply,
     Department,
@@ -912,23 +912,17 @@ def _idle_desk_poll(uniquifier: str, number: str) -> str | None:
     """The ETag of an idle desk poll from the ticket's row joined to the session's user
     and the ticket's viewers, writing the heartbeat when due as the full way does; None
     (the full way) for a ticket outside the user's lists or anything else it must judge."""
-    stmt = (
-        select(
-            Ticket.id,
-            Ticket.version_id,
-            Ticket.status,
-            Ticket.department_id,
-            Ticket.situation,
-            shipments.timeline_mark(Ticket.order_id).label("parcel_mark"),
-        )
-        .select_from(Ticket)
-        .where(Ticket.number == number)
+    user, ticket = ticket_for_session(
+        uniquifier,
+        number,
+        Ticket.id,
+        Ticket.version_id,
+        Ticket.status,
+        Ticket.department_id,
+        Ticket.situation,
+        shipments.timeline_mark(Ticket.order_id).label("parcel_mark"),
     )
-    rows = db.session.execute(with_session_user(stmt, uniquifier)).all()
-    if not rows:
-        return None
-    user, ticket = SessionUser(rows), rows[0]
-    if not (perm.has(user, perm.BACKOFFICE) and perm.can_see_ticket(user, ticket)):
+    if user is None or not (perm.has(user, perm.BACKOFFICE) and perm.can_see_ticket(user, ticket)):
         return None  # a department admin's ticket off their list: `can_open_at_desk`'s
     people, wrote = presence.poll(ticket, user, typing=_poll_typing())
     if wrote:
