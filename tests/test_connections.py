@@ -67,41 +67,35 @@ def test_a_connection_idle_and_dead_is_replaced_without_an_error(db, monkeypatch
         assert conn.exec_driver_sql("SELECT CONNECTION_ID()").scalar() != dead
 
 
-def test_a_write_sqlalchemy_did_not_end_is_rolled_back_on_return(db):
+@pytest.fixture
+def probe(db):
+    """The app's engine with no session holding a connection, and an empty table."""
     db.session.remove()
     engine = db.engine
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE pool_probe (id INTEGER PRIMARY KEY)")
-    try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql("SELECT 1")
-            conn.commit()  # SQLAlchemy ended its transaction...
-            # ...then the driver writes on its own: only the driver knows.
-            conn.connection.dbapi_connection.cursor().execute(
-                "INSERT INTO pool_probe (id) VALUES (1)"
-            )
-        with engine.connect() as conn:
-            assert conn.exec_driver_sql("SELECT COUNT(*) FROM pool_probe").scalar() == 0
-    finally:
-        with engine.begin() as conn:
-            conn.exec_driver_sql("DROP TABLE pool_probe")
+    yield engine
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE pool_probe")
 
 
-def test_a_read_snapshot_does_not_outlive_the_request(db):
+def test_a_write_sqlalchemy_did_not_end_is_rolled_back_on_return(probe):
+    with probe.connect() as conn:
+        conn.exec_driver_sql("SELECT 1")
+        conn.commit()  # SQLAlchemy ended its transaction...
+        # ...then the driver writes on its own: only the driver knows.
+        conn.connection.dbapi_connection.cursor().execute("INSERT INTO pool_probe (id) VALUES (1)")
+    with probe.connect() as conn:
+        assert conn.exec_driver_sql("SELECT COUNT(*) FROM pool_probe").scalar() == 0
+
+
+def test_a_read_snapshot_does_not_outlive_the_request(probe):
     """REPEATABLE READ on MariaDB: a connection handed back inside its read's transaction
     would show the next request the database as it was."""
-    db.session.remove()
-    engine = db.engine
-    with engine.begin() as conn:
-        conn.exec_driver_sql("CREATE TABLE pool_probe (id INTEGER PRIMARY KEY)")
-    try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql("SELECT COUNT(*) FROM pool_probe").scalar()
-            conn.connection.dbapi_connection.cursor().execute("SELECT COUNT(*) FROM pool_probe")
-        with sa.create_engine(engine.url).begin() as other:
-            other.exec_driver_sql("INSERT INTO pool_probe (id) VALUES (1)")
-        with engine.connect() as conn:
-            assert conn.exec_driver_sql("SELECT COUNT(*) FROM pool_probe").scalar() == 1
-    finally:
-        with engine.begin() as conn:
-            conn.exec_driver_sql("DROP TABLE pool_probe")
+    with probe.connect() as conn:
+        conn.exec_driver_sql("SELECT COUNT(*) FROM pool_probe").scalar()
+        conn.connection.dbapi_connection.cursor().execute("SELECT COUNT(*) FROM pool_probe")
+    with sa.create_engine(probe.url).begin() as other:
+        other.exec_driver_sql("INSERT INTO pool_probe (id) VALUES (1)")
+    with probe.connect() as conn:
+        assert conn.exec_driver_sql("SELECT COUNT(*) FROM pool_probe").scalar() == 1
