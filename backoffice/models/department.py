@@ -39,9 +39,9 @@ class RoutingRule(db.Model):
     """A department is the default for a parcel situation, a ticket kind, a product, or
     a combination; a rule with none of them is the catch-all.
 
-    The most specific active rule wins (domain/tickets.py `find_route`): each condition
-    it names must match, the situation counts most, then the product, then the kind;
-    the catch-all only when nothing else matches. Ties go to the lower `position`.
+    The most specific active rule wins (domain/tickets/routing.py `find_route`): each
+    condition it names must match, the situation counts most, then the product, then the
+    kind; the catch-all only when nothing else matches. Ties go to the lower `position`.
     """
 
     __tablename__ = "routing_rule"
