@@ -39,6 +39,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--sort", default="tottime", help="pstats order (tottime, cumulative)")
+    parser.add_argument(
+        "--focus",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also print the cumulative time of the functions named so (file:function "
+        "or function; repeatable), as a share of the request",
+    )
     parser.add_argument("urls", nargs="+")
     args = parser.parse_args()
     app = bench_app(**LIMITS)
@@ -71,10 +79,17 @@ def main() -> None:
                 f"{statements[0]} statements, {stats.total_calls} function calls, "
                 f"{len(resp.data) // 1024} kB"
             )
-            out = io.StringIO()
-            stats.stream = out
-            stats.sort_stats(args.sort).print_stats(args.top)
-            print("\n".join(out.getvalue().splitlines()[6:]))
+            total = max(stats.total_tt, 1e-9)
+            for name in args.focus:
+                for (path, line, func), (_cc, nc, _tt, ct, _callers) in stats.stats.items():
+                    if name in (func, f"{path.rsplit('/', 1)[-1]}:{func}"):
+                        where = f"{path.rsplit('/', 1)[-1]}:{line}({func})"
+                        print(f"  {where:60} {nc:6d} calls {ct * 1000:8.2f} ms {ct / total:6.1%}")
+            if args.top:
+                out = io.StringIO()
+                stats.stream = out
+                stats.sort_stats(args.sort).print_stats(args.top)
+                print("\n".join(out.getvalue().splitlines()[6:]))
 
 
 if __name__ == "__main__":

@@ -303,3 +303,30 @@ def test_the_lists_fast_times_read_as_babels(app, locale):
         babel = ["—" if m is None else format_datetime(m, SHORT_PATTERN) for m in moments]
         assert [fast(m) for m in moments] == babel
         assert [datetime_text(m) for m in moments] == babel
+
+
+@pytest.mark.parametrize("locale", ["id", "en"])
+def test_the_lists_ages_read_as_babels(app, locale):
+    """formatting.age_texts (one Babel call per distinct text a page) gives exactly
+    Flask-Babel's format_timedelta at the lists' granularity, around every unit's
+    threshold and its roundings, in the past and (a clock ahead) the future."""
+    import random
+
+    from flask_babel import force_locale, format_timedelta
+
+    from backoffice.views.formatting import AGE_UNITS, age_texts
+
+    now = datetime(2026, 12, 1, 21, 58, 30)
+    rng = random.Random(16)
+    seconds = [0, 1, 29, 30, 31, 59, 60, 61, 89, 90, 91]
+    for _unit, per in AGE_UNITS:
+        for factor in (0.849, 0.85, 0.851, 1, 1.5, 2.5, 3.5):
+            seconds += [int(per * factor) + d for d in (-1, 0, 1)]
+    seconds += [rng.randrange(3600 * 24 * 365 * 5) for _ in range(3000)]
+    created = [now - timedelta(seconds=s, microseconds=rng.randrange(10**6)) for s in seconds]
+    created += [now - timedelta(seconds=s) for s in seconds] + [now + timedelta(minutes=3)]
+    with app.test_request_context("/admin/"), force_locale(locale):
+        fast = age_texts(now)
+        assert [fast(c) for c in created] == [
+            format_timedelta(now - c, granularity="minute") for c in created
+        ]

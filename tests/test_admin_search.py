@@ -55,6 +55,16 @@ def test_by_ticket_number_whole_or_its_start(master, make, db, people):
     assert master.numbers(number, status="responded") == set()
 
 
+def test_a_whole_number_is_that_ticket_alone(master, make, db, people):
+    """Past ticket id 999,999 numbers have seven digits, so a whole six-digit number is
+    the start of ten longer ones; typed whole, it means that one ticket."""
+    short, longer = make.ticket("team"), make.ticket("team")
+    short.number, longer.number = "CX-2026-100000", "CX-2026-1000001"
+    db.session.commit()
+    assert master.numbers("cx-2026-100000") == {"CX-2026-100000"}
+    assert master.numbers("CX-2026-10000") == {"CX-2026-100000", "CX-2026-1000001"}
+
+
 def test_by_customer_email_whole_or_its_start(master, people):
     t_budi, t_sari = people["t_budi"].number, people["t_sari"].number
     assert master.numbers("budi.santoso@example.com") == {t_budi}
@@ -163,6 +173,19 @@ def test_at_most_the_newest_matches_are_listed(master, make, db, people, monkeyp
     assert older.number not in html
 
 
+def test_a_one_lookup_search_pages_and_counts_past_a_page(master, make, db, people):
+    """A phone's tickets (one indexed lookup) fill more than a page: counted, paged."""
+    customer = make.user(name="Rina", phone="0812-3456-7890")
+    made = [make.ticket("team", customer=customer) for _ in range(27)]
+    db.session.commit()
+    html = master.get("/admin/tickets/team/?search=081234567890").get_data(as_text=True)
+    assert "List (27)" in html
+    first = listed_numbers(html)
+    second = master.numbers("081234567890", extra="&page=1")
+    assert len(first) == 25 and len(second) == 2
+    assert first | second == {t.number for t in made}
+
+
 def test_search_pages_and_sorts_over_all_matches(master, make, db, people):
     customer = people["sari"]
     made = [make.ticket("team", customer=customer) for _ in range(26)]
@@ -241,6 +264,8 @@ def test_a_resi_phone_or_number_is_one_indexed_lookup(master, make, db, people):
         found = cost(term)
         assert len(found) < len(by_word), term
         assert not any("LIKE" in s for s in found), term
+        # A page that holds every match is the only statement on tickets (no ids first).
+        assert len([s for s in found if "FROM ticket" in s]) == 1, (term, found)
 
 
 NAMES = [

@@ -266,7 +266,9 @@ def staff_with(permission: str) -> Select:
     Roles are a handful of rows, so which of them grant it is decided here in
     Python, by the same list Flask-Security reads; the users are filtered in SQL."""
     role_ids = [
-        r.id for r in db.session.scalars(select(Role)) if permission in (r.permissions or [])
+        r.id
+        for r in db.session.execute(select(Role.id, Role.permissions))
+        if permission in (r.permissions or [])
     ]
     holders = select(roles_users.c.user_id).where(roles_users.c.role_id.in_(role_ids))
     return select(User).where(User.active, User.id.in_(holders)).order_by(User.name, User.id)

@@ -39,6 +39,44 @@ def short_datetimes() -> Callable[[datetime | None], str]:
     return text
 
 
+# babel.dates.TIMEDELTA_UNITS down to a minute, the lists' granularity.
+AGE_UNITS = (
+    ("year", 3600 * 24 * 365),
+    ("month", 3600 * 24 * 30),
+    ("week", 3600 * 24 * 7),
+    ("day", 3600 * 24),
+    ("hour", 3600),
+    ("minute", 60),
+)
+AGE_THRESHOLD = 0.85  # Babel's default
+
+
+def age_texts(now: datetime) -> Callable[[datetime], str]:
+    """Flask-Babel's `format_timedelta(now - created, granularity="minute")` for a page
+    of rows. Its text depends only on the unit it picks and the rounded count (Babel's
+    rule, repeated here: the largest unit reaching AGE_THRESHOLD), so each (unit, count)
+    asks Babel once a page; a list page has 25-100 ages and few distinct texts (a test
+    compares them with Babel's)."""
+    made: dict = {}
+
+    def text(created: datetime) -> str:
+        delta = now - created
+        seconds = abs(delta.total_seconds())
+        for unit, per_unit in AGE_UNITS:
+            value = seconds / per_unit
+            if value >= AGE_THRESHOLD or unit == "minute":
+                if unit == "minute" and value > 0:
+                    value = max(1, value)
+                key = (unit, round(value))
+                break
+        found = made.get(key)
+        if found is None:
+            found = made[key] = format_timedelta(delta, granularity="minute")
+        return found
+
+    return text
+
+
 def when_text(value: datetime | None) -> str:
     """A time as people read it, in the user's language and the company's zone: the
     month by name and a four-digit year, so no one wonders which is the day

@@ -16,13 +16,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import get_template_attribute, url_for
-from flask_babel import format_timedelta
 from flask_babel import gettext as _
 from markupsafe import Markup, escape
 
 from ..domain import presence
 from ..models import Priority, Ticket, TicketKind
-from .formatting import datetime_text, short_datetimes
+from .formatting import age_texts, datetime_text, short_datetimes
 
 PRIORITY_CSS = {
     Priority.URGENT: "badge-danger",
@@ -33,10 +32,16 @@ PRIORITY_CSS = {
 SUBJECT_SHOWN = 80
 
 
-def sla_marker(ticket: Ticket, now: datetime, breached_text: str | None = None, dt=None) -> Markup:
-    """The SLA due time, with a visible marker (and text for screen readers) when breached."""
-    due = escape((dt or datetime_text)(ticket.current_due))
-    if ticket.sla_breached(now):
+# Ticket's own rules (their Python side), applied to a page row's columns.
+_current_due = Ticket.current_due.fget
+_sla_breached = Ticket.__dict__["sla_breached"].func
+
+
+def sla_marker(ticket, now: datetime, breached_text: str | None = None, dt=None) -> Markup:
+    """The SLA due time, with a visible marker (and text for screen readers) when breached
+    (`ticket`: a Ticket or a page row with its columns)."""
+    due = escape((dt or datetime_text)(_current_due(ticket)))
+    if _sla_breached(ticket, now):
         t = escape(breached_text or _("SLA breached"))
         # Both escaped above.
         return Markup(f'<span class="sla-breached" title="{t}">⚠ {due} <b>{t}</b></span>')  # noqa: S704
@@ -50,14 +55,16 @@ def subject_text(subject: str) -> str:
 class RowBuilder:
     """Cells of one page of tickets, in `columns` order: a list of (column, Markup) per row.
 
-    `opened`: {(ticket_id, assignee_id): opened_at} (the unread mark); `duplicates`:
-    {ticket_id: number of the first open ticket on the same parcel}."""
+    A ticket here is a row of TicketListView's page statement (tickets.page_select): the
+    ticket's columns, `customer_name`/`_email`, `assignee_name`/`_email`, `order_number`,
+    `opened_at` (the assignee's last opening: the unread mark) and, in an open list,
+    `duplicate_of` (the first open ticket on the same parcel). `departments`: {id:
+    Department} (read once per request for the filter's options anyway)."""
 
-    def __init__(self, columns: list[str], now: datetime, opened: dict, duplicates: dict):
+    def __init__(self, columns: list[str], now: datetime, departments: dict):
         self.columns = columns
         self.now = now
-        self.opened = opened
-        self.duplicates = duplicates
+        self.department_rows = departments
         # Once per page: what every row would otherwise compute again.
         placeholder = "NUMBER"
         desk = escape(url_for("ticket_desk.desk", number=placeholder))
@@ -72,6 +79,7 @@ class RowBuilder:
         self.staff, self.customer = _("Staff"), _("Customer")
         self.breached = _("SLA breached")
         self.dt = short_datetimes()
+        self.age = age_texts(now)
         self.unread = Markup(
             ' <span class="badge badge-info unread" title="{t}">●'
             '<span class="sr-only"> {t}</span></span>'
@@ -80,12 +88,13 @@ class RowBuilder:
             "number": self._number,
             "kind": lambda t: self.kinds[t.kind],
             "subject": lambda t: subject_text(t.subject),
-            "customer": lambda t: t.customer.display_name if t.customer else "",
-            "assignee": lambda t: t.assignee.display_name if t.assignee else "",
+            # User.display_name: the name, else the e-mail.
+            "customer": lambda t: t.customer_name or t.customer_email or "",
+            "assignee": lambda t: t.assignee_name or t.assignee_email or "",
             "order": self._order,
             "department": self._department,
             "priority": lambda t: self.priorities[t.priority],
-            "age": lambda t: format_timedelta(self.now - t.created_at, granularity="minute"),
+            "age": lambda t: self.age(t.created_at),
             "sla_due": lambda t: sla_marker(t, self.now, self.breached, self.dt),
             "last_message_at": lambda t: self.dt(t.last_message_at),
             "last_speaker": self._last_speaker,
@@ -102,33 +111,33 @@ class RowBuilder:
             for t in tickets
         ]
 
-    def _number(self, t: Ticket) -> Markup:
+    def _number(self, t) -> Markup:
         number = escape(t.number)
         return Markup(f'<a href="{self.desk_before}{number}{self.desk_after}">{number}</a>')  # noqa: S704
 
-    def _department(self, t: Ticket) -> str:
-        if t.department is None:
+    def _department(self, t) -> str:
+        if t.department_id is None:
             return ""
         if t.department_id not in self.departments:
-            self.departments[t.department_id] = str(t.department)
+            self.departments[t.department_id] = str(self.department_rows[t.department_id])
         return self.departments[t.department_id]
 
-    def _order(self, t: Ticket) -> Markup:
+    def _order(self, t) -> Markup:
         """The order number, with the parcel's situation, for a second open ticket on
         the same resi its duplicate mark, and a merged ticket's mark beneath: in the
         order's cell, no extra column (the lists must fit a laptop screen)."""
-        key = (t.situation, self.duplicates.get(t.id), t.merged_into_id is not None)
+        key = (t.situation, getattr(t, "duplicate_of", None), t.merged_into_id is not None)
         if key not in self.badges:
             badge = get_template_attribute("_situation.html", "situation_badge")(*key)
             self.badges[key] = badge if str(badge).strip() else None
         badge = self.badges[key]
-        number = t.order.number if t.order else ""
+        number = t.order_number or ""
         return Markup(f"{escape(number)}<br>{badge}") if badge else escape(number)  # noqa: S704
 
-    def _last_speaker(self, t: Ticket) -> Markup:
+    def _last_speaker(self, t) -> Markup:
         """Customer or staff, and an unread mark when the customer wrote after the
         assignee last opened the ticket."""
         who = escape(self.staff if t.last_from_staff else self.customer)
-        if presence.is_unread(t, self.opened.get((t.id, t.assignee_id))):
+        if presence.is_unread(t, t.opened_at):
             return who + self.unread
         return who

@@ -5,9 +5,10 @@ column through a join to the customer: no index can serve that, so on 1,000,000
 tickets one search read the whole table (14-29 s). Here the term is read as
 one phrase (case-insensitive) and matched as:
 
-- a ticket number (it starts with "CX-"): the number starts with it, so a whole
-  number or its start ("cx-2026-0001") (uq_ticket_number, as a range of the
-  upper-cased term: SQLite's LIKE ignores case and so no index serves it);
+- a ticket number (it starts with "CX-"): a whole number ("cx-2026-000123") is that
+  ticket alone; the start of one ("cx-2026-0001") the numbers that start with it
+  (uq_ticket_number, an equality or a range of the upper-cased term: SQLite's LIKE
+  ignores case and so no index serves it);
 - a resi (UPU S10 shape, as people type it: "cb 1234-5678 9 id"): the tickets about
   that order, one lookup of uq_customer_order_resi then ix_ticket_order_id;
 - a phone number (digits, with "+", spaces, dashes or brackets, at least
@@ -35,8 +36,11 @@ lists the SEARCH_LIMIT newest matches ("1000+" when there are more). The
 customers are looked up first, at most CUSTOMER_LIMIT of them; a broader term
 ("a", or a name most customers share) leaves the customers out and says so.
 
-Statements: one for the customers (not for a ticket number, a resi or a phone),
-one for the matching ids (a UNION of the parts, each with its own index), then the page.
+Statements (TicketListView.get_list): one for the customers (not for a ticket number,
+a resi or a phone); then, for a term of one part (a number, a resi, a phone, an
+e-mail), the first page straight away when it holds every match; else one for the
+page's ids and the count of all matches (a UNION of the parts, each with its own
+index, counted by a window), then the page.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import Select, select, union
+from sqlalchemy import Select, func, select, union
 from sqlalchemy.dialects.mysql import match
 
 from ..domain.phones import normalise_phone
@@ -61,6 +65,7 @@ SUBJECT_CONTAINS_DAYS = 30
 MAX_TERM = 100
 
 NUMBER_TERM = re.compile(r"^CX-[\d-]*$", re.IGNORECASE)
+WHOLE_NUMBER = re.compile(r"^CX-\d{4}-\d{6,}$", re.IGNORECASE)
 # InnoDB's FULLTEXT defaults: innodb_ft_min_token_size = 3 and its stopword list
 # (INFORMATION_SCHEMA.INNODB_FT_DEFAULT_STOPWORD); letters and digits make a word.
 FULLTEXT_MIN = 3
@@ -139,6 +144,11 @@ def phone_key(term: str) -> str | None:
 def ticket_criteria(term: str) -> tuple[list, bool]:
     """The WHERE terms, one per index, whose union is the search; and whether
     the customers were left out because too many match."""
+    if WHOLE_NUMBER.match(term):
+        # A whole number is that ticket alone (as a desk's "go to ticket" does), not
+        # also the longer numbers that start with it (CX-2026-100000 and
+        # CX-2026-1000001): one lookup of uq_ticket_number.
+        return [Ticket.number == term.upper()], False
     if NUMBER_TERM.match(term):
         number = term.upper()
         # Numbers are stored upper case and ASCII: the range [number, number + U+FFFF)
@@ -162,20 +172,53 @@ def ticket_criteria(term: str) -> tuple[list, bool]:
     return criteria, customers is None
 
 
-def search_ids(base: Select, term: str) -> SearchResult:
+NEWEST = (Ticket.created_at.desc(), Ticket.id.desc())
+
+
+def _hits(base: Select, criteria: list):
+    """The union of the criteria's parts, each the newest SEARCH_LIMIT + 1 of `base`
+    through its own index: a subquery of (id, created_at)."""
+    limit = SEARCH_LIMIT + 1
+    parts = [base.where(c).order_by(*NEWEST).limit(limit).subquery() for c in criteria]
+    picked = [select(p.c.id, p.c.created_at) for p in parts]
+    return (union(*picked) if len(picked) > 1 else picked[0]).subquery()
+
+
+def search_ids(base: Select, term: str, criteria: tuple | None = None) -> SearchResult:
     """The newest tickets of `base` (a SELECT of ticket.id, ticket.created_at that
-    already holds the list's scope and filters) matching `term`."""
-    criteria, left_out = ticket_criteria(term)
+    already holds the list's scope and filters) matching `term` (`criteria`: its
+    `ticket_criteria`, when already made)."""
+    criteria, left_out = criteria or ticket_criteria(term)
     if not criteria:
         return SearchResult([], 0, left_out)
-    limit = SEARCH_LIMIT + 1
-    newest = (Ticket.created_at.desc(), Ticket.id.desc())
-    parts = [base.where(c).order_by(*newest).limit(limit).subquery() for c in criteria]
-    picked = [select(p.c.id, p.c.created_at) for p in parts]
-    hits = (union(*picked) if len(picked) > 1 else picked[0]).subquery()
+    hits = _hits(base, criteria)
     ids = list(
         db.session.scalars(
-            select(hits.c.id).order_by(hits.c.created_at.desc(), hits.c.id.desc()).limit(limit)
+            select(hits.c.id)
+            .order_by(hits.c.created_at.desc(), hits.c.id.desc())
+            .limit(SEARCH_LIMIT + 1)
         )
     )
     return SearchResult(ids[:SEARCH_LIMIT], capped(len(ids), SEARCH_LIMIT), left_out)
+
+
+def search_page(
+    base: Select, criteria: list, offset: int, size: int
+) -> tuple[list[int], int] | None:
+    """One page of the matches in the search's own order (newest first) and their count,
+    in one statement: the ids of the page only, with the count of all matches as a
+    window (COUNT(*) OVER ()), instead of every match's id (up to SEARCH_LIMIT + 1 rows
+    to parse for a page of 25). None when the page lies past SEARCH_LIMIT or past the
+    matches (search_ids then answers)."""
+    if not criteria or offset + size > SEARCH_LIMIT:
+        return None
+    hits = _hits(base, criteria)
+    rows = db.session.execute(
+        select(hits.c.id, func.count().over())
+        .order_by(hits.c.created_at.desc(), hits.c.id.desc())
+        .offset(offset)
+        .limit(size)
+    ).all()
+    if not rows:
+        return None
+    return [r[0] for r in rows], capped(rows[0][1], SEARCH_LIMIT)

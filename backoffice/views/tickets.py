@@ -16,14 +16,13 @@ from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from flask_login import current_user
 from sqlalchemy import and_, case
-from sqlalchemy.orm import aliased, joinedload, load_only
+from sqlalchemy.orm import aliased, joinedload
 
 from ..domain import ConflictError, DomainError
 from ..domain import permissions as perm
 from ..domain import tickets as lifecycle
 from ..extensions import db
 from ..models import (
-    Department,
     Order,
     Priority,
     ShipmentSituation,
@@ -35,7 +34,7 @@ from ..models import (
 )
 from ..models.base import utcnow
 from ..models.enums import OPEN_STATUSES
-from . import queues
+from . import queues, ticket_search
 from .base import SecureModelView
 from .filters import (
     BreachingSoonFilter,
@@ -49,7 +48,15 @@ from .filters import departments as filter_departments
 from .sqlhelpers import capped_count
 from .ticket_actions import TicketActionsMixin
 from .ticket_rows import RowBuilder
-from .ticket_search import SEARCH_LIMIT, SUBJECT_CONTAINS_DAYS, normalise, search_ids
+from .ticket_search import (
+    NEWEST,
+    SEARCH_LIMIT,
+    SUBJECT_CONTAINS_DAYS,
+    normalise,
+    search_ids,
+    search_page,
+    ticket_criteria,
+)
 
 # --- filters and column formatters ------------------------------------------
 
@@ -106,29 +113,35 @@ PAGE_COLUMNS = (
 _built: dict = {}
 
 
-def page_loads() -> tuple:
-    """The loader options of a page (built once per process, like page_marks)."""
-    if "loads" not in _built:
-        person = (User.id, User.name, User.email)
-        _built["loads"] = (
-            load_only(*PAGE_COLUMNS),
-            joinedload(Ticket.customer).load_only(*person),
-            joinedload(Ticket.assignee).load_only(*person),
-            joinedload(Ticket.department).load_only(
-                Department.id, Department.code, Department.name_id, Department.name_en
-            ),
-            joinedload(Ticket.order).load_only(Order.id, Order.number),
+def page_select() -> tuple:
+    """What a page's statement adds to the list's query, built once per process (an
+    alias is rebuilt column by column on every use): the columns of the related rows
+    the cells show, their outer joins, the assignee's opened time (the unread mark)
+    and, for an open list, the duplicate mark's correlated subquery.
+
+    The page is read as plain rows, not Ticket entities with four joined eager loads:
+    an entity per row and relationship cost more Python than the rest of the list."""
+    if "page" not in _built:
+        customer, assignee = aliased(User), aliased(User)
+        order, viewer = aliased(Order), aliased(TicketViewer)
+        columns = (
+            *PAGE_COLUMNS,
+            customer.name.label("customer_name"),
+            customer.email.label("customer_email"),
+            assignee.name.label("assignee_name"),
+            assignee.email.label("assignee_email"),
+            order.number.label("order_number"),
+            viewer.opened_at.label("opened_at"),
         )
-    return _built["loads"]
-
-
-def page_marks() -> tuple:
-    """The assignee's opened time (the unread mark) and the duplicate mark's
-    correlated subquery, built once per process (an alias is rebuilt column by
-    column on every use)."""
-    if "marks" not in _built:
-        _built["marks"] = (aliased(TicketViewer), lifecycle.first_open_on_same_order())
-    return _built["marks"]
+        joins = (
+            (customer, customer.id == Ticket.customer_id),
+            (assignee, assignee.id == Ticket.assignee_id),
+            (order, order.id == Ticket.order_id),
+            (viewer, and_(viewer.ticket_id == Ticket.id, viewer.user_id == Ticket.assignee_id)),
+        )
+        duplicate_of = lifecycle.first_open_on_same_order().label("duplicate_of")
+        _built["page"] = (columns, joins, duplicate_of)
+    return _built["page"]
 
 
 PRIORITY_RANK = case(
@@ -229,9 +242,13 @@ class TicketListView(TicketActionsMixin, SecureModelView):
 
         - The count stops at COUNT_CAP ("10000+"): an exact count of the Finished
           list read ~400,000 index entries on every page view.
-        - The search is ticket_search's (see there for what matches and why);
-          its ids are looked up first, inside the scope and the filters, and the
-          page is then read by primary key.
+        - The search is ticket_search's (see there for what matches and why), inside
+          the scope and the filters. A term of one indexed lookup (a ticket number,
+          a resi, a phone, an e-mail's customers) reads its first page straight away,
+          which is the whole answer when it holds every match; else the page's ids
+          and the count of all matches come first (one statement), then the page by
+          primary key.
+        - The page is plain rows (page_select), not Ticket entities.
         - The queue arguments (views/queues.py: ?assignee=, ?spoke=) narrow the
           rows like a filter; without a search or a column sort the order is the
           queue's, most urgent first.
@@ -243,22 +260,15 @@ class TicketListView(TicketActionsMixin, SecureModelView):
         joins: dict = {}
         id_joins: dict = {}
         queue = self.queue_filter()
-        query = SecureModelView.get_query(self).options(*page_loads()).filter(*queue.clauses)
+        query = SecureModelView.get_query(self).filter(*queue.clauses)
         ids = db.session.query(Ticket.id, Ticket.created_at).filter(self.scope(), *queue.clauses)
         queue_order = queues.queue_order(self.status)
         if filters and self._filters:
             query, ids, joins, id_joins = self._apply_filters(query, ids, joins, id_joins, filters)
         term = normalise(search)
         if term:
-            found = search_ids(ids.statement, term)
-            wanted = found.ids
-            if sort_column is None and page_size:
-                # The default order is the search's own (newest first): read this page only.
-                start = (page or 0) * page_size
-                wanted, page = wanted[start : start + page_size], None
-            query = query.filter(Ticket.id.in_(wanted))
-            count = found.count
-            if found.customers_left_out:
+            criteria, left_out = ticket_criteria(term)
+            if left_out:
                 flash(
                     _(
                         "Too many customers match “%(term)s”: their tickets are left out. "
@@ -267,6 +277,32 @@ class TicketListView(TicketActionsMixin, SecureModelView):
                     ),
                     "warning",
                 )
+            if not criteria:
+                return 0, []
+            own_order = sort_column is None and page_size
+            if own_order and not page and len(criteria) == 1:
+                # One indexed lookup (a ticket number, a resi, a phone, an e-mail's
+                # customers): the first page straight away, no ids first. When it holds
+                # every match, its length is the count; else they are counted (capped).
+                shown = min(page_size, ticket_search.SEARCH_LIMIT)
+                rows = self._page_rows(query.filter(criteria[0]).order_by(*NEWEST), None, shown + 1)
+                if len(rows) > shown:
+                    matching = ids.statement.where(criteria[0]).with_only_columns(Ticket.id)
+                    return capped_count(matching, ticket_search.SEARCH_LIMIT), rows[:shown]
+                return len(rows), rows
+            found = None
+            if own_order:
+                found = search_page(ids.statement, criteria, (page or 0) * page_size, page_size)
+            if found is not None:
+                wanted, count = found
+                page = None
+            else:
+                everything = search_ids(ids.statement, term, (criteria, left_out))
+                wanted, count = everything.ids, everything.count
+                if own_order:
+                    start = (page or 0) * page_size
+                    wanted, page = wanted[start : start + page_size], None
+            query = query.filter(Ticket.id.in_(wanted))
         else:
             # Counted by id alone: with created_at in the SELECT no index of a filtered
             # list covers it (assignee=none read 10,001 rows instead of index entries).
@@ -285,23 +321,19 @@ class TicketListView(TicketActionsMixin, SecureModelView):
             query, joins = self._apply_sorting(query, joins, sort_column, sort_desc)
         if not execute:
             return count, self._apply_pagination(query, page, page_size)
-        # The unread mark's opened time and the duplicate mark come with the rows, in
-        # the same statement (they were two more queries per page).
-        viewer, duplicate_of = page_marks()
-        query = query.outerjoin(
-            viewer, and_(viewer.ticket_id == Ticket.id, viewer.user_id == Ticket.assignee_id)
-        ).add_columns(viewer.opened_at)
+        return count, self._page_rows(query, page, page_size)
+
+    def _page_rows(self, query, page: int | None, page_size: int | None) -> list:
+        """Page `page` of `query` (the list's query, filtered and ordered) as rows (see
+        page_select): with the cells' columns of the related rows, the unread mark's
+        opened time and the duplicate mark, in one statement."""
+        columns, outer, duplicate_of = page_select()
         open_list = self.status in OPEN_STATUSES
-        if open_list:
-            query = query.add_columns(duplicate_of)
+        query = query.with_entities(*columns, *((duplicate_of,) if open_list else ()))
+        for target, onclause in outer:
+            query = query.outerjoin(target, onclause)
         query = self._apply_pagination(query, page, page_size)
-        found_rows = query.all()
-        rows = [r[0] for r in found_rows]
-        g.ticket_opened = {
-            (r[0].id, r[0].assignee_id): r[1] for r in found_rows if r[1] is not None
-        }
-        g.ticket_duplicates = {r[0].id: r[2] for r in found_rows if open_list and r[2]}
-        return count, rows
+        return db.session.execute(query.statement).all()
 
     def queue_filter(self) -> queues.QueueFilter:
         """This request's queue arguments, parsed once (problems flashed once)."""
@@ -372,8 +404,7 @@ class TicketListView(TicketActionsMixin, SecureModelView):
             builder = RowBuilder(
                 [name for name, _label in self._list_columns],
                 utcnow(),
-                getattr(g, "ticket_opened", {}),
-                getattr(g, "ticket_duplicates", {}),
+                {d.id: d for d in filter_departments()},
             )
             kwargs["rows"] = builder.rows(kwargs.get("data") or [])
         kwargs.setdefault("can_report", perm.has(current_user, perm.REPORTS))
