@@ -230,7 +230,7 @@ class Config:
     WHATSAPP_REPLY_TEMPLATE = ""
     # The queues' workers (channels/whatsapp_in.py DEFAULT_QUEUE lists each key).
     WHATSAPP_QUEUE: dict = {}
-    # The two service-indicator letters of every new resi (UPU S10; domain/shipments.py).
+    # The two service-indicator letters of every new resi (UPU S10; domain/shipments/resi.py).
     CAREBOX_RESI_PREFIX = "CB"
     # A moving parcel with no event for this many days is "stuck" (domain/situations.py).
     CAREBOX_STUCK_DAYS = 3

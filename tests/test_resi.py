@@ -153,7 +153,7 @@ def test_a_taken_serial_is_drawn_again(make, db, monkeypatch):
     db.session.commit()
     taken = int(first.resi[2:10])
     draws = iter([taken, taken, 4242])
-    monkeypatch.setattr(shipments.secrets, "randbelow", lambda n: next(draws))
+    monkeypatch.setattr(shipments.resi.secrets, "randbelow", lambda n: next(draws))
     second = make.order(first.customer)
     assert second.resi == shipments.make_resi(4242)
     db.session.commit()
@@ -166,7 +166,7 @@ def test_unique_key_collision_retries_inside_the_transaction(make, db, monkeypat
     db.session.commit()
     taken = int(first.resi[2:10])
     draws = iter([taken, 777])
-    monkeypatch.setattr(shipments.secrets, "randbelow", lambda n: next(draws))
+    monkeypatch.setattr(shipments.resi.secrets, "randbelow", lambda n: next(draws))
     real_scalar = db.session.scalar
     misses = {"left": 1}
 
@@ -205,7 +205,7 @@ def test_concurrent_orders_drawing_the_same_serial_both_land(app, make, db, monk
         with lock:
             return next(plan[local.index])
 
-    monkeypatch.setattr(shipments.secrets, "randbelow", draw)
+    monkeypatch.setattr(shipments.resi.secrets, "randbelow", draw)
     results, errors = {}, []
 
     def place(index):

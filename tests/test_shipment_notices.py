@@ -274,8 +274,11 @@ def test_two_identical_batches_at_once_email_once(app, make, db):
 
 
 def test_the_hook_is_the_one_rule(make, db, monkeypatch):
-    """The email path asks shipments.warrants_customer_notification (WhatsApp does too)."""
+    """The email path asks shipments.warrants_customer_notification (WhatsApp does too);
+    patched where the recording code looks it up."""
     order = _parcel(make, db)
-    monkeypatch.setattr(shipments, "warrants_customer_notification", lambda *a, **k: False)
+    monkeypatch.setattr(
+        shipments.recording, "warrants_customer_notification", lambda *a, **k: False
+    )
     record_events([EventIn(order.resi, "delivered", _wib(1))], source=TrackingSource.IMPORT)
     assert _mails(db) == []

@@ -1,6 +1,6 @@
 """A ticket's shipment situation: where its parcel stands (docs/architecture.md §7).
 
-Part of the shipments rules (domain/shipments.py owns the parcel; this module owns
+Part of the shipments rules (domain/shipments/ owns the parcel; this module owns
 what a parcel's state means for a ticket about it). The one derivation is `derive`;
 everything else feeds it and stores what it says.
 

@@ -28,7 +28,7 @@ class Order(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str | None] = mapped_column(String(20), unique=True)
-    # The parcel's air waybill number (UPU S10, random serial): domain/shipments.py.
+    # The parcel's air waybill number (UPU S10, random serial): domain/shipments/resi.py.
     resi: Mapped[str] = mapped_column(String(13), unique=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
     product_id: Mapped[int] = mapped_column(ForeignKey("product.id"), index=True)
@@ -42,7 +42,7 @@ class Order(db.Model):
         enum_column(OrderStatus, "order_status"), default=OrderStatus.PLACED
     )
     price: Mapped[Decimal] = mapped_column(Numeric(12, 2))
-    # The latest tracking event (by occurred_at), kept here by domain/shipments.py.
+    # The latest tracking event (by occurred_at), kept here by domain/shipments/recording.py.
     last_event: Mapped[TrackingEventKind | None] = mapped_column(
         enum_column(TrackingEventKind, "order_last_event")
     )

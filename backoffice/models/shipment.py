@@ -1,4 +1,5 @@
-"""A parcel's tracking events: appended, never edited (domain/shipments.py writes them)."""
+"""A parcel's tracking events: appended, never edited (domain/shipments/recording.py
+writes them)."""
 
 from __future__ import annotations
 
