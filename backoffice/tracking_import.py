@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextvars
 import csv
+import gc
 import io
 import queue
 import threading
@@ -157,6 +158,11 @@ def import_file(
         name="tracking-import-read",
         daemon=True,
     )
+    # Each batch's objects live long enough to reach the collector's oldest generation,
+    # and every collection of it walked all of the application's long-lived objects
+    # again: 13 of the 33 µs of Python per event at 1M (CPU with the collector off,
+    # same file). Frozen, they are left out of every collection until the end.
+    gc.freeze()
     reader.start()
     try:
         while (work := ready.get()) is not None:
@@ -166,6 +172,7 @@ def import_file(
     finally:
         stop.set()  # (after an error here: the reader stops at its next batch)
         reader.join()
+        gc.unfreeze()
     summary.seconds = time.perf_counter() - started
     return summary
 
