@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import get_template_attribute, url_for
+from flask import get_template_attribute, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from markupsafe import Markup, escape
 
@@ -37,19 +38,55 @@ _current_due = Ticket.current_due.fget
 _sla_breached = Ticket.__dict__["sla_breached"].func
 
 
-def sla_marker(ticket, now: datetime, breached_text: str | None = None, dt=None) -> Markup:
+# markupsafe.escape's five replacements, giving a str: escape() makes a Markup object of
+# every value, some twenty a row, each checked for __html__; a row's cells are plain
+# escaped text joined once and made one Markup (RowBuilder.rows).
+_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "'": "&#39;", '"': "&#34;"})
+
+
+def esc(value) -> str:
+    """`value` as text, escaped exactly as markupsafe.escape escapes it."""
+    return str(value).translate(_ESCAPES)
+
+
+def sla_html(ticket, now: datetime, breached_text: str, dt=datetime_text) -> str:
     """The SLA due time, with a visible marker (and text for screen readers) when breached
-    (`ticket`: a Ticket or a page row with its columns)."""
-    due = escape((dt or datetime_text)(_current_due(ticket)))
+    (`ticket`: a Ticket or a page row with its columns), as escaped HTML."""
+    due = esc(dt(_current_due(ticket)))
     if _sla_breached(ticket, now):
-        t = escape(breached_text or _("SLA breached"))
-        # Both escaped above.
-        return Markup(f'<span class="sla-breached" title="{t}">⚠ {due} <b>{t}</b></span>')  # noqa: S704
-    return Markup(f"<span>{due}</span>")  # noqa: S704
+        t = esc(breached_text)
+        return f'<span class="sla-breached" title="{t}">⚠ {due} <b>{t}</b></span>'
+    return f"<span>{due}</span>"
 
 
 def subject_text(subject: str) -> str:
     return subject if len(subject) <= SUBJECT_SHOWN else subject[: SUBJECT_SHOWN - 1] + "…"
+
+
+_FIXED: dict = {}
+
+
+def _fixed_parts() -> dict:
+    """RowBuilder's texts and markup that depend on the language and URL prefix only."""
+    key = (str(get_locale()), request.script_root)
+    fixed = _FIXED.get(key)
+    if fixed is None:
+        placeholder = "NUMBER"
+        desk = escape(url_for("ticket_desk.desk", number=placeholder))
+        fixed = _FIXED[key] = {
+            "desk": tuple(desk.split(placeholder, 1)),
+            "kinds": {k: esc(k.label) for k in TicketKind},
+            "priorities": {
+                p: f'<span class="badge {PRIORITY_CSS[p]}">{esc(p.label)}</span>' for p in Priority
+            },
+            "staff": esc(_("Staff")),
+            "customer": esc(_("Customer")),
+            "breached": _("SLA breached"),
+            "unread": ' <span class="badge badge-info unread" title="{t}">●'
+            '<span class="sr-only"> {t}</span></span>'.format(t=esc(_("Unread by the assignee"))),
+            "badges": {},
+        }
+    return fixed
 
 
 class RowBuilder:
@@ -65,38 +102,32 @@ class RowBuilder:
         self.columns = columns
         self.now = now
         self.department_rows = departments
-        # Once per page: what every row would otherwise compute again.
-        placeholder = "NUMBER"
-        desk = escape(url_for("ticket_desk.desk", number=placeholder))
-        self.desk_before, self.desk_after = desk.split(placeholder, 1)
-        self.kinds = {k: k.label for k in TicketKind}
-        self.priorities = {
-            p: Markup('<span class="badge {}">{}</span>').format(PRIORITY_CSS[p], p.label)
-            for p in Priority
-        }
+        # What every row would otherwise compute again: once per page, and what does
+        # not change with the page (labels, badges, the desk URL's halves) once per
+        # language and URL prefix.
+        fixed = _fixed_parts()
+        self.desk_before, self.desk_after = fixed["desk"]
+        self.kinds, self.priorities = fixed["kinds"], fixed["priorities"]
+        self.staff, self.customer = fixed["staff"], fixed["customer"]
+        self.breached, self.unread = fixed["breached"], fixed["unread"]
         self.departments: dict[int, str] = {}
         self.badges: dict = {}
-        self.staff, self.customer = _("Staff"), _("Customer")
-        self.breached = _("SLA breached")
+        self.shared_badges = fixed["badges"]
         self.dt = short_datetimes()
         self.age = age_texts(now)
-        self.unread = Markup(
-            ' <span class="badge badge-info unread" title="{t}">●'
-            '<span class="sr-only"> {t}</span></span>'
-        ).format(t=_("Unread by the assignee"))
         self.cell = {
             "number": self._number,
             "kind": lambda t: self.kinds[t.kind],
-            "subject": lambda t: subject_text(t.subject),
+            "subject": lambda t: esc(subject_text(t.subject)),
             # User.display_name: the name, else the e-mail.
-            "customer": lambda t: t.customer_name or t.customer_email or "",
-            "assignee": lambda t: t.assignee_name or t.assignee_email or "",
+            "customer": lambda t: esc(t.customer_name or t.customer_email or ""),
+            "assignee": lambda t: esc(t.assignee_name or t.assignee_email or ""),
             "order": self._order,
             "department": self._department,
             "priority": lambda t: self.priorities[t.priority],
-            "age": lambda t: self.age(t.created_at),
-            "sla_due": lambda t: sla_marker(t, self.now, self.breached, self.dt),
-            "last_message_at": lambda t: self.dt(t.last_message_at),
+            "age": lambda t: esc(self.age(t.created_at)),
+            "sla_due": lambda t: sla_html(t, self.now, self.breached, self.dt),
+            "last_message_at": lambda t: esc(self.dt(t.last_message_at)),
             "last_speaker": self._last_speaker,
         }
 
@@ -104,40 +135,43 @@ class RowBuilder:
         """(ticket id, the row's <td> cells as one Markup) per ticket: the template
         then writes one value per row instead of escaping each cell again."""
         cells = [(f'<td class="col-{name}">', self.cell[name]) for name in self.columns]
-        # Safe: the column names are ours (column_list) and every cell goes through
-        # escape(); joining plain strings once per row is the point (no Markup per cell).
+        # Safe: the column names are ours (column_list) and every cell function returns
+        # escaped HTML (esc() on every value it shows).
         return [
-            (t.id, Markup("".join(f"{td}{escape(fn(t))}</td>" for td, fn in cells)))  # noqa: S704
+            (t.id, Markup("".join(f"{td}{fn(t)}</td>" for td, fn in cells)))  # noqa: S704
             for t in tickets
         ]
 
-    def _number(self, t) -> Markup:
-        number = escape(t.number)
-        return Markup(f'<a href="{self.desk_before}{number}{self.desk_after}">{number}</a>')  # noqa: S704
+    def _number(self, t) -> str:
+        number = esc(t.number)
+        return f'<a href="{self.desk_before}{number}{self.desk_after}">{number}</a>'
 
     def _department(self, t) -> str:
         if t.department_id is None:
             return ""
         if t.department_id not in self.departments:
-            self.departments[t.department_id] = str(self.department_rows[t.department_id])
+            self.departments[t.department_id] = esc(self.department_rows[t.department_id])
         return self.departments[t.department_id]
 
-    def _order(self, t) -> Markup:
+    def _order(self, t) -> str:
         """The order number, with the parcel's situation, for a second open ticket on
         the same resi its duplicate mark, and a merged ticket's mark beneath: in the
         order's cell, no extra column (the lists must fit a laptop screen)."""
-        key = (t.situation, getattr(t, "duplicate_of", None), t.merged_into_id is not None)
-        if key not in self.badges:
-            badge = get_template_attribute("_situation.html", "situation_badge")(*key)
-            self.badges[key] = badge if str(badge).strip() else None
-        badge = self.badges[key]
-        number = t.order_number or ""
-        return Markup(f"{escape(number)}<br>{badge}") if badge else escape(number)  # noqa: S704
+        duplicate = getattr(t, "duplicate_of", None)
+        key = (t.situation, duplicate, t.merged_into_id is not None)
+        # Without a duplicate mark a badge is the same on every page of this language.
+        badges = self.badges if duplicate else self.shared_badges
+        if key not in badges:
+            badge = str(get_template_attribute("_situation.html", "situation_badge")(*key))
+            badges[key] = badge if badge.strip() else None
+        badge = badges[key]
+        number = esc(t.order_number or "")
+        return f"{number}<br>{badge}" if badge else number
 
-    def _last_speaker(self, t) -> Markup:
+    def _last_speaker(self, t) -> str:
         """Customer or staff, and an unread mark when the customer wrote after the
         assignee last opened the ticket."""
-        who = escape(self.staff if t.last_from_staff else self.customer)
+        who = self.staff if t.last_from_staff else self.customer
         if presence.is_unread(t, t.opened_at):
             return who + self.unread
         return who

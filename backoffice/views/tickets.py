@@ -10,10 +10,11 @@ from __future__ import annotations
 from flask import flash, g, redirect, request, url_for
 from flask_admin import expose
 from flask_admin.actions import action
+from flask_admin.babel import gettext as flask_admin_gettext
 from flask_admin.contrib.sqla.filters import FilterLike
+from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_babel import ngettext
 from flask_login import current_user
 from sqlalchemy import and_, case
 from sqlalchemy.orm import aliased, joinedload
@@ -378,28 +379,44 @@ class TicketListView(TicketActionsMixin, SecureModelView):
             perm.staff_with(perm.BACKOFFICE).with_only_columns(User.id, User.name, User.email)
         ).all()
         departments = [d for d in filter_departments() if d.active]
+        labels = self._queue_labels()
         return {
             "assignee": queue.assignee,
             "spoke": queue.spoke,
             "assignee_links": [
-                ("", _("Everyone's"), link(assignee="")),
-                (queues.ASSIGNEE_ME, _("Mine"), link(assignee=queues.ASSIGNEE_ME)),
-                (queues.ASSIGNEE_NONE, _("Unassigned"), link(assignee=queues.ASSIGNEE_NONE)),
+                (value, labels[value or "everyone"], link(assignee=value))
+                for value in ("", queues.ASSIGNEE_ME, queues.ASSIGNEE_NONE)
             ],
             "spoke_links": [
-                ("", _("Anyone"), link(spoke="")),
-                (queues.SPOKE_CUSTOMER, _("Customer"), link(spoke=queues.SPOKE_CUSTOMER)),
-                (queues.SPOKE_STAFF, _("Staff"), link(spoke=queues.SPOKE_STAFF)),
+                (value, labels[value or "anyone"], link(spoke=value))
+                for value in ("", queues.SPOKE_CUSTOMER, queues.SPOKE_STAFF)
             ],
             "colleagues": [(str(u.id), u.name or u.email) for u in colleagues],
             "departments": [(str(d.id), f"{d.code} — {d}") for d in departments],
-            "priorities": [(p.value, p.label) for p in Priority],
+            "priorities": labels["priorities"],
             "hidden": [(k, v) for k, v in kept.items() if k != "assignee"],
         }
+
+    def _queue_labels(self) -> dict:
+        """The queue bar's link texts and the priorities, once per language."""
+        language = str(get_locale())
+        made = self.__dict__.setdefault("_queue_texts", {})
+        if language not in made:
+            made[language] = {
+                "everyone": _("Everyone's"),
+                queues.ASSIGNEE_ME: _("Mine"),
+                queues.ASSIGNEE_NONE: _("Unassigned"),
+                "anyone": _("Anyone"),
+                queues.SPOKE_CUSTOMER: _("Customer"),
+                queues.SPOKE_STAFF: _("Staff"),
+                "priorities": [(p.value, str(p.label)) for p in Priority],
+            }
+        return made[language]
 
     def render(self, template, **kwargs):
         kwargs.setdefault("ticket_status", self.status)
         if template == self.list_template:
+            kwargs["list_columns"] = self.column_texts()
             kwargs.setdefault("queue", self.queue_links())
             builder = RowBuilder(
                 [name for name, _label in self._list_columns],
@@ -411,11 +428,42 @@ class TicketListView(TicketActionsMixin, SecureModelView):
         kwargs.setdefault("search_help", self.search_help())
         return super().render(template, **kwargs)
 
+    def column_texts(self) -> list[tuple[str, str, str]]:
+        """(column, label, its sort link's title) in this language, made once per language
+        (each label is a lazy string: the header asked for its translation three times)."""
+        language = str(get_locale())
+        made = self.__dict__.setdefault("_column_texts", {})
+        if language not in made:
+            made[language] = [
+                (c, str(name), flask_admin_gettext("Sort by %(name)s", name=str(name)))
+                for c, name in self._list_columns
+            ]
+        return made[language]
+
     @expose("/details/")
     def details_view(self):
         """A row's details are its desk; an id outside the list's scope is a 404."""
         ticket = self.get_one(request.args.get("id"))
         return redirect(desk_url(ticket))
+
+    def get_actions_list(self):
+        """Flask-Admin's (allowed actions, their confirmations), with the texts translated
+        once per language rather than twice per action on every page."""
+        language = str(get_locale())
+        made = self.__dict__.setdefault("_action_texts", {})
+        if language not in made:
+            made[language] = {
+                name: (str(text), str(confirm) if confirm else None)
+                for name, (_handler, text, confirm) in self._actions_data.items()
+            }
+        texts = made[language]
+        actions, confirmations = [], {}
+        for name, _text in self._actions:
+            if self.is_action_allowed(name):
+                actions.append((name, texts[name][0]))
+                if texts[name][1]:
+                    confirmations[name] = texts[name][1]
+        return actions, confirmations
 
     def is_action_allowed(self, name: str) -> bool:
         if name == "assign_to_me":
