@@ -6,10 +6,9 @@ The menu each role sees is docs/architecture.md §1: Flask-Admin leaves out ever
 
 from __future__ import annotations
 
-from flask import Flask, Response, request
+from flask import Flask
 from flask_admin import Admin
 from flask_admin.theme import Bootstrap4Theme
-from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 
 from ..extensions import db
@@ -43,7 +42,7 @@ from .notices import NoticesView, menu_notice_count
 from .orders import OrderView
 from .reports import ReportView
 from .tickets import LISTS, TicketListView
-from .urls import static_url_for
+from .urls import AdminStatic, admin_assets, static_url_for
 from .whatsapp_templates import WhatsAppTemplateView
 
 TICKETS = _l("Tickets")
@@ -136,25 +135,8 @@ def init_admin(app: Flask) -> Admin:
     app.jinja_env.globals["menu_notice_count"] = menu_notice_count
     app.jinja_env.globals["cached_menu"] = cached_menu
     app.jinja_env.globals["url_for"] = static_url_for
+    app.jinja_env.globals["admin_assets"] = admin_assets
+    app.jinja_env.globals["admin_static"] = AdminStatic
     app.jinja_env.globals["desk_channel_badge"] = desk_context.channel_badge
     formatting.register(app)
-    app.after_request(_html_lang)
     return admin
-
-
-def _html_lang(response: Response) -> Response:
-    """Give back-office pages their language: Flask-Admin's base template writes a bare
-    `<html>` outside any block, and screen readers, hyphenation and the browser's
-    translate prompt read the page's language from it."""
-    if (
-        request.path.startswith("/admin")
-        and response.mimetype == "text/html"
-        and not response.direct_passthrough
-        and not response.is_streamed
-    ):
-        body = response.get_data(as_text=True)
-        if "<html>" in body[:200]:
-            locale = get_locale()
-            lang = locale.language if locale else "id"
-            response.set_data(body.replace("<html>", f'<html lang="{lang}">', 1))
-    return response

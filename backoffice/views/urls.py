@@ -6,6 +6,7 @@ repeat from request to request:
 - static files (Flask-Admin's and ours): the same filename gives the same URL, so
   each is built once per process and URL prefix (`static_url_for`, the templates'
   `url_for`);
+- the stylesheets and scripts of every page (Flask-Admin's and ours, `admin_assets`);
 - a list's own links (sort, pager, page size, filters, search): its index URL plus
   a query string, so the index URL is built once and the query string encoded as
   werkzeug encodes it (`list_url`).
@@ -13,6 +14,7 @@ repeat from request to request:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from flask import has_request_context, request, url_for
@@ -44,6 +46,70 @@ def static_url_for(endpoint: str, **values) -> str:
     if any(name.startswith("_") for name, _value in key[2]):  # _external, _scheme, …
         return url_for(endpoint, **values)
     return _remember(key, lambda: url_for(endpoint, **values))
+
+
+@dataclass(frozen=True)
+class Assets:
+    css: tuple[str, ...]
+    js: tuple[str, ...]
+    own_css: str
+    own_js: str
+
+
+# Flask-Admin 2.2.1's bootstrap4 admin/base.html: its files and their versions, in its order.
+_ADMIN_CSS = (
+    ("bootstrap/bootstrap4/swatch/{swatch}/bootstrap.min.css", "4.6.2"),
+    ("bootstrap/bootstrap4/css/bootstrap.min.css", "4.6.2"),  # the "default" swatch only
+    ("admin/css/bootstrap4/admin.css", "1.1.1"),
+    ("bootstrap/bootstrap4/css/font-awesome.min.css", "4.7.0"),
+)
+_ADMIN_JS = (
+    ("vendor/jquery.min.js", "3.5.1"),
+    ("bootstrap/bootstrap4/js/popper.min.js", None),
+    ("bootstrap/bootstrap4/js/bootstrap.min.js", "4.6.2"),
+    ("vendor/moment.min.js", "2.9.4"),
+    ("vendor/bootstrap4/util.js", "4.3.1"),
+    ("vendor/bootstrap4/dropdown.js", "4.3.1"),
+    ("vendor/select2/select2.min.js", "4.2.1"),
+    ("vendor/multi-level-dropdowns-bootstrap/bootstrap4-dropdown-ml-hack.js", None),
+    ("admin/js/helpers.js", "1.0.0"),
+)
+
+
+def admin_assets(theme) -> Assets:
+    """The stylesheets and scripts of a back-office page (templates/admin/master.html),
+    as Flask-Admin's base template links them, built once per swatch and URL prefix."""
+
+    def make() -> Assets:
+        def admin_url(filename, version):
+            if version is None:
+                return url_for("admin.static", filename=filename)
+            return url_for("admin.static", filename=filename, v=version)
+
+        css = [
+            admin_url(name.format(swatch=theme.swatch), version)
+            for i, (name, version) in enumerate(_ADMIN_CSS)
+            if i != 1 or theme.swatch == "default"
+        ]
+        return Assets(
+            css=tuple(css),
+            js=tuple(admin_url(name, version) for name, version in _ADMIN_JS),
+            own_css=url_for("static", filename="admin.css"),
+            own_js=url_for("static", filename="admin-common.js"),
+        )
+
+    return _remember(("assets", theme.swatch, request.script_root), make)
+
+
+class AdminStatic:
+    """`admin_static` of Flask-Admin's templates: its base template imports
+    admin/static.html under that name, and some pages (model/details.html,
+    file/list.html) use it without importing it themselves. carebox's page frame does
+    not import it (templates/admin/master.html); this stands in for it."""
+
+    @staticmethod
+    def url(filename: str, **values) -> str:
+        return static_url_for("admin.static", filename=filename, **values)
 
 
 # werkzeug.urls._urlencode: the characters a query string keeps as they are.
