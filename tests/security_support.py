@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterable
 
 from sqlalchemy import select
+from sqlalchemy.orm.attributes import set_committed_value
 
 from backoffice import create_app
+from backoffice.domain.outbox import render
 from backoffice.models import OutboxEmail
 
 BASE = "https://care.example.com"
@@ -32,11 +35,24 @@ def make_app(database_url: str, env: str = "testing", **config):
     return create_app(settings)
 
 
+def as_sent(rows: Iterable[OutboxEmail]) -> list[OutboxEmail]:
+    """`rows` with the text and HTML the outbox worker renders for a row queued unrendered
+    (outbox.enqueue_template), set on the loaded rows only (nothing is written)."""
+    rows = list(rows)
+    for row in rows:
+        if row.body_text is None:
+            text, html = render(row.template, row.lang, row.subject, row.context)
+            set_committed_value(row, "body_text", text)
+            set_committed_value(row, "body_html", html)
+    return rows
+
+
 def mail_to(db, address: str) -> list[OutboxEmail]:
-    """Every email queued for `address`, oldest first (a fresh snapshot on MariaDB)."""
+    """Every email queued for `address`, oldest first (a fresh snapshot on MariaDB), as
+    the worker sends it (as_sent)."""
     db.session.commit()
     rows = db.session.scalars(select(OutboxEmail).order_by(OutboxEmail.id)).all()
-    return [r for r in rows if address in r.recipient]
+    return as_sent(r for r in rows if address in r.recipient)
 
 
 def links_in(row: OutboxEmail) -> list[str]:

@@ -16,12 +16,14 @@ from backoffice.domain import tickets as lifecycle
 from backoffice.domain.inbound import Incoming
 from backoffice.models import MessageChannel, OutboxEmail, TicketStatus
 
+from .security_support import as_sent
+
 
 def mails(db, address=None) -> list[OutboxEmail]:
     stmt = select(OutboxEmail).order_by(OutboxEmail.id)
     if address:
         stmt = stmt.where(OutboxEmail.recipient.contains(address))
-    return list(db.session.scalars(stmt))
+    return as_sent(db.session.scalars(stmt))
 
 
 def headers(row: OutboxEmail) -> dict:

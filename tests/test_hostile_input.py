@@ -23,6 +23,8 @@ from backoffice.domain.shipments import EventIn, record_events
 from backoffice.models import OutboxEmail, Product, TicketKind, TrackingSource
 from backoffice.models.base import utcnow
 
+from .security_support import as_sent
+
 HOSTILE = '=HYPERLINK("http://x.test/","<script>alert(1)</script>\\"><img src=x onerror=alert(2)>")'
 RAW = ("<script>", "<img src=x", "onerror=alert(2)>")  # never as markup in HTML
 
@@ -40,7 +42,7 @@ def assert_plain_text(text: str, where: str) -> None:
 def _mails(db, *emails: str) -> list[OutboxEmail]:
     db.session.commit()
     rows = db.session.scalars(select(OutboxEmail).order_by(OutboxEmail.id))
-    return [m for m in rows if any(e in m.recipient for e in emails)]
+    return as_sent(m for m in rows if any(e in m.recipient for e in emails))
 
 
 def _wib(hours_ago: float = 1) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -59,14 +60,57 @@ def test_ticket_received_goes_to_the_customer_with_number_and_link(db, make, smt
     assert '<html lang="en">' in html
 
 
-def test_email_is_rendered_in_the_recipients_language(db, make, app):
-    en = make.user(locale="en")
-    idn = make.user(locale="id")
+def test_email_is_rendered_in_the_recipients_language(db, make, smtp):
+    en = make.user(email="en@example.com", locale="en")
+    idn = make.user(email="id@example.com", locale="id")
     tickets.file_ticket(en, TicketKind.CRITICISM, "A", "a")
     tickets.file_ticket(idn, TicketKind.CRITICISM, "B", "b")
-    rows = outbox(db)
-    assert '<html lang="en">' in rows[0].body_html
-    assert '<html lang="id">' in rows[1].body_html
+    deliver(db, smtp)
+    [english], [indonesian] = smtp.to(en.email), smtp.to(idn.email)
+    assert '<html lang="en">' in html_of(english) and "We received" in text_of(english)
+    assert '<html lang="id">' in html_of(indonesian) and "We received" not in text_of(indonesian)
+    assert "received" in english["Subject"] and "received" not in indonesian["Subject"]
+
+
+def test_filing_renders_no_email_the_worker_does_and_keeps_what_it_sent(db, make, smtp):
+    """The filing's emails are queued as template, language and context (rendered by the
+    outbox worker, not in the request); once sent, the row holds the text and HTML sent."""
+    make.user(perm.ADMIN_DEPARTMENT, department="CS", email="cs-admin@example.com", locale="en")
+    customer = make.user(email="rani@example.com")
+    ticket = tickets.file_ticket(customer, TicketKind.QUESTION, NASTY, "Kapan sampai?")
+    assert ticket.status is TicketStatus.TEAM  # routed: the department's admin hears too
+    queued = outbox(db)
+    assert [(r.template, r.lang, r.body_text, r.body_html) for r in queued] == [
+        ("ticket_filed", "id", None, None),
+        ("department_ticket", "en", None, None),
+    ]
+    # As typed: the template escapes it when the worker renders it.
+    assert json.loads(queued[0].context)["ticket"]["subject"] == NASTY
+    sent = {m["To"].addresses[0].addr_spec: m for m in deliver(db, smtp)}
+    db.session.expire_all()
+    for row in outbox(db):
+        message = sent[row.recipient.rpartition("<")[2].rstrip(">")]
+        assert row.body_text.strip() == text_of(message).strip()  # (MIME ends with a newline)
+        assert row.body_html.strip() == html_of(message).strip()
+        assert "<script>" not in row.body_html and "&lt;script&gt;" in row.body_html
+    admin_text = text_of(sent["cs-admin@example.com"])
+    assert "Kind: Question" in admin_text and "Priority: Normal" in admin_text
+    assert "Customer Service" in admin_text  # the department in the admin's language
+
+
+def test_an_email_that_cannot_be_rendered_is_retried_and_holds_up_nothing(db, make, smtp):
+    first = make.user(email="first@example.com")
+    second = make.user(email="second@example.com")
+    tickets.file_ticket(first, TicketKind.QUESTION, "Satu", "a")
+    tickets.file_ticket(second, TicketKind.QUESTION, "Dua", "b")
+    broken = outbox(db)[0]
+    broken.template = "no_such_template"  # a template a deploy took away
+    report = (db.session.commit(), mailer.send_pending())[1]
+    assert (report.claimed, report.sent, report.retried) == (2, 1, 1)
+    assert addresses(smtp.messages) == ["second@example.com"]
+    db.session.expire_all()
+    assert broken.status.value == "pending" and broken.body_text is None
+    assert "no_such_template" in broken.last_error
 
 
 def test_routed_ticket_tells_the_admins_of_that_department_only(db, make, smtp):

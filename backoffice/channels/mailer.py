@@ -18,6 +18,11 @@ Guarantees:
   between the server's "250 OK" and the commit of `sent` leaves a row that is
   sent again after the claim timeout, under the same Message-ID.
 
+- A row queued unrendered (domain/outbox.py `enqueue_template`) is rendered here before
+  each attempt, from the template, language and context stored with it; what was sent is
+  stored with `sent`. A row that cannot be rendered is refused like a message the server
+  refuses (retried, then `failed`), without holding up the rest of the batch.
+
 - Announcements are queued here too, a chunk per turn of the worker (`work`), so
   that the admin's request that confirms a send stays short whatever the audience.
 
@@ -42,12 +47,13 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 
 from flask import current_app
+from jinja2 import TemplateError
 from sqlalchemy import and_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from ..config import ConfigError
-from ..domain import announcements
+from ..domain import announcements, outbox
 from ..extensions import db
 from ..models import AnnouncementSend, OutboxEmail, OutboxStatus
 from ..models.base import utcnow
@@ -113,6 +119,9 @@ class Claimed:
     message_id: str | None
     headers: str | None
     announcement_send_id: int | None
+    template: str | None = None
+    lang: str | None = None
+    context: str | None = None
 
 
 @dataclass
@@ -220,7 +229,12 @@ def transport():
 
 
 def build_message(row: Claimed) -> EmailMessage:
-    """The MIME message of a row: text, plus an HTML alternative when there is one."""
+    """The MIME message of a row: text, plus an HTML alternative when there is one; a row
+    queued unrendered is rendered first (its bodies kept on `row` for `_mark_sent`)."""
+    if row.template:
+        row.body_text, row.body_html = outbox.render(
+            row.template, row.lang or "", row.subject, row.context or "{}"
+        )
     config = current_app.config
     msg = EmailMessage(policy=MAIL_POLICY)
     msg["From"] = row.sender or config["MAIL_DEFAULT_SENDER"]
@@ -314,6 +328,9 @@ def claim(batch: int | None = None, now: datetime | None = None) -> list[Claimed
                 T.c.message_id,
                 T.c.headers,
                 T.c.announcement_send_id,
+                T.c.template,
+                T.c.lang,
+                T.c.context,
             )
             .where(T.c.claim_token == token)
             .order_by(T.c.id)
@@ -364,17 +381,20 @@ def _count(conn: Connection, row: Claimed, column: str) -> None:
 
 
 def _mark_sent(row: Claimed, now: datetime) -> None:
+    values = {
+        "status": OutboxStatus.SENT.value,
+        "sent_at": now,
+        "claim_token": None,
+        "last_error": None,
+    }
+    if row.template:  # rendered by this worker: the row keeps what was sent
+        values.update(body_text=row.body_text, body_html=row.body_html)
+
     # Retried on a conflict (two workers counting sends of one announcement on two
     # nodes): a mail sent but not recorded would be sent again after the claim timeout.
     def record() -> int:
         with db.engine.begin() as conn:
-            done = conn.execute(
-                update(T)
-                .where(_mine(row))
-                .values(
-                    status=OutboxStatus.SENT.value, sent_at=now, claim_token=None, last_error=None
-                )
-            ).rowcount
+            done = conn.execute(update(T).where(_mine(row)).values(**values)).rowcount
             if done:
                 _count(conn, row, "sent")
             return done
@@ -449,7 +469,17 @@ def deliver(
                 report.lost += 1
                 continue
             try:
-                sender.send(build_message(row))
+                message = build_message(row)
+            except (TemplateError, ValueError, KeyError, TypeError) as exc:
+                # Unrenderable (a template gone or broken by a deploy, a context it cannot
+                # use): retried later like a refusal, and the batch goes on meanwhile.
+                if _mark_refused(row, exc, clock(), cfg):
+                    report.failed += 1
+                else:
+                    report.retried += 1
+                continue
+            try:
+                sender.send(message)
             except TransportUnavailable as exc:
                 rest = rows[index:]
                 _release(rest, f"SMTP unavailable: {exc}", clock(), cfg)

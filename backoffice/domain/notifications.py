@@ -7,7 +7,9 @@ part of the same transaction: committed with the change, or not at all.
 Every email is rendered in its recipient's language (`user.locale`), as plain
 text and as autoescaped HTML (`templates/email/`): user-written values such as
 subjects and replies are escaped there. Internal notes never reach a template:
-`message_posted` ignores them before rendering anything.
+`message_posted` ignores them before rendering anything. The emails of a filing
+(`ticket_filed`, `ticket_reached_department`) are queued unrendered (`send_later`) and
+rendered by the outbox worker, so that filing a ticket renders no template.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from ..models.base import utcnow
 from . import DomainError
 from . import permissions as perm
 from .links import TokenState, absolute_url, sign, verify
-from .outbox import enqueue
+from .outbox import enqueue, enqueue_template
 
 RATING_PURPOSE = "rate"
 
@@ -68,6 +70,31 @@ def send_to(
         html = render_template(f"email/{template}.html", **ctx)
     recipient = (user.name, user.email) if user.name else user.email
     enqueue(recipient, title, text, html, headers=headers)
+
+
+def send_later(
+    user: User,
+    template: str,
+    subject: Callable[[], str],
+    headers: dict[str, str] | None = None,
+    **context,
+) -> None:
+    """As `send_to`, rendered by the outbox worker (outbox.enqueue_template): `context`
+    holds JSON values, and callables among them are called under the recipient's locale
+    like `subject` (labels in their language). The template's `recipient` is their
+    `display_name` and `contact_only`."""
+    lang = _lang(user)
+    with force_locale(lang):
+        title = str(subject())
+        ctx = {k: v() if callable(v) else v for k, v in context.items()}
+    ctx["recipient"] = {"display_name": user.display_name, "contact_only": user.contact_only}
+    recipient = (user.name, user.email) if user.name else user.email
+    enqueue_template(recipient, title, template, lang, ctx, headers=headers)
+
+
+def _ticket_facts(ticket: Ticket) -> dict:
+    """What the worker-rendered emails print of a ticket (JSON: the subject as typed)."""
+    return {"number": ticket.number, "subject": ticket.subject}
 
 
 def _about(ticket: Ticket, automatic: bool = True, **known) -> dict:
@@ -108,11 +135,11 @@ def ticket_filed(ticket: Ticket, first_message: TicketMessage | None = None) -> 
         known["last_email"] = first_message.external_id if email else None
     customer = _customer(ticket)
     if customer is not None:
-        send_to(
+        send_later(
             customer,
             "ticket_filed",
             lambda: _("[%(number)s] We received your ticket", number=ticket.number),
-            ticket=ticket,
+            ticket=_ticket_facts(ticket),
             ticket_url=_ticket_url(ticket),
             **_about(ticket, **known),
         )
@@ -426,11 +453,13 @@ def ticket_reached_department(
             continue
         about = about or _about(ticket, **known)
         name = department.name_en if _lang(admin) == "en" else department.name_id
-        send_to(
+        send_later(
             admin,
             "department_ticket",
             lambda: _("[%(number)s] New ticket for your department", number=ticket.number),
-            ticket=ticket,
+            ticket=_ticket_facts(ticket),
+            kind_label=lambda: ticket.kind.label,
+            priority_label=lambda: ticket.priority.label,
             department_name=name,
             admin_url=link,
             **about,

@@ -3,6 +3,10 @@
 Nothing here talks to SMTP: `backoffice.channels.mailer` delivers the rows. `enqueue`
 only adds to the session (no flush, no commit), so the email exists exactly
 when the change that caused it is committed.
+
+A row holds its rendered text and HTML, or (`enqueue_template`) the template, language
+and JSON context that `render` turns into them: the worker renders such a row when it
+sends it, so the request that queued it (filing a ticket) renders nothing.
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from email.utils import formataddr, getaddresses, make_msgid, parseaddr
 
-from flask import current_app
+from flask import current_app, render_template
+from flask_babel import force_locale
 from sqlalchemy import insert
 
 from ..extensions import db
@@ -99,6 +104,34 @@ def enqueue(
     row = OutboxEmail(**outbox_row(recipient, subject, text, html, **options))
     db.session.add(row)
     return row
+
+
+def enqueue_template(
+    recipient: str | tuple[str, str],
+    subject: str,
+    template: str,
+    lang: str,
+    context: Mapping[str, object],
+    **options,
+) -> OutboxEmail:
+    """Queue one email as `email/<template>.txt/.html` to render in `lang` with `context`,
+    which must be JSON values: what the template prints, user-written text as typed (the
+    HTML template escapes it when the worker renders it, as it would here). Otherwise as
+    `enqueue`: in the caller's transaction, one recipient, a header-safe subject."""
+    values = outbox_row(recipient, subject, "", **options)
+    values.update(body_text=None, template=template, lang=lang, context=json.dumps(context))
+    row = OutboxEmail(**values)
+    db.session.add(row)
+    return row
+
+
+def render(template: str, lang: str, subject: str, context: str) -> tuple[str, str]:
+    """The text and HTML of a row queued by `enqueue_template` (`context` its JSON)."""
+    ctx = {**json.loads(context), "subject": subject, "lang": lang}
+    with force_locale(lang):
+        text = render_template(f"email/{template}.txt", **ctx)
+        html = render_template(f"email/{template}.html", **ctx)
+    return text, html
 
 
 def enqueue_once(rows: list[dict]) -> int:

@@ -25,12 +25,14 @@ class OutboxEmail(db.Model):
         Index("ix_outbox_status_due", "status", "next_attempt_at"),
         CheckConstraint("status <> 'sent' OR sent_at IS NOT NULL", name="sent_has_time"),
         CheckConstraint("status <> 'sending' OR claim_token IS NOT NULL", name="sending_claimed"),
+        CheckConstraint("body_text IS NOT NULL OR template IS NOT NULL", name="body_or_template"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     recipient: Mapped[str] = mapped_column(String(255))
     subject: Mapped[str] = mapped_column(String(255))
-    body_text: Mapped[str] = mapped_column(Text)
+    # None until the worker renders `template` (then the text and HTML it sent).
+    body_text: Mapped[str | None] = mapped_column(Text)
     body_html: Mapped[str | None] = mapped_column(Text)
     category: Mapped[str] = mapped_column(String(40), default="transactional")
     status: Mapped[OutboxStatus] = mapped_column(
@@ -53,3 +55,8 @@ class OutboxEmail(db.Model):
     # What the email is about, once: a second row with the same key is never queued
     # (e.g. `shipment:<order id>:<event>:<occurred_at>`, one email per tracking event).
     dedupe_key: Mapped[str | None] = mapped_column(String(80), unique=True)
+    # Queued unrendered (domain/outbox.py enqueue_template): `email/<template>.txt/.html`
+    # in `lang` with `context` (JSON), rendered by the worker that sends it.
+    template: Mapped[str | None] = mapped_column(String(60))
+    lang: Mapped[str | None] = mapped_column(String(8))
+    context: Mapped[str | None] = mapped_column(Text)
