@@ -106,3 +106,35 @@ def test_other_roles_see_no_figures_and_store_none(login_as, db, known):  # noqa
     html = b.get("/admin/").get_data(as_text=True)
     assert 'id="master-figures"' not in html
     assert db.session.scalars(select(DashboardSnapshot)).all() == []
+
+
+def _charts(html: str) -> str:
+    start = html.index('<div class="col-xl-4 col-lg-6 mb-4 chart">')
+    return html[start : html.rindex("</details>")]
+
+
+def test_the_charts_are_drawn_once_per_figures_and_language(login_as, make, db, known):  # noqa: F811
+    from backoffice.views import dashboard
+
+    b, staff = login_as(perm.MASTER_ADMIN, locale="en")
+    dashboard._DRAWN.clear()
+    english = b.get("/admin/").get_data(as_text=True)
+    assert "Tickets per day by status" in english and len(dashboard._DRAWN) == 1
+    assert _charts(b.get("/admin/").get_data(as_text=True)) == _charts(english)
+    assert len(dashboard._DRAWN) == 1  # reused: the same figures and language
+    # Drawn anew, the reused drawing is the same.
+    dashboard._DRAWN.clear()
+    assert _charts(b.get("/admin/").get_data(as_text=True)) == _charts(english)
+    # Another language: its own drawing.
+    staff.locale = "id"
+    db.session.commit()
+    indonesian = b.get("/admin/").get_data(as_text=True)
+    assert "Tickets per day by status" not in _charts(indonesian) and len(dashboard._DRAWN) == 2
+    # New figures: a new drawing with them.
+    make.ticket("progress")
+    db.session.commit()
+    row = db.session.get(DashboardSnapshot, dashboard_snapshot.KEY)
+    row.computed_at -= dashboard_snapshot.MAX_AGE + timedelta(seconds=1)
+    db.session.commit()
+    html = b.get("/admin/").get_data(as_text=True)
+    assert len(dashboard._DRAWN) == 3 and _charts(html) != _charts(indonesian)
