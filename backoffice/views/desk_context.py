@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from flask import g, get_template_attribute
-from flask_babel import get_locale
+from flask_babel import get_locale, ngettext
+from flask_babel import gettext as _
 from markupsafe import Markup
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import joinedload
@@ -167,3 +168,18 @@ def merge_candidates(ticket: Ticket, user, limit: int = 20) -> list[Ticket]:
     if same_parcel is not None:
         order.insert(0, case((same_parcel, 0), else_=1))
     return list(db.session.scalars(stmt.order_by(*order).limit(limit)))
+
+
+def presence_text(people) -> str:
+    """One line for the desk: who is replying, who else is viewing ("" when nobody)."""
+    typing = [p.name for p in people if p.typing]
+    viewing = [p.name for p in people if not p.typing]
+    parts = []
+    if typing:
+        names = ", ".join(typing)
+        parts.append(
+            ngettext("%(names)s is replying…", "%(names)s are replying…", len(typing), names=names)
+        )
+    if viewing:
+        parts.append(_("Also viewing: %(names)s", names=", ".join(viewing)))
+    return " · ".join(parts)
