@@ -130,6 +130,7 @@ def create_app(config: dict | str | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)  # before Security (docs/architecture.md §13, trap 1)
     babel.init_app(app, locale_selector=i18n.select_locale)
+    i18n.init_app(app)  # after Babel: the templates' gettext
     limiter.init_app(app)
     security_setup.init_app(app)
     idle_polls.init_app(app)  # after Security: just before Flask-Principal's hook

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from babel.messages.pofile import read_po
 from flask_babel import force_locale
+from markupsafe import escape
 from werkzeug.datastructures import MultiDict
 from wtforms import StringField
 from wtforms.validators import DataRequired
@@ -178,3 +179,38 @@ def test_flask_security_messages_in_indonesian(browser, make, db):
     assert "Autentikasi gagal" in text(resp) and "Authentication failed" not in text(resp)
     resp = browser.post("/login", data, headers=EN, form_url="/login")
     assert "Authentication failed" in text(resp)
+
+
+def _every_label():
+    from backoffice.models import enums
+
+    for cls in vars(enums).values():
+        if isinstance(cls, type) and issubclass(cls, enums.LabelledEnum) and cls._member_map_:
+            yield from cls
+
+
+def test_remembered_texts_read_as_flask_babels(app):
+    """Labels and the templates' `_()` are remembered per language (issue 16, the desk's
+    rendering): each reads exactly what flask_babel gives, in each language, forced or
+    chosen, and the cheap locale and zone reads are flask_babel's."""
+    import flask_babel
+    from flask import render_template_string
+
+    from backoffice import i18n
+
+    strings = ["Conversation", "Internal note", "Keyboard shortcuts", "Priority", "no such text"]
+    with app.test_request_context("/admin/"):
+        for lang in ("id", "en", "id"):  # back again: nothing sticks from the other one
+            with flask_babel.force_locale(lang):
+                assert i18n.current_locale() == flask_babel.get_locale()
+                assert i18n.current_timezone() == flask_babel.get_timezone()
+                for member in _every_label():  # its lazy string, read through flask_babel
+                    assert member.label == str(type(member)._labels()[member])
+                for s in strings:
+                    want = flask_babel.gettext(s)
+                    assert render_template_string("{{ _(s) }}", s=s) == str(escape(want))
+                assert render_template_string("{{ _('Ticket %(number)s', number='<b>') }}") == str(
+                    escape(flask_babel.gettext("Ticket %(number)s", number="<b>"))
+                )
+        flask_babel.refresh()
+        assert i18n.current_locale() == flask_babel.get_locale()

@@ -336,3 +336,26 @@ def test_others_cannot_add_events(login_as, make, db, role):
 )
 def test_which_events_warrant_a_customer_notification(kind, age, warrants):
     assert shipments.warrants_customer_notification(kind, NOW - age, now=NOW) is warrants
+
+
+@pytest.mark.parametrize("locale", ["id", "en"])
+def test_an_events_local_time_reads_as_babels(app, locale):
+    """shipments.local_time (one a scan on every timeline) gives exactly Babel's text of
+    LOCAL_TIME_PATTERN: every month's abbreviation, years, month ends, each zone."""
+    import random
+
+    rng = random.Random(10)
+    start = datetime(1999, 12, 31, 16, 59)
+    moments = [datetime(2026, month, 28, 23, 59) for month in range(1, 13)]
+    moments += [start + timedelta(minutes=rng.randrange(60 * 24 * 366 * 40)) for _ in range(500)]
+    offsets = [420, 480, 540, 0, -150, 345]
+    with app.test_request_context("/track"), flask_babel.force_locale(locale):
+        for at in moments:
+            for offset in offsets:
+                local = at + timedelta(minutes=offset)
+                babel = flask_babel.format_datetime(
+                    local, shipments.LOCAL_TIME_PATTERN, rebase=False
+                )
+                assert shipments.local_time(at, offset).rsplit(" ", 1)[0] == babel
+    with app.test_request_context("/track"), flask_babel.force_locale("id"):
+        assert shipments.local_time(datetime(2026, 12, 1, 7, 5), 420) == "01 Des 2026 14:05 WIB"

@@ -9,6 +9,7 @@ from decimal import Decimal
 from flask_babel import format_datetime, format_decimal, format_timedelta, get_timezone
 
 from ..domain import event_notes
+from ..i18n import current_timezone
 
 SHORT_PATTERN = "yyyy-MM-dd HH:mm"
 
@@ -26,7 +27,7 @@ def datetime_text(value: datetime | None) -> str:
     (Babel's `format_datetime` with SHORT_PATTERN)."""
     if value is None:
         return "—"
-    return _short(value, get_timezone())
+    return _short(value, current_timezone())
 
 
 def short_datetimes() -> Callable[[datetime | None], str]:

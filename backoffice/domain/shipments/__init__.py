@@ -49,6 +49,7 @@ from .events import (
     parse_occurred_at,
 )
 from .parcels import (
+    LOCAL_TIME_PATTERN,
     MOVING,
     ZONES,
     Shipment,
@@ -142,6 +143,7 @@ __all__ = [
     "late_from",
     "latest_status_text",
     "local_time",
+    "LOCAL_TIME_PATTERN",
     "make_resi",
     "normalise_resi",
     "orders_of",
