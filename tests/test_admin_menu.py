@@ -100,3 +100,34 @@ def test_list_and_static_links_are_what_url_for_builds(app):
         )
     with app.test_request_context("/admin/", base_url="http://example.test/care/"):
         assert static_url_for("static", filename="admin.css") == "/care/static/admin.css"
+
+
+def test_the_entries_worked_out_once_per_access_key_are_what_every_view_says(
+    app, login_as, make, db
+):
+    """Per role, with and without a department: the entries reused for an access key
+    are those every view's own check gives for the user (views/menu.py)."""
+    from flask_login import login_user
+
+    from backoffice.views.menu import ask_every_view, shown_items
+
+    admin = app.extensions["admin"][0]
+    users = [make.user(role=role) for role in perm.ROLE_PERMISSIONS]
+    no_department = make.user(role=perm.ADMIN_DEPARTMENT)
+    no_department.department = None
+    users.append(no_department)
+    users.append(make.user(role=perm.CUSTOMER_SERVICE, department="OPS"))
+    db.session.commit()
+    admin.__dict__.pop("_carebox_shown", None)
+    for _round in range(2):
+        for user in users:
+            with app.test_request_context("/admin/"):
+                login_user(user)
+                assert shown_items(admin) == ask_every_view(admin), user.roles
+    with app.test_request_context("/admin/"):
+        login_user(no_department)
+        without = shown_items(admin)
+    with_department = next(u for u in users if perm.has(u, perm.TICKETS_DEPARTMENT))
+    with app.test_request_context("/admin/"):
+        login_user(with_department)
+        assert shown_items(admin) != without  # the department's Team list is shown

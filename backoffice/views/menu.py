@@ -3,15 +3,18 @@
 Flask-Admin's `layout.menu()` macro asks every view `is_accessible()` and `is_visible()`
 and builds the same HTML on every page. The HTML depends only on which items this
 user may see, the page's own item (marked active), the language and the URL prefix:
-those are the cache's key. Which items may be seen is still asked of every view on
-every request (the same checks that refuse the views' URLs), so a cached menu can
-never show a link the user may not open; only the rendering is reused.
+those are the cache's key. Which items a user may see is asked of every view once per
+access key (`StaffAccessMixin.access_key`: everything the views' checks read of a user,
+their permissions and whether they have a department), the same checks that refuse the
+views' URLs, and those URLs still ask on every request; so a cached menu never shows a
+link the user may not open.
 """
 
 from __future__ import annotations
 
 from flask import current_app, request
 from flask_babel import get_locale
+from flask_login import current_user
 from jinja2 import pass_context
 from markupsafe import Markup
 
@@ -21,8 +24,30 @@ MAX_ENTRIES = 512  # roles × languages × pages: a few dozen in practice
 
 def shown_items(admin) -> tuple:
     """Indexes of the menu entries this request's user sees: (i,) for a view,
-    (i, j) for a category's child (a category shows when a child does). Visible
-    first: hidden views (the desk, the notices) need no access check here."""
+    (i, j) for a category's child (a category shows when a child does), worked out once
+    per access key when every view is a StaffAccessMixin (else asked every time)."""
+    from .base import StaffAccessMixin
+
+    views = admin.__dict__.get("_carebox_staff_only")
+    if views is None:
+        views = admin._carebox_staff_only = all(
+            isinstance(v, StaffAccessMixin) for v in admin._views
+        )
+    if not views:
+        return ask_every_view(admin)
+    key = StaffAccessMixin.access_key(current_user._get_current_object())
+    known = admin.__dict__.setdefault("_carebox_shown", {})
+    shown = known.get(key)
+    if shown is None:
+        if len(known) >= MAX_ENTRIES:
+            known.clear()
+        shown = known[key] = ask_every_view(admin)
+    return shown
+
+
+def ask_every_view(admin) -> tuple:
+    """shown_items, asked of every view. Visible first: hidden views (the desk, the
+    notices) need no access check here."""
     shown = []
     for i, item in enumerate(admin.menu()):
         if item.is_category():
