@@ -82,6 +82,24 @@ def test_the_same_event_twice_is_one_event(make, db):
     assert count == 1
 
 
+def test_places_and_notes_are_stored_as_written(make, db):
+    """Quotes, backslashes, percent signs and non-ASCII text reach the table unchanged
+    (the batch insert writes its rows as literals on MariaDB), repeated ones too."""
+    order = make.order()
+    odd = ["O'Brien \\ Hub 100%", "50%s off; DROP TABLE x;--", 'Jl. "Merdeka" \\\'', "Bandung ☂"]
+    items = [
+        EventIn(order.resi, "at_hub", f"2026-11-{20 + n}T08:00:00+07:00", text, odd[-1 - n])
+        for n, text in enumerate(odd)
+    ]
+    items.append(EventIn(order.resi, "departed_hub", "2026-11-24T08:00:00+07:00", odd[0], odd[0]))
+    assert [r.outcome for r in _record(*items)] == ["inserted"] * 5
+    db.session.commit()
+    db.session.expire_all()
+    stored = [(e.location, e.note) for e in _events(order)]
+    assert stored == [(i.location, i.note) for i in items]
+    assert [r.outcome for r in _record(*items)] == ["unchanged"] * 5
+
+
 @pytest.mark.parametrize("isolation", ["REPEATABLE READ", "READ COMMITTED"])
 def test_an_event_a_concurrent_batch_of_the_same_second_wrote_is_unchanged(make, db, isolation):
     """Another writer commits one of our events, stamped the same second, between our

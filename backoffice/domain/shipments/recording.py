@@ -121,12 +121,13 @@ def write_events(
             orders[row.resi] = row
 
     keys: dict[tuple[int, datetime, str], _Clean] = {}
+    cancelled = OrderStatus.CANCELLED.value
     for c in clean:
         order = orders.get(c.resi)
         if order is None:
             results[c.index] = EventResult(REFUSED, c.resi, _("No parcel has this resi."))
             continue
-        if order.status == OrderStatus.CANCELLED.value:
+        if order.status == cancelled:
             results[c.index] = EventResult(REFUSED, c.resi, _("This order was cancelled."))
             continue
         key = (order.id, c.at, c.event)
@@ -260,6 +261,10 @@ def _insert_new(rows, keys, results, source, actor, now) -> list[tuple]:
     ids: list[int] = []
     for first in range(0, len(rows), INSERT_CHUNK):
         chunk = rows[first : first + INSERT_CHUNK]
+        if dialect.driver == "pymysql":
+            sql = head + _pymysql_values(conn, chunk, ", ".join(shared)) + " RETURNING id"
+            ids += [r[0] for r in conn.exec_driver_sql(sql, ())]
+            continue
         params = [value for row in chunk for value in row]
         for i, processor in process:
             params[i :: len(_ROW)] = [processor(v) for v in params[i :: len(_ROW)]]
@@ -286,6 +291,33 @@ def _insert_new(rows, keys, results, source, actor, now) -> list[tuple]:
     if ours is None:
         return rows
     return [r for r in rows if (r[0], r[2], r[1]) in ours]
+
+
+_EVENT_SQL = {kind.value: f"'{kind.value}'" for kind in TrackingEventKind}
+
+
+def _pymysql_values(conn, chunk, shared: str) -> str:
+    """The VALUES rows of `chunk` (as _ROW) as literals: PyMySQL escapes each of a
+    batch's 30,000 parameters in Python, 4.5 µs an event; this takes 0.9. The numbers,
+    event names (TrackingEventKind values) and naive times are this package's own; each
+    distinct text goes once through the driver's escaping. `%` is doubled: the driver
+    still formats the statement with its (empty) parameters."""
+    escape = conn.connection.dbapi_connection.escape
+    texts: dict[str, str] = {}
+
+    def text(value: str) -> str:
+        found = texts.get(value)
+        if found is None:
+            found = texts[value] = escape(value).replace("%", "%%")
+        return found
+
+    return ", ".join(
+        [
+            f"({int(oid)}, {_EVENT_SQL[event]}, '{at.isoformat(' ')}', "
+            f"{int(offset)}, {text(location)}, {text(note)}, {shared})"
+            for oid, event, at, offset, location, note in chunk
+        ]
+    )
 
 
 def _literal_sql(dialect, value, type_) -> str:
