@@ -133,7 +133,6 @@ def create_app(config: dict | str | None = None) -> Flask:
     i18n.init_app(app)  # after Babel: the templates' gettext
     limiter.init_app(app)
     security_setup.init_app(app)
-    idle_polls.init_app(app)  # after Security: just before Flask-Principal's hook
     web.init_app(app)
     whatsapp.init_app(app)
     transactions.init_app(app)
@@ -146,4 +145,5 @@ def create_app(config: dict | str | None = None) -> Flask:
     init_admin(app)
     api.init_app(app)
     cli.init_app(app)
+    idle_polls.init_app(app)  # last: its short way becomes the first before-request hook
     return app

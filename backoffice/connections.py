@@ -26,7 +26,7 @@ import contextlib
 import time
 
 from flask import Flask
-from sqlalchemy import event, exc
+from sqlalchemy import event, exc, make_url
 from sqlalchemy.engine import Engine
 
 PING_AFTER_IDLE = 1.0  # seconds a returned connection is trusted without a ping
@@ -46,11 +46,15 @@ def _driver_in_write_transaction(dbapi_connection) -> bool:
 
 
 def _ended(conn) -> None:
-    conn.connection.info[_ENDED] = True
+    # An invalidated connection (the server went away) is discarded, not reset; reading
+    # `conn.connection` would raise instead of the rollback SQLAlchemy is finishing.
+    if not conn.invalidated:
+        conn.connection.info[_ENDED] = True
 
 
 def _began(conn) -> None:
-    conn.connection.info[_ENDED] = False
+    if not conn.invalidated:
+        conn.connection.info[_ENDED] = False
 
 
 def _failed(context) -> None:
@@ -108,10 +112,25 @@ def engine_options(options: dict) -> dict:
 
 
 def init_app(app: Flask) -> None:
-    """Before `db.init_app`: adjust the engine options; after it, `watch_engines`."""
+    """Before `db.init_app`: adjust the engine options and, on MariaDB, add the idle
+    polls' engine (`idle_polls.read`); after it, `watch_engines`."""
+    from .idle_polls import BIND
+
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(
         app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {}
     )
+    url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    binds = app.config.setdefault("SQLALCHEMY_BINDS", {})
+    if url.get_backend_name() == "mysql" and BIND not in binds:
+        # The same database, connections in autocommit: a read there ends with no
+        # transaction open, and SQLAlchemy skips the ROLLBACK it would send on close.
+        # Its own pool (connections a worker's threads poll on, besides the main ones).
+        binds[BIND] = {
+            **app.config["SQLALCHEMY_ENGINE_OPTIONS"],  # binds get none of them otherwise
+            "url": url,
+            "isolation_level": "AUTOCOMMIT",
+            "skip_autocommit_rollback": True,
+        }
 
 
 def watch_engines(app: Flask) -> None:

@@ -4,18 +4,28 @@ loading more than the request needs: the session's user, the ticket's version").
 The desk and the chat poll every few seconds, and almost every poll is a 304. The full
 way to that 304 loads the user as an ORM object with its roles for Flask-Login,
 builds Flask-Principal's identity, runs Flask-Security's decorator and the view's scope
-query. Here, before all that (a `before_request` just ahead of Flask-Principal's), a
-poll whose endpoint registered a check with `idle_poll` and that sends If-None-Match is
-answered from one statement (the desk adds its presence read): the ticket joined to the
-session's user — by the session's `fs_uniquifier`, active, with their roles'
-permissions — from which the check computes the ETag the full way would give. When it
-matches, the answer is the 304, with the full way's headers.
+query. Here, before all that — the first `before_request` of the app — a poll whose
+endpoint registered a check with `idle_poll` and that sends If-None-Match is answered
+from one statement: the ticket joined to the session's user — by the session's
+`fs_uniquifier`, active, with their roles' permissions (the desk adds its viewers) —
+from which the check computes the ETag the full way would give. When it matches, the
+answer is the 304, with the full way's headers (the after-request hooks still run).
 
-Anything else goes the full way and is answered, or refused, there: no session user, a
+Anything else goes the full way and is answered, or refused, there: a request with a
+body, no session user (an expired or tampered cookie opens as an empty session), a
 session Flask-Login's session protection would question, a user who is gone, inactive
-or logged out everywhere (a new `fs_uniquifier`), a ticket they may not see, a
-heartbeat due, a changed ETag. The short way only ever says "nothing new" to someone
-the full way would give the same answer.
+or logged out everywhere (a new `fs_uniquifier`), a ticket they may not see, a changed
+ETag, a Host outside TRUSTED_HOSTS (no endpoint). The short way only ever says
+"nothing new" to someone the full way would give the same answer. It runs before the
+other hooks because none of them can refuse such a request: no rate limit applies to a
+poll (tests/test_idle_polls.py checks; with RATELIMIT_DEFAULT or RATELIMIT_APPLICATION
+set it runs after the limiter's hook instead), CSRF checks no GET, and the size and
+multipart checks need a body. A database that cannot be reached raises as in the full
+way: 503 with Retry-After (web._handle_database_error).
+
+The statement is built once per check and read on its own connection in autocommit
+(`read`), so nothing is left to roll back: one round trip per idle poll, where a read
+in the request's transaction costs its ROLLBACK too.
 """
 
 from __future__ import annotations
@@ -23,8 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from flask import Flask, current_app, request, session
-from flask_principal import Principal
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select
 
 from .extensions import db
 from .models import Role, Ticket, User
@@ -32,6 +41,7 @@ from .models.user import roles_users
 
 # endpoint -> check(uniquifier, **view_args) -> the ETag of its full answer now, or None
 _CHECKS: dict[str, Callable[..., str | None]] = {}
+BIND = "idle_polls"  # the autocommit engine of `read` (connections.init_app)
 
 
 def idle_poll(endpoint: str):
@@ -45,29 +55,36 @@ def idle_poll(endpoint: str):
     return register
 
 
-def with_session_user(stmt: Select, uniquifier: str) -> Select:
-    """`stmt` joined to the active user whose `fs_uniquifier` the session names, one row
-    per role, with what `SessionUser` reads."""
+def ticket_statement(*columns, user_columns=()) -> Select:
+    """SELECT `columns` of the ticket numbered by the `number` parameter, joined to the
+    active user whose `fs_uniquifier` is the `uniquifier` parameter, one row per role,
+    with what `SessionUser` reads: their id, roles' permissions and the `user_columns`
+    the check needs (User.department_id, User.locale). Built once by each check (a
+    statement object reused keeps its cache key: nothing is compiled or keyed again per
+    poll), with no column more than it needs (PyMySQL parses each column's description
+    in Python, on every read)."""
     return (
-        stmt.join(User, User.fs_uniquifier == uniquifier)
+        select(*columns)
+        .select_from(Ticket)
+        .join(User, User.fs_uniquifier == bindparam("uniquifier"))
         .outerjoin(roles_users, roles_users.c.user_id == User.id)
         .outerjoin(Role, Role.id == roles_users.c.role_id)
-        .where(User.active.is_(True))
+        .where(Ticket.number == bindparam("number"), User.active.is_(True))
         .add_columns(
             User.id.label("session_user_id"),
-            User.department_id.label("session_user_department_id"),
-            User.locale.label("session_user_locale"),
             Role.permissions.label("session_user_permissions"),
+            *(column.label(f"session_user_{column.key}") for column in user_columns),
         )
     )
 
 
-def ticket_for_session(uniquifier: str, number: str, *columns):
-    """(the session's user, the row of `columns` of the ticket numbered `number`), or
-    (None, None) when either is missing: the one statement of an idle poll's check."""
-    stmt = select(*columns).select_from(Ticket).where(Ticket.number == number)
-    rows = db.session.execute(with_session_user(stmt, uniquifier)).all()
-    return (SessionUser(rows), rows[0]) if rows else (None, None)
+def read(stmt: Select, **params) -> list:
+    """The rows of `stmt`, read on the idle polls' engine: autocommit, so closing the
+    connection sends no ROLLBACK (SQLAlchemy's `skip_autocommit_rollback`). Without that
+    engine (SQLite: nothing to save) on the app's."""
+    engine = db.engines.get(BIND) or db.engine
+    with engine.connect() as conn:
+        return conn.execute(stmt, params).all()
 
 
 class SessionUser:
@@ -78,10 +95,10 @@ class SessionUser:
     active = True
 
     def __init__(self, rows):
-        first = rows[0]
-        self.id = first.session_user_id
-        self.department_id = first.session_user_department_id
-        self.locale = first.session_user_locale
+        first = rows[0]._mapping
+        self.id = first["session_user_id"]
+        self.department_id = first.get("session_user_department_id")
+        self.locale = first.get("session_user_locale")
         self._permissions = {p for r in rows for p in (r.session_user_permissions or ())}
 
     def has_permission(self, permission: str) -> bool:
@@ -92,6 +109,8 @@ def _short_way():
     check = _CHECKS.get(request.endpoint)
     if check is None or request.method != "GET" or not request.if_none_match:
         return None
+    if request.content_length or "Transfer-Encoding" in request.headers:
+        return None  # a body: the full way's checks (size, multipart) read it
     uniquifier = session.get("_user_id")
     if not uniquifier or not isinstance(uniquifier, str):
         return None
@@ -109,11 +128,13 @@ def _short_way():
 
 
 def init_app(app: Flask) -> None:
-    """After Security: the short way runs just before Flask-Principal loads the user
-    (after the limiter's and the CSRF's checks)."""
+    """Last in create_app: the short way becomes the first before-request function
+    (after the limiter's when the app sets limits on every route)."""
     funcs = app.before_request_funcs.setdefault(None, [])
-    at = next(
-        (i for i, f in enumerate(funcs) if isinstance(getattr(f, "__self__", None), Principal)),
-        len(funcs),
-    )
-    funcs.insert(at, _short_way)
+    if app.config.get("RATELIMIT_DEFAULT") or app.config.get("RATELIMIT_APPLICATION"):
+        from .extensions import limiter
+
+        hook = next((i for i, f in enumerate(funcs) if getattr(f, "__self__", None) is limiter), -1)
+        funcs.insert(hook + 1, _short_way)  # (no hook: limits are off)
+    else:
+        funcs.insert(0, _short_way)

@@ -38,7 +38,7 @@ from backoffice.domain import tickets as lifecycle
 from backoffice.domain.tickets import Action
 from backoffice.extensions import db, limiter
 from backoffice.i18n import choose_locale
-from backoffice.idle_polls import idle_poll, ticket_for_session
+from backoffice.idle_polls import SessionUser, idle_poll, read, ticket_statement
 from backoffice.models import (
     Order,
     Ticket,
@@ -370,22 +370,27 @@ def _etag(ticket: Ticket, parcel_mark: int, language: str | None = None) -> str:
     return f"t{ticket.id}-v{ticket.version_id}-s{situation}-e{parcel_mark}-{language or lang()}"
 
 
+_IDLE_CHAT = ticket_statement(
+    Ticket.id,
+    Ticket.version_id,
+    Ticket.situation,
+    Ticket.customer_id,
+    shipments.timeline_mark(Ticket.order_id).label("parcel_mark"),
+    user_columns=(User.locale,),
+)
+
+
 @idle_poll("portal.ticket_messages")
 def _idle_chat_poll(uniquifier: str, number: str) -> str | None:
     """The ETag of an idle chat poll from the ticket's row joined to the session's user
     (backoffice/idle_polls.py); None (the full way) for anything but their own ticket."""
     if not NUMBER_RE.match(number):
         return None
-    user, ticket = ticket_for_session(
-        uniquifier,
-        number,
-        Ticket.id,
-        Ticket.version_id,
-        Ticket.situation,
-        Ticket.customer_id,
-        shipments.timeline_mark(Ticket.order_id).label("parcel_mark"),
-    )
-    if user is None or not perm.is_customers_ticket(user, ticket):
+    rows = read(_IDLE_CHAT, uniquifier=uniquifier, number=number)
+    if not rows:
+        return None
+    user, ticket = SessionUser(rows), rows[0]
+    if not perm.is_customers_ticket(user, ticket):
         return None
     language = choose_locale(user.locale).split("_")[0]
     return _etag(ticket, ticket.parcel_mark, language)

@@ -8,9 +8,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from html.parser import HTMLParser
 
+from flask import has_app_context
 from sqlalchemy import event
 
 from backoffice.domain import attachments, tickets
+from backoffice.extensions import db as _db
 from backoffice.models import Order, Ticket, TicketAttachment, User
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -69,17 +71,21 @@ def build_world(make, db) -> World:
 
 @contextmanager
 def counting_queries(engine):
-    """Collect every SQL statement sent while the block runs."""
+    """Collect every SQL statement sent while the block runs, on `engine` and on the
+    app's other engines (the idle polls read on their own, backoffice/idle_polls.py)."""
     statements: list[str] = []
+    engines = {engine, *(_db.engines.values() if has_app_context() else ())}
 
     def before(conn, cursor, statement, parameters, context, executemany):
         statements.append(statement)
 
-    event.listen(engine, "before_cursor_execute", before)
+    for one in engines:
+        event.listen(one, "before_cursor_execute", before)
     try:
         yield statements
     finally:
-        event.remove(engine, "before_cursor_execute", before)
+        for one in engines:
+            event.remove(one, "before_cursor_execute", before)
 
 
 ROW_RE = re.compile(r'<a href="/admin/tickets/desk/([A-Z0-9-]+)/">')

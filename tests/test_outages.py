@@ -131,6 +131,32 @@ def test_database_down_is_a_503_with_retry_after_then_recovers(outage_app, maria
     assert outage_app.test_client().get("/faq").status_code == 200
 
 
+def _idle_poll(app, b) -> tuple[str, str]:
+    """(the chat poll's URL, its ETag) of a new ticket of `b`'s customer."""
+    b.post(
+        "/tickets/new",
+        {"kind": "question", "subject": "Paket?", "body": "Di mana?"},
+        form_url="/tickets/new",
+    )
+    with app.app_context():
+        number = _db.session.scalar(select(Ticket.number).order_by(Ticket.id.desc()).limit(1))
+    url = f"/tickets/{number}/messages"
+    return url, b.get(url).headers["ETag"]
+
+
+def test_an_idle_poll_while_the_database_is_down_is_a_503(outage_app, mariadb):
+    """The short way's read (its own autocommit connections) fails as the full way's
+    would: 503 with Retry-After, never a 500 and never a 304."""
+    b = _signed_in(outage_app, _customer(outage_app))
+    url, etag = _idle_poll(outage_app, b)
+    assert b.get(url, headers={"If-None-Match": etag}).status_code == 304
+    mariadb.kill()
+    resp = b.get(url, headers={"If-None-Match": etag, "Accept": "application/json"})
+    assert resp.status_code == 503 and resp.headers["Retry-After"] == "30"
+    mariadb.start()
+    assert b.get(url, headers={"If-None-Match": etag}).status_code == 304
+
+
 def test_the_generic_error_page_promises_nothing(outage_app):
     def boom():
         raise RuntimeError("after a commit")
@@ -200,6 +226,17 @@ def test_redis_down_rate_limits_fail_open_and_nothing_fails(redis_app, redis_ser
     redis_server.start()
     assert _file(b, "Sesudah").status_code == 302
     assert _tickets(redis_app) == 3
+
+
+def test_an_idle_poll_needs_no_redis(redis_app, redis_server):
+    """No rate limit applies to a poll, and its short way runs before the limiter's hook:
+    with Redis gone it still answers 304 (and the full way 200)."""
+    b = _signed_in(redis_app, _customer(redis_app))
+    url, etag = _idle_poll(redis_app, b)
+    redis_server.kill()
+    assert b.get(url, headers={"If-None-Match": etag}).status_code == 304
+    assert b.get(url).status_code == 200
+    redis_server.start()
 
 
 def test_redis_dying_after_the_commit_still_tells_the_truth(redis_app, redis_server, monkeypatch):

@@ -23,9 +23,9 @@ from ..domain import attachments as files
 from ..domain import permissions as perm
 from ..domain import presence, shipments
 from ..extensions import db
-from ..idle_polls import idle_poll, ticket_for_session
-from ..models import Order, Ticket, TicketAttachment, TicketMessage
-from ..models.base import MAX_ID
+from ..idle_polls import SessionUser, idle_poll, read, ticket_statement
+from ..models import Order, Ticket, TicketAttachment, TicketMessage, User
+from ..models.base import MAX_ID, utcnow
 from .desk_context import load_messages, presence_text, state_key
 
 POLL_BATCH = 50
@@ -146,32 +146,50 @@ def _poll_typing() -> bool:
     return request.args.get("typing") == "1"
 
 
+def _by_id(person) -> int:
+    return person.user_id
+
+
 def _poll_etag(ticket, parcel_mark: int, after: int, people) -> str:
     """The desk poll's ETag: the ticket's version, situation and parcel's events, the
-    messages asked for and who else is here (both ways compute it here)."""
-    seen = ",".join(f"{p.user_id}{'t' if p.typing else ''}" for p in people)
+    messages asked for and who else is here (both ways compute it here), by id: the
+    short way reads the people in no order."""
+    seen = ",".join(f"{p.user_id}{'t' if p.typing else ''}" for p in sorted(people, key=_by_id))
     situation = ticket.situation.value if ticket.situation else ""
     return f"t{ticket.id}-v{ticket.version_id}-s{situation}-e{parcel_mark}-a{after}-p{seen}"
 
 
-@idle_poll("ticket_desk.poll")  # the endpoint of TicketDeskView.poll (views/__init__.py)
-def _idle_desk_poll(uniquifier: str, number: str) -> str | None:
-    """The ETag of an idle desk poll from the ticket's row joined to the session's user
-    and the ticket's viewers, writing the heartbeat when due as the full way does; None
-    (the full way) for a ticket outside the user's lists or anything else it must judge."""
-    user, ticket = ticket_for_session(
-        uniquifier,
-        number,
+_IDLE_DESK = presence.with_viewers(
+    ticket_statement(
         Ticket.id,
         Ticket.version_id,
         Ticket.status,
         Ticket.department_id,
         Ticket.situation,
         shipments.timeline_mark(Ticket.order_id).label("parcel_mark"),
-    )
-    if user is None or not (perm.has(user, perm.BACKOFFICE) and perm.can_see_ticket(user, ticket)):
+        user_columns=(User.department_id,),
+    ),
+    Ticket.id,
+    User.id,
+)
+
+
+@idle_poll("ticket_desk.poll")  # the endpoint of TicketDeskView.poll (views/__init__.py)
+def _idle_desk_poll(uniquifier: str, number: str) -> str | None:
+    """The ETag of an idle desk poll from one statement: the ticket's row joined to the
+    session's user and to the ticket's viewers; the heartbeat is written when due, as
+    the full way does. None (the full way) for a ticket outside the user's lists or
+    anything else it must judge."""
+    now = utcnow()
+    since = now - presence.VIEWING_TTL
+    rows = read(_IDLE_DESK, uniquifier=uniquifier, number=number, viewing_since=since)
+    if not rows:
+        return None
+    user, ticket = SessionUser(rows), rows[0]
+    if not (perm.has(user, perm.BACKOFFICE) and perm.can_see_ticket(user, ticket)):
         return None  # a department admin's ticket off their list: `can_open_at_desk`'s
-    people, wrote = presence.poll(ticket, user, typing=_poll_typing())
+    viewers = presence.viewer_rows(rows)
+    people, wrote = presence.settle(ticket, user, viewers, typing=_poll_typing(), now=now)
     if wrote:
         db.session.commit()  # kept whichever way answers: the full way sees it fresh
     return _poll_etag(ticket, ticket.parcel_mark, _poll_after(), people)
