@@ -109,6 +109,26 @@ def test_list_columns_and_sla_marker(login_as, make, db):
         assert header in html
 
 
+def test_people_are_shown_by_name_else_e_mail_escaped(login_as, make, db):
+    """The Customer and Assignee cells are User.display_name (read in the page's
+    statement): the name, or the e-mail when the name is empty; both escaped."""
+    named = make.user(name="Rina <i>Sari</i>", email="rina@example.com")
+    nameless = make.user(name="", email="o'brien@example.com")
+    agent = make.user(perm.CUSTOMER_SERVICE, name="", email="agent.x@example.com")
+    nameless.name = agent.name = ""  # (the factory names everyone)
+    first = make.ticket("team", customer=named)
+    second = make.ticket("team", customer=nameless)
+    tickets.assign(second, agent, make._master())
+    db.session.commit()
+    b, _ = login_as(perm.MASTER_ADMIN, locale="en")
+    rows = b.get("/admin/tickets/team/").get_data(as_text=True).split("<tr")
+    first_row = next(r for r in rows if first.number in r)
+    second_row = next(r for r in rows if second.number in r)
+    assert '<td class="col-customer">Rina &lt;i&gt;Sari&lt;/i&gt;</td>' in first_row
+    assert '<td class="col-customer">o&#39;brien@example.com</td>' in second_row
+    assert '<td class="col-assignee">agent.x@example.com</td>' in second_row
+
+
 def test_filters_search_and_sort(app, login_as, make, db):
     w = build_world(make, db)
     urgent = make.ticket("team", kind=TicketKind.COMPLAINT, department="OPS")

@@ -93,7 +93,7 @@ class RowBuilder:
     """Cells of one page of tickets, in `columns` order: a list of (column, Markup) per row.
 
     A ticket here is a row of TicketListView's page statement (tickets.page_select): the
-    ticket's columns, `customer_name`/`_email`, `assignee_name`/`_email`, `order_number`,
+    ticket's columns, `customer_name` and `assignee_name` (User.display_name), `order_number`,
     `opened_at` (the assignee's last opening: the unread mark) and, in an open list,
     `duplicate_of` (the first open ticket on the same parcel). `departments`: {id:
     Department} (read once per request for the filter's options anyway)."""
@@ -119,9 +119,9 @@ class RowBuilder:
             "number": self._number,
             "kind": lambda t: self.kinds[t.kind],
             "subject": lambda t: esc(subject_text(t.subject)),
-            # User.display_name: the name, else the e-mail.
-            "customer": lambda t: esc(t.customer_name or t.customer_email or ""),
-            "assignee": lambda t: esc(t.assignee_name or t.assignee_email or ""),
+            # User.display_name, given by the page's statement.
+            "customer": lambda t: esc(t.customer_name or ""),
+            "assignee": lambda t: esc(t.assignee_name or ""),
             "order": self._order,
             "department": self._department,
             "priority": lambda t: self.priorities[t.priority],

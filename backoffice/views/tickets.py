@@ -16,7 +16,7 @@ from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from sqlalchemy import and_, case
+from sqlalchemy import and_, case, func
 from sqlalchemy.orm import aliased, joinedload
 
 from ..domain import ConflictError, DomainError
@@ -94,8 +94,6 @@ PAGE_COLUMNS = (
     Ticket.status,
     Ticket.priority,
     Ticket.subject,
-    Ticket.customer_id,
-    Ticket.order_id,
     Ticket.department_id,
     Ticket.assignee_id,
     Ticket.created_at,
@@ -127,10 +125,9 @@ def page_select() -> tuple:
         order, viewer = aliased(Order), aliased(TicketViewer)
         columns = (
             *PAGE_COLUMNS,
-            customer.name.label("customer_name"),
-            customer.email.label("customer_email"),
-            assignee.name.label("assignee_name"),
-            assignee.email.label("assignee_email"),
+            # User.display_name (the name, else the e-mail), one column each.
+            func.coalesce(func.nullif(customer.name, ""), customer.email).label("customer_name"),
+            func.coalesce(func.nullif(assignee.name, ""), assignee.email).label("assignee_name"),
             order.number.label("order_number"),
             viewer.opened_at.label("opened_at"),
         )
