@@ -116,3 +116,18 @@ def test_a_read_snapshot_does_not_outlive_the_request(probe):
         other.exec_driver_sql("INSERT INTO pool_probe (id) VALUES (1)")
     with probe.connect() as conn:
         assert conn.exec_driver_sql("SELECT COUNT(*) FROM pool_probe").scalar() == 1
+
+
+def test_public_tracking_is_one_statement_without_a_transaction(db, client, make, driver_calls):
+    """The tracking page reads on the autocommit engine (connections.init_app): its one
+    statement and no ROLLBACK after it (the default pool: statement, ROLLBACK)."""
+    mariadb_only(db)
+    resi = make.order(make.user()).resi
+    db.session.commit()
+    db.session.remove()
+    client.get(f"/track/{resi}")  # the reader's connection made once
+    driver_calls.clear()
+    resp = client.get(f"/track/{resi}")
+    db.session.remove()
+    assert resp.status_code == 200 and resi in resp.get_data(as_text=True)
+    assert driver_calls == []

@@ -90,6 +90,21 @@ def test_status_labels_are_the_papers_words(app):
         assert TicketStatus.TEAM.label == "Ticket in team handling"
 
 
+def test_labels_are_kept_per_enum_and_language(app):
+    """LabelledEnum.label keeps each text per language: two enums' members with one value
+    (a StrEnum's member equals its value) keep their own labels, each language its own."""
+    from backoffice.models import TrackingEventKind, WhatsAppTemplateUse
+
+    event, use = TrackingEventKind.OUT_FOR_DELIVERY, WhatsAppTemplateUse.OUT_FOR_DELIVERY
+    assert event == use  # the same value...
+    for _ in range(2):  # ... and, read again, still each its own label
+        with app.test_request_context(), force_locale("en"):
+            assert event.label == "Out for delivery" and use.label != event.label
+            english = use.label
+        with app.test_request_context(), force_locale("id"):
+            assert event.label != "Out for delivery" and use.label not in (english, event.label)
+
+
 def test_portal_pages_are_indonesian_by_default_and_english_on_request(client, db):
     pages = {
         "/": ("Ada yang bisa kami bantu hari ini?", "How can we help you today?"),

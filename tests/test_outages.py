@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 
 from backoffice import create_app
 from backoffice.config import Config
+from backoffice.domain import shipments
 from backoffice.extensions import db as _db
 from backoffice.extensions import limiter
 from backoffice.models import Ticket
@@ -105,6 +106,7 @@ def test_database_down_is_a_503_with_retry_after_then_recovers(outage_app, maria
         (b.client, "/admin/"),
         (outage_app.test_client(), "/faq"),
         (en.client, "/products"),
+        (outage_app.test_client(), f"/track/{shipments.make_resi(1234)}"),  # autocommit pool
     ):
         resp = client.get(path)
         assert resp.status_code == 503, (path, resp.status_code)
@@ -129,6 +131,7 @@ def test_database_down_is_a_503_with_retry_after_then_recovers(outage_app, maria
     mariadb.start()  # same port: the app reconnects by itself, the session still holds
     assert b.get("/tickets").status_code == 200
     assert outage_app.test_client().get("/faq").status_code == 200
+    assert outage_app.test_client().get(f"/track/{shipments.make_resi(1234)}").status_code == 404
 
 
 def _idle_poll(app, b) -> tuple[str, str]:
@@ -220,6 +223,7 @@ def test_redis_down_rate_limits_fail_open_and_nothing_fails(redis_app, redis_ser
     assert page.status_code == 200 and "Saat Redis mati" in page.get_data(as_text=True)
     anon = Browser(redis_app.test_client())
     assert anon.post("/login", {"email": "x@example.com", "password": "nope"}).status_code == 200
+    assert anon.get(f"/track?resi={shipments.make_resi(1234)}").status_code == 200
     assert anon.post("/reset", {"email": "x@example.com"}).status_code in (200, 302)
     assert any("storage unreachable" in r.getMessage() for r in caplog.records)
 

@@ -377,3 +377,10 @@ def test_an_events_local_time_reads_as_babels(app, locale):
                 assert shipments.local_time(at, offset).rsplit(" ", 1)[0] == babel
     with app.test_request_context("/track"), flask_babel.force_locale("id"):
         assert shipments.local_time(datetime(2026, 12, 1, 7, 5), 420) == "01 Des 2026 14:05 WIB"
+
+
+def test_an_odd_offset_reads_as_itself(app):
+    with app.test_request_context("/track"):
+        assert shipments.local_time(NOW, -90).endswith(" UTC-01:30")  # was UTC-02:30
+        assert shipments.local_time(NOW, 345).endswith(" UTC+05:45")
+        assert shipments.local_time(NOW, -150).endswith(" UTC-02:30")

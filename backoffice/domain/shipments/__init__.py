@@ -27,7 +27,8 @@ the code lives by what it does:
   `STATUS_EVENT`) and the checks that need no database (`check_events`);
 - `recording.py`: `record_events`, `write_events`, `add_event`, and
   `warrants_customer_notification`;
-- `parcels.py`: `timeline`, `shipment`, the status text, `stuck_orders`, `orders_of`.
+- `parcels.py`: `timeline`, `shipment`, the status text, `stuck_orders`, and
+  `public_shipments` (what public tracking shows, in one statement).
 """
 
 from .events import (
@@ -58,8 +59,8 @@ from .parcels import (
     late_from,
     latest_status_text,
     local_time,
-    orders_of,
     promised_date,
+    public_shipments,
     shipment,
     status_text_of,
     stuck_orders,
@@ -146,9 +147,9 @@ __all__ = [
     "LOCAL_TIME_PATTERN",
     "make_resi",
     "normalise_resi",
-    "orders_of",
     "parse_occurred_at",
     "promised_date",
+    "public_shipments",
     "random_resi",
     "record_events",
     "resi_message",

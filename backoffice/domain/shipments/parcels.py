@@ -1,18 +1,22 @@
 """What a parcel says: its timeline, promised date and lateness (`shipment`), its
-status text, the stuck ones, and orders looked up by resi."""
+status text, the stuck ones, and what anybody may see of parcels looked up by resi
+(`public_shipments`)."""
 
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import lru_cache
+from itertools import groupby
+from operator import attrgetter
 
 from flask_babel import format_datetime
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import joinedload, load_only
 
 from ...extensions import db
 from ...i18n import current_locale
-from ...models import Order, OrderStatus, TrackingEvent, TrackingEventKind
+from ...models import Order, OrderStatus, Product, TrackingEvent, TrackingEventKind
 from ...models.base import utcnow
 from .events import DEFAULT_OFFSET, K
 from .resi import is_valid_resi, normalise_resi
@@ -88,7 +92,10 @@ def local_time(at: datetime, offset: int) -> str:
     on the language, so it comes from Babel's locale data and the digits are placed here
     (a test compares every month with `format_datetime`): every timeline prints one a scan."""
     local = at + timedelta(minutes=offset)
-    zone = ZONES.get(offset) or f"UTC{offset // 60:+03d}:{abs(offset) % 60:02d}"
+    zone = ZONES.get(offset)
+    if zone is None:
+        hours, minutes = divmod(abs(offset), 60)
+        zone = f"UTC{'-' if offset < 0 else '+'}{hours:02d}:{minutes:02d}"
     locale = current_locale()
     if locale is None:  # outside any app context: Babel's own default
         return f"{format_datetime(local, LOCAL_TIME_PATTERN, rebase=False)} {zone}"
@@ -101,6 +108,7 @@ def eta_days(order: Order) -> int | None:
     return eta_days_of(order.product.eta_days if order.product else None)
 
 
+@lru_cache(maxsize=256)  # a handful of services, read on every tracking page
 def eta_days_of(text: str | None) -> int | None:
     """The longest number of days in a service's ETA text ("2-3 hari" -> 3), or None."""
     numbers = [int(n) for n in re.findall(r"\d+", (text or "").strip())]
@@ -122,7 +130,9 @@ def late_from(promised: date) -> datetime:
 
 @dataclass(slots=True)
 class Shipment:
-    """What anybody may see of one parcel: no names, phones or addresses."""
+    """What anybody may see of one parcel: no names, phones or addresses. `events` are
+    TrackingEvent rows, or rows with their `event`, `occurred_at`, `utc_offset` and
+    `location` only (`public_shipments`)."""
 
     resi: str
     status: str
@@ -140,9 +150,70 @@ def shipment(
     service's ETA, in WIB days) and whether it is late (not delivered by then, or
     delivered after it). `events`: its timeline when the caller read several at once
     (`timelines`)."""
-    now = now or utcnow()
     events = timeline(order) if events is None else events
-    days = eta_days(order)
+    return _shipment(order, eta_days(order), events, now or utcnow())
+
+
+# What public tracking reads of a parcel, in one statement: the order's columns that
+# `_shipment` and `status_text_of` read, the service's ETA, and per event the four
+# columns the page prints (never its note: couriers write names and phones there). A
+# row per event, the order's columns repeated; an order without events is one row.
+# Built once, for one resi and for several (each page only binds its resi).
+def _public_select(where):
+    return (
+        select(
+            Order.id,
+            Order.resi,
+            Order.status,
+            Order.last_event,
+            Order.last_event_at,
+            Order.created_at,
+            Order.customer_id,
+            Product.eta_days,
+            TrackingEvent.event,
+            TrackingEvent.occurred_at,
+            TrackingEvent.utc_offset,
+            TrackingEvent.location,
+        )
+        .join(Product, Product.id == Order.product_id)
+        .outerjoin(TrackingEvent, TrackingEvent.order_id == Order.id)
+        .where(where)
+        .order_by(Order.id, TrackingEvent.occurred_at, TrackingEvent.id)
+    )
+
+
+_PUBLIC_ONE = _public_select(Order.resi == bindparam("resi"))
+_PUBLIC_MANY = _public_select(Order.resi.in_(bindparam("resis", expanding=True)))
+
+
+def public_shipments(resis: Iterable[str], *, on=None) -> dict[str, tuple[Shipment, int]]:
+    """What anybody may see of the parcels of some normalised resi, by resi, with the
+    id of the customer who owns each (to offer them a ticket; never shown): the orders,
+    their services and their timelines in one statement. The rows themselves are the
+    events: they carry no note, name, phone or address. `on`: the connection to read
+    with (public tracking: the autocommit engine, connections.init_app), else
+    `db.session`."""
+    resis = list(resis)
+    if not resis:
+        return {}
+    if len(resis) == 1:
+        stmt, params = _PUBLIC_ONE, {"resi": resis[0]}
+    else:
+        stmt, params = _PUBLIC_MANY, {"resis": resis}
+    rows = (on or db.session).execute(stmt, params).all()
+    now = utcnow()
+    out: dict[str, tuple[Shipment, int]] = {}
+    for _id, group in groupby(rows, key=attrgetter("id")):
+        group = list(group)
+        order = group[0]
+        events = [r for r in group if r.event is not None]
+        parcel = _shipment(order, eta_days_of(order.eta_days), events, now)
+        out[order.resi] = (parcel, order.customer_id)
+    return out
+
+
+def _shipment(order, days: int | None, events, now: datetime) -> Shipment:
+    """`shipment` of an Order, or of a row with its columns (`public_shipments`)."""
     promised = None
     late = False
     delivered_at = next((e.occurred_at for e in events if e.event is K.DELIVERED), None)
@@ -206,14 +277,3 @@ def latest_status_text(resi: str | None) -> str | None:
         select(Order).where(Order.resi == resi).options(joinedload(Order.product))
     )
     return status_text_of(order) if order is not None else None
-
-
-def orders_of(resis: Iterable[str]) -> dict[str, Order]:
-    """The orders of some normalised resi, by resi (one query)."""
-    resis = list(resis)
-    if not resis:
-        return {}
-    found = db.session.scalars(
-        select(Order).where(Order.resi.in_(resis)).options(joinedload(Order.product))
-    )
-    return {o.resi: o for o in found}
