@@ -138,7 +138,11 @@ class Config:
 
     # Rate limits (memory by default; redis://… when several processes serve)
     RATELIMIT_STORAGE_URI = "memory://"
-    RATELIMIT_HEADERS_ENABLED = True
+    # No X-RateLimit-* headers: Flask-Limiter reads the counter and its expiry back for
+    # them on every limited answer, two Redis round trips more per request (public
+    # tracking's two limits were four round trips, now two: one per limit). A 429 still
+    # says when to come back (Retry-After, web.retry_after_limit).
+    RATELIMIT_HEADERS_ENABLED = False
     # Redis down never stops the site (docs/architecture.md §13, trap 16): limits fail
     # open onto each process's memory (logged as "Rate limit storage unreachable"), go
     # back to Redis once it answers, and an error while counting after a view committed

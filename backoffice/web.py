@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 import unicodedata
 from urllib.parse import urlsplit
 
@@ -24,7 +25,7 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import BadRequest, HTTPException, SecurityError
 
-from .extensions import csrf, db
+from .extensions import csrf, db, limiter
 from .i18n import LANG_COOKIE, supported
 
 bp = Blueprint("web", __name__)
@@ -174,7 +175,25 @@ def _handle_http(exc: HTTPException):
         429: _("You are doing that too often. Please wait a moment and try again."),
     }
     title = titles.get(exc.code, exc.name)
-    return _error_page(exc.code or 500, title, messages.get(exc.code, title))
+    page = _error_page(exc.code or 500, title, messages.get(exc.code, title))
+    if exc.code == 429:
+        return (*page, {"Retry-After": retry_after_limit()})
+    return page
+
+
+def retry_after_limit() -> str:
+    """A 429's Retry-After: the seconds until the limit this request broke lets it
+    through again (Flask-Limiter's current limit is the one breached), or that limit's
+    whole window when its storage cannot say. Ours, not Flask-Limiter's header
+    injection, which reads the counter back on every limited answer (RATELIMIT_HEADERS_
+    ENABLED, config.py)."""
+    current = limiter.current_limit
+    if current is None:
+        return str(RETRY_AFTER_SECONDS)
+    try:
+        return str(max(1, int(current.reset_at - time.time())))
+    except Exception:  # noqa: BLE001 (storage unreachable: the window is an upper bound)
+        return str(current.limit.get_expiry())
 
 
 def _handle_csrf(exc: CSRFError):

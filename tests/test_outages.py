@@ -243,6 +243,26 @@ def test_an_idle_poll_needs_no_redis(redis_app, redis_server):
     redis_server.start()
 
 
+def test_public_tracking_asks_redis_once_per_limit(redis_app, monkeypatch):
+    """RATELIMIT_TRACK's two limits (a minute's, an hour's) are two round trips: each
+    counter's increment, nothing read back for headers (RATELIMIT_HEADERS_ENABLED)."""
+    import redis.connection
+
+    client = redis_app.test_client()
+    path = f"/track/{shipments.make_resi(1234)}"
+    assert client.get(path).status_code == 404  # the scripts are loaded once
+    sent = []
+    real = redis.connection.AbstractConnection.send_packed_command
+
+    def send(self, command, *args, **kwargs):  # one write per round trip
+        sent.append(command)
+        return real(self, command, *args, **kwargs)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", send)
+    assert client.get(path).status_code == 404
+    assert len(sent) == 2, sent
+
+
 def test_redis_dying_after_the_commit_still_tells_the_truth(redis_app, redis_server, monkeypatch):
     """The limit was checked with Redis up; Redis dies while the ticket is filed; the
     count taken after the commit (deduct_when) fails: the customer still sees the ticket."""

@@ -123,9 +123,11 @@ def test_the_form_is_on_home_and_in_both_languages(client):
 def test_tracking_is_rate_limited_per_address(limited_app, make, db):
     app = limited_app(RATELIMIT_TRACK="3 per minute")
     c = app.test_client()
-    codes = [c.get(f"/track?resi={shipments.make_resi(n)}").status_code for n in range(3)]
-    codes.append(c.get(f"/track/{shipments.make_resi(5)}").status_code)
-    assert codes[:3] == [200, 200, 200] and codes[3] == 429
+    answers = [c.get(f"/track?resi={shipments.make_resi(n)}") for n in range(3)]
+    answers.append(c.get(f"/track/{shipments.make_resi(5)}"))
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert 0 < int(answers[3].headers["Retry-After"]) <= 60  # when the minute's window ends
+    assert "X-RateLimit-Remaining" not in answers[0].headers  # not read back on every page
     other = app.test_client()
     resp = other.get("/track", environ_base={"REMOTE_ADDR": "10.9.9.9"})
     assert resp.status_code == 200

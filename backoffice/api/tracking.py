@@ -22,6 +22,7 @@ from ..domain import api_tokens, shipments
 from ..extensions import limiter
 from ..models import TrackingSource
 from ..transactions import retrying
+from ..web import retry_after_limit
 from . import bp
 from .openapi import BATCH_SCHEMA, EVENT_SCHEMA, MAX_BODY_BYTES, MAX_EVENTS, document
 
@@ -79,6 +80,8 @@ def _http_error(exc: HTTPException):
     for key, value in exc.get_headers():
         if key.lower() not in ("content-type", "content-length"):
             resp.headers[key] = value
+    if exc.code == 429:
+        resp.headers["Retry-After"] = retry_after_limit()
     return resp
 
 
