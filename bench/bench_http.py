@@ -148,6 +148,12 @@ class Server:
             "GUNICORN_BIND": f"127.0.0.1:{self.port}",
             "GUNICORN_WORKERS": "2",
             "GUNICORN_TIMEOUT": "900",
+            # As deployed (deploy/carebox.env.example): the limits live in Redis, shared by
+            # the workers. memory:// would count per worker and start a timer thread on
+            # most requests; a database of its own keeps the bench's keys apart.
+            "RATELIMIT_STORAGE_URI": os.environ.get(
+                "BENCH_RATELIMIT_STORAGE_URI", "redis://127.0.0.1:6379/15"
+            ),
             **LIMITS,
         }
         self.proc = None
