@@ -189,6 +189,16 @@ class OrderForm(TranslatedForm):
             raise ValidationError(_l("Enter the weight in kilograms, e.g. 2 or 2,5."))
 
 
+class CancelOrderForm(TranslatedForm):
+    """Cancelling one's own placed order: why (optional, for customer service)."""
+
+    reason = StringField(
+        _l("Why are you cancelling? (optional)"),
+        filters=[one_line],
+        validators=[Optional(), too_long(500)],
+    )
+
+
 class AccountForm(TranslatedForm):
     name = StringField(
         _l("Full name"), filters=[one_line], validators=[DataRequired(REQUIRED), too_long(120)]

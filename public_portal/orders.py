@@ -8,7 +8,8 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from backoffice.domain import DomainError, shipments
+from backoffice.domain import DomainError, PermissionDenied, shipments
+from backoffice.domain import orders as order_rules
 from backoffice.domain import permissions as perm
 from backoffice.domain.orders import place_order
 from backoffice.extensions import db, limiter
@@ -24,7 +25,7 @@ from .base import (
     page_arg,
     user_key,
 )
-from .forms import OrderForm, choice, parse_weight
+from .forms import CancelOrderForm, OrderForm, choice, parse_weight
 
 
 def _services() -> list[Product]:
@@ -148,4 +149,43 @@ def order(number: str):
     events = db.session.scalars(
         select(OrderEvent).where(OrderEvent.order_id == obj.id).order_by(OrderEvent.id)
     ).all()
-    return render_template("portal/order.html", order=obj, events=events, s=shipments.shipment(obj))
+    return render_template(
+        "portal/order.html",
+        order=obj,
+        events=events,
+        s=shipments.shipment(obj),
+        cancel_form=CancelOrderForm() if order_rules.can_cancel(obj, current_user) else None,
+    )
+
+
+@bp.route("/orders/<number>/cancel", methods=["POST"])
+@customer_required
+def cancel_order(number: str):
+    """The customer cancels their own order before pickup (`orders.cancel`): once, however
+    often the button is pressed; after pickup it is refused, saying what to do instead."""
+    obj = get_owned_or_404("order", number)
+    back = redirect(url_for("portal.order", number=obj.number))
+    form = CancelOrderForm()
+    if not form.validate_on_submit():
+        for errors in form.errors.values():
+            for error in errors:
+                flash(error, "error")
+        return back
+    try:
+        # Safe to repeat: cancel reads the order's status again under its lock.
+        event = retrying(
+            lambda: order_rules.cancel(obj, current_user, note=form.reason.data or ""),
+            what="cancelling an order",
+        )
+    except (DomainError, PermissionDenied) as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return back
+    if event is None:
+        flash(_("Order %(number)s was cancelled already.", number=obj.number), "info")
+    else:
+        flash(
+            _("Order %(number)s is cancelled. It will not be picked up.", number=obj.number),
+            "success",
+        )
+    return back

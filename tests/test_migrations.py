@@ -243,6 +243,81 @@ def test_order_status_history_becomes_tracking_events(empty_database_url):
         db.engine.dispose()
 
 
+def test_orders_cancelled_before_0037_get_their_cancelled_event(empty_database_url):
+    """0037: an order cancelled before cancellations were events gets its `cancelled`
+    event at the time of its cancellation, and it is the order's latest event."""
+    app = create_app({"ENV_NAME": "testing", "SQLALCHEMY_DATABASE_URI": empty_database_url})
+    with app.app_context():
+        upgrade(revision="0007_channels")
+        with db.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO user (id, email, active, fs_uniquifier, name, locale, "
+                    "marketing_consent, created_at, update_datetime, contact_only) VALUES "
+                    "(1, 'a@example.com', 1, 'u1', 'A', 'id', 0, '2026-01-01', '2026-01-01', 0)"
+                )
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO product (id, code, kind, name_id, name_en, description_id, "
+                    "description_en, base_price, price_per_kg, min_weight_kg, max_weight_kg, "
+                    "eta_days, badge, badge_note_id, badge_note_en, position, active) VALUES "
+                    "(1, 'REG', 'service', 'Reg', 'Reg', '', '', 0, 0, 1, 30, '2-3', 'none', "
+                    "'', '', 1, 1)"
+                )
+            )
+            for oid, resi, status in (
+                (1, "CB123456785ID", "cancelled"),
+                (2, "CB123456784ID", "placed"),
+            ):
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO customer_order (id, number, resi, customer_id, product_id, "
+                        "origin, destination, weight_kg, receiver_name, receiver_phone, notes, "
+                        "status, price, created_at, updated_at) VALUES (:id, :num, :resi, 1, "
+                        "1, 'Jakarta', 'Bandung', 1, '', '', '', :status, 1, '2026-01-01', "
+                        "'2026-01-03')"
+                    ),
+                    {"id": oid, "num": f"ORD-{oid}", "resi": resi, "status": status},
+                )
+            for eid, to, at in (
+                (1, "placed", "2026-01-01 08:00:00"),
+                (2, "picked_up", "2026-01-01 10:00:00"),
+                (3, "cancelled", "2026-01-02 09:00:00"),
+            ):
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO order_event (id, order_id, actor_id, from_status, "
+                        "to_status, note, created_at) VALUES (:id, 1, 1, NULL, :to, '', :at)"
+                    ),
+                    {"id": eid, "to": to, "at": at},
+                )
+        upgrade(revision="0037_order_cancelled_event")
+        with db.engine.connect() as conn:
+            events = conn.execute(
+                sa.text(
+                    "SELECT order_id, event, occurred_at, source, actor_id FROM tracking_event "
+                    "ORDER BY occurred_at"
+                )
+            ).all()
+            orders = conn.execute(
+                sa.text("SELECT last_event, last_event_at FROM customer_order ORDER BY id")
+            ).all()
+        assert [(e[0], e[1], str(e[2])[:19], e[3], e[4]) for e in events] == [
+            (1, "picked_up", "2026-01-01 10:00:00", "migration", 1),
+            (1, "cancelled", "2026-01-02 09:00:00", "migration", 1),
+        ]
+        assert orders[0][0] == "cancelled" and str(orders[0][1])[:19] == "2026-01-02 09:00:00"
+        assert orders[1][0] is None
+        downgrade(revision="0036_outbox_templates")
+        with db.engine.connect() as conn:
+            left = conn.execute(sa.text("SELECT event FROM tracking_event")).scalars().all()
+            last = conn.execute(sa.text("SELECT last_event FROM customer_order WHERE id = 1"))
+            assert left == ["picked_up"] and last.scalar() == "picked_up"
+        downgrade(revision="base")
+        db.engine.dispose()
+
+
 def test_migrations_form_one_numbered_chain():
     """Engineers land migrations in parallel: each must follow main's head, renumbered
     (no second head, no merge revision), so the history reads in file order."""

@@ -15,7 +15,14 @@ from sqlalchemy import select
 from backoffice.domain import attachments
 from backoffice.domain import permissions as perm
 from backoffice.domain import tickets as lifecycle
-from backoffice.models import Ticket, TicketAttachment, TicketMessage, TicketStatus
+from backoffice.models import (
+    Order,
+    OrderStatus,
+    Ticket,
+    TicketAttachment,
+    TicketMessage,
+    TicketStatus,
+)
 
 from .portal_support import PDF, customer, upload
 
@@ -64,6 +71,7 @@ def _urls(w) -> list[tuple[str, str, dict]]:
         ("POST", f"/tickets/{f}/reopen", {"version": "1"}),
         ("POST", f"/tickets/{f}/rate", {"rating": "1"}),
         ("GET", f"/orders/{w['order']}", {}),
+        ("POST", f"/orders/{w['order']}/cancel", {"reason": "Bukan punya saya"}),
         ("GET", f"/attachments/{w['attachment']}", {}),
     ]
 
@@ -83,6 +91,9 @@ def test_another_customer_gets_404_for_everything(world, db):
     ticket = db.session.get(Ticket, world["ticket_id"])
     assert ticket.status is TicketStatus.PROGRESS
     assert len(db.session.scalars(select(TicketMessage)).all()) == 3  # 1 + 2 of the finished
+    assert db.session.scalar(select(Order.status).where(Order.number == world["order"])) is (
+        OrderStatus.PLACED
+    )
 
 
 def test_the_owner_gets_all_of_them(world):

@@ -11,12 +11,11 @@ event it refuses is reported in the response without refusing the batch.
 
 from __future__ import annotations
 
-from ..domain.shipments import MAX_LOCATION, MAX_NOTE
-from ..models import TrackingEventKind
+from ..domain.shipments import FEED_KINDS, MAX_LOCATION, MAX_NOTE
 
 MAX_EVENTS = 1000
 MAX_BODY_BYTES = 4 * 1024 * 1024  # 1,000 events of the longest allowed fields fit
-EVENT_KINDS = [k.value for k in TrackingEventKind]
+EVENT_KINDS = [k.value for k in FEED_KINDS]  # not `cancelled`: see shipments.FEED_KINDS
 
 _nullable_text = {"type": ["string", "null"]}
 
@@ -34,7 +33,8 @@ EVENT_SCHEMA = {
         "event": {
             "type": "string",
             "description": "One of: " + ", ".join(EVENT_KINDS) + ". Another value refuses "
-            "the event.",
+            "the event; so does `cancelled`: an order is cancelled in carebox (by its "
+            "customer before pickup, or by customer service), never by the operations feed.",
             "examples": ["out_for_delivery"],
         },
         "occurred_at": {

@@ -94,8 +94,8 @@ def derive(
 ) -> tuple[ShipmentSituation | None, datetime | None]:
     """The situation of a ticket of `kind` about `parcel` (None: no parcel, or nothing
     wrong), and the next moment time alone may change it (None: only an event can)."""
-    if parcel is None:
-        return None, None
+    if parcel is None or parcel.status is OrderStatus.CANCELLED:
+        return None, None  # a cancelled parcel's situation ends, whatever came before
     days = stuck_days() if days is None else days
     complaint = kind is TicketKind.COMPLAINT
     last = parcel.last_event
@@ -114,9 +114,8 @@ def derive(
     if stuck_at is not None and now >= stuck_at:
         return S.STUCK, None
     delivered = last is K.DELIVERED or parcel.status is OrderStatus.DELIVERED
-    ended = parcel.status is OrderStatus.CANCELLED
     late_at = None
-    if parcel.promised is not None and not ended:
+    if parcel.promised is not None:
         late_at = shipments.late_from(parcel.promised)
         if delivered and parcel.last_event_at is not None and parcel.last_event_at < late_at:
             late_at = None  # delivered in time

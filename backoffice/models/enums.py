@@ -314,6 +314,9 @@ class TrackingEventKind(LabelledEnum):
     DELIVERY_FAILED = "delivery_failed"
     RETURNED = "returned"
     ON_HOLD = "on_hold"
+    # Made in carebox only (domain/orders.py `cancel`), never fed by operations; the last
+    # in a parcel's life, so of two events at one moment it is the latest (shipments.RANK).
+    CANCELLED = "cancelled"
 
     @classmethod
     def _labels(cls):
@@ -326,6 +329,7 @@ class TrackingEventKind(LabelledEnum):
             cls.DELIVERY_FAILED: _l("Delivery failed"),
             cls.RETURNED: _l("Returned to sender"),
             cls.ON_HOLD: _l("On hold"),
+            cls.CANCELLED: _l("Order cancelled"),
         }
 
 
@@ -359,6 +363,7 @@ class TrackingSource(LabelledEnum):
     STAFF = "staff"
     MIGRATION = "migration"
     SEED = "seed"
+    CUSTOMER = "customer"  # the customer on the portal (cancelling their placed order)
 
     @classmethod
     def _labels(cls):
@@ -368,6 +373,7 @@ class TrackingSource(LabelledEnum):
             cls.STAFF: _l("Staff"),
             cls.MIGRATION: _l("Earlier status change"),
             cls.SEED: _l("Demo data"),
+            cls.CUSTOMER: _l("Customer"),
         }
 
 

@@ -23,7 +23,7 @@ from ..domain import orders as order_rules
 from ..domain import permissions as perm
 from ..extensions import db
 from ..i18n import TranslatedForm
-from ..models import Order, OrderEvent, OrderStatus, Ticket, TrackingEventKind
+from ..models import Order, OrderEvent, OrderStatus, Ticket
 from .base import SecureModelView, enum_label
 from .fields import to_choices
 from .filters import EnumFilter, LocalDateBetween
@@ -50,7 +50,9 @@ class EventForm(TranslatedForm):
 def _event_form(formdata=None) -> EventForm:
     form = EventForm(formdata=formdata)
     # A required select starts with an empty choice: nothing is chosen for the user.
-    form.event.choices = to_choices([("", "—"), *TrackingEventKind.choices()])
+    # Not `cancelled`: that is the status form's (orders.cancel), never an event by hand.
+    kinds = ((k.value, k.label) for k in shipments.FEED_KINDS)
+    form.event.choices = to_choices([("", "—"), *kinds])
     return form
 
 

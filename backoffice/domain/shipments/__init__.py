@@ -24,9 +24,10 @@ the code lives by what it does:
 - `resi.py`: the S10 shape and check digit, reading a typed resi (`check_resi`,
   `find_resis`), drawing a new one (`assign_resi`), `customer_parcel`;
 - `events.py`: `EventIn`, `EventResult`, the event vocabulary (`EVENT_STATUS`, `RANK`,
-  `STATUS_EVENT`) and the checks that need no database (`check_events`);
-- `recording.py`: `record_events`, `write_events`, `add_event`, and
-  `warrants_customer_notification`;
+  `STATUS_EVENT`, `FEED_KINDS`: all but `cancelled`, which only `orders.cancel` makes)
+  and the checks that need no database (`check_events`);
+- `recording.py`: `record_events`, `write_events`, `add_event`, `record_status_event`
+  (a status change made in carebox) and `warrants_customer_notification`;
 - `parcels.py`: `timeline`, `shipment`, the status text, `stuck_orders`, and
   `public_shipments` (what public tracking shows, in one statement).
 """
@@ -35,6 +36,7 @@ from .events import (
     DEFAULT_OFFSET,
     EARLIEST,
     EVENT_STATUS,
+    FEED_KINDS,
     FUTURE_SLACK,
     INSERTED,
     MAX_LOCATION,
@@ -76,6 +78,7 @@ from .recording import (
     UPDATE_CHUNK,
     add_event,
     record_events,
+    record_status_event,
     warrants_customer_notification,
     write_events,
 )
@@ -110,6 +113,7 @@ __all__ = [
     "EVENT_STATUS",
     "EventIn",
     "EventResult",
+    "FEED_KINDS",
     "FUTURE_SLACK",
     "INSERTED",
     "INSERT_CHUNK",
@@ -152,6 +156,7 @@ __all__ = [
     "public_shipments",
     "random_resi",
     "record_events",
+    "record_status_event",
     "resi_message",
     "shipment",
     "status_text_of",

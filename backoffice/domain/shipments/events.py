@@ -26,7 +26,14 @@ EVENT_STATUS: dict[TrackingEventKind, OrderStatus] = {
     K.ON_HOLD: OrderStatus.IN_TRANSIT,
     K.RETURNED: OrderStatus.IN_TRANSIT,
     K.DELIVERED: OrderStatus.DELIVERED,
+    K.CANCELLED: OrderStatus.CANCELLED,
 }
+# What the operations system may report (the import, the API, the staff's event form).
+# A cancellation is not a scan: it ends the order for good (every later event is refused),
+# takes it out of the customer's loyalty and is the customer's or customer service's
+# decision, made in carebox by `orders.cancel` (a parcel sent back after pickup is
+# `returned`). So `cancelled` is refused here with that reason.
+FEED_KINDS = tuple(kind for kind in TrackingEventKind if kind is not K.CANCELLED)
 # Two events at the same moment: the one later in a parcel's life counts as the latest.
 RANK: dict[TrackingEventKind, int] = {kind: i for i, kind in enumerate(TrackingEventKind)}
 # Staff's order status changes are tracking events too.
@@ -34,6 +41,7 @@ STATUS_EVENT: dict[OrderStatus, TrackingEventKind] = {
     OrderStatus.PICKED_UP: K.PICKED_UP,
     OrderStatus.IN_TRANSIT: K.DEPARTED_HUB,
     OrderStatus.DELIVERED: K.DELIVERED,
+    OrderStatus.CANCELLED: K.CANCELLED,
 }
 MAX_LOCATION = 120
 MAX_NOTE = 500
@@ -112,7 +120,7 @@ def _resi_verdict(text: str) -> tuple[str, ResiCheck]:
     return resi, check_resi(resi)
 
 
-_KINDS = {kind.value: kind for kind in TrackingEventKind}
+_KINDS = {kind.value: kind for kind in FEED_KINDS}
 
 
 def _check(index: int, item: EventIn, now: datetime) -> _Clean | EventResult:
@@ -125,6 +133,16 @@ def _check(index: int, item: EventIn, now: datetime) -> _Clean | EventResult:
     if verdict is not ResiCheck.VALID:
         return EventResult(REFUSED, resi[:20], resi_message(verdict))
     kind = _KINDS.get(str(item.event or "").strip().lower())
+    if kind is None and str(item.event or "").strip().lower() == K.CANCELLED.value:
+        return EventResult(
+            REFUSED,
+            resi,
+            _(
+                "An order is cancelled in carebox (by its customer before pickup, or by "
+                "customer service on the order page), not by a tracking event; a parcel "
+                "sent back is returned."
+            ),
+        )
     if kind is None:
         return EventResult(
             REFUSED,
@@ -132,7 +150,7 @@ def _check(index: int, item: EventIn, now: datetime) -> _Clean | EventResult:
             _(
                 "Unknown event %(event)s (one of: %(kinds)s).",
                 event=repr(str(item.event or "")[:40]),
-                kinds=", ".join(k.value for k in TrackingEventKind),
+                kinds=", ".join(k.value for k in FEED_KINDS),
             ),
         )
     try:

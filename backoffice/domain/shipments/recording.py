@@ -1,7 +1,7 @@
 """Recording checked events (`record_events` = `check_events` then `write_events`):
 the lookups, the idempotent insert, the orders' latest event, the tickets' situations
 and the customers' notices (`warrants_customer_notification`); a staff member's own
-event (`add_event`)."""
+event (`add_event`); the events carebox itself makes (`record_status_event`)."""
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -15,6 +15,7 @@ from ...models.base import utcnow
 from .. import DomainError, PermissionDenied
 from .. import permissions as perm
 from .events import (
+    DEFAULT_OFFSET,
     EVENT_STATUS,
     INSERTED,
     RANK,
@@ -27,6 +28,8 @@ from .events import (
     _Clean,
     check_events,
 )
+
+ONE_SECOND = timedelta(seconds=1)
 
 LOOKUP_CHUNK = 5000  # resis per lookup: one query for a whole import batch
 UPDATE_CHUNK = 200
@@ -428,3 +431,18 @@ def add_event(
     if result.outcome == UNCHANGED:
         raise DomainError(_("This event is already in the parcel's timeline."))
     return result
+
+
+def record_status_event(
+    order: Order, kind: TrackingEventKind, *, source: TrackingSource, actor: User, now=None
+) -> EventResult:
+    """The event of a status change made in carebox (`orders.change_status`, `orders.cancel`,
+    which check the transition on the order's locked row first), through `write_events`
+    like any other: the status follows it, the tickets' situations and the customer's
+    notices too. At `now` (shown in WIB), or just after the parcel's latest event when a
+    scanner's drifting clock put that later: this event must become the latest."""
+    at = (now or utcnow()).replace(microsecond=0)
+    if order.last_event_at is not None and order.last_event_at >= at:
+        at = order.last_event_at + ONE_SECOND
+    clean = _Clean(0, order.resi, TrackingEventKind(kind).value, at, DEFAULT_OFFSET, "", "")
+    return write_events(Checked([None], [clean], now or utcnow()), source=source, actor=actor)[0]
