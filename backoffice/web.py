@@ -16,7 +16,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    url_for,
 )
 from flask_babel import get_locale, refresh
 from flask_babel import gettext as _
@@ -280,6 +279,8 @@ def _refuse_oversized():
 
 
 def init_app(app: Flask) -> None:
+    from .views.urls import static_url_for
+
     app.register_blueprint(bp)
     # First of all before-request functions (Flask-Principal's loads the user).
     app.before_request_funcs.setdefault(None, []).insert(0, _refuse_oversized)
@@ -298,5 +299,5 @@ def init_app(app: Flask) -> None:
             "csp_nonce": csp_nonce,
             "current_lang": loc.language if loc else "id",
             "languages": supported(),
-            "lang_url": lambda code: url_for("web.set_language", code=code),
+            "lang_url": lambda code: static_url_for("web.set_language", code=code),
         }

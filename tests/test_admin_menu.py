@@ -88,13 +88,24 @@ def test_list_and_static_links_are_what_url_for_builds(app):
     with app.test_request_context("/admin/tickets/team/"):
         for a in args:
             assert list_url("tickets_team.index_view", a) == url_for("tickets_team.index_view", **a)
-        for _twice in range(2):
-            for endpoint, values in (
-                ("admin.static", {"filename": "admin/js/x.js", "v": "1.0"}),
-                ("static", {"filename": "admin.css"}),
-                ("web.favicon", {}),
-            ):
-                assert static_url_for(endpoint, **values) == url_for(endpoint, **values)
+    for prefix in ("", "/carebox"):  # the URL prefix is part of what is remembered
+        with app.test_request_context(
+            "/admin/tickets/team/", base_url=f"http://localhost{prefix}/"
+        ):
+            for _twice in range(2):
+                for endpoint, values in (
+                    ("admin.static", {"filename": "admin/js/x.js", "v": "1.0"}),
+                    ("static", {"filename": "admin.css"}),
+                    ("web.favicon", {}),
+                    ("admin.index", {}),
+                    ("notices.index", {}),
+                    ("security.logout", {}),
+                    ("web.set_language", {"code": "en"}),
+                ):
+                    built = static_url_for(endpoint, **values)
+                    assert built == url_for(endpoint, **values)
+                    assert built.startswith(f"{prefix}/")
+    with app.test_request_context("/admin/tickets/team/"):
         assert static_url_for("static", filename="a.css", _external=True) == url_for(
             "static", filename="a.css", _external=True
         )

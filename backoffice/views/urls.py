@@ -18,8 +18,13 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from flask import has_request_context, request, url_for
+from flask.globals import request_ctx
 
 STATIC_ENDPOINTS = frozenset({"static", "admin.static", "web.favicon"})
+# The page frame's own links (templates/admin/master.html, web's lang_url): their URLs
+# depend on nothing but the endpoint, its values and the URL prefix, as static files do.
+FRAME_ENDPOINTS = frozenset({"admin.index", "notices.index", "security.logout", "web.set_language"})
+CACHED_ENDPOINTS = STATIC_ENDPOINTS | FRAME_ENDPOINTS
 MAX_ENTRIES = 1024
 _built: dict = {}
 
@@ -35,8 +40,14 @@ def _remember(key, make) -> str:
 
 
 def static_url_for(endpoint: str, **values) -> str:
-    """Flask's url_for; a relative static URL is built once per process and prefix."""
-    if endpoint not in STATIC_ENDPOINTS or not has_request_context():
+    """Flask's url_for; a relative URL of a static file or of the page frame's links is
+    built once per process and prefix (not in a request whose Host was refused: those
+    are built on CAREBOX_BASE_URL, backoffice.Carebox.url_for)."""
+    if (
+        endpoint not in CACHED_ENDPOINTS
+        or not has_request_context()
+        or request_ctx.url_adapter is None
+    ):
         return url_for(endpoint, **values)
     try:
         key = (endpoint, request.script_root, tuple(sorted(values.items())))
