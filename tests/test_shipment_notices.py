@@ -273,6 +273,61 @@ def test_two_identical_batches_at_once_email_once(app, make, db):
     assert len(_mails(db)) == 20
 
 
+@pytest.mark.parametrize("isolation", ["REPEATABLE READ", "READ COMMITTED"])
+def test_a_batch_overtaken_by_a_newer_event_tells_nothing(app, make, db, isolation):
+    """Two writers at once: batch A has looked the parcel up (in transit) when batch B
+    records and commits "delivered"; A's older "out for delivery" is inserted but does
+    not become the latest, so only "delivered" is emailed."""
+    if db.engine.dialect.name != "mysql":
+        pytest.skip("concurrent writers need MariaDB (SQLite serialises them)")
+    order = _parcel(make, db)
+    record_events([EventIn(order.resi, "in_transit", _wib(5))], source=TrackingSource.IMPORT)
+    db.session.commit()
+    a_looked_up, b_done = threading.Event(), threading.Event()
+    errors, outcomes = [], {}
+    threads = {}
+
+    def pause_a_before_its_insert(conn, cursor, statement, *args):
+        if threading.current_thread() is threads["a"] and statement.startswith(
+            "INSERT IGNORE INTO tracking_event"
+        ):
+            a_looked_up.set()
+            assert b_done.wait(timeout=30)
+
+    def batch(name, kind, hours_ago, wait=None):
+        try:
+            with app.app_context():
+                db.session.connection(execution_options={"isolation_level": isolation})
+                if wait is not None:
+                    assert wait.wait(timeout=30)
+                [result] = record_events(
+                    [EventIn(order.resi, kind, _wib(hours_ago))], source=TrackingSource.API
+                )
+                db.session.commit()
+                outcomes[name] = result.outcome
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            if name == "b":
+                b_done.set()
+
+    threads["a"] = threading.Thread(target=batch, args=("a", "out_for_delivery", 2))
+    threads["b"] = threading.Thread(target=batch, args=("b", "delivered", 1, a_looked_up))
+    event.listen(db.engine, "before_cursor_execute", pause_a_before_its_insert)
+    try:
+        for t in threads.values():
+            t.start()
+        for t in threads.values():
+            t.join(timeout=60)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", pause_a_before_its_insert)
+    assert errors == [] and outcomes == {"a": "inserted", "b": "inserted"}
+    db.session.rollback()  # a new snapshot
+    db.session.refresh(order)
+    assert order.last_event == "delivered"
+    assert ["Delivered" in m.subject for m in _mails(db)] == [True]
+
+
 def test_the_hook_is_the_one_rule(make, db, monkeypatch):
     """The email path asks shipments.warrants_customer_notification (WhatsApp does too);
     patched where the recording code looks it up."""

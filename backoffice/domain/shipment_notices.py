@@ -5,7 +5,9 @@ Guarantees, before the code:
 - **What and to whom.** Only events `shipments.warrants_customer_notification` names
   (the one rule, shared with the WhatsApp notification), only the event that became its
   parcel's latest in its batch (an import that brings "out for delivery" and
-  "delivered" at once sends one email, about the delivery), and only to customers who
+  "delivered" at once sends one email, about the delivery) and that the batch's UPDATE
+  really made the order's latest (a concurrent writer's newer event, committed after
+  the batch read the order, wins: nothing about the older one), and only to customers who
   asked for shipment updates (`User.shipment_updates`, on the account page), are
   active and have an address that takes mail.
 - **Never twice for one event.** Each email carries the outbox dedupe key

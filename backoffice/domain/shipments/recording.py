@@ -172,16 +172,34 @@ def _tell_customers(moved: list[dict], now: datetime) -> None:
     customer's channels (each asks the customer's consent itself), in this transaction."""
     from ..shipment_notices import Notice, email
 
+    notable = [u for u in moved if warrants_customer_notification(u["kind"], u["at"], now=now)]
     notices = [
         Notice(u["oid"], TrackingEventKind(u["kind"]), u["at"], u["offset"], u["location"])
-        for u in moved
-        if warrants_customer_notification(u["kind"], u["at"], now=now)
+        for u in _made_latest(notable)
     ]
     if notices:
         email(notices, now=now)
         from .. import notifications  # it reads this package
 
         notifications.parcel_events(notices, now)
+
+
+def _made_latest(moves: list[dict]) -> list[dict]:
+    """The moves the UPDATE of `_follow_latest` really made: `moves` come from the batch's
+    earlier read of the orders, and a concurrent writer may have committed a newer event
+    since, which the UPDATE then rightly did not replace. Read back after the UPDATE, an
+    order whose latest is this batch's event was moved by this transaction, which holds
+    its row lock until it commits (no other writer has this event: it is unique, and this
+    batch inserted it); any other order was not (at READ COMMITTED the read sees the newer
+    event, at REPEATABLE READ the snapshot's older one). A plain read: it takes no locks
+    the UPDATE did not take. One query per LOOKUP_CHUNK orders."""
+    c = Order.__table__.c
+    latest: set[tuple[int, str, datetime]] = set()
+    for first in range(0, len(moves), LOOKUP_CHUNK):
+        ids = [u["oid"] for u in moves[first : first + LOOKUP_CHUNK]]
+        stmt = select(c.id, c.last_event, c.last_event_at).where(c.id.in_(ids))
+        latest.update((r[0], str(r[1]), r[2]) for r in db.session.execute(stmt))
+    return [u for u in moves if (u["oid"], u["kind"], u["at"]) in latest]
 
 
 def _known(keys) -> set[tuple[int, datetime, str]]:
