@@ -1,4 +1,5 @@
 import logging
+from contextlib import contextmanager
 from logging.config import fileConfig
 
 from flask import current_app
@@ -86,7 +87,7 @@ def run_migrations_online():
 
     connectable = get_engine()
 
-    with connectable.connect() as connection:
+    with connectable.connect() as connection, _one_at_a_time(connection):
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),
@@ -95,6 +96,31 @@ def run_migrations_online():
 
         with context.begin_transaction():
             context.run_migrations()
+
+
+MIGRATION_LOCK = "carebox_migrations"
+LOCK_WAIT = 3600  # seconds: a migration of a large table can take minutes
+
+
+@contextmanager
+def _one_at_a_time(connection):
+    """Two upgrades of one MariaDB database at once (two hosts of a deploy, two bench
+    runs) take turns, and the second finds the schema current: without this, both read
+    the same version and run the same steps (a table created twice, a backfill done
+    twice). A named lock of this connection's session; it survives the DDL's implicit
+    commits. SQLite lets one writer in at a time by itself."""
+    if connection.dialect.name != "mysql":
+        yield
+        return
+    got = connection.exec_driver_sql(f"SELECT GET_LOCK('{MIGRATION_LOCK}', {LOCK_WAIT})").scalar()
+    connection.commit()
+    if got != 1:
+        raise RuntimeError(f"another migration held {MIGRATION_LOCK!r} for {LOCK_WAIT} s")
+    try:
+        yield
+    finally:
+        connection.exec_driver_sql(f"SELECT RELEASE_LOCK('{MIGRATION_LOCK}')")
+        connection.commit()
 
 
 if context.is_offline_mode():

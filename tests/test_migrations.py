@@ -335,3 +335,43 @@ def test_migrations_form_one_numbered_chain():
     assert all(isinstance(r.down_revision, str | None) for r in chain)
     numbers = [int(r.revision[:4]) for r in chain]
     assert numbers == list(range(1, len(chain) + 1))
+
+
+def test_two_upgrades_at_once_take_turns(empty_database_url):
+    """Two `carebox db upgrade`s of one MariaDB database at once (two hosts of a deploy
+    starting together) both end well, and the schema is built once: migrations/env.py
+    holds a named lock for the run. Without it both read the same version and ran the
+    same steps, and one failed on a table the other had just created."""
+    if not empty_database_url.startswith("mysql"):
+        pytest.skip("MariaDB only: SQLite lets one writer in at a time by itself")
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    carebox = Path(sys.executable).parent / "carebox"
+    env = {**os.environ, "DATABASE_URL": empty_database_url, "CAREBOX_ENV": "development"}
+    runs = [
+        subprocess.Popen(  # noqa: S603 (our own CLI)
+            [str(carebox), "db", "upgrade"], env=env, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    results = [(run.wait(300), run.stderr.read()) for run in runs]
+    for run in runs:
+        run.stderr.close()
+    assert [code for code, _ in results] == [0, 0], [err[-2000:] for _, err in results]
+    app = create_app({"ENV_NAME": "testing", "SQLALCHEMY_DATABASE_URI": empty_database_url})
+    with app.app_context():
+        with db.engine.connect() as conn:
+            versions = conn.execute(sa.text("SELECT version_num FROM alembic_version")).all()
+            diffs = compare_metadata(MigrationContext.configure(conn), db.metadata)
+        assert _diff_ignoring_noise(diffs, "mysql") == []
+        from alembic.config import Config
+        from alembic.script import ScriptDirectory
+
+        config = Config()
+        config.set_main_option(
+            "script_location", str(Path(__file__).resolve().parent.parent / "migrations")
+        )
+        assert [v[0] for v in versions] == [ScriptDirectory.from_config(config).get_current_head()]
+        db.engine.dispose()
