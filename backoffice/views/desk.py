@@ -116,6 +116,8 @@ PAGE_AROUND = (
     .joinedload(Order.product)
     .load_only(Product.code, Product.eta_days),
 )
+
+
 def _user():
     """The signed-in user itself: each attribute read through Flask-Login's `current_user`
     proxy costs ~6 Python calls, and the desk's permission checks read it ~200 times."""
