@@ -135,7 +135,12 @@ def init_app(app: Flask) -> None:
 
 def watch_engines(app: Flask) -> None:
     from .extensions import db
+    from .idle_polls import BIND
 
+    # Flask-SQLAlchemy gives every bind key a MetaData in `db.metadatas`, one dict for
+    # every app of the process. The idle polls' bind holds no table; left there, a later
+    # app without that bind (SQLite) failed in `db.create_all()`, asking for its engine.
+    db.metadatas.pop(BIND, None)
     with app.app_context():
         for engine in db.engines.values():
             watch(engine)

@@ -131,3 +131,22 @@ def test_public_tracking_is_one_statement_without_a_transaction(db, client, make
     db.session.remove()
     assert resp.status_code == 200 and resi in resp.get_data(as_text=True)
     assert driver_calls == []
+
+
+def test_an_app_on_mariadb_leaves_a_later_sqlite_app_able_to_create_its_tables(tmp_path):
+    """The idle polls' bind (MariaDB only) must not reach another app of the process:
+    Flask-SQLAlchemy keeps one MetaData per bind key for all of them, and `create_all` of
+    a SQLite app created after a MariaDB one asked for the missing bind's engine (found
+    by CI's SQLite run: the deploy tests' databases could not be made)."""
+    from backoffice import create_app
+    from backoffice.extensions import db as _db
+
+    create_app(
+        {"ENV_NAME": "testing", "SQLALCHEMY_DATABASE_URI": "mysql+pymysql://u@127.0.0.1:1/none"}
+    )  # nothing connects at creation
+    url = f"sqlite:///{tmp_path / 'later.db'}"
+    app = create_app({"ENV_NAME": "testing", "SQLALCHEMY_DATABASE_URI": url})
+    with app.app_context():
+        _db.create_all()
+        assert "ticket" in sa.inspect(_db.engine).get_table_names()
+        _db.engine.dispose()
