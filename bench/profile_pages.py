@@ -1,11 +1,13 @@
 """Where a back-office page's Python time goes, in-process (issue 16: measure first).
 
-Usage: DATABASE_URL=... python bench/profile_pages.py [--runs N] [--top N] URL...
-       (signed in as bench_1m's master admin, made by `make bench-1m`; read-only)
+Usage: DATABASE_URL=... python bench/profile_pages.py [--runs N] [--top N] [--as agent]
+           [--sql] URL...
+       (signed in as one of bench_1m's accounts, made by `make bench-1m`; read-only)
 
-For each URL: the median wall time of N requests through Flask's test client (no
-HTTP, no gunicorn), the statements one request runs, the Python function calls one
-request makes (cProfile), and the functions with the most own and cumulative time.
+For each URL: the median wall and CPU time of N requests through Flask's test client
+(no HTTP, no gunicorn), the statements one request runs (--sql prints them), the
+Python function calls one request makes (cProfile), and the functions with the most
+own and cumulative time.
 Function calls do not depend on the machine's load: compare them between versions.
 """
 
@@ -15,23 +17,23 @@ import argparse
 import cProfile
 import io
 import pstats
-import re
 import statistics
 import time
 
-from bench_http import LIMITS, MASTER, PASSWORD
+from bench_http import AGENT, CSRF_RE, LIMITS, MASTER, PASSWORD
 from common import bench_app
 from sqlalchemy import event
 
 from backoffice.extensions import db
 
 
-def login(client) -> None:
+def login(client, email: str) -> None:
     html = client.get("/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html).group(1)
-    resp = client.post("/login", data={"email": MASTER, "password": PASSWORD, "csrf_token": token})
+    match = CSRF_RE.search(html)
+    token = match.group(1) or match.group(2)
+    resp = client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": token})
     if resp.status_code != 302:
-        raise SystemExit(f"sign-in as {MASTER} failed ({resp.status_code}): run make bench-1m once")
+        raise SystemExit(f"sign-in as {email} failed ({resp.status_code}): run make bench-1m once")
 
 
 def main() -> None:
@@ -47,27 +49,26 @@ def main() -> None:
         help="also print the cumulative time of the functions named so (file:function "
         "or function; repeatable), as a share of the request",
     )
+    parser.add_argument("--as", dest="who", choices=("master", "agent"), default="master")
+    parser.add_argument("--sql", action="store_true", help="print the statements of one request")
     parser.add_argument("urls", nargs="+")
     args = parser.parse_args()
     app = bench_app(**LIMITS)
     client = app.test_client()
     with app.app_context():
-        statements = [0]
-
-        def count(*_a):
-            statements[0] += 1
-
-        event.listen(db.engine, "before_cursor_execute", count)
-        login(client)
+        statements: list[str] = []
+        event.listen(db.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+        login(client, MASTER if args.who == "master" else AGENT)
         for url in args.urls:
             for _ in range(3):  # warm: templates compiled, caches filled
                 assert client.get(url).status_code == 200, url
-            times = []
+            times, cpu = [], []
             for _ in range(args.runs):
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.thread_time()
                 client.get(url)
                 times.append((time.perf_counter() - start) * 1000)
-            statements[0] = 0
+                cpu.append((time.thread_time() - start_cpu) * 1000)
+            statements.clear()
             profile = cProfile.Profile()
             profile.enable()
             resp = client.get(url)
@@ -75,10 +76,13 @@ def main() -> None:
             stats = pstats.Stats(profile, stream=io.StringIO())
             print(f"\n=== {url}")
             print(
-                f"median {statistics.median(times):.2f} ms over {args.runs}, "
-                f"{statements[0]} statements, {stats.total_calls} function calls, "
+                f"median {statistics.median(times):.2f} ms ({statistics.median(cpu):.2f} ms CPU) "
+                f"over {args.runs}, {len(statements)} statements, "
+                f"{stats.total_calls} function calls, "
                 f"{len(resp.data) // 1024} kB"
             )
+            if args.sql:
+                print("\n\n".join(statements))
             total = max(stats.total_tt, 1e-9)
             for name in args.focus:
                 for (path, line, func), (_cc, nc, _tt, ct, _callers) in stats.stats.items():
