@@ -15,7 +15,8 @@ one phrase (case-insensitive) and matched as:
   PHONE_DIGITS digits): the tickets of the customers with that number in E.164
   (ix_user_phone_key), whatever way it was typed;
 - an e-mail address (it holds "@"): the customer's e-mail starts with it, the
-  whole address or its start (uq_user_email);
+  whole address or its start (uq_user_email), inside the tickets' statement: with
+  its local part typed whole, a handful of customers at most, so no CUSTOMER_LIMIT;
 - anything else, any of:
   - the customer's e-mail starts with it ("c1234", "budi.s") (uq_user_email);
   - a word of the customer's name starts with it ("budi", "santoso", "budi san")
@@ -37,10 +38,10 @@ customers are looked up first, at most CUSTOMER_LIMIT of them; a broader term
 ("a", or a name most customers share) leaves the customers out and says so.
 
 Statements (TicketListView.get_list): one for the customers (not for a ticket number,
-a resi or a phone); then, for a term of one part (a number, a resi, a phone, an
-e-mail), the first page straight away when it holds every match; else one for the
-page's ids and the count of all matches (a UNION of the parts, each with its own
-index, counted by a window), then the page.
+a resi, a phone or an e-mail); then, for a term of one part (a number, a resi, a
+phone, an e-mail), the first page straight away when it holds every match; else one
+for the page's ids and the count of all matches (a UNION of the parts, each with its
+own index, counted by a window), then the page.
 """
 
 from __future__ import annotations
@@ -115,19 +116,18 @@ def fulltext_words(term: str) -> str | None:
     return " ".join(f"+{w}*" for w in words)
 
 
-def matching_customers(term: str, email_only: bool) -> list[int] | None:
+def matching_customers(term: str) -> list[int] | None:
     """Ids of the users whose e-mail (or a word of whose name) starts with `term`;
     None when more than CUSTOMER_LIMIT match (the term is too broad)."""
     limit = CUSTOMER_LIMIT + 1
     parts = [select(User.id).where(_starts(User.email, term)).limit(limit)]
-    if not email_only:
-        parts.append(select(User.id).where(_starts(User.name, term)).limit(limit))
-        inner_word = User.name.like("% " + like_escape(term) + "%", escape="/")
-        words = fulltext_words(term)
-        if words is not None and db.engine.dialect.name in ("mysql", "mariadb"):
-            # The index narrows to names holding words that start so; the LIKE decides.
-            inner_word = match(User.name, against=words).in_boolean_mode() & inner_word
-        parts.append(select(User.id).where(inner_word).limit(limit))
+    parts.append(select(User.id).where(_starts(User.name, term)).limit(limit))
+    inner_word = User.name.like("% " + like_escape(term) + "%", escape="/")
+    words = fulltext_words(term)
+    if words is not None and db.engine.dialect.name in ("mysql", "mariadb"):
+        # The index narrows to names holding words that start so; the LIKE decides.
+        inner_word = match(User.name, against=words).in_boolean_mode() & inner_word
+    parts.append(select(User.id).where(inner_word).limit(limit))
     # Each part keeps its own LIMIT (SQLite wants them in subqueries).
     wrapped = [select(p.subquery().c.id) for p in parts]
     ids = list(db.session.scalars(union(*wrapped).limit(limit)))
@@ -160,15 +160,17 @@ def ticket_criteria(term: str) -> tuple[list, bool]:
     phone = phone_key(term)
     if phone is not None:
         return [Ticket.customer_id.in_(select(User.id).where(User.phone_key == phone))], False
-    email_only = "@" in term
-    customers = matching_customers(term, email_only)
+    if "@" in term:
+        # An address, whole or its start up to the "@" at least, names one customer or a
+        # few: looked up inside the tickets' own statement, as a phone is.
+        return [Ticket.customer_id.in_(select(User.id).where(_starts(User.email, term)))], False
+    customers = matching_customers(term)
     criteria = []
     if customers:
         criteria.append(Ticket.customer_id.in_(customers))
-    if not email_only:
-        since = utcnow() - timedelta(days=SUBJECT_CONTAINS_DAYS)
-        criteria.append(_starts(Ticket.subject, term))
-        criteria.append((Ticket.created_at >= since) & _contains(Ticket.subject, term))
+    since = utcnow() - timedelta(days=SUBJECT_CONTAINS_DAYS)
+    criteria.append(_starts(Ticket.subject, term))
+    criteria.append((Ticket.created_at >= since) & _contains(Ticket.subject, term))
     return criteria, customers is None
 
 
