@@ -2,7 +2,7 @@
 test client on a bench database, timed, its statements counted and profiled (cProfile).
 
 Usage: .venv/bin/python bench/filing_profile.py [--database carebox_bench1m] [--runs 50]
-       [--top 40] [--sort tottime]
+       [--top 40] [--sort tottime] [--sql] [--focus NAME ...]
 
 The bench customer of bench/bench_http.py files 2 × `--runs` tickets (after a few
 warm-up ones), every other one profiled; printed: the median wall and CPU time of the
@@ -42,11 +42,20 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--sort", default="tottime")
+    parser.add_argument("--sql", action="store_true", help="print the statements of one filing")
+    parser.add_argument(
+        "--focus",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also print calls and cumulative ms per filing of the functions named so "
+        "(file:function or function; repeatable)",
+    )
     args = parser.parse_args()
     url = database_url(args.server, args.database)
     os.environ["CAREBOX_COUNT_STATEMENTS"] = "1"
 
-    from sqlalchemy import func, select
+    from sqlalchemy import event, func, select
 
     from backoffice import create_app
     from backoffice.extensions import db
@@ -89,13 +98,16 @@ def main() -> None:
         assert page.status_code == 200, page.status_code
         return page
 
+    statements: list[str] = []
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
     try:
-        measure(args, file_once, follow)
+        measure(args, file_once, follow, statements)
     finally:  # the filed tickets and their emails go, however the run ended
         cleanup_filings(Raw(url), customer_id, (keep,))
 
 
-def measure(args, file_once, follow) -> None:
+def measure(args, file_once, follow, statements) -> None:
     for _ in range(5):
         follow(file_once())
     times, cpu, follows, stmts, follow_stmts = [], [], [], [], []
@@ -127,6 +139,16 @@ def measure(args, file_once, follow) -> None:
         f" (min {min(follows):.2f}), {statistics.median(follow_stmts):.0f} statements"
         " (not profiled, not in the bench's filing row)"
     )
+    for name in args.focus:
+        for (path, line, func), (_cc, nc, _tt, ct, _callers) in stats.stats.items():
+            if name in (func, f"{path.rsplit('/', 1)[-1]}:{func}"):
+                where = f"{path.rsplit('/', 1)[-1]}:{line}({func})"
+                print(f"  {where:60} {nc / args.runs:6.1f} calls {ct * 1000 / args.runs:7.2f} ms")
+    if args.sql:
+        statements.clear()
+        resp = file_once()
+        print("\n\n".join(statements))  # the POST's own, not the redirect's page
+        follow(resp)
     out = io.StringIO()
     pstats.Stats(profile, stream=out).sort_stats(args.sort).print_stats(args.top)
     print(out.getvalue())
