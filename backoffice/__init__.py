@@ -120,6 +120,7 @@ def create_app(config: dict | str | None = None) -> Flask:
         web,
     )
     from .channels import whatsapp
+    from .domain import setup_cache  # noqa: F401 (its session events give changes a new token)
     from .extensions import babel, csrf, db, limiter, migrate
 
     connections.init_app(app)  # the engine options db.init_app reads

@@ -24,7 +24,7 @@ from wtforms import BooleanField, StringField
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
 from .cleaning import one_line
-from .domain import accounts, contacts
+from .domain import accounts, contacts, setup_cache
 from .domain import permissions as perm
 from .extensions import db, limiter, security
 from .i18n import TranslatedMeta
@@ -45,7 +45,8 @@ class CareboxUserDatastore(SQLAlchemyUserDatastore):
     under /admin) is read with the columns such a request reads of its own user
     (`BACKOFFICE_USER_COLUMNS`); any other loads when first asked for. PyMySQL parses
     every column's description on every statement (some 50 function calls a column):
-    the 33 columns of user and role were a fifth of a small page's Python.
+    the 33 columns of user and role were a fifth of a small page's Python. The statement
+    also reads the desk's setup token (domain/setup_cache.py).
     """
 
     def find_user(self, case_insensitive: bool = False, **kwargs):
@@ -53,7 +54,11 @@ class CareboxUserDatastore(SQLAlchemyUserDatastore):
         if attr == "fs_uniquifier" and not case_insensitive:
             lean = has_request_context() and request.path.startswith("/admin/")
             stmt = _by_uniquifier(lean)
-            return db.session.scalars(stmt, {"uniquifier": value}).unique().first()
+            row = db.session.execute(stmt, {"uniquifier": value}).unique().first()
+            if row is None:
+                return None
+            setup_cache.seen(db.session(), row.setup_token)  # its own statement, saved
+            return row[0]
         column = getattr(User, attr)
         where = func.lower(column) == func.lower(value) if case_insensitive else column == value
         return db.session.scalars(_with_roles(select(User)).where(where)).unique().first()
@@ -94,6 +99,9 @@ def _by_uniquifier(lean: bool):
         stmt = _with_roles(stmt, Role.id, Role.name, Role.permissions)
     else:
         stmt = _with_roles(stmt)
+    # The setup's token rides along: a filing's calendars and routing rules then come from
+    # this process's copies without a statement to check them (domain/setup_cache.py).
+    stmt = stmt.add_columns(setup_cache.token_column())
     return stmt.where(User.fs_uniquifier == bindparam("uniquifier"))
 
 

@@ -369,7 +369,8 @@ def test_a_photo_of_the_damage_routes_a_progress_complaint_to_claims(db, make):
 
 
 def test_a_worker_batch_reads_the_rules_once_and_team_tickets_cost_nothing_more(db, make):
-    """Set-based: a round of 20 due tickets reads the candidates and the rules once; a
+    """Set-based: a round of 20 due tickets reads the candidates once and the rules at
+    most once; a
     round whose tickets are all with a department reads neither (4 statements, as before
     routing after filing existed)."""
     from .admin_support import counting_queries
@@ -402,7 +403,8 @@ def test_a_worker_batch_reads_the_rules_once_and_team_tickets_cost_nothing_more(
     with counting_queries(engine) as sql:
         assert situations.refresh_due(now + 2 * D + timedelta(hours=1)) == 20
     db.session.commit()
-    assert len([s for s in sql if "FROM routing_rule" in s]) == 1
+    # once at most: the process's copy while the setup is unchanged (domain/setup_cache.py)
+    assert len([s for s in sql if "FROM routing_rule" in s]) <= 1
     assert all(db.session.get(Ticket, t.id).status is TicketStatus.TEAM for t in progress)
     # Each routed ticket is one lifecycle dispatch (its own savepoint, SLA calendar,
     # notices, UPDATE, event: 11 statements today); the selection itself is per batch.

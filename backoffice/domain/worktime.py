@@ -223,65 +223,71 @@ def rows_from_spec(spec) -> list[tuple[int, int, int]]:
 # --- loading calendars from the database -------------------------------------------
 
 
-def load(department, session=None) -> Calendar:
+def load(department) -> Calendar:
     """The working calendar of `department` (a Department, or None for the default
     one: config CAREBOX_DEFAULT_CALENDAR, the Customer Service department's code)."""
-    return load_many([department.id if department else None], session)[
-        department.id if department else None
-    ]
+    key = department.id if department else None
+    return load_many([key])[key]
 
 
-def load_many(department_ids, session=None) -> dict[int | None, Calendar]:
+def load_many(department_ids) -> dict[int | None, Calendar]:
     """Calendars for several departments at once: {department id (None: the default):
-    Calendar}. Two statements: the departments (those asked for and the default one, by
-    its code) with their shifts in one outer join, and the company days (issue 16 item 3:
-    every filing loads a calendar)."""
+    Calendar}; a department that does not exist gets the wall clock minus the days off.
+    Every department's calendar comes from the process's copy while the setup is
+    unchanged (domain/setup_cache.py; issue 16 item 3: every filing loads a calendar)."""
     from flask import current_app
-    from sqlalchemy import or_, select
+
+    from . import setup_cache
+
+    code = current_app.config.get("CAREBOX_DEFAULT_CALENDAR", "CS")
+    calendars, default_id, fallback = setup_cache.cached(
+        f"calendars:{code}", lambda: _load_all(code)
+    )
+    return {i: calendars.get(default_id if i is None else i, fallback) for i in department_ids}
+
+
+def _load_all(default_code: str) -> tuple[dict[int, Calendar], int | None, Calendar]:
+    """Every department's calendar by id, the default department's id, and the calendar
+    of a department that does not exist. Two statements: the departments with their
+    shifts in one outer join, and the company days (columns, not entities: no identity
+    map rows, and the copies outlive the session)."""
+    from sqlalchemy import select
 
     from ..extensions import db
     from ..models import BusinessHours, CompanyDay, Department
 
-    session = session or db.session
-    wanted = set(department_ids)
-    default_code = current_app.config.get("CAREBOX_DEFAULT_CALENDAR", "CS")
-    ids = {i for i in wanted if i is not None}
-    shifts = (
-        select(
-            Department, BusinessHours.weekday, BusinessHours.start_minute, BusinessHours.end_minute
-        )
-        .outerjoin(BusinessHours, BusinessHours.department_id == Department.id)
-        .where(or_(Department.id.in_(ids), Department.code == default_code))
-    )
+    shifts = select(
+        Department.id,
+        Department.code,
+        Department.timezone,
+        Department.observes_holidays,
+        BusinessHours.weekday,
+        BusinessHours.start_minute,
+        BusinessHours.end_minute,
+    ).outerjoin(BusinessHours, BusinessHours.department_id == Department.id)
     departments, rows = {}, {}
-    default_id = None
-    for dep, weekday, start, end in session.execute(shifts):
-        departments[dep.id] = dep
-        if dep.code == default_code:
-            default_id = dep.id
-        day_rows = rows.setdefault(dep.id, [])
+    for dep_id, code, zone, observes, weekday, start, end in db.session.execute(shifts):
+        departments[dep_id] = (code, zone, observes)
+        day_rows = rows.setdefault(dep_id, [])
         if weekday is not None:
             day_rows.append((weekday, start, end))
     closed, opened = {}, set()
-    # Columns, not entities: every filing reads them, and a year has dozens.
     days = select(CompanyDay.day, CompanyDay.closed, CompanyDay.name)
-    for day, is_closed, name in session.execute(days):
+    for day, is_closed, name in db.session.execute(days):
         if is_closed:
             closed[day] = name
         else:
             opened.add(day)
-    out: dict[int | None, Calendar] = {}
-    for i in wanted:
-        dep = departments.get(i if i is not None else default_id)
-        if dep is None:
-            out[i] = Calendar(closed=dict(closed), opened=frozenset(opened))
-            continue
-        out[i] = Calendar(
-            zone=dep.timezone or DEFAULT_ZONE,
-            week=week_from_rows(rows.get(dep.id, [])),
-            closed=dict(closed),
+    calendars = {
+        dep_id: Calendar(
+            zone=zone or DEFAULT_ZONE,
+            week=week_from_rows(rows[dep_id]),
+            closed=closed,
             opened=frozenset(opened),
-            name=dep.code,
-            observes_holidays=dep.observes_holidays,
+            name=code,
+            observes_holidays=observes,
         )
-    return out
+        for dep_id, (code, zone, observes) in departments.items()
+    }
+    default_id = next((i for i, d in departments.items() if d[0] == default_code), None)
+    return calendars, default_id, Calendar(closed=closed, opened=frozenset(opened))

@@ -7,7 +7,7 @@ from .calendar import BusinessHours, CompanyDay, SlaWorkDue, SlaWorkInterval
 from .canned import CannedReply
 from .catalog import Product
 from .dashboard import DashboardSnapshot
-from .department import Department, RoutingRule
+from .department import Department, RoutingRule, SetupVersion
 from .desk import TicketViewer
 from .enums import (
     AnnouncementKind,
@@ -57,6 +57,7 @@ __all__ = [
     "SlaWorkInterval",
     "CustomerProfile",
     "Department",
+    "SetupVersion",
     "EventAction",
     "ExportJob",
     "ExportStatus",

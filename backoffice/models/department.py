@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ForeignKey, String, false, true
+from sqlalchemy import DDL, ForeignKey, String, event, false, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -70,3 +70,22 @@ class RoutingRule(db.Model):
             if p
         ]
         return f"{' + '.join(parts) or '*'} → {self.department.code}"
+
+
+class SetupVersion(db.Model):
+    """One row whose token changes with every change of the desk's setup (departments,
+    their hours, company days, routing rules, products), in the same transaction:
+    processes keep copies of the setup only under the token (domain/setup_cache.py)."""
+
+    __tablename__ = "setup_version"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    token: Mapped[str] = mapped_column(String(32))
+
+
+# A database made from the models (the tests') has its row as a migrated one does.
+event.listen(
+    SetupVersion.__table__,
+    "after_create",
+    DDL("INSERT INTO setup_version (id, token) VALUES (1, 'created')"),
+)

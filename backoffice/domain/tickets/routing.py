@@ -7,7 +7,7 @@ from datetime import datetime
 
 from flask_babel import gettext as _
 from sqlalchemy import select
-from sqlalchemy.orm import contains_eager, joinedload
+from sqlalchemy.orm import Session, contains_eager, joinedload
 
 from ...extensions import db
 from ...models import (
@@ -21,7 +21,7 @@ from ...models import (
     User,
 )
 from ...models.base import utcnow
-from .. import ConflictError, DomainError, assignment, event_notes, notifications, sla
+from .. import ConflictError, DomainError, assignment, event_notes, notifications, setup_cache, sla
 from .. import permissions as perm
 from .transitions import SYSTEM, Action, F, P, SystemActor, T, _check, _flush, _move, _operation
 
@@ -31,15 +31,21 @@ def find_route(
     product_id: int | None,
     situation: ShipmentSituation | None = None,
 ) -> RoutingRule | None:
-    """The most specific active rule for a new ticket. Every condition a rule names must
-    match; the parcel's situation counts most, then the product, then the kind
-    (kind+product > product > kind), and a rule naming nothing is the catch-all."""
-    return _pick_route(_active_rules(), kind, product_id, situation)
+    """The most specific active rule for a new ticket (in the session). Every condition a
+    rule names must match; the parcel's situation counts most, then the product, then the
+    kind (kind+product > product > kind), and a rule naming nothing is the catch-all."""
+    return _attached(_pick_route(_active_rules(), kind, product_id, situation))
 
 
 def _active_rules() -> list[RoutingRule]:
-    """The active rules of active departments (a short table: read whole, one query, so
-    that a batch of tickets is routed by one read — route_by_situation)."""
+    """The active rules of active departments, with their departments: a short table read
+    whole, so that a batch of tickets is routed by one read (route_by_situation), and kept
+    by the process while the setup is unchanged (domain/setup_cache.py). The rules are
+    copies outside any session: `_attached` puts the one chosen into it."""
+    return setup_cache.cached("routing_rules", _load_rules)
+
+
+def _load_rules() -> list[RoutingRule]:
     stmt = (
         select(RoutingRule)
         .join(RoutingRule.department)
@@ -47,7 +53,16 @@ def _active_rules() -> list[RoutingRule]:
         .where(RoutingRule.active, Department.active)
         .order_by(RoutingRule.position, RoutingRule.id)
     )
-    return list(db.session.scalars(stmt).unique())
+    # A session of their own on the transaction's connection: the copies never belong to
+    # the caller's session, whose objects stay as they are.
+    with Session(bind=db.session.connection()) as session:
+        return list(session.scalars(stmt).unique())
+
+
+def _attached(rule: RoutingRule | None) -> RoutingRule | None:
+    """The session's instance of a copied rule and its department, made without a
+    statement (merge without load: the copy is what the database holds under the token)."""
+    return None if rule is None else db.session.merge(rule, load=False)
 
 
 def _pick_route(rules, kind, product_id, situation) -> RoutingRule | None:
@@ -105,6 +120,7 @@ def route_by_situation(ticket_ids, now: datetime | None = None) -> int:
         rule = _pick_route(rules, ticket.kind, product_id, ticket.situation)
         if rule is None or rule.situation is None:
             continue  # only the situation is new: other rules had their chance at filing
+        rule = _attached(rule)
         try:
             with db.session.begin_nested():
                 dispatch(ticket, rule.department, SYSTEM, rule=rule, now=now)
