@@ -50,6 +50,39 @@ def test_home_counts_stop_at_the_cap(login_as, make, db, cap_of_two):
     assert card(html, "finished") == ("0", "0", None)
 
 
+def test_a_list_is_counted_on_its_own_only_while_its_breaches_stay_below_the_cap(
+    make, db, app, cap_of_two
+):
+    """capped_counts' `within`: a list whose breaches reach the cap is past it too (its
+    own count is not read); below it, the list is counted: each figure is what a count of
+    its own capped at COUNT_CAP gives, for every mix of over and under the cap."""
+    from sqlalchemy import func, select
+
+    from backoffice.models import Ticket
+
+    late = utcnow() - timedelta(days=5)
+    for _ in range(3):
+        make.ticket("team", now=late)  # list 3, breached 3: both past the cap
+    make.ticket("progress", now=late)
+    for _ in range(2):
+        make.ticket("progress")  # list 3, breached 1: the list is counted on its own
+    make.ticket("responded", now=late)  # list 1, answered in time: breached 0
+    db.session.commit()
+    now = utcnow()
+    lists = [select(Ticket.id).where(Ticket.status == s) for s in ("team", "progress", "responded")]
+    breached = [stmt.where(Ticket.sla_breached(now)) for stmt in lists]
+    figures = sqlhelpers.capped_counts(lists + breached, within={3: 0, 4: 1, 5: 2})
+
+    def capped(stmt):
+        n = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
+        return (min(n, 2), n > 2)
+
+    assert [(int(f), isinstance(f, sqlhelpers.CappedCount)) for f in figures] == [
+        capped(stmt) for stmt in lists + breached
+    ]
+    assert [str(f) for f in figures] == ["2+", "2+", "1", "2+", "1", "0"]
+
+
 def test_list_count_stops_at_the_cap(login_as, make, db, cap_of_two):
     for _ in range(3):
         make.ticket("team")

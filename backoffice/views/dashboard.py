@@ -56,10 +56,11 @@ def list_figures(user, now) -> list[dict]:
 
     One statement whatever the table size: each figure is a count capped at
     `COUNT_CAP` (shown as "10000+" past it, like the lists themselves), so each
-    reads at most cap+1 index entries. The breach counts read ix_ticket_status_due
-    alone, in resolution_due order: the overdue tickets come first, and the
-    open tickets still on time are only those filed within the last resolution
-    period.
+    reads at most cap+1 index entries; an open list whose breaches reach the cap is
+    past it too, and is not counted on its own (`capped_counts`' `within`). The
+    breach counts read ix_ticket_status_due alone, in resolution_due order: the
+    overdue tickets come first, and the open tickets still on time are only those
+    filed within the last resolution period.
     """
     statuses = perm.visible_statuses(user)
     if not statuses:
@@ -73,7 +74,9 @@ def list_figures(user, now) -> list[dict]:
     figures = capped_counts(
         [in_list[s] for s in statuses]
         + [in_list[s].where(Ticket.sla_breached(now)) for s in open_lists]
-        + [in_list[s].where(sla.breaching_soon(now)) for s in open_lists]
+        + [in_list[s].where(sla.breaching_soon(now)) for s in open_lists],
+        # A list's breaches are rows of the list: past the cap, so is the list.
+        within={n + i: statuses.index(s) for i, s in enumerate(open_lists)},
     )
     counts = dict(zip(statuses, figures[:n], strict=True))
     breached = dict(zip(open_lists, figures[n : n + m], strict=True))
