@@ -11,7 +11,7 @@ from flask_babel import force_locale
 from backoffice.domain import permissions as perm
 from backoffice.domain import tickets
 from backoffice.models import TicketKind
-from backoffice.views.dashboard import master_figures
+from backoffice.views.dashboard import MY_TICKETS_SHOWN, master_figures
 from backoffice.views.sqlhelpers import local_today
 
 from .test_sla import all_around_the_clock
@@ -132,3 +132,19 @@ def test_breached_link_opens_the_filtered_list(login_as, known):
     link = re.search(r'<a class="sla-breached" href="([^"]+)"', html).group(1).replace("&amp;", "&")
     page = b.get(link).get_data(as_text=True)
     assert known["t5"].number in page and known["t1"].number not in page
+
+
+def test_my_open_tickets_counts_them_all_and_lists_the_most_urgent(login_as, make, db):
+    b, user = login_as(perm.CUSTOMER_SERVICE)
+    mine = [make.ticket("team") for _ in range(MY_TICKETS_SHOWN + 2)]
+    for t in mine:
+        tickets.assign(t, user, user)
+    make.ticket("team")  # nobody's
+    db.session.commit()
+    html = b.get("/admin/").get_data(as_text=True)
+    assert f'id="my-count">{MY_TICKETS_SHOWN + 2}<' in html
+    urgent = sorted(mine, key=lambda t: (t.resolution_due, t.id))
+    listed = re.findall(
+        r'href="/admin/tickets/desk/([A-Z0-9-]+)/">', html.split('id="my-count"')[1]
+    )
+    assert listed[:MY_TICKETS_SHOWN] == [t.number for t in urgent[:MY_TICKETS_SHOWN]]
