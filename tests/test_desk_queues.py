@@ -10,6 +10,7 @@ from backoffice.domain import permissions as perm
 from backoffice.domain import tickets
 from backoffice.models import Priority, Ticket
 from backoffice.models.base import utcnow
+from backoffice.security_setup import user_datastore
 
 from .admin_support import flashes, listed_numbers
 
@@ -50,6 +51,27 @@ def test_a_deep_page_keeps_the_queue_order(login_as, make, db):
     assert first == [t.number for t in reversed(made)]  # the oldest is due first
     # Flask-Admin's smallest page is 25: check page 1 of 25 is empty and page 0 whole.
     assert _order(b.get("/admin/tickets/team/?page=1").get_data(as_text=True)) == []
+
+
+def test_the_colleague_picker_offers_every_active_staff_member_once(login_as, make, db):
+    """Whoever a role grants the back office (each staff role), once each even with two
+    such roles, by name; not customers, not deactivated accounts."""
+    cs = make.user(perm.CUSTOMER_SERVICE, name="Cici Agen")
+    dept = make.user(perm.ADMIN_DEPARTMENT, name="Dodo Dept")
+    both = make.user(perm.CUSTOMER_SERVICE, name="Bima Dua Peran")
+    user_datastore.add_role_to_user(both, perm.MASTER_ADMIN)
+    gone = make.user(perm.CUSTOMER_SERVICE, name="Gita Pergi")
+    gone.active = False
+    customer = make.user(name="Eko Pelanggan")
+    master = make._master()
+    db.session.commit()
+    b, me = login_as(perm.MASTER_ADMIN, name="Ani Master", locale="en")
+    html = b.get("/admin/tickets/team/").get_data(as_text=True)
+    picker = html.split('id="queue-assignee"', 1)[1].split("</select>", 1)[0]
+    offered = re.findall(r'<option value="(\d+)"[^>]*>([^<]*)</option>', picker)
+    staff = sorted((u.name, u.id) for u in (cs, dept, both, me, master))
+    assert offered == [(str(i), n) for n, i in staff], offered
+    assert str(gone.id) not in dict(offered) and str(customer.id) not in dict(offered)
 
 
 def test_assignee_filter_me_none_and_a_colleague(login_as, make, db):

@@ -32,7 +32,7 @@ DESK = 5
 # ... and a parcel's tracking timeline.
 DESK_WITH_PARCEL = 6
 # The panels: the user, the ticket, then their own reads.
-PANEL_ACTIONS = 2 + 4  # the departments, the roles, the colleagues with theirs, merge candidates
+PANEL_ACTIONS = 2 + 3  # the departments, the colleagues with their roles, merge candidates
 PANEL_CUSTOMER = 2 + 3  # the two counts together, the orders, the earlier tickets
 PANEL_CANNED = 2 + 1
 # The idle poll's short way (backoffice/idle_polls.py): the ticket's row joined to the
