@@ -19,7 +19,7 @@ from wtforms.i18n import messages_path
 LANG_COOKIE = "lang"
 # Jinja's `_()` texts: {(locale identifier, string): text} (template_gettext). Keyed by
 # the identifier: a dict lookup by babel's Locale runs its Python __eq__ and __hash__.
-_TEMPLATE_TEXTS: dict[tuple[str, str], str] = {}
+_TEMPLATE_TEXTS: dict[tuple, str] = {}
 TEMPLATE_TEXTS_MAX = 20_000  # templates hold a few thousand strings; a bound all the same
 
 
@@ -124,13 +124,52 @@ def template_gettext(string: str) -> str:
     locale = current_locale()
     if locale is None:  # outside any app context: no catalogue, as flask_babel answers
         return get_translations().ugettext(string)
-    key = (str(locale), string)
+    return _remembered((str(locale), string), lambda: get_translations().ugettext(string))
+
+
+def _remembered(key: tuple, look_up) -> str:
     text = _TEMPLATE_TEXTS.get(key)
     if text is None:
         if len(_TEMPLATE_TEXTS) >= TEMPLATE_TEXTS_MAX:
             _TEMPLATE_TEXTS.clear()
-        text = _TEMPLATE_TEXTS[key] = get_translations().ugettext(string)
+        text = _TEMPLATE_TEXTS[key] = look_up()
     return text
+
+
+def template_ngettext(singular: str, plural: str, num: int) -> str:
+    """Jinja's `ngettext()` catalogue lookup, remembered per language, strings and number
+    as `template_gettext` (the lists' page sizes ask four times a page)."""
+    locale = current_locale()
+    if locale is None:
+        return get_translations().ungettext(singular, plural, num)
+    key = (str(locale), singular, plural, num)
+    return _remembered(key, lambda: get_translations().ungettext(singular, plural, num))
+
+
+def admin_gettext(translations_path: str | None, string: str, **variables) -> str:
+    """Flask-Admin's `_gettext` of its templates (its `admin` catalogue, in the admin's
+    translations folder, then its own): what `flask_admin.babel.gettext` answers,
+    remembered per folder, language and string. A back-office page asks a dozen times,
+    ~45 Python calls each through flask_babel's domain."""
+    from flask_admin.babel import domain
+
+    locale = current_locale()
+    if locale is None:
+        return domain.gettext(string, **variables)
+    key = ("admin", translations_path, str(locale), string)
+    text = _remembered(key, lambda: domain.get_translations().ugettext(string))
+    return text % variables if variables else text
+
+
+@pass_eval_context
+def _jinja_ngettext(eval_ctx, singular: str, plural: str, num: int, **variables) -> str:
+    """The templates' `ngettext()`: jinja2.ext's newstyle ngettext (`num` among the
+    variables, Markup under autoescape, always %-formatted) over `template_ngettext`."""
+    variables.setdefault("num", num)
+    rv = template_ngettext(singular, plural, num)
+    if eval_ctx.autoescape:
+        rv = Markup(rv)  # noqa: S704 (the catalogue's text, as Jinja marks it)
+    return rv % variables
 
 
 @pass_eval_context
@@ -147,9 +186,9 @@ def _jinja_gettext(eval_ctx, string: str, **variables) -> str:
 
 
 def init_app(app) -> None:
-    """After flask_babel's `init_app`: the templates' gettext is `_jinja_gettext`; the
-    other three are flask_babel's own, installed again beside it (Jinja installs the four
-    together)."""
+    """After flask_babel's `init_app`: the templates' gettext and ngettext are
+    `_jinja_gettext` and `_jinja_ngettext`; the other two are flask_babel's own, installed
+    again beside them (Jinja installs the four together)."""
     env = app.jinja_env
     env.install_gettext_callables(
         gettext=template_gettext,
@@ -159,3 +198,4 @@ def init_app(app) -> None:
         npgettext=lambda c, s, p, n: get_translations().unpgettext(c, s, p, n),
     )
     env.globals["gettext"] = env.globals["_"] = _jinja_gettext
+    env.globals["ngettext"] = _jinja_ngettext

@@ -17,15 +17,15 @@ from flask import (
     render_template,
     request,
 )
-from flask_babel import get_locale, refresh
 from flask_babel import gettext as _
+from flask_babel import refresh
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import BadRequest, HTTPException, SecurityError
 
 from .extensions import csrf, db, limiter
-from .i18n import LANG_COOKIE, supported
+from .i18n import LANG_COOKIE, current_locale, supported
 
 bp = Blueprint("web", __name__)
 
@@ -294,7 +294,7 @@ def init_app(app: Flask) -> None:
 
     @app.context_processor
     def _globals():
-        loc = get_locale()
+        loc = current_locale()
         return {
             "csp_nonce": csp_nonce,
             "current_lang": loc.language if loc else "id",

@@ -29,9 +29,9 @@ class Department(db.Model):
     observes_holidays: Mapped[bool] = mapped_column(default=True, server_default=true())
 
     def __str__(self) -> str:
-        from flask_babel import get_locale
+        from ..i18n import current_locale
 
-        loc = get_locale()
+        loc = current_locale()
         return self.name_en if loc and loc.language == "en" else self.name_id
 
 

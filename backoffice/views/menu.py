@@ -13,10 +13,11 @@ link the user may not open.
 from __future__ import annotations
 
 from flask import current_app, request
-from flask_babel import get_locale
 from flask_login import current_user
 from jinja2 import pass_context
 from markupsafe import Markup
+
+from ..i18n import current_locale
 
 MENU_TEMPLATE = "{% import 'admin/layout.html' as layout with context %}{{ layout.menu() }}"
 MAX_ENTRIES = 512  # roles × languages × pages: a few dozen in practice
@@ -65,7 +66,7 @@ def ask_every_view(admin) -> tuple:
 def cached_menu(context) -> Markup:
     view = context["admin_view"]
     admin = view.admin
-    key = (shown_items(admin), view.endpoint, str(get_locale()), request.script_root)
+    key = (shown_items(admin), view.endpoint, str(current_locale()), request.script_root)
     cache = admin.__dict__.setdefault("_carebox_menus", {})
     html = cache.get(key)
     if html is None:

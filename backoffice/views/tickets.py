@@ -25,6 +25,7 @@ from ..domain import ConflictError, DomainError
 from ..domain import permissions as perm
 from ..domain import tickets as lifecycle
 from ..extensions import db
+from ..i18n import current_locale
 from ..models import (
     Order,
     Priority,
@@ -402,7 +403,7 @@ class TicketListView(TicketActionsMixin, SecureModelView):
 
     def _queue_labels(self) -> dict:
         """The queue bar's link texts and the priorities, once per language."""
-        language = str(get_locale())
+        language = str(current_locale())
         made = self.__dict__.setdefault("_queue_texts", {})
         if language not in made:
             made[language] = {
@@ -452,7 +453,7 @@ class TicketListView(TicketActionsMixin, SecureModelView):
     def get_actions_list(self):
         """Flask-Admin's (allowed actions, their confirmations), with the texts translated
         once per language rather than twice per action on every page."""
-        language = str(get_locale())
+        language = str(current_locale())
         made = self.__dict__.setdefault("_action_texts", {})
         if language not in made:
             made[language] = {
