@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from flask import g, has_request_context, request
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter, DateBetweenFilter
 from flask_admin.model import filters as model_filters
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from ..domain import setup_cache
 from ..extensions import db
 from ..models import Department, Ticket
 from ..models.base import MAX_ID, utcnow
@@ -34,16 +35,17 @@ class EnumFilter(BaseSQLAFilter):
 
 
 def departments() -> list[Department]:
-    """Every department by code, read once per request: the department filter's
-    options and the ticket lists' queue and bulk bars would each read them again."""
-    current = request._get_current_object() if has_request_context() else None
-    cached = g.get("departments_read")
-    if cached is not None and current is not None and cached[0] is current:
-        return cached[1]
-    rows = db.session.scalars(select(Department).order_by(Department.code)).all()
-    if current is not None:
-        g.departments_read = (current, rows)
-    return rows
+    """Every department by code, for the department filter's options, the ticket lists'
+    queue and bulk bars and their department cells: this process's copy while the setup
+    is unchanged (domain/setup_cache.py: the session's user brings its token, so a list
+    page reads no departments). The copies are outside any session: read them only."""
+    return setup_cache.cached("departments", _load_departments)
+
+
+def _load_departments() -> list[Department]:
+    # A session of their own on the transaction's connection, as routing's copies.
+    with Session(bind=db.session.connection()) as session:
+        return list(session.scalars(select(Department).order_by(Department.code)))
 
 
 def department_options():
@@ -62,7 +64,8 @@ class IdFilter(BaseSQLAFilter, model_filters.BaseIntFilter):
 
 
 class DepartmentFilter(IdFilter):
-    """Options are read per request (see SecureModelView._get_filter_groups)."""
+    """Options are asked for on every request (see SecureModelView._get_filter_groups),
+    and come from `departments`' copy."""
 
     def __init__(self, column, name):
         super().__init__(column, name)
