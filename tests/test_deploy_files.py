@@ -223,3 +223,24 @@ def test_per_process_limits_warning_names_the_multiplier():
     assert "4 times" in text and "redis://" in text
     assert per_process_limits_warning({"RATELIMIT_STORAGE_URI": "memory://"}, 1) is None
     assert per_process_limits_warning({"RATELIMIT_STORAGE_URI": "redis://h/0"}, 4) is None
+
+
+def test_gunicorn_freezes_the_preloaded_app_and_collects_young_objects_less_often():
+    """The preloaded app's objects are frozen before each fork, so no worker's collector
+    walks them again, and a worker collects young objects every GUNICORN_GC_THRESHOLD
+    allocations (deploy/gunicorn.conf.py)."""
+    import gc
+    import runpy
+    from types import SimpleNamespace
+
+    config = runpy.run_path(str(DEPLOY / "gunicorn.conf.py"))
+    before = gc.get_threshold()
+    server = SimpleNamespace(app=SimpleNamespace(wsgi=lambda: SimpleNamespace(extensions={})))
+    try:
+        config["pre_fork"](server, None)
+        assert gc.get_freeze_count() > 10_000
+        config["post_fork"](server, None)
+        assert gc.get_threshold() == (10_000, *before[1:])
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
