@@ -32,10 +32,20 @@ class _NoSessionForTheApi(SecureCookieSessionInterface):
     """Flask's cookie sessions, except that API requests get a null session: nothing of a
     browser's session authenticates them, and their answers set no cookie."""
 
+    _serializer: tuple = ((), None)  # (the keys, Flask's serializer of them)
+
     def open_session(self, app, request):
         if request.path.startswith(PREFIX):
             return self.make_null_session(app)
         return super().open_session(app, request)
+
+    def get_signing_serializer(self, app):
+        """Flask's serializer of the session cookie, made once per set of keys instead of
+        on every request that reads or writes the cookie (it holds nothing else)."""
+        keys = (*(app.config["SECRET_KEY_FALLBACKS"] or ()), app.secret_key)
+        if self._serializer[0] != keys:
+            self._serializer = (keys, super().get_signing_serializer(app))
+        return self._serializer[1]
 
 
 def _before_api_request():
