@@ -259,6 +259,25 @@ def test_sla_breached_in_python_and_sql_agree(db, make, actors):
     assert old.current_due == old.first_response_due  # not answered yet
 
 
+def test_current_due_in_python_and_sql_agree(db, make, actors):
+    """The lists read Ticket.current_due from the database (its SQL side): the same due
+    time as the Python side in every status, answered or not (a ticket finished
+    unanswered shows its resolution's)."""
+    from backoffice.models import Ticket
+
+    made = [make.ticket(s, customer=actors["owner"]) for s in (P, T, R, F)]
+    unanswered = make.ticket(T, customer=actors["owner"])
+    tickets.finish(unanswered, actors["master"])
+    made.append(unanswered)
+    db.session.commit()
+    db.session.expire_all()  # the stored times (MariaDB keeps whole seconds)
+    assert unanswered.first_response_at is None
+    due = dict(db.session.execute(select(Ticket.id, Ticket.current_due)).all())
+    assert {t.id: t.current_due for t in made} == {t.id: due[t.id] for t in made}
+    assert made[0].current_due == made[0].first_response_due
+    assert unanswered.current_due == unanswered.resolution_due != unanswered.first_response_due
+
+
 def test_routing_prefers_the_most_specific_rule(db, make, actors):
     owner = actors["owner"]
     # Seed: question -> CS (kind rule); COD product -> BILLING (product rule).

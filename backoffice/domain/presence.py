@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, and_, bindparam, select, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, false, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
@@ -206,25 +206,12 @@ class _Row:
     typing_at: datetime | None
 
 
-def opened_times(pairs) -> dict[tuple[int, int], datetime]:
-    """`{(ticket_id, user_id): opened_at}` for the given pairs, in one query."""
-    pairs = {(t, u) for t, u in pairs if u is not None}
-    if not pairs:
-        return {}
-    ticket_ids = {t for t, _u in pairs}
-    rows = db.session.execute(
-        db.select(TicketViewer.ticket_id, TicketViewer.user_id, TicketViewer.opened_at).where(
-            TicketViewer.ticket_id.in_(ticket_ids),
-            TicketViewer.user_id.in_({u for _t, u in pairs}),
-        )
+def unread(opened_at) -> ColumnElement[bool]:
+    """SQL: the customer wrote last, after the assignee last opened the ticket (or never
+    opened it). `opened_at`: the assignee's TicketViewer.opened_at, outer-joined (the
+    lists read it with their page)."""
+    return and_(
+        Ticket.assignee_id.is_not(None),
+        Ticket.last_from_staff == false(),
+        or_(opened_at.is_(None), opened_at < Ticket.last_message_at),
     )
-    return {
-        (r.ticket_id, r.user_id): r.opened_at for r in rows if (r.ticket_id, r.user_id) in pairs
-    }
-
-
-def is_unread(ticket: Ticket, opened_at: datetime | None) -> bool:
-    """The customer wrote last, after the assignee last opened the ticket (or never opened)."""
-    if ticket.assignee_id is None or ticket.last_from_staff:
-        return False
-    return opened_at is None or opened_at < ticket.last_message_at

@@ -13,10 +13,11 @@ from sqlalchemy import (
     String,
     Text,
     and_,
+    case,
     false,
     or_,
 )
-from sqlalchemy.ext.hybrid import hybrid_method
+from sqlalchemy.ext.hybrid import hybrid_method, hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -286,12 +287,23 @@ class Ticket(db.Model):
         )
         return and_(first_ok, resolution_ok)
 
-    @property
+    @hybrid_property
     def current_due(self) -> datetime:
         """The due time that matters now: first response until answered, then resolution."""
         if self.first_response_at is None and self.status is not TicketStatus.FINISHED:
             return self.first_response_due
         return self.resolution_due
+
+    @current_due.inplace.expression
+    @classmethod
+    def _current_due_expression(cls):
+        return case(
+            (
+                and_(cls.first_response_at.is_(None), cls.status != TicketStatus.FINISHED),
+                cls.first_response_due,
+            ),
+            else_=cls.resolution_due,
+        )
 
     def __str__(self) -> str:
         return self.number or f"#{self.id}"

@@ -20,8 +20,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from markupsafe import Markup, escape
 
-from ..domain import presence
-from ..models import Priority, Ticket, TicketKind
+from ..models import Priority, TicketKind
 from .formatting import age_texts, datetime_text, short_datetimes
 
 PRIORITY_CSS = {
@@ -31,11 +30,6 @@ PRIORITY_CSS = {
     Priority.LOW: "badge-light",
 }
 SUBJECT_SHOWN = 80
-
-
-# Ticket's own rules (their Python side), applied to a page row's columns.
-_current_due = Ticket.current_due.fget
-_sla_breached = Ticket.__dict__["sla_breached"].func
 
 
 # markupsafe.escape's five replacements, giving a str: escape() makes a Markup object of
@@ -49,14 +43,14 @@ def esc(value) -> str:
     return str(value).translate(_ESCAPES)
 
 
-def sla_html(ticket, now: datetime, breached_text: str, dt=datetime_text) -> str:
-    """The SLA due time, with a visible marker (and text for screen readers) when breached
-    (`ticket`: a Ticket or a page row with its columns), as escaped HTML."""
-    due = esc(dt(_current_due(ticket)))
-    if _sla_breached(ticket, now):
+def sla_html(due: datetime, breached: bool, breached_text: str, dt=datetime_text) -> str:
+    """The SLA due time, with a visible marker (and text for screen readers) when breached,
+    as escaped HTML."""
+    due_text = esc(dt(due))
+    if breached:
         t = esc(breached_text)
-        return f'<span class="sla-breached" title="{t}">⚠ {due} <b>{t}</b></span>'
-    return f"<span>{due}</span>"
+        return f'<span class="sla-breached" title="{t}">⚠ {due_text} <b>{t}</b></span>'
+    return f"<span>{due_text}</span>"
 
 
 def subject_text(subject: str) -> str:
@@ -93,9 +87,10 @@ class RowBuilder:
     """Cells of one page of tickets, in `columns` order: a list of (column, Markup) per row.
 
     A ticket here is a row of TicketListView's page statement (tickets.page_select): the
-    ticket's columns, `customer_name` and `assignee_name` (User.display_name), `order_number`,
-    `opened_at` (the assignee's last opening: the unread mark) and, in an open list,
-    `duplicate_of` (the first open ticket on the same parcel). `departments`: {id:
+    ticket's columns, `current_due` and `sla_breached` (Ticket's rules, worked out by the
+    database), `customer_name` and `assignee_name` (User.display_name), `order_number`,
+    `unread` (presence.unread) and, in an open list, `duplicate_of` (the first open
+    ticket on the same parcel). `departments`: {id:
     Department} (read once per request for the filter's options anyway)."""
 
     def __init__(self, columns: list[str], now: datetime, departments: dict):
@@ -126,7 +121,7 @@ class RowBuilder:
             "department": self._department,
             "priority": lambda t: self.priorities[t.priority],
             "age": lambda t: esc(self.age(t.created_at)),
-            "sla_due": lambda t: sla_html(t, self.now, self.breached, self.dt),
+            "sla_due": lambda t: sla_html(t.current_due, t.sla_breached, self.breached, self.dt),
             "last_message_at": lambda t: esc(self.dt(t.last_message_at)),
             "last_speaker": self._last_speaker,
         }
@@ -172,6 +167,4 @@ class RowBuilder:
         """Customer or staff, and an unread mark when the customer wrote after the
         assignee last opened the ticket."""
         who = self.staff if t.last_from_staff else self.customer
-        if presence.is_unread(t, t.opened_at):
-            return who + self.unread
-        return who
+        return who + self.unread if t.unread else who

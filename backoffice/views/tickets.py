@@ -18,10 +18,10 @@ from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from sqlalchemy import and_, case, func
+from sqlalchemy import and_, bindparam, case, func
 from sqlalchemy.orm import aliased, joinedload
 
-from ..domain import ConflictError, DomainError
+from ..domain import ConflictError, DomainError, presence
 from ..domain import permissions as perm
 from ..domain import tickets as lifecycle
 from ..extensions import db
@@ -87,29 +87,27 @@ def desk_url(ticket: Ticket) -> str:
     return url_for("ticket_desk.desk", number=ticket.number)
 
 
-# What a list page reads of each row: the cells' columns only (ticket_rows.RowBuilder,
-# the unread and duplicate marks), not the whole ticket, customer, assignee and order
-# (122 columns a row, most of a page's parsing time).
+# What a list page reads of each row: what its cells print (ticket_rows.RowBuilder),
+# not the whole ticket, customer, assignee and order (122 columns a row, most of a
+# page's parsing time). Marks the database works out from several columns come as one
+# value each (the due time that matters, breached or not, unread or not): PyMySQL
+# parses every column of every row in Python, a date most slowly.
 PAGE_COLUMNS = (
     Ticket.id,
     Ticket.number,
     Ticket.kind,
-    Ticket.status,
     Ticket.priority,
     Ticket.subject,
     Ticket.department_id,
-    Ticket.assignee_id,
     Ticket.created_at,
-    Ticket.first_response_at,
-    Ticket.first_response_due,
-    Ticket.resolution_due,
-    Ticket.finished_at,
-    Ticket.sla_paused_at,
+    Ticket.current_due.label("current_due"),
     Ticket.last_message_at,
     Ticket.last_from_staff,
     Ticket.situation,
     Ticket.merged_into_id,
 )
+# The time a page's SLA marks are judged at (`list_now` of its statement's parameters).
+NOW = bindparam("list_now", type_=Ticket.created_at.type)
 
 
 _built: dict = {}
@@ -118,8 +116,8 @@ _built: dict = {}
 def page_select() -> tuple:
     """What a page's statement adds to the list's query, built once per process (an
     alias is rebuilt column by column on every use): the columns of the related rows
-    the cells show, their outer joins, the assignee's opened time (the unread mark)
-    and, for an open list, the duplicate mark's correlated subquery.
+    the cells show, their outer joins, the SLA and unread marks (the assignee's opened
+    time) and, for an open list, the duplicate mark's correlated subquery.
 
     The page is read as plain rows, not Ticket entities with four joined eager loads:
     an entity per row and relationship cost more Python than the rest of the list."""
@@ -128,11 +126,12 @@ def page_select() -> tuple:
         order, viewer = aliased(Order), aliased(TicketViewer)
         columns = (
             *PAGE_COLUMNS,
+            Ticket.sla_breached(NOW).label("sla_breached"),
             # User.display_name (the name, else the e-mail), one column each.
             func.coalesce(func.nullif(customer.name, ""), customer.email).label("customer_name"),
             func.coalesce(func.nullif(assignee.name, ""), assignee.email).label("assignee_name"),
             order.number.label("order_number"),
-            viewer.opened_at.label("opened_at"),
+            presence.unread(viewer.opened_at).label("unread"),
         )
         joins = (
             (customer, customer.id == Ticket.customer_id),
@@ -341,7 +340,14 @@ class TicketListView(TicketActionsMixin, SecureModelView):
         for target, onclause in outer:
             query = query.outerjoin(target, onclause)
         query = self._apply_pagination(query, page, page_size)
-        return db.session.execute(query.statement).all()
+        return db.session.execute(query.statement, {"list_now": self.now()}).all()
+
+    @staticmethod
+    def now():
+        """This request's time for the page (its SLA marks and its ages), read once."""
+        if "list_now" not in g:
+            g.list_now = utcnow()
+        return g.list_now
 
     def queue_filter(self) -> queues.QueueFilter:
         """This request's queue arguments, parsed once (problems flashed once)."""
@@ -424,7 +430,7 @@ class TicketListView(TicketActionsMixin, SecureModelView):
             kwargs.setdefault("queue", self.queue_links())
             builder = RowBuilder(
                 [name for name, _label in self._list_columns],
-                utcnow(),
+                self.now(),
                 {d.id: d for d in filter_departments()},
             )
             kwargs["rows"] = builder.rows(kwargs.get("data") or [])
