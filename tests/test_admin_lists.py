@@ -129,6 +129,28 @@ def test_people_are_shown_by_name_else_e_mail_escaped(login_as, make, db):
     assert '<td class="col-assignee">agent.x@example.com</td>' in second_row
 
 
+def test_every_text_people_wrote_is_escaped_in_the_rows(login_as, make, db):
+    """Subjects, customer and assignee names, department names (staff write them) and
+    order numbers come out escaped, in both languages."""
+    customer = make.user(name='<script>x()</script> & "Sons"')
+    agent = make.user(perm.CUSTOMER_SERVICE, name="<img src=x onerror=alert(1)>")
+    dept = make.department("OPS")
+    dept.name_en, dept.name_id = "<b>Ops</b>", "<i>Operasi</i>"
+    t = make.ticket("team", customer=customer, subject="<u>Rusak</u> 'parah'")
+    tickets.assign(t, agent, make._master())
+    db.session.commit()
+    names = {"en": "&lt;b&gt;Ops&lt;/b&gt;", "id": "&lt;i&gt;Operasi&lt;/i&gt;"}
+    for locale, dept_html in names.items():
+        b, _ = login_as(perm.MASTER_ADMIN, locale=locale)
+        html = b.get("/admin/tickets/team/").get_data(as_text=True)
+        row = next(r for r in html.split("<tr") if t.number in r)
+        assert '<td class="col-subject">&lt;u&gt;Rusak&lt;/u&gt; &#39;parah&#39;</td>' in row
+        assert "&lt;script&gt;x()&lt;/script&gt; &amp; &#34;Sons&#34;" in row
+        assert "&lt;img src=x onerror=alert(1)&gt;" in row
+        assert f'<td class="col-department">{dept_html}</td>' in row
+        assert "<script>x()" not in html and "<img src=x" not in html and "<u>" not in row
+
+
 def test_filters_search_and_sort(app, login_as, make, db):
     w = build_world(make, db)
     urgent = make.ticket("team", kind=TicketKind.COMPLAINT, department="OPS")
@@ -375,3 +397,78 @@ def test_the_lists_ages_read_as_babels(app, locale):
         assert [fast(c) for c in created] == [
             format_timedelta(now - c, granularity="minute") for c in created
         ]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "page=3&sort=2&desc=1",
+        "search=paket+r%C3%BCsak%26co&page_size=50&foo=a%2Fb+c&sort=0",
+        "flt0_2=7&flt1_0=complaint&page=1&assignee=me&spoke=customer",
+        "page_size=33&desc=1",
+    ],
+)
+def test_the_lists_links_are_flask_admins(app, db, query):
+    """The pager, sort and page-size links (urls.ListLinks, encoded once a page) are
+    exactly the URLs Flask-Admin's index_view builds (its _get_list_url of a clone of
+    the page's arguments), whatever the page's arguments."""
+    from backoffice.views.urls import ListLinks
+
+    view = next(v for v in app.extensions["admin"][0]._views if v.endpoint == "tickets_team")
+    with app.test_request_context(f"/admin/tickets/team/?{query}"):
+        args = view._get_list_extra_args()
+        links = ListLinks(view, **_links_args(view, args))
+        assert links.exact
+        for p in (0, 1, 2, 399):
+            want = view._get_list_url(args.clone(page=p or None))
+            assert links.pager_url(p) == want
+        for column in (0, 6, 9):
+            for invert in (False, True):
+                desc = 1 if invert and not args.sort_desc else None
+                want = view._get_list_url(args.clone(sort=column, sort_desc=desc))
+                assert links.sort_url(column, invert) == want
+        for size in (25, 50, 100, 0):
+            want = view._get_list_url(args.clone(page_size=size or view.page_size))
+            assert links.page_size_url(size) == want
+    with app.test_request_context("/admin/tickets/team/?_anchor=x"):
+        args = view._get_list_extra_args()
+        assert not ListLinks(view, **_links_args(view, args)).exact
+
+
+def _links_args(view, args) -> dict:
+    return {
+        "page": args.page,
+        "sort": args.sort,
+        "sort_desc": args.sort_desc,
+        "search": args.search,
+        "extra_args": args.extra_args,
+        "page_size": view.get_safe_page_size(args.page_size),
+        "filter_args": view._get_filters(args.filters),
+    }
+
+
+def test_the_lists_pager_is_flask_admins(app):
+    """ticket_rows.pager writes the page links Flask-Admin's lib.pager macro writes (the
+    same elements, texts and URLs; only the whitespace between them is the lists' own),
+    for every page of short and long lists."""
+    from flask import render_template_string
+
+    from backoffice.views.ticket_rows import pager
+
+    def url(p):
+        return f'/admin/tickets/team/?page={p}&x=<&y="' if p else "/admin/tickets/team/?x=<"
+
+    def squeezed(html: str) -> str:
+        return re.sub(r">\s+<", "><", str(html).strip())
+
+    with app.test_request_context("/admin/tickets/team/"):
+        for pages in (0, 1, 2, 7, 8, 12, 400):
+            for page in sorted({0, 1, 3, 4, pages // 2, max(pages - 4, 0), max(pages - 1, 0)}):
+                theirs = render_template_string(
+                    "{% import 'admin/lib.html' as lib %}{{ lib.pager(page, pages, url) }}",
+                    page=page,
+                    pages=pages,
+                    url=url,
+                )
+                assert squeezed(pager(url, page, pages)) == squeezed(theirs), (page, pages)

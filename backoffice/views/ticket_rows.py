@@ -1,4 +1,5 @@
-"""The ticket lists' cells, built in one pass per page for templates/admin/tickets/list.html.
+"""The ticket lists' rows, column headers and pager, written in one pass per page for
+templates/admin/tickets/list.html.
 
 Why not Flask-Admin's cells: its list template asks `get_list_value` for every cell
 (a formatter lookup, then type formatters, through a Jinja `scoped` block per row
@@ -21,7 +22,7 @@ from flask_babel import gettext as _
 from markupsafe import Markup, escape
 
 from ..models import Priority, TicketKind
-from .formatting import age_texts, datetime_text, short_datetimes
+from .formatting import age_texts, short_datetimes
 
 PRIORITY_CSS = {
     Priority.URGENT: "badge-danger",
@@ -41,20 +42,6 @@ _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "'": "&#39;", 
 def esc(value) -> str:
     """`value` as text, escaped exactly as markupsafe.escape escapes it."""
     return str(value).translate(_ESCAPES)
-
-
-def sla_html(due: datetime, breached: bool, breached_text: str, dt=datetime_text) -> str:
-    """The SLA due time, with a visible marker (and text for screen readers) when breached,
-    as escaped HTML."""
-    due_text = esc(dt(due))
-    if breached:
-        t = esc(breached_text)
-        return f'<span class="sla-breached" title="{t}">⚠ {due_text} <b>{t}</b></span>'
-    return f"<span>{due_text}</span>"
-
-
-def subject_text(subject: str) -> str:
-    return subject if len(subject) <= SUBJECT_SHOWN else subject[: SUBJECT_SHOWN - 1] + "…"
 
 
 _FIXED: dict = {}
@@ -83,19 +70,34 @@ def _fixed_parts() -> dict:
     return fixed
 
 
+# The list columns RowBuilder writes, in this order (TicketListView.column_list).
+COLUMNS = (
+    "number",
+    "kind",
+    "subject",
+    "customer",
+    "order",
+    "department",
+    "priority",
+    "age",
+    "sla_due",
+    "last_message_at",
+    "last_speaker",
+    "assignee",
+)
+
+
 class RowBuilder:
-    """Cells of one page of tickets, in `columns` order: a list of (column, Markup) per row.
+    """The cells of one page of tickets, COLUMNS in order, one Markup per row.
 
     A ticket here is a row of TicketListView's page statement (tickets.page_select): the
     ticket's columns, `current_due` and `sla_breached` (Ticket's rules, worked out by the
     database), `customer_name` and `assignee_name` (User.display_name), `order_number`,
     `unread` (presence.unread) and, in an open list, `duplicate_of` (the first open
-    ticket on the same parcel). `departments`: {id:
-    Department} (read once per request for the filter's options anyway)."""
+    ticket on the same parcel). `departments`: {id: Department} (read once per request
+    for the filter's options anyway)."""
 
-    def __init__(self, columns: list[str], now: datetime, departments: dict):
-        self.columns = columns
-        self.now = now
+    def __init__(self, now: datetime, departments: dict):
         self.department_rows = departments
         # What every row would otherwise compute again: once per page, and what does
         # not change with the page (labels, badges, the desk URL's halves) once per
@@ -104,55 +106,78 @@ class RowBuilder:
         self.desk_before, self.desk_after = fixed["desk"]
         self.kinds, self.priorities = fixed["kinds"], fixed["priorities"]
         self.staff, self.customer = fixed["staff"], fixed["customer"]
-        self.breached, self.unread = fixed["breached"], fixed["unread"]
-        self.departments: dict[int, str] = {}
+        self.unread = fixed["unread"]
+        # The SLA due time's marker when breached (and its text for screen readers).
+        breached = esc(fixed["breached"])
+        self.breached_open = f'<span class="sla-breached" title="{breached}">⚠ '
+        self.breached_close = f" <b>{breached}</b></span>"
+        self.departments: dict[int | None, str] = {None: ""}
         self.badges: dict = {}
         self.shared_badges = fixed["badges"]
         self.dt = short_datetimes()
         self.age = age_texts(now)
-        self.cell = {
-            "number": self._number,
-            "kind": lambda t: self.kinds[t.kind],
-            "subject": lambda t: esc(subject_text(t.subject)),
-            # User.display_name, given by the page's statement.
-            "customer": lambda t: esc(t.customer_name or ""),
-            "assignee": lambda t: esc(t.assignee_name or ""),
-            "order": self._order,
-            "department": self._department,
-            "priority": lambda t: self.priorities[t.priority],
-            "age": lambda t: esc(self.age(t.created_at)),
-            "sla_due": lambda t: sla_html(t.current_due, t.sla_breached, self.breached, self.dt),
-            "last_message_at": lambda t: esc(self.dt(t.last_message_at)),
-            "last_speaker": self._last_speaker,
-        }
 
-    def rows(self, tickets) -> list[tuple[int, Markup]]:
-        """(ticket id, the row's <td> cells as one Markup) per ticket: the template
-        then writes one value per row instead of escaping each cell again."""
-        cells = [(f'<td class="col-{name}">', self.cell[name]) for name in self.columns]
-        # Safe: the column names are ours (column_list) and every cell function returns
-        # escaped HTML (esc() on every value it shows).
-        return [
-            (t.id, Markup("".join(f"{td}{fn(t)}</td>" for td, fn in cells)))  # noqa: S704
-            for t in tickets
-        ]
-
-    def _number(self, t) -> str:
-        number = esc(t.number)
-        return f'<a href="{self.desk_before}{number}{self.desk_after}">{number}</a>'
-
-    def _department(self, t) -> str:
-        if t.department_id is None:
-            return ""
-        if t.department_id not in self.departments:
-            self.departments[t.department_id] = esc(self.department_rows[t.department_id])
-        return self.departments[t.department_id]
+    def rows(self, tickets, select_title: str | None) -> Markup:
+        """The page's table rows, each its checkbox (when the list has actions: then
+        `select_title` is its title) and its cells, as one Markup: the template writes
+        one value, and each row is one f-string rather than a function a cell (a page is
+        25 to 100 rows of twelve cells, and the calls were most of the rows' time)."""
+        dt, age, kinds, priorities = self.dt, self.age, self.kinds, self.priorities
+        before, after = self.desk_before, self.desk_after
+        staff, customer, unread = self.staff, self.customer, self.unread
+        departments, b_open, b_close = self.departments, self.breached_open, self.breached_close
+        if select_title is not None:
+            select_title = esc(select_title)
+        out = []
+        for t in tickets:
+            number = t.number.translate(_ESCAPES)
+            subject = t.subject
+            if len(subject) > SUBJECT_SHOWN:
+                subject = subject[: SUBJECT_SHOWN - 1] + "…"
+            department = departments.get(t.department_id)
+            if department is None:
+                department = departments[t.department_id] = esc(
+                    self.department_rows[t.department_id]
+                )
+            due = dt(t.current_due)
+            due = f"{b_open}{due}{b_close}" if t.sla_breached else f"<span>{due}</span>"
+            who = staff if t.last_from_staff else customer
+            if t.unread:
+                who += unread
+            people = (t.customer_name or "", t.assignee_name or "")
+            check = (
+                ""
+                if select_title is None
+                else '<td><input type="checkbox" name="rowid" class="action-checkbox" '
+                f'value="{t.id}" title="{select_title}" aria-label="{select_title} {t.id}"></td>'
+            )
+            out.append(
+                f"\n    <tr>{check}"
+                f'<td class="col-number"><a href="{before}{number}{after}">{number}</a>'
+                f'</td><td class="col-kind">{kinds[t.kind]}'
+                f'</td><td class="col-subject">{subject.translate(_ESCAPES)}'
+                f'</td><td class="col-customer">{people[0].translate(_ESCAPES)}'
+                f'</td><td class="col-order">{self._order(t)}'
+                f'</td><td class="col-department">{department}'
+                f'</td><td class="col-priority">{priorities[t.priority]}'
+                f'</td><td class="col-age">{esc(age(t.created_at))}'
+                f'</td><td class="col-sla_due">{due}'
+                f'</td><td class="col-last_message_at">{dt(t.last_message_at)}'
+                f'</td><td class="col-last_speaker">{who}'
+                f'</td><td class="col-assignee">{people[1].translate(_ESCAPES)}</td></tr>\n    '
+            )
+        # Safe: every value shown is escaped here (_ESCAPES, esc), or is markup made
+        # from escaped texts (_fixed_parts, the situation macro) or an integer (t.id).
+        return Markup("".join(out))  # noqa: S704
 
     def _order(self, t) -> str:
         """The order number, with the parcel's situation, for a second open ticket on
         the same resi its duplicate mark, and a merged ticket's mark beneath: in the
         order's cell, no extra column (the lists must fit a laptop screen)."""
+        number = (t.order_number or "").translate(_ESCAPES)
         duplicate = getattr(t, "duplicate_of", None)
+        if t.situation is None and duplicate is None and t.merged_into_id is None:
+            return number
         key = (t.situation, duplicate, t.merged_into_id is not None)
         # Without a duplicate mark a badge is the same on every page of this language.
         badges = self.badges if duplicate else self.shared_badges
@@ -160,11 +185,72 @@ class RowBuilder:
             badge = str(get_template_attribute("_situation.html", "situation_badge")(*key))
             badges[key] = badge if badge.strip() else None
         badge = badges[key]
-        number = esc(t.order_number or "")
         return f"{number}<br>{badge}" if badge else number
 
-    def _last_speaker(self, t) -> str:
-        """Customer or staff, and an unread mark when the customer wrote after the
-        assignee last opened the ticket."""
-        who = self.staff if t.last_from_staff else self.customer
-        return who + self.unread if t.unread else who
+
+# The list's header and pager, written out as Flask-Admin's list template writes them
+# (templates/admin/tickets/list.html had them as Jinja loops: some 1,500 Python calls a
+# page for twelve headers and nine page links). `sort_url` and `pager_url` are the
+# page's link makers (urls.ListLinks, or Flask-Admin's own).
+
+
+def header_cells(sort_url, columns, sortable, sort_column: int | None, sort_desc: bool) -> Markup:
+    """The column headers: (column, label, sort title) in `columns`, a sort link on each
+    column in `sortable` (the column sorted by links to the other direction, with its
+    arrow)."""
+    arrow = "down" if sort_desc else "up"
+    out = []
+    for i, (c, name, title) in enumerate(columns):
+        name = esc(name)
+        if c not in sortable:
+            cell = name
+        elif sort_column == i:
+            cell = (
+                f'\n          <a href="{esc(sort_url(i, True))}" title="{esc(title)}">{name}'
+                f'\n            <span class="fa fa-chevron-{arrow} glyphicon '
+                f'glyphicon-chevron-{arrow}"></span></a>'
+            )
+        else:
+            cell = f'\n          <a href="{esc(sort_url(i))}" title="{esc(title)}">{name}</a>'
+        out.append(f'\n        <th class="column-header col-{c}">{cell}\n        </th>\n        ')
+    return Markup("".join(out))  # noqa: S704 (escaped above)
+
+
+_PAGE = '\n    <li class="page-item"><a class="page-link" href="{}">{}</a></li>\n    '
+_NO_PAGE = (
+    '\n    <li class="page-item{}"><a class="page-link" href="javascript:void(0)">{}</a></li>\n    '
+)
+
+
+def pager(pager_url, page: int, num_pages: int) -> Markup:
+    """Flask-Admin's numbered pager (lib.pager): first, previous, seven pages around
+    this one, next, last; nothing for a single page."""
+    if num_pages <= 1:
+        return Markup("")
+    first = min(max(page - 3, 0), max(num_pages - 7, 0))
+    last = min(first + 7, num_pages)
+
+    def link(p: int, text: str) -> str:
+        return _PAGE.format(esc(pager_url(p)), text)
+
+    parts = [
+        '\n  \n  \n  <ul class="pagination">\n    ',
+        link(0, "&laquo;") if first > 0 else _NO_PAGE.format(" disabled", "&laquo;"),
+        "\n    ",
+        link(page - 1, "&lt;") if page > 0 else _NO_PAGE.format(" disabled", "&lt;"),
+        "\n    ",
+    ]
+    for p in range(first, last):
+        parts.append("\n    ")
+        parts.append(_NO_PAGE.format(" active", p + 1) if p == page else link(p, p + 1))
+        parts.append("\n    ")
+    parts += [
+        "\n    ",
+        link(page + 1, "&gt;") if page + 1 < num_pages else _NO_PAGE.format(" disabled", "&gt;"),
+        "\n    ",
+        link(num_pages - 1, "&raquo;")
+        if last < num_pages
+        else _NO_PAGE.format(" disabled", "&raquo;"),
+        "\n  </ul>\n  ",
+    ]
+    return Markup("".join(parts))  # noqa: S704 (escaped URLs, our texts, numbers)

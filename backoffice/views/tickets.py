@@ -51,7 +51,7 @@ from .filters import (
 from .filters import departments as filter_departments
 from .sqlhelpers import capped_count
 from .ticket_actions import TicketActionsMixin
-from .ticket_rows import RowBuilder
+from .ticket_rows import COLUMNS, RowBuilder, header_cells, pager
 from .ticket_search import (
     NEWEST,
     SEARCH_LIMIT,
@@ -61,6 +61,7 @@ from .ticket_search import (
     search_page,
     ticket_criteria,
 )
+from .urls import ListLinks
 
 # --- filters and column formatters ------------------------------------------
 
@@ -163,20 +164,7 @@ class TicketListView(TicketActionsMixin, SecureModelView):
     list_template = "admin/tickets/list.html"
     can_view_details = True  # the details page is the desk (see details_view)
     column_auto_select_related = False  # the eager loads are in get_query
-    column_list = [
-        "number",
-        "kind",
-        "subject",
-        "customer",
-        "order",
-        "department",
-        "priority",
-        "age",
-        "sla_due",
-        "last_message_at",
-        "last_speaker",
-        "assignee",
-    ]
+    column_list = list(COLUMNS)  # the cells are RowBuilder's
     column_labels = {
         "number": _l("Number"),
         "kind": _l("Kind"),
@@ -428,12 +416,33 @@ class TicketListView(TicketActionsMixin, SecureModelView):
         if template == self.list_template:
             kwargs["list_columns"] = self.column_texts()
             kwargs.setdefault("queue", self.queue_links())
-            builder = RowBuilder(
-                [name for name, _label in self._list_columns],
-                self.now(),
-                {d.id: d for d in filter_departments()},
+            builder = RowBuilder(self.now(), {d.id: d for d in filter_departments()})
+            select_title = flask_admin_gettext("Select record") if kwargs["actions"] else None
+            kwargs["rows"] = builder.rows(kwargs.get("data") or [], select_title)
+            links = ListLinks(
+                self,
+                page=kwargs["page"],
+                sort=kwargs["sort_column"],
+                sort_desc=kwargs["sort_desc"],
+                search=kwargs["search"],
+                extra_args=kwargs["extra_args"],
+                page_size=kwargs["page_size"],
+                filter_args=kwargs["filter_args"],
             )
-            kwargs["rows"] = builder.rows(kwargs.get("data") or [])
+            if links.exact:
+                kwargs["pager_url"] = links.pager_url
+                kwargs["sort_url"] = links.sort_url
+                kwargs["page_size_url"] = links.page_size_url
+            kwargs["header_cells"] = header_cells(
+                kwargs["sort_url"],
+                kwargs["list_columns"],
+                self._sortable_columns,
+                kwargs["sort_column"],
+                kwargs["sort_desc"],
+            )
+            if kwargs["num_pages"] is not None:
+                pages = kwargs["num_pages"]
+                kwargs["page_links"] = pager(kwargs["pager_url"], kwargs["page"], pages)
         kwargs.setdefault("can_report", perm.has(current_user, perm.REPORTS))
         kwargs.setdefault("search_help", self.search_help())
         return super().render(template, **kwargs)

@@ -127,15 +127,65 @@ class AdminStatic:
 QUERY_SAFE = "!$'()*,/:;?@"
 
 
-def list_url(endpoint: str, args: dict) -> str:
-    """url_for(endpoint, **args) for an endpoint whose URL has no parameters of its
-    own: every argument goes to the query string, in order, None left out."""
-    base = _remember(("list", endpoint, request.script_root), lambda: url_for(endpoint))
+def _query(args: dict) -> str:
     items = [
         (k, one)
         for k, v in args.items()
         for one in (v if isinstance(v, list | tuple | set) else (v,))
         if one is not None
     ]
-    query = urlencode(items, safe=QUERY_SAFE)
+    return urlencode(items, safe=QUERY_SAFE)
+
+
+def list_url(endpoint: str, args: dict) -> str:
+    """url_for(endpoint, **args) for an endpoint whose URL has no parameters of its
+    own: every argument goes to the query string, in order, None left out."""
+    base = _remember(("list", endpoint, request.script_root), lambda: url_for(endpoint))
+    query = _query(args)
     return f"{base}?{query}" if query else base
+
+
+class ListLinks:
+    """A list page's pager, sort and page-size links (`pager_url`, `sort_url`,
+    `page_size_url` of Flask-Admin's list templates), exactly the URLs of Flask-Admin's
+    ModelView.index_view, which clones its arguments and encodes the whole query string
+    again for each of a page's ~20 links (ModelView._get_list_url: page, sort, desc,
+    search, the other arguments, page_size, the filters, in that order).
+
+    Here the parts every link shares (the search and other arguments, the filters) are
+    encoded once, and each link adds its page, sort, desc and page size, which are
+    integers. The arguments are index_view's, as it gives them to the template. Not
+    for arguments starting with "_" (`exact` is False): those go through url_for
+    (SecureModelView.get_url), not list_url."""
+
+    def __init__(self, view, *, page, sort, sort_desc, search, extra_args, page_size, filter_args):
+        self.view = view
+        self.base = list_url(f"{view.endpoint}.index_view", {})
+        self.exact = not any(k.startswith("_") for k in extra_args)
+        self.page, self.sort, self.desc = page, sort, sort_desc
+        self.before = _query({"search": search, **extra_args})
+        self.after = _query(filter_args)
+        self.tail = self._tail(page_size)
+
+    def _tail(self, page_size: int) -> str:
+        size = self.view.get_safe_page_size(page_size)
+        return "&".join(p for p in (self.before, f"page_size={size}", self.after) if p)
+
+    def _url(self, page, sort, desc, tail: str) -> str:
+        head = [f"page={page}"] if page else []
+        if sort is not None:
+            head.append(f"sort={sort}")
+        if desc:
+            head.append("desc=1")
+        return f"{self.base}?{'&'.join((*head, tail))}"
+
+    def pager_url(self, p: int | None) -> str:
+        return self._url(p, self.sort, self.desc, self.tail)
+
+    def sort_url(self, column: int, invert: bool = False, desc=None) -> str:
+        if not desc and invert and not self.desc:
+            desc = 1
+        return self._url(self.page, column, desc, self.tail)
+
+    def page_size_url(self, size: int) -> str:
+        return self._url(self.page, self.sort, self.desc, self._tail(size or self.view.page_size))
