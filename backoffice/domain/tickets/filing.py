@@ -67,7 +67,7 @@ def file_ticket(
         subject=subject,
         customer=customer,
         order=order,
-        follow_up_of=follow_up_of,
+        follow_up_of_id=follow_up_of.id if follow_up_of else None,
         submission=submission,
         status=P,
         priority=Priority.NORMAL,
