@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from flask_babel import gettext as _
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ...extensions import db
@@ -30,6 +30,14 @@ from .transitions import Action, P, _flush, _move, _operation
 
 MAX_BODY = 10_000
 MAX_SUBJECT = 200
+# The number's UPDATE, built once and run on the session's connection: nothing in the
+# session to synchronise (set_committed_value below), so no ORM statement around it.
+_T = Ticket.__table__
+_NUMBER = (
+    update(_T)
+    .where(_T.c.id == bindparam("ticket"))
+    .values(number=bindparam("ticket_number"), updated_at=bindparam("at"))
+)
 
 
 @_operation
@@ -116,11 +124,8 @@ def file_ticket(
     # a counter to contend on, set by one UPDATE that leaves version and time alone.
     _flush(ticket, now)
     number = f"CX-{now.year}-{ticket.id:06d}"
-    db.session.execute(
-        update(Ticket)
-        .where(Ticket.id == ticket.id)
-        .values(number=number, updated_at=ticket.updated_at)
-        .execution_options(synchronize_session=False)
+    db.session.connection().execute(
+        _NUMBER, {"ticket": ticket.id, "ticket_number": number, "at": ticket.updated_at}
     )
     set_committed_value(ticket, "number", number)
     notifications.ticket_filed(ticket, first_message=msg)
