@@ -263,6 +263,29 @@ def test_public_tracking_asks_redis_once_per_limit(redis_app, monkeypatch):
     assert len(sent) == 2, sent
 
 
+def test_filing_asks_redis_twice(redis_app, monkeypatch):
+    """RATELIMIT_TICKET_FILE counts only the filings that succeed (deduct_when): one read
+    before the view (is there room left?) and one increment after its answer; nothing
+    read back for headers (issue 16 item 3: a filing's round trips to Redis)."""
+    import redis.connection
+
+    b = _signed_in(redis_app, _customer(redis_app))
+    assert _file(b, "Pertama").status_code == 302  # the scripts are loaded once
+    token = b.token("/tickets/new")
+    sent = []
+    real = redis.connection.AbstractConnection.send_packed_command
+
+    def send(self, command, *args, **kwargs):  # one write per round trip
+        sent.append(command)
+        return real(self, command, *args, **kwargs)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", send)
+    form = {"csrf_token": token, "kind": "question", "subject": "Kedua", "body": "Halo"}
+    assert b.client.post("/tickets/new", data=form).status_code == 302
+    assert len(sent) == 2, sent
+    assert _tickets(redis_app) == 2
+
+
 def test_redis_dying_after_the_commit_still_tells_the_truth(redis_app, redis_server, monkeypatch):
     """The limit was checked with Redis up; Redis dies while the ticket is filed; the
     count taken after the commit (deduct_when) fails: the customer still sees the ticket."""
