@@ -5,11 +5,14 @@ customer service also after it; the operations feed cannot cancel."""
 
 from __future__ import annotations
 
+import io
 import threading
+import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
+from sqlalchemy import text as sa_text
 
 from backoffice.domain import DomainError, PermissionDenied, shipments
 from backoffice.domain import orders as order_rules
@@ -24,6 +27,7 @@ from backoffice.models import (
     TrackingSource,
 )
 from backoffice.models.base import utcnow
+from backoffice.tracking_import import import_file
 
 from .admin_support import flashes
 from .portal_support import text
@@ -285,3 +289,203 @@ def test_two_cancellations_at_once_record_one_event(app, make, db):
     assert sorted(outcomes) == [False, True]
     db.session.commit()  # our snapshot predates theirs
     assert order.status is OrderStatus.CANCELLED and _cancelled_events(db, order) == 1
+
+
+# --- A cancellation racing the feed (the import, the API) -------------------------------
+# A cancelled shipment takes no further scans: the feed's events for it are refused rows
+# with the reason, whichever commits first, and the order's status keeps following its
+# latest event. Two real connections, real locks; nothing mocked.
+
+
+def _timeline_kinds(db, order_id) -> list[K]:
+    db.session.rollback()  # a fresh snapshot (REPEATABLE READ)
+    return list(
+        db.session.scalars(
+            select(TrackingEvent.event)
+            .where(TrackingEvent.order_id == order_id)
+            .order_by(TrackingEvent.occurred_at, TrackingEvent.id)
+        )
+    )
+
+
+def _cancel_in_another_connection(app, ids, flushed, go, done, errors):
+    """A thread: cancel the order, hold the transaction open until `go`, then commit."""
+
+    def run():
+        with app.app_context():
+            from backoffice.extensions import db as tdb
+            from backoffice.models import Order, User
+
+            try:
+                order_rules.cancel(tdb.session.get(Order, ids[0]), tdb.session.get(User, ids[1]))
+                tdb.session.flush()
+                flushed.set()
+                go.wait(timeout=30)
+                tdb.session.commit()
+            except Exception as exc:  # noqa: BLE001 - reported by the test
+                errors.append(exc)
+                flushed.set()
+            finally:
+                done.set()
+                tdb.session.remove()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_a_scan_imported_while_the_order_is_cancelled_is_refused(app, make, db):
+    """The import read the order before the cancellation committed and writes after it:
+    its scan is a refused row (reason given), not an event after the cancellation."""
+    order = _order(make)
+    _pick_up(db, order)
+    staff = make.user(perm.CUSTOMER_SERVICE)
+    db.session.commit()
+    flushed, go, done = (threading.Event() for _ in range(3))
+    errors = []
+    importer = threading.get_ident()
+
+    def commit_the_cancellation_first(conn, cursor, statement, *args):
+        # The import's first write: the cancellation commits just before it runs.
+        first_write = statement.lstrip().upper().startswith(("INSERT", "UPDATE"))
+        if threading.get_ident() == importer and first_write and not go.is_set():
+            go.set()
+            done.wait(timeout=30)
+
+    thread = _cancel_in_another_connection(app, (order.id, staff.id), flushed, go, done, errors)
+    flushed.wait(timeout=30)
+    body = f"{order.resi},at_hub,{utcnow().isoformat()}+00:00,Hub Cakung,\n".encode()
+    event.listen(db.engine, "before_cursor_execute", commit_the_cancellation_first)
+    try:
+        with english(app):
+            summary = import_file(io.BytesIO(body))
+    finally:
+        event.remove(db.engine, "before_cursor_execute", commit_the_cancellation_first)
+        go.set()
+        thread.join(timeout=30)
+    assert errors == [] and go.is_set()
+    assert (summary.inserted, summary.unchanged, summary.refused) == (0, 0, 1)
+    assert summary.first_refused == [(1, order.resi, "This order was cancelled.")]
+    assert _timeline_kinds(db, order.id) == [K.PICKED_UP, K.CANCELLED]
+    db.session.refresh(order)
+    assert order.status is OrderStatus.CANCELLED and order.last_event is K.CANCELLED
+
+
+def _lock_waits(db) -> bool:
+    """Whether a transaction on this test's database waits for a row lock (InnoDB)."""
+    with db.engine.connect() as conn:
+        return bool(
+            conn.execute(
+                sa_text(
+                    "SELECT COUNT(*) FROM information_schema.INNODB_TRX t"
+                    " JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id"
+                    " WHERE t.trx_state = 'LOCK WAIT' AND p.DB = DATABASE()"
+                )
+            ).scalar()
+        )
+
+
+def _wait_until(predicate) -> bool:
+    """Wait (at most 30 s) for a state: True once it holds. Not a timing assertion."""
+    for _ in range(3000):
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def _record_in_another_connection(app, resi, at, started, go, results, errors, kind="at_hub"):
+    """A thread: the API's record_events for one scan (reasons in English); holds its
+    transaction until `go`."""
+
+    def run():
+        with app.test_request_context(headers={"Accept-Language": "en"}):
+            from backoffice.extensions import db as tdb
+
+            try:
+                started.set()
+                results.extend(
+                    shipments.record_events(
+                        [EventIn(resi, kind, at, "Hub Cakung")], source=TrackingSource.API
+                    )
+                )
+                go.wait(timeout=30)
+                tdb.session.commit()
+            except Exception as exc:  # noqa: BLE001 - reported by the test
+                errors.append(exc)
+            finally:
+                started.set()
+                tdb.session.remove()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_the_api_waits_for_a_cancellation_holding_the_order_then_refuses(app, make, db):
+    """MariaDB, two connections: the cancellation holds the order's row lock; the API's
+    batch for that parcel waits on it and, once the cancellation
+    commits, refuses the scan."""
+    if db.engine.dialect.name != "mysql":
+        pytest.skip("row locks need MariaDB (the interleaving itself is tested on both)")
+    order = _order(make)
+    _pick_up(db, order)
+    staff = make.user(perm.CUSTOMER_SERVICE)
+    db.session.commit()
+    c_flushed, c_go, c_done, errors = threading.Event(), threading.Event(), threading.Event(), []
+    canceller = _cancel_in_another_connection(
+        app, (order.id, staff.id), c_flushed, c_go, c_done, errors
+    )
+    c_flushed.wait(timeout=30)
+    r_started, r_go, results = threading.Event(), threading.Event(), []
+    r_go.set()  # the API commits as soon as it has recorded
+    recorder = _record_in_another_connection(
+        app, order.resi, utcnow(), r_started, r_go, results, errors
+    )
+    r_started.wait(timeout=30)
+    try:
+        # The cancellation commits once the API waits for its lock (under a loaded run
+        # the wait was not always seen in INNODB_TRX: the test then goes on regardless,
+        # and what it asserts holds whichever comes first).
+        _wait_until(lambda: _lock_waits(db))
+    finally:
+        c_go.set()
+        canceller.join(timeout=30)
+        recorder.join(timeout=30)
+    assert errors == []
+    assert [(r.outcome, r.reason) for r in results] == [("refused", "This order was cancelled.")]
+    assert _timeline_kinds(db, order.id) == [K.PICKED_UP, K.CANCELLED]
+
+
+def test_a_cancellation_waits_for_a_scan_being_recorded_and_comes_after_it(app, make, db):
+    """MariaDB, the other way round: the API's batch holds the order (its pickup scan's
+    time set 30 minutes ahead by a drifting scanner clock); customer service's
+    cancellation waits for it and is then the parcel's latest event, the status
+    following it."""
+    if db.engine.dialect.name != "mysql":
+        pytest.skip("row locks need MariaDB")
+    order = _order(make)
+    staff = make.user(perm.CUSTOMER_SERVICE)
+    db.session.commit()
+    r_started, r_go, results, errors = threading.Event(), threading.Event(), [], []
+    ahead = utcnow() + timedelta(minutes=30)
+    recorder = _record_in_another_connection(
+        app, order.resi, ahead, r_started, r_go, results, errors, kind="picked_up"
+    )
+    assert _wait_until(lambda: results or errors)  # recorded, not committed yet
+    c_flushed, c_go, c_done = threading.Event(), threading.Event(), threading.Event()
+    c_go.set()
+    canceller = _cancel_in_another_connection(
+        app, (order.id, staff.id), c_flushed, c_go, c_done, errors
+    )
+    try:
+        _wait_until(lambda: errors or c_done.is_set() or _lock_waits(db))
+    finally:
+        r_go.set()
+        recorder.join(timeout=30)
+        canceller.join(timeout=30)
+    assert errors == [] and [r.outcome for r in results] == ["inserted"]
+    assert _timeline_kinds(db, order.id) == [K.PICKED_UP, K.CANCELLED]
+    db.session.refresh(order)
+    assert order.status is OrderStatus.CANCELLED and order.last_event is K.CANCELLED
+    assert order.last_event_at > ahead.replace(microsecond=0)

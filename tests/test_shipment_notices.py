@@ -288,8 +288,10 @@ def test_a_batch_overtaken_by_a_newer_event_tells_nothing(app, make, db, isolati
     threads = {}
 
     def pause_a_before_its_insert(conn, cursor, statement, *args):
+        # A's first write (its claim of the order): after it, A's row lock would make B
+        # wait for A's commit.
         if threading.current_thread() is threads["a"] and statement.startswith(
-            "INSERT IGNORE INTO tracking_event"
+            "UPDATE customer_order "
         ):
             a_looked_up.set()
             assert b_done.wait(timeout=30)

@@ -89,6 +89,10 @@ def record_events(
     - each item is checked on its own (resi check digit, a known resi whose order is not
       cancelled, a known event, an ISO 8601 time not in the future, lengths); a refused
       item carries its reason and never stops the others;
+    - a cancelled shipment takes no further events, also when the cancellation commits
+      while this batch runs: the batch and the cancellation take the order's row one
+      after the other (`_claim`), so either the event lands before the cancellation
+      (which then comes after it) or it is refused ("This order was cancelled.");
     - an event already recorded (same resi, event and occurred_at — also twice in one
       batch, or inserted by a concurrent import) is `unchanged`, never a second row;
     - the order's status, `last_event` and `last_event_at` follow its latest event by
@@ -143,6 +147,12 @@ def write_events(
         results[c.index] = EventResult(UNCHANGED, c.resi)
     if not keys:
         return results  # type: ignore[return-value]
+    cancelled_meanwhile = _claim(keys, orders, now)
+    for key in [key for key in keys if key[0] in cancelled_meanwhile]:
+        c = keys.pop(key)
+        results[c.index] = EventResult(REFUSED, c.resi, _("This order was cancelled."))
+    if not keys:
+        return results  # type: ignore[return-value]
     # One order of keys for every writer, so two concurrent imports cannot deadlock.
     rows = [
         (key[0], key[2], key[1], c.offset, c.location, c.note)  # as _ROW
@@ -160,6 +170,46 @@ def write_events(
 
 def _first(pair):
     return pair[0]
+
+
+def _claim(keys, orders, now: datetime) -> set[int]:
+    """Claim the orders that are getting new events and read them again as committed;
+    returns the ids of those cancelled since the batch's first read. `orders` (by resi)
+    gets the fresh rows, so the latest event is decided on them too.
+
+    A cancelled shipment takes no further scans, and a cancellation (`orders.cancel`)
+    decides on the order's row under its lock: so the claim writes each row (its
+    `updated_at`) before the read, and a cancellation and a batch on one order go one
+    after the other, whichever comes first. On one server the UPDATE's row locks (and
+    the read's FOR UPDATE, which reads past the batch's snapshot) make the cancellation
+    wait for the batch's commit or the batch for the cancellation's; SQLite ignores FOR
+    UPDATE, but the UPDATE opens its one write transaction before the read; on two
+    Galera nodes both transactions write the row, so certification lets one through and
+    the other fails with 1213, which the import and the API run again. (A row last
+    written in the same second as the claim is not changed by it, so certification
+    cannot see that one claim.) Orders already cancelled are not written."""
+    c = Order.__table__.c
+    ids = sorted({key[0] for key in keys})
+    cancelled = OrderStatus.CANCELLED.value
+    found: set[int] = set()
+    session = db.session
+    for first in range(0, len(ids), LOOKUP_CHUNK):
+        chunk = ids[first : first + LOOKUP_CHUNK]
+        session.execute(
+            update(Order.__table__)
+            .where(c.id.in_(chunk), c.status != cancelled)
+            .values(updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        for row in session.execute(
+            select(c.id, c.resi, c.status, c.last_event, c.last_event_at)
+            .where(c.id.in_(chunk))
+            .with_for_update()
+        ):
+            orders[row.resi] = row
+            if row.status == cancelled:
+                found.add(row.id)
+    return found
 
 
 # The columns of an inserted row, in this order; the other three are the batch's own.
