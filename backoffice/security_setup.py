@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 
-from flask import Flask, flash, has_request_context, request
+from flask import Flask, flash, has_request_context, request, session
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -177,6 +177,7 @@ def init_app(app: Flask) -> None:
     security._mail_util_cls = OutboxMailUtil
     security._password_util_cls = CareboxPasswordUtil  # the policy (backoffice/passwords.py)
     security.init_app(app, user_datastore, register_form=CareboxRegisterForm)
+    _protect_signed_in_sessions_only(app.login_manager)
     return_large_blocks()
     security.pwd_context = OneHashAtATime(
         security.pwd_context, app.config["CAREBOX_PASSWORD_HASHES_AT_ONCE"]
@@ -190,6 +191,21 @@ def init_app(app: Flask) -> None:
     user_logged_out.connect(_end_sessions, app)
     user_confirmed.connect(_welcome, app)
     _rate_limit_auth(app)
+
+
+def _protect_signed_in_sessions_only(login_manager) -> None:
+    """Flask-Login's session protection ("basic") marks a session that does not carry
+    this browser's and address's identifier (`_id`) as not fresh, `_fresh = False`: meant
+    for a signed-in session used from elsewhere. An anonymous visitor's session (the CSRF
+    token of the page frame's forms) carries no identifier either, so their second page
+    wrote `_fresh` into it and sent the session cookie again. A session without a user
+    names nobody to protect (flask-login issue #569); signed-in ones are checked as before."""
+    check = login_manager._session_protection_failed
+
+    def _session_protection_failed() -> bool:
+        return "_user_id" in session and check()
+
+    login_manager._session_protection_failed = _session_protection_failed
 
 
 def _welcome(sender, user, **extra) -> None:
