@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from backoffice.domain import permissions as perm
 from backoffice.domain import sla, tickets, worktime
@@ -151,3 +151,71 @@ def test_hours_changed_for_one_department_only_touch_its_tickets(db, make):
     stored = _stored(db)
     assert {i: stored[i] for i in expected} == expected
     assert {i: stored[i][:2] for i in others} == others
+
+
+def _clocks(t) -> tuple:
+    return (
+        t.sla_since,
+        t.first_response_left,
+        t.resolution_left,
+        t.sla_paused_at,
+        t.first_response_due,
+        t.resolution_due,
+        t.sla_warn_at,
+        t.next_due_at,
+        t.first_response_work,
+    )
+
+
+def test_set_based_adoption_equals_the_per_ticket_path(db, make):
+    """`carebox sla recompute --all` puts the tickets from before working time on it in
+    the database (sla_bulk.adopt), not ticket by ticket in Python: the same clocks, due
+    times, warnings, next due time, met first-response work and DUE_MOVED notes as
+    `sla.refresh` gives each one — running and waiting for the customer, on every
+    calendar, with clocks that ran out."""
+    _calendars(db, make)
+    made = _tickets(db, make)
+    master = make._master()
+    for t in made[::4]:  # answered, waiting for the customer: the clocks pause
+        tickets.post_message(t, master, "Sudah kami cek.", now=datetime(2026, 12, 24, 3, 0, 0))
+    db.session.commit()
+    # From before working time: no clocks, the due times as they were stored then.
+    db.session.execute(
+        update(Ticket).values(
+            sla_since=None,
+            first_response_left=None,
+            resolution_left=None,
+            sla_paused_at=None,
+            first_response_work=None,
+        )
+    )
+    # a day off ahead: the due times on working time differ from the stored ones
+    db.session.add(CompanyDay(day=date(2026, 12, 29), closed=True, name="Libur kantor"))
+    db.session.commit()
+    now = datetime(2026, 12, 26, 0, 0, 0)
+    before_events = db.session.scalar(select(func.coalesce(func.max(TicketEvent.id), 0)))
+    for t in made:
+        sla.refresh(t, now)
+    db.session.flush()
+    expected = {t.id: _clocks(t) for t in made}
+    noted = set(
+        db.session.execute(
+            select(TicketEvent.ticket_id, TicketEvent.note).where(TicketEvent.id > before_events)
+        )
+    )
+    db.session.rollback()
+    assert {e[3] for e in expected.values()} == {None, now}  # both kinds are there
+    assert noted
+
+    assert sla.adopt_all(now=now) == len(made)
+    db.session.commit()
+    db.session.expire_all()
+    assert {t.id: _clocks(t) for t in made} == expected
+    new_events = db.session.scalars(select(TicketEvent).where(TicketEvent.id > before_events)).all()
+    assert {(e.ticket_id, e.note) for e in new_events} == noted
+    assert all(e.action is EventAction.DUE_MOVED for e in new_events)
+    assert sla.adopt_all(now=now) == 0
+    from backoffice.models import SlaWorkDue, SlaWorkInterval
+
+    assert db.session.scalar(select(func.count()).select_from(SlaWorkInterval)) == 0
+    assert db.session.scalar(select(func.count()).select_from(SlaWorkDue)) == 0

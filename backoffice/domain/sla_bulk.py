@@ -192,17 +192,95 @@ def recompute(condition, why: str, now: datetime) -> int:
         db.session.execute(delete(D).where(D.c.run == run))
 
 
-def _compute(run, condition, why, now, calendars, sla) -> int:
+def adopt(condition, now: datetime) -> int:
+    """Put the tickets `condition` selects (open, from before working time: `sla_since`
+    NULL) on working time as `sla.refresh` does one ticket: both clocks from filing with
+    the priority's allowances, less the working time from filing until `now` —
+    C(now) − C(created_at) on the ticket's calendar, from the same intervals as
+    `recompute` — counted from `now`; paused while it waits for the customer, else its
+    due times placed (and their moves noted) by `recompute`; the working time of a first
+    response that was met recorded. A ticket the intervals cannot answer (filed before
+    BACK, or without due times) goes through `sla.refresh`. Not an edit: no version
+    moves. Returns how many tickets; flushes, never commits."""
+    from . import event_notes, sla
+
+    W, D, T = SlaWorkInterval.__table__, SlaWorkDue.__table__, Ticket.__table__  # noqa: N806
+    deps = [r[0] for r in db.session.execute(select(T.c.department_id).where(condition).distinct())]
+    if not deps:
+        return 0
+    run = uuid.uuid4().hex
+    calendars = worktime.load_many(deps)
+    oldest = db.session.scalar(select(func.min(T.c.created_at)).where(condition))
+    first = max(min(oldest, now), now - BACK)
+    now_s, now_cum = _s(now), {}
+    for dep in deps:
+        rows = _intervals(run, dep or 0, calendars[dep], first, now + timedelta(days=1))
+        now_cum[dep or 0] = next(
+            r["cum_s"] + r["work"] * (now_s - r["start_s"])
+            for r in rows
+            if r["kind"] == "t" and r["start_s"] <= now_s < r["start_s"] + r["len_s"]
+        )
+        for i in range(0, len(rows), 5000):
+            db.session.execute(insert(W), rows[i : i + 5000])
+    try:
+        _start(run, and_(condition, T.c.first_response_due.is_not(None)), T.c.created_at)
+        mine = and_(D.c.run == run, D.c.ticket_id == T.c.id, D.c.since_cum.is_not(None))
+        used = case(now_cum, value=D.c.calendar_id) - D.c.since_cum
+        hours = {p: sla.sla_hours(p) for p in Priority}
+
+        def allowance(clock):
+            return case(*[(T.c.priority == p, hours[p][clock] * 3600) for p in Priority], else_=0)
+
+        stopped = T.c.status.in_(sla.STOPPED)
+        db.session.execute(
+            update(T)
+            .where(mine, T.c.created_at < now)
+            .values(
+                first_response_left=allowance(0) - used,
+                resolution_left=allowance(1) - used,
+                sla_since=now,
+                sla_paused_at=case((stopped, now), else_=None),
+            )
+        )
+        adopted = select(D.c.ticket_id).where(D.c.run == run, D.c.since_cum.is_not(None))
+        ours = and_(T.c.id.in_(adopted), T.c.sla_since == now)
+        met = allowance(0) - T.c.first_response_left
+        db.session.execute(
+            update(T)
+            .where(ours, T.c.first_response_at.is_not(None), T.c.first_response_work.is_(None))
+            .values(first_response_work=case((met > 0, met), else_=0))
+        )
+        db.session.execute(update(T).where(ours, stopped).values(next_due_at=None))
+        placed = and_(ours, T.c.status.in_(sla.RUNNING), T.c.sla_paused_at.is_(None))
+        recompute(placed, event_notes.encode(event_notes.WORKING_TIME), now)
+        done = db.session.scalar(select(func.count()).select_from(T).where(ours))
+    finally:
+        db.session.execute(delete(W).where(W.c.run == run))
+        db.session.execute(delete(D).where(D.c.run == run))
+    for obj in list(db.session.identity_map.values()):  # what the session holds is stale
+        if isinstance(obj, Ticket):
+            db.session.expire(obj)
+    rest = db.session.scalars(select(Ticket).where(condition)).all()
+    for ticket in rest:
+        sla.refresh(ticket, now)
+    db.session.flush()
+    return done + len(rest)
+
+
+def _start(run, condition, since) -> None:
+    """The scratch rows of `run` for the tickets `condition` selects, each with C(`since`)
+    (its column of ticket): the working seconds of its calendar up to that instant, NULL
+    outside the intervals."""
     W, D, T = SlaWorkInterval.__table__, SlaWorkDue.__table__, Ticket.__table__  # noqa: N806
     db.session.execute(
         insert(D).from_select(
             ["run", "ticket_id", "calendar_id", "since_s"],
-            select(
-                literal(run), T.c.id, func.coalesce(T.c.department_id, 0), epoch_s(T.c.sla_since)
-            ).where(condition),
+            select(literal(run), T.c.id, func.coalesce(T.c.department_id, 0), epoch_s(since)).where(
+                condition
+            ),
         )
     )
-    # C(sla_since): the piece of the timeline holding it, by its UTC day
+    # C(since): the piece of the timeline holding it, by its UTC day
     db.session.execute(
         update(D)
         .where(D.c.run == run)
@@ -220,6 +298,11 @@ def _compute(run, condition, why, now, calendars, sla) -> int:
             .scalar_subquery()
         )
     )
+
+
+def _compute(run, condition, why, now, calendars, sla) -> int:
+    W, D, T = SlaWorkInterval.__table__, SlaWorkDue.__table__, Ticket.__table__  # noqa: N806
+    _start(run, condition, T.c.sla_since)
 
     def inverse(target):
         """C⁻¹(target): the instant the working seconds reach `target` (the end of a shift
