@@ -6,7 +6,8 @@
    migrated and filled by `carebox seed-bulk --tickets 1000000` (200k customers,
    1M shipments with 7.6M tracking events, 3M messages). A marker table records its
    size and the loader's data version; a later run finds it and only migrates it.
-   Building takes 3 minutes on a quiet 2-core machine (6 when shared); `--rebuild` forces it,
+   Building took 127 s on a quiet 2-core machine with a 4 GB InnoDB buffer pool (6 minutes
+   when shared); `--rebuild` forces it,
    `--measure-load` also times the raw `INSERT … SELECT` copy of the same rows.
 2. **Serve**: gunicorn with 2 workers (deploy/gunicorn.conf.py) on a free port, with
    CAREBOX_COUNT_STATEMENTS=1 so each response says how many SQL statements it ran
@@ -16,9 +17,12 @@
    (events/s, peak RSS) and the stuck-parcel query with its EXPLAIN. One table.
 
 The server URL comes from --url, DATABASE_URL's server or the local MariaDB
-(`mysql+pymysql://root@127.0.0.1:3306/`). Operations that write (filing, the import)
-leave the dataset as it was: filed tickets stay (a few hundred of 1M), imported events
-are deleted afterwards.
+(`mysql+pymysql://root@127.0.0.1:3306/`). Operations that write leave the dataset as
+it was, so later runs measure the same rows: the filed tickets are deleted
+(bench_http.cleanup_filings), and the API batch and the import add their events to
+parcels without tickets, older than each parcel's latest event (no ticket's situation,
+routing or SLA, and no order's status follows them); afterwards the events are deleted
+and those orders written back from a copy taken before (bench_http.QUIET_PARCELS).
 """
 
 from __future__ import annotations
