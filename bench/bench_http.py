@@ -158,6 +158,7 @@ class Server:
             **LIMITS,
         }
         self.proc = None
+        self.peaks: dict[int, float] = {}  # worker pid -> its highest VmHWM, MB
 
     def __enter__(self):
         storage = self.env["RATELIMIT_STORAGE_URI"]
@@ -191,12 +192,31 @@ class Server:
         ).stdout
         return [int(p) for p in out.split()]
 
-    def peak_rss_mb(self) -> list[float]:
-        peaks = []
+    def phase_rss(self) -> dict[int, tuple[float, float]]:
+        """{worker pid: (peak, current RSS) in MB} since the previous call, as
+        /proc/PID/status says (VmHWM, VmRSS); each peak is then reset to the current RSS
+        (clear_refs 5, Linux 4.0+), so that each phase's own peak shows. peak_rss_mb keeps
+        the highest of all phases. Where the reset is refused the peaks are cumulative."""
+        out = {}
         for pid in self.workers():
-            status = Path(f"/proc/{pid}/status").read_text()
-            peaks.append(int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024)
-        return peaks
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except FileNotFoundError:  # a worker that has just exited
+                continue
+            hwm, rss = (
+                int(re.search(rf"{key}:\s+(\d+)", status).group(1)) / 1024
+                for key in ("VmHWM", "VmRSS")
+            )
+            out[pid] = (hwm, rss)
+            self.peaks[pid] = max(self.peaks.get(pid, 0.0), hwm)
+            with contextlib.suppress(OSError):
+                Path(f"/proc/{pid}/clear_refs").write_text("5")
+        return out
+
+    def peak_rss_mb(self) -> list[float]:
+        """Each worker's highest RSS since it started, in MB (VmHWM over every phase)."""
+        self.phase_rss()
+        return [self.peaks[pid] for pid in sorted(self.peaks)]
 
     def __exit__(self, *exc):
         self.proc.send_signal(signal.SIGTERM)
@@ -910,11 +930,13 @@ def run_all(prepared: dict, runs: int = 30, only: list[str] | None = None) -> No
     ops = [op for op in list_ops(info, raw) + search_ops(info) + other_ops(info) if wanted(op[1])]
     table = []
     with Server(url) as server:
+        phases = [("start-up (the app loaded, one tracking page)", server.phase_rss())]
         clients = {}
         for role, email in (("master", MASTER), ("agent", AGENT), ("customer", CUSTOMER)):
             clients[role] = Client(server.port)
             clients[role].login(email)
         clients[None] = Client(server.port)
+        phases.append(("three sign-ins", server.phase_rss()))
         for kind, name, role, (method, path), ideal in ops:
             client = clients[role]
             etag = {}
@@ -935,7 +957,9 @@ def run_all(prepared: dict, runs: int = 30, only: list[str] | None = None) -> No
             except Failed as exc:
                 table.append((name, None, str(exc), "", TARGETS.get(kind, "")))
                 print(f"  FAILED: {name}: {exc}", flush=True)
+                phases.append((name, server.phase_rss()))
                 continue
+            phases.append((name, server.phase_rss()))
             stmts = client.last_headers.get("X-Carebox-Statements", "?")
             theirs = sample(lambda ideal=ideal: raw.run(ideal), runs)
             table.append((name, ours, theirs, stmts, TARGETS.get(kind, "")))
@@ -951,12 +975,31 @@ def run_all(prepared: dict, runs: int = 30, only: list[str] | None = None) -> No
                 table.append(("(filing or API batch)", None, row["error"], "", ""))
             else:
                 table.append(row)
-        rate = attempt(lambda: filing_rate(info, server.port)) if wanted("rate") else SKIPPED
+            phases.append((table[-1][0], server.phase_rss()))
+        rate = SKIPPED
+        if wanted("rate"):
+            rate = attempt(
+                lambda: filing_rate(
+                    info,
+                    server.port,
+                    signed_in=lambda: phases.append(
+                        ("filing throughput: 8 customers sign in", server.phase_rss())
+                    ),
+                )
+            )
+            phases.append(("filing throughput: they file for 5 s", server.phase_rss()))
         export = (
             attempt(lambda: export_job(info, clients["master"], url))
             if wanted("export")
             else SKIPPED
         )
+        if export is not SKIPPED:
+            phases.append(
+                (
+                    "export job (report page, queue it; `exports run` is not a worker)",
+                    server.phase_rss(),
+                )
+            )
         rss = server.peak_rss_mb()
     floor = attempt(lambda: measure_floor(url, runs)) if wanted("poll") or wanted("track") else None
     cleanup_filings(raw, info["ids"]["customer"], (info["ticket_id"],))
@@ -965,6 +1008,22 @@ def run_all(prepared: dict, runs: int = 30, only: list[str] | None = None) -> No
     imported = attempt(lambda: tracking_import(url, raw)) if wanted("import") else SKIPPED
     stuck = attempt(lambda: stuck_query(url)) if wanted("stuck") else SKIPPED
     print_table(prepared, table, rate, export, rss, imported, stuck, load_before, runs, floor)
+    print_phases(phases)
+
+
+def print_phases(phases) -> None:
+    """Each phase's peak RSS per worker (and its RSS at the phase's end), so the operation
+    that raises a worker's peak can be seen; workers numbered by pid."""
+    pids = sorted({pid for _name, rss in phases for pid in rss})
+    print()
+    print("gunicorn workers' RSS by phase, MB: the phase's peak (VmHWM) / RSS at its end")
+    print()
+    print("| phase | " + " | ".join(f"worker {i + 1}" for i in range(len(pids))) + " |")
+    print("|---|" + "---:|" * len(pids))
+    for name, rss in phases:
+        cells = (f"{rss[p][0]:.0f} / {rss[p][1]:.0f}" if p in rss else "—" for p in pids)
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    print(f"- load average at the end: {os.getloadavg()[0]:.1f}")
 
 
 def measure_floor(url: str, runs: int) -> dict:
@@ -1011,8 +1070,9 @@ def filing(info, client: Client, raw: Raw, runs: int):
     return ("file a ticket (portal form)", ours, theirs, stmts, TARGETS["file"])
 
 
-def filing_rate(info, port: int, clients: int = 8, seconds: float = 5.0) -> float:
-    """Filings per second with `clients` concurrent customers' browsers."""
+def filing_rate(info, port: int, clients: int = 8, seconds: float = 5.0, signed_in=None) -> float:
+    """Filings per second with `clients` concurrent customers' browsers; `signed_in()` is
+    called once they have all signed in, before they file (the RSS phases)."""
     done = []
     ready = threading.Barrier(clients + 1)
     stop = [0.0]
@@ -1055,6 +1115,8 @@ def filing_rate(info, port: int, clients: int = 8, seconds: float = 5.0) -> floa
     stop[0] = math.inf
     ready.wait()  # every client signed in, with its form's token
     started = time.perf_counter()
+    if signed_in is not None:
+        signed_in()
     stop[0] = started + seconds
     for t in threads:
         t.join()
