@@ -24,13 +24,15 @@ the holiday data, the hard part, is the `holidays` package's.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-import holidays
 from holidays.constants import GOVERNMENT, PUBLIC
 
 ZONES = ("Asia/Jakarta", "Asia/Makassar", "Asia/Jayapura")
@@ -45,12 +47,30 @@ MAX_DAYS = 2 * 366
 Shift = tuple[int, int]  # minutes after local midnight, start < end <= 1440
 
 
+def _indonesia_class():
+    """holidays' `Indonesia`, without the package's 250 other countries: the
+    `holidays.countries` package imports every country module when it is imported (its
+    lazy loader goes through it too), 8 MB in each gunicorn worker from the first ticket
+    it filed (issue 16 item 9). So the package sits in sys.modules unexecuted only while
+    this one module loads, and is taken out again: a later `import holidays.countries`
+    anywhere runs it whole, as usual, and finds this module loaded."""
+    package = "holidays.countries"
+    if package in sys.modules:
+        return sys.modules[package].Indonesia
+    sys.modules[package] = importlib.util.module_from_spec(importlib.util.find_spec(package))
+    try:
+        return importlib.import_module(f"{package}.indonesia").Indonesia
+    finally:
+        del sys.modules[package]
+
+
+Indonesia = _indonesia_class()  # at import: once, under the import lock
+
+
 @lru_cache(maxsize=32)
 def public_holidays(year: int, language: str = "id") -> dict[date, str]:
     """Indonesia's public holidays and cuti bersama of `year`, named in `language`."""
-    data = holidays.country_holidays(
-        "ID", years=year, categories=(PUBLIC, GOVERNMENT), language=language
-    )
+    data = Indonesia(years=year, categories=(PUBLIC, GOVERNMENT), language=language)
     return dict(data.items())
 
 
