@@ -69,20 +69,23 @@ class Config:
     # Flask-Security-Too
     SECURITY_PASSWORD_SALT: str | None = None
     SECURITY_PASSWORD_HASH = "argon2"  # noqa: S105
-    # OWASP's recommended argon2id parameters (Password Storage Cheat Sheet: m=19 MiB, t=2,
-    # p=1), not argon2-cffi's defaults (m=64 MiB, t=3, p=4): each login holds `m` while it
-    # verifies, so four concurrent logins on one gthread worker took it from ~120 MB to
-    # ~380 MB (issue 16 item 9; docs/deploy.md "Memory"). Hashes made with other parameters
-    # still verify, and passlib's needs_update (memory cost differs) makes Flask-Security
-    # rehash them with these on the next successful login.
+    # argon2id with the lowest-memory parameters of OWASP's Password Storage Cheat Sheet
+    # (m=7 MiB, t=5, p=1; the sheet lists it beside m=19 MiB/t=2 and m=12 MiB/t=3 as an equal
+    # level of defence, trading memory for passes: about the same CPU time per hash), not
+    # argon2-cffi's defaults (m=64 MiB, t=3, p=4). Each login holds `m` while it verifies:
+    # four concurrent logins on one gthread worker took it from ~120 MB to ~380 MB with the
+    # defaults, and with m=19 MiB a sign-in on a worker that had served every page was its
+    # peak, 148 of the 150 MB budget (issue 16 item 9; docs/deploy.md "Memory"). Hashes made
+    # with other parameters still verify, and passlib's needs_update (memory cost differs)
+    # makes Flask-Security rehash them with these on the next successful login.
     SECURITY_PASSWORD_HASH_PASSLIB_OPTIONS = {
         "argon2__type": "ID",
-        "argon2__memory_cost": 19 * 1024,  # KiB
-        "argon2__rounds": 2,  # time cost
+        "argon2__memory_cost": 7 * 1024,  # KiB
+        "argon2__rounds": 5,  # time cost
         "argon2__parallelism": 1,
     }
     # Argon2 computations at once per process (backoffice/password_hashing.py): each holds
-    # 19 MiB while it runs, so 4 sign-ins at once on a 4-thread worker cost 76 MB.
+    # 7 MiB while it runs, so 4 sign-ins at once on a 4-thread worker would cost 28 MB.
     CAREBOX_PASSWORD_HASHES_AT_ONCE = 1
     SECURITY_REGISTERABLE = True
     SECURITY_REGISTER_URL = "/register"

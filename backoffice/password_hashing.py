@@ -1,10 +1,10 @@
 """At most CAREBOX_PASSWORD_HASHES_AT_ONCE argon2 computations at a time in one process.
 
-Each argon2 hash or verification holds its memory cost (19 MiB, backoffice/config.py) while
-it runs, and glibc then keeps a block of that size in the thread's arena (its mmap
-threshold rises to the largest block freed). A gthread worker whose 4 threads signed people
-in so stayed 4 × 19 MiB larger, about 200 MB. One hash at a time, with blocks over 4 MiB
-mapped and unmapped on their own (`return_large_blocks`), it peaks 19 MiB above its
+Each argon2 hash or verification holds its memory cost (7 MiB, backoffice/config.py; it was
+19 MiB) while it runs, and glibc then keeps a block of that size in the thread's arena (its
+mmap threshold rises to the largest block freed). A gthread worker whose 4 threads signed
+people in so stayed 4 × 19 MiB larger, about 200 MB. One hash at a time, with blocks over
+4 MiB mapped and unmapped on their own (`return_large_blocks`), it peaks one hash above its
 resting size and goes back to it (issue 16 item 9, docs/deploy.md "Memory"). A sign-in
 costs about 20 ms of CPU, so a queued one waits that long per sign-in ahead of it; the
 login rate limit bounds how many can queue.
