@@ -308,6 +308,7 @@ class Raw:
 def setup(url: str) -> dict:
     """Bench accounts (made once), a customer ticket with 20 messages about a loaded
     parcel, and the loaded rows the operations look up."""
+    from flask_security.utils import hash_password
     from sqlalchemy import func, select
 
     from backoffice import create_app
@@ -346,6 +347,13 @@ def setup(url: str) -> dict:
         # the desk without it): the same 20 messages, from a customer of its own so that
         # no bench's cleanup of the filings (the first customer's other tickets) takes it.
         other = ensure_user(CUSTOMER_NO_PARCEL, PASSWORD, perm.CUSTOMER, name="Bench Customer 2")
+        # Each account's hash with the served code's argon2 parameters: another branch's
+        # run may have rehashed it with its own, and each sign-in would then verify with
+        # that branch's memory cost (seen in the RSS by phase), not this one's.
+        hasher = app.extensions["security"].pwd_context
+        for user in (master, agent, customer, other):
+            if hasher.needs_update(user.password):
+                user.password = hash_password(PASSWORD)
         db.session.commit()
         plain = db.session.scalar(
             select(Ticket)
