@@ -353,17 +353,10 @@ class TicketListView(TicketActionsMixin, SecureModelView):
         raise LookupError(filter_class)
 
     def search_placeholder(self):
-        return _("Number, subject, customer name or e-mail")
+        return self._fixed_texts()["placeholder"]
 
     def search_help(self) -> str:
-        return _(
-            "Numbers and customer e-mails match from their start, names from the start "
-            "of a word, subjects from their start; words inside a subject are looked for "
-            "in tickets of the last %(days)d days only. At most the %(limit)d newest "
-            "matches are listed.",
-            days=SUBJECT_CONTAINS_DAYS,
-            limit=SEARCH_LIMIT,
-        )
+        return self._fixed_texts()["help"]
 
     def queue_links(self) -> dict:
         """The list page's queue bar: links keep the other arguments (filters,
@@ -377,7 +370,7 @@ class TicketListView(TicketActionsMixin, SecureModelView):
 
         colleagues = db.session.execute(colleagues_select()).all()
         departments = [d for d in filter_departments() if d.active]
-        labels = self._queue_labels()
+        labels = self._fixed_texts()
         return {
             "assignee": queue.assignee,
             "spoke": queue.spoke,
@@ -395,8 +388,9 @@ class TicketListView(TicketActionsMixin, SecureModelView):
             "hidden": [(k, v) for k, v in kept.items() if k != "assignee"],
         }
 
-    def _queue_labels(self) -> dict:
-        """The queue bar's link texts and the priorities, once per language."""
+    def _fixed_texts(self) -> dict:
+        """The queue bar's link texts, the priorities and the search box's texts, made
+        once per language."""
         language = str(current_locale())
         made = self.__dict__.setdefault("_queue_texts", {})
         if language not in made:
@@ -408,6 +402,15 @@ class TicketListView(TicketActionsMixin, SecureModelView):
                 queues.SPOKE_CUSTOMER: _("Customer"),
                 queues.SPOKE_STAFF: _("Staff"),
                 "priorities": [(p.value, str(p.label)) for p in Priority],
+                "placeholder": _("Number, subject, customer name or e-mail"),
+                "help": _(
+                    "Numbers and customer e-mails match from their start, names from the "
+                    "start of a word, subjects from their start; words inside a subject are "
+                    "looked for in tickets of the last %(days)d days only. At most the "
+                    "%(limit)d newest matches are listed.",
+                    days=SUBJECT_CONTAINS_DAYS,
+                    limit=SEARCH_LIMIT,
+                ),
             }
         return made[language]
 
