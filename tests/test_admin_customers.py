@@ -60,6 +60,21 @@ def listed_emails(html: str) -> set[str]:
     return set(re.findall(r"[\w.-]+@example\.com", table))
 
 
+def test_the_filters_form_keeps_the_lists_search_and_sort(app, customers, login_as):
+    """The filters' form (admin/model/_filter_form.html, shared with the ticket lists)
+    carries the page's search, sort and page size, and offers Reset Filters when filtered."""
+    b, _ = login_as(perm.MASTER_ADMIN, locale="en")
+    key = segment_filter_arg(app)
+    html = b.get(f"/admin/customers/?{key}=loyal&search=Lia&sort=1&desc=1&page_size=50")
+    form = html.get_data(as_text=True).split('<form id="filter_form"', 1)[1].split("</form>")[0]
+    hidden = dict(re.findall(r'type="hidden" name="([^"]+)" value="([^"]*)"', form))
+    assert hidden == {"search": "Lia", "sort": "1", "desc": "1", "page_size": "50"}
+    assert "Reset Filters" in form
+    plain = b.get("/admin/customers/").get_data(as_text=True)
+    form = plain.split('<form id="filter_form"', 1)[1].split("</form>")[0]
+    assert 'type="hidden"' not in form and "Reset Filters" not in form
+
+
 @pytest.mark.parametrize("role", [perm.CUSTOMER_SERVICE, perm.MASTER_ADMIN])
 def test_segment_column_and_filter(role, app, customers, login_as):
     b, _ = login_as(role, locale="en")
