@@ -39,6 +39,18 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"')
 PASSWORD = "bench-1m-" + "x" * 16  # noqa: S105 (the bench's own throwaway accounts)
+
+
+def sign_in(client, email: str) -> None:
+    """Sign `email` in through the login form of a Flask test client (the in-process
+    profilers): one of the bench's accounts, made by `make bench-1m`."""
+    match = CSRF_RE.search(client.get("/login").get_data(as_text=True))
+    token = match.group(1) or match.group(2)
+    resp = client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": token})
+    if resp.status_code != 302:
+        raise SystemExit(f"sign-in as {email} failed ({resp.status_code}): run make bench-1m once")
+
+
 MASTER = "bench1m-master@carebox.example"
 AGENT = "bench1m-agent@carebox.example"
 CUSTOMER = "bench1m-customer@carebox.example"

@@ -15,23 +15,15 @@ from __future__ import annotations
 import argparse
 import cProfile
 import pstats
-import re
 import statistics
 import time
 
-from bench_http import AGENT, CUSTOMER, CUSTOMER_NO_PARCEL, NO_PARCEL_SUBJECT, PASSWORD
+from bench_http import AGENT, CUSTOMER, CUSTOMER_NO_PARCEL, NO_PARCEL_SUBJECT, sign_in
 from common import bench_app
 from sqlalchemy import event, select
 
 from backoffice.extensions import db
 from backoffice.models import Ticket, User
-
-
-def login(client, email: str) -> None:
-    html = client.get("/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html).group(1)
-    resp = client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": token})
-    assert resp.status_code == 302, resp.status_code
 
 
 def bench_tickets() -> dict[str, str]:
@@ -69,7 +61,7 @@ def main() -> None:
     statements: list[int] = []
     event.listen(engine, "before_cursor_execute", lambda *a, **k: statements.append(1))
     client = app.test_client()
-    login(client, AGENT)
+    sign_in(client, AGENT)
     print(f"{'desk, 20 messages':28} {'p50 ms':>8} {'stmts':>6} {'calls':>9}")
     for name, number in tickets.items():
         url = f"/admin/tickets/desk/{number}/"

@@ -14,7 +14,6 @@ import argparse
 import cProfile
 import io
 import pstats
-import re
 import statistics
 import sys
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_http import AGENT, CUSTOMER, PASSWORD  # noqa: E402
+from bench_http import AGENT, CUSTOMER, sign_in  # noqa: E402
 from common import bench_app  # noqa: E402
 from sqlalchemy import event, select  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
@@ -36,10 +35,7 @@ def login(app, email: str) -> str:
     """The session cookie of `email` signed in (through the login form)."""
     client = app.test_client()
     client.environ_base["HTTP_USER_AGENT"] = "bench"  # as wsgi_call's (session protection)
-    html = client.get("/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html).group(1)
-    resp = client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": token})
-    assert resp.status_code == 302, resp.status_code
+    sign_in(client, email)
     return client.get_cookie("session").value
 
 

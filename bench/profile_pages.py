@@ -20,20 +20,11 @@ import pstats
 import statistics
 import time
 
-from bench_http import AGENT, CSRF_RE, LIMITS, MASTER, PASSWORD
+from bench_http import AGENT, LIMITS, MASTER, sign_in
 from common import bench_app
 from sqlalchemy import event
 
 from backoffice.extensions import db
-
-
-def login(client, email: str) -> None:
-    html = client.get("/login").get_data(as_text=True)
-    match = CSRF_RE.search(html)
-    token = match.group(1) or match.group(2)
-    resp = client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": token})
-    if resp.status_code != 302:
-        raise SystemExit(f"sign-in as {email} failed ({resp.status_code}): run make bench-1m once")
 
 
 def main() -> None:
@@ -62,7 +53,7 @@ def main() -> None:
     # and the like were loaded by the first request only and missing from the figures).
     statements: list[str] = []
     event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
-    login(client, MASTER if args.who == "master" else AGENT)
+    sign_in(client, MASTER if args.who == "master" else AGENT)
     for url in args.urls:
         for _ in range(3):  # warm: templates compiled, caches filled
             assert client.get(url).status_code == 200, url
